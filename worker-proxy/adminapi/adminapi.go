@@ -1,0 +1,223 @@
+// Package adminapi holds the request and response bodies of the proxy's
+// admin API (/admin/...), shared by the proxy, its tests and the dashboard.
+// It builds for GOOS=js GOARCH=wasm and imports only the standard library
+// and the pool core.
+package adminapi
+
+import "time"
+
+// TimeLayout is how the API writes times: UTC with milliseconds, as
+// JavaScript's Date.toISOString does ("2024-01-15T10:30:00.000Z").
+const TimeLayout = "2006-01-02T15:04:05.000Z"
+
+// FormatTime writes t in TimeLayout, or nil for the zero time.
+func FormatTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(TimeLayout)
+	return &s
+}
+
+// Metadata is a key's descriptive data. In updates a nil field is left as
+// it is.
+type Metadata struct {
+	Description *string   `json:"description,omitempty"`
+	Tags        *[]string `json:"tags,omitempty"`
+}
+
+// AddKeyRequest is the body of POST /admin/keys. MaxRequests 0 or absent
+// means unlimited; IsActive absent means true.
+type AddKeyRequest struct {
+	Provider    string    `json:"provider"`
+	APIKey      string    `json:"apiKey"`
+	MaxRequests *int64    `json:"maxRequests,omitempty"`
+	Weight      *int      `json:"weight,omitempty"`
+	IsActive    *bool     `json:"isActive,omitempty"`
+	Metadata    *Metadata `json:"metadata,omitempty"`
+}
+
+// AddKeyResponse answers POST /admin/keys (201).
+type AddKeyResponse struct {
+	Message  string     `json:"message"`
+	KeyID    string     `json:"keyId"`
+	Provider string     `json:"provider"`
+	Key      *KeyStatus `json:"key,omitempty"`
+}
+
+// BulkAddRequest is the body of POST /admin/keys/bulk: many keys of one
+// provider sharing the same settings.
+type BulkAddRequest struct {
+	Provider    string    `json:"provider"`
+	APIKeys     []string  `json:"apiKeys"`
+	MaxRequests *int64    `json:"maxRequests,omitempty"`
+	Weight      *int      `json:"weight,omitempty"`
+	IsActive    *bool     `json:"isActive,omitempty"`
+	Metadata    *Metadata `json:"metadata,omitempty"`
+}
+
+// Results of one line of a bulk import.
+const (
+	BulkAdded     = "added"
+	BulkDuplicate = "duplicate"
+	BulkInvalid   = "invalid"
+)
+
+// BulkResult is the outcome of one apiKeys entry, in input order.
+type BulkResult struct {
+	Index     int    `json:"index"`
+	Status    string `json:"status"`
+	KeyID     string `json:"keyId,omitempty"`
+	MaskedKey string `json:"maskedKey,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// BulkAddResponse answers POST /admin/keys/bulk.
+type BulkAddResponse struct {
+	Message    string       `json:"message"`
+	Provider   string       `json:"provider"`
+	Added      int          `json:"added"`
+	Duplicates int          `json:"duplicates"`
+	Invalid    int          `json:"invalid"`
+	Results    []BulkResult `json:"results"`
+}
+
+// BulkDeleteRequest is the body of POST /admin/keys/bulk-delete.
+type BulkDeleteRequest struct {
+	IDs []string `json:"ids"`
+}
+
+// BulkDeleteResponse answers POST /admin/keys/bulk-delete.
+type BulkDeleteResponse struct {
+	Message  string   `json:"message"`
+	Deleted  int      `json:"deleted"`
+	NotFound []string `json:"notFound"`
+}
+
+// UpdateKeyRequest is the body of PUT /admin/keys/{id}; absent fields stay.
+type UpdateKeyRequest struct {
+	IsActive    *bool     `json:"isActive,omitempty"`
+	MaxRequests *int64    `json:"maxRequests,omitempty"`
+	Weight      *int      `json:"weight,omitempty"`
+	Metadata    *Metadata `json:"metadata,omitempty"`
+}
+
+// KeyResponse answers PUT and DELETE /admin/keys/{id}.
+type KeyResponse struct {
+	Message string     `json:"message"`
+	KeyID   string     `json:"keyId"`
+	Key     *KeyStatus `json:"key,omitempty"`
+}
+
+// Key states, as KeyStatus.State reports them.
+const (
+	StateActive    = "active"    // can serve
+	StateInactive  = "inactive"  // turned off by an operator
+	StateExhausted = "exhausted" // reached maxRequests
+)
+
+// LastError is a key's most recent failed upstream answer.
+type LastError struct {
+	Status  int     `json:"status"`
+	Message string  `json:"message"`
+	At      *string `json:"at"`
+}
+
+// KeyStatus is one key as status reports it. It never holds the secret.
+type KeyStatus struct {
+	ID          string     `json:"id"`
+	Provider    string     `json:"provider"`
+	IsActive    bool       `json:"isActive"`
+	Usage       string     `json:"usage"` // "150/1000", or "150/unlimited"
+	LastUsed    *string    `json:"lastUsed"`
+	MaskedKey   string     `json:"maskedKey"`
+	State       string     `json:"state"`
+	Available   bool       `json:"available"`
+	MaxRequests int64      `json:"maxRequests"`
+	Weight      int        `json:"weight"`
+	Requests    int64      `json:"requests"`
+	Successes   int64      `json:"successes"`
+	Failures    int64      `json:"failures"`
+	SuccessRate float64    `json:"successRate"`
+	InFlight    int64      `json:"inFlight"`
+	LastError   *LastError `json:"lastError"`
+	Description string     `json:"description"`
+	Tags        []string   `json:"tags"`
+	CreatedAt   *string    `json:"createdAt"`
+	UpdatedAt   *string    `json:"updatedAt"`
+}
+
+// ProviderStatus answers GET /admin/status?provider=NAME.
+type ProviderStatus struct {
+	Provider      string      `json:"provider"`
+	TotalKeys     int         `json:"totalKeys"`
+	ActiveKeys    int         `json:"activeKeys"`
+	AvailableKeys int         `json:"availableKeys"`
+	Keys          []KeyStatus `json:"keys"`
+}
+
+// StatusResponse answers GET /admin/status without a provider: every
+// configured provider's block, and totals.
+type StatusResponse struct {
+	TotalKeys     int              `json:"totalKeys"`
+	ActiveKeys    int              `json:"activeKeys"`
+	AvailableKeys int              `json:"availableKeys"`
+	Providers     []ProviderStatus `json:"providers"`
+}
+
+// ResetRequest is the body of POST /admin/reset.
+type ResetRequest struct {
+	Provider string `json:"provider"`
+}
+
+// ResetResponse answers POST /admin/reset.
+type ResetResponse struct {
+	Message   string `json:"message"`
+	Provider  string `json:"provider"`
+	KeysReset int    `json:"keysReset"`
+}
+
+// CreateTokenRequest is the body of POST /admin/tokens.
+type CreateTokenRequest struct {
+	Name string `json:"name"`
+}
+
+// CreateTokenResponse answers POST /admin/tokens (201). Token is shown this
+// once and never again.
+type CreateTokenResponse struct {
+	Message string `json:"message"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Token   string `json:"token"`
+	Masked  string `json:"masked"`
+}
+
+// Where a client token comes from.
+const (
+	TokenSourceAdmin = "admin" // created through the admin API; revocable
+	TokenSourceEnv   = "env"   // from CLIENT_TOKENS; change the environment to revoke
+)
+
+// Token is a client token as listed: masked, never whole.
+type Token struct {
+	ID        string  `json:"id"`
+	Name      string  `json:"name"`
+	Masked    string  `json:"masked"`
+	Source    string  `json:"source"`
+	CreatedAt *string `json:"createdAt"`
+}
+
+// TokenList answers GET /admin/tokens.
+type TokenList struct {
+	Tokens []Token `json:"tokens"`
+}
+
+// Error is the body of every error answer. Other fields may accompany it
+// (provider, strategy, suggestion, keyId).
+type Error struct {
+	Error      string `json:"error"`
+	Provider   string `json:"provider,omitempty"`
+	Strategy   string `json:"strategy,omitempty"`
+	Suggestion string `json:"suggestion,omitempty"`
+	KeyID      string `json:"keyId,omitempty"`
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keypool/keypool/worker-proxy/pool"
+	"github.com/keypool/keypool/worker-proxy/provider"
+	"github.com/keypool/keypool/worker-proxy/server"
+)
+
+// Config is the proxy's configuration, read from the environment. Each
+// field's comment names its variable and default.
+type Config struct {
+	Host string // HOST: interface to listen on; default all
+	Port string // PORT: default 8080; 0 picks a free port
+
+	AdminKey       string   // ADMIN_KEY: ≥ 16 characters; unset: generated into DATA_DIR/admin.key
+	ClientTokens   []string // CLIENT_TOKENS: comma-separated relay tokens, each ≥ 16 characters
+	AllowAnonymous bool     // ALLOW_ANONYMOUS_RELAY: relay without a client token; default false
+	AllowedOrigins []string // ALLOWED_ORIGINS: comma-separated browser origins, or *
+
+	Store   string // STORE: bolt (default; the embedded file database)
+	DataDir string // DATA_DIR: default ./data
+
+	GeminiBase    string // GEMINI_BASE_URL: default https://generativelanguage.googleapis.com/v1beta
+	GeminiKeyIn   string // GEMINI_KEY_IN: header (x-goog-api-key, default) or query (?key=)
+	OpenAIBase    string // OPENAI_BASE_URL: default https://api.openai.com/v1
+	AnthropicBase string // ANTHROPIC_BASE_URL: default https://api.anthropic.com/v1
+
+	MaxBodyBytes    int64         // MAX_BODY_BYTES: default 33554432 (32 MiB)
+	UpstreamTimeout time.Duration // UPSTREAM_TIMEOUT: wait for response headers; default 5m
+	FlushInterval   time.Duration // FLUSH_INTERVAL: usage counters to the store; default 5s
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: drain on SIGTERM; default 30s
+
+	LogLevel  slog.Level // LOG_LEVEL: debug, info (default), warn, error
+	LogFormat string     // LOG_FORMAT: text (default) or json
+}
+
+// LoadConfig reads the configuration through getenv and checks it.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	c := Config{
+		Host: getenv("HOST"), Port: or(getenv("PORT"), "8080"),
+		AdminKey:       getenv("ADMIN_KEY"),
+		ClientTokens:   splitList(getenv("CLIENT_TOKENS")),
+		AllowedOrigins: splitList(getenv("ALLOWED_ORIGINS")),
+		Store:          strings.ToLower(or(getenv("STORE"), "bolt")),
+		DataDir:        or(getenv("DATA_DIR"), "./data"),
+		GeminiBase:     or(getenv("GEMINI_BASE_URL"), "https://generativelanguage.googleapis.com/v1beta"),
+		GeminiKeyIn:    strings.ToLower(or(getenv("GEMINI_KEY_IN"), "header")),
+		OpenAIBase:     or(getenv("OPENAI_BASE_URL"), "https://api.openai.com/v1"),
+		AnthropicBase:  or(getenv("ANTHROPIC_BASE_URL"), "https://api.anthropic.com/v1"),
+		LogFormat:      strings.ToLower(or(getenv("LOG_FORMAT"), "text")),
+	}
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
+	}
+	if p, err := strconv.Atoi(c.Port); err != nil || p < 0 || p > 65535 {
+		bad("PORT", "%q is not a port number", c.Port)
+	}
+	if c.AdminKey != "" && len(c.AdminKey) < server.MinSecretLen {
+		bad("ADMIN_KEY", "too weak: it must be at least %d characters (unset it to have a strong one generated)", server.MinSecretLen)
+	}
+	for i, t := range c.ClientTokens {
+		if len(t) < server.MinSecretLen {
+			bad("CLIENT_TOKENS", "token #%d is shorter than %d characters", i+1, server.MinSecretLen)
+		}
+	}
+	if v := getenv("ALLOW_ANONYMOUS_RELAY"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("ALLOW_ANONYMOUS_RELAY", "%q is not true or false", v)
+		}
+		c.AllowAnonymous = b
+	}
+	for _, o := range c.AllowedOrigins {
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			bad("ALLOWED_ORIGINS", "%q is not an origin like https://user.github.io", o)
+		}
+	}
+	switch c.Store {
+	case "bolt", "embedded", "file":
+		c.Store = "bolt"
+	default:
+		bad("STORE", "unknown store %q (available: bolt)", c.Store)
+	}
+	if c.GeminiKeyIn != "header" && c.GeminiKeyIn != "query" {
+		bad("GEMINI_KEY_IN", "%q is not header or query", c.GeminiKeyIn)
+	}
+	for _, v := range []struct{ name, val string }{{"GEMINI_BASE_URL", c.GeminiBase}, {"OPENAI_BASE_URL", c.OpenAIBase}, {"ANTHROPIC_BASE_URL", c.AnthropicBase}} {
+		if _, err := provider.ParseBase(v.val); err != nil {
+			bad(v.name, "%v", err)
+		}
+	}
+	c.MaxBodyBytes = 32 << 20
+	if v := getenv("MAX_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1024 {
+			bad("MAX_BODY_BYTES", "%q is not a byte count of at least 1024", v)
+		}
+		c.MaxBodyBytes = n
+	}
+	dur := func(name string, def time.Duration, min time.Duration) time.Duration {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < min {
+			bad(name, "%q is not a duration of at least %s (like 30s or 5m)", v, min)
+		}
+		return d
+	}
+	c.UpstreamTimeout = dur("UPSTREAM_TIMEOUT", 5*time.Minute, time.Second)
+	c.FlushInterval = dur("FLUSH_INTERVAL", 5*time.Second, 100*time.Millisecond)
+	c.ShutdownTimeout = dur("SHUTDOWN_TIMEOUT", 30*time.Second, 0)
+	if v := getenv("LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			bad("LOG_LEVEL", "%q is not debug, info, warn or error", v)
+		}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("LOG_FORMAT", "%q is not text or json", c.LogFormat)
+	}
+	return c, errors.Join(errs...)
+}
+
+// Addr is the listen address.
+func (c Config) Addr() string { return net.JoinHostPort(c.Host, c.Port) }
+
+// Providers builds the provider registry from the configured base URLs.
+func (c Config) Providers() (*provider.Registry, error) {
+	ps := provider.Defaults()
+	for _, p := range ps {
+		var raw string
+		switch p.Name {
+		case "gemini":
+			raw = c.GeminiBase
+			if c.GeminiKeyIn == "query" {
+				p.KeyQuery = "key"
+			}
+		case "openai":
+			raw = c.OpenAIBase
+		case "anthropic":
+			raw = c.AnthropicBase
+		}
+		u, err := provider.ParseBase(raw)
+		if err != nil {
+			return nil, err
+		}
+		p.Base = u
+	}
+	return provider.NewRegistry(ps...)
+}
+
+// adminKeyFile is where a generated admin key is kept, in DATA_DIR.
+const adminKeyFile = "admin.key"
+
+// resolveAdminKey returns the admin key: ADMIN_KEY if set, else the one
+// kept in DATA_DIR, else a new one written there (generated reports that).
+func resolveAdminKey(c Config) (key string, generated bool, err error) {
+	if c.AdminKey != "" {
+		return c.AdminKey, false, nil
+	}
+	path := filepath.Join(c.DataDir, adminKeyFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k := strings.TrimSpace(string(b))
+		if len(k) < server.MinSecretLen {
+			return "", false, fmt.Errorf("%s holds a key shorter than %d characters; delete it to have a new one generated", path, server.MinSecretLen)
+		}
+		return k, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", false, fmt.Errorf("read admin key: %w", err)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return "", false, fmt.Errorf("create data directory: %w", err)
+	}
+	k := pool.NewAdminKey()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("write admin key: %w", err)
+	}
+	if _, err := f.WriteString(k + "\n"); err != nil {
+		f.Close()
+		return "", false, fmt.Errorf("write admin key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", false, fmt.Errorf("write admin key: %w", err)
+	}
+	return k, true, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func splitList(s string) []string {
+	var out []string
+	for part := range strings.SplitSeq(s, ",") {
+		if p := strings.TrimSpace(part); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,145 @@
+// Command worker-proxy is the API Key Pool proxy: it holds many AI-provider
+// API keys, picks one per request and relays the call. Configuration comes
+// from the environment; see README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/keypool/keypool/worker-proxy/server"
+	"github.com/keypool/keypool/worker-proxy/store"
+	"github.com/keypool/keypool/worker-proxy/store/boltstore"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run starts the proxy and serves until ctx ends; it returns the exit code.
+// The banner (listen address, a newly generated admin key) goes to stdout,
+// logs to stderr.
+func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "configuration error:\n%v\n", err)
+		return 2
+	}
+	var h slog.Handler
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(stderr, opts)
+	} else {
+		h = slog.NewTextHandler(stderr, opts)
+	}
+	log := slog.New(h)
+	if err := serve(ctx, cfg, log, stdout); err != nil {
+		log.Error("proxy stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) error {
+	adminKey, generated, err := resolveAdminKey(cfg)
+	if err != nil {
+		return err
+	}
+	providers, err := cfg.Providers()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	srv, err := server.New(ctx, server.Config{
+		AdminKey: adminKey, ClientTokens: cfg.ClientTokens, AllowAnonymous: cfg.AllowAnonymous,
+		AllowedOrigins: cfg.AllowedOrigins, MaxBodyBytes: cfg.MaxBodyBytes,
+		UpstreamTimeout: cfg.UpstreamTimeout, Logger: log,
+	}, st, providers)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 15 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	flushCtx, stopFlush := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.RunFlusher(flushCtx, cfg.FlushInterval) })
+
+	printBanner(stdout, cfg, ln.Addr().(*net.TCPAddr), adminKey, generated)
+	log.Info("proxy started", "addr", ln.Addr().String(), "store", cfg.Store, "keys", srv.Pool().Len(), "anonymousRelay", cfg.AllowAnonymous)
+	if !cfg.AllowAnonymous && len(cfg.ClientTokens) == 0 {
+		log.Info("relay needs a client token: set CLIENT_TOKENS or create one with POST /admin/tokens")
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		err = hs.Shutdown(sctx)
+		cancel()
+		if err != nil {
+			hs.Close()
+		}
+	}
+	stopFlush()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, context.DeadlineExceeded) {
+		err = nil
+	}
+	log.Info("proxy stopped; usage flushed")
+	return err
+}
+
+func openStore(cfg Config) (store.Store, error) {
+	switch cfg.Store {
+	case "bolt":
+		return boltstore.Open(filepath.Join(cfg.DataDir, "keypool.db"))
+	}
+	return nil, fmt.Errorf("unknown store %q", cfg.Store)
+}
+
+func printBanner(w io.Writer, cfg Config, addr *net.TCPAddr, adminKey string, generated bool) {
+	host := cfg.Host
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	base := "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+	fmt.Fprintf(w, "API Key Pool proxy listening on %s\n", base)
+	fmt.Fprintf(w, "  relay:     %s/api/{gemini|openai|anthropic}/...\n", base)
+	fmt.Fprintf(w, "  admin API: %s/admin/status (header X-Admin-Key)\n", base)
+	if generated {
+		fmt.Fprintf(w, "  admin key (generated, shown once, saved in %s): %s\n", filepath.Join(cfg.DataDir, adminKeyFile), adminKey)
+	} else if cfg.AdminKey == "" {
+		fmt.Fprintf(w, "  admin key: read from %s\n", filepath.Join(cfg.DataDir, adminKeyFile))
+	}
+}

@@ -1,0 +1,57 @@
+package pool
+
+import (
+	"fmt"
+	"testing"
+)
+
+// BenchmarkPick measures one pick (and its Finish) per operation for every
+// strategy at 10, 1,000 and 100,000 keys, from one goroutine and from
+// GOMAXPROCS goroutines.
+func BenchmarkPick(b *testing.B) {
+	for _, n := range []int{10, 1000, 100000} {
+		p := newPool(keys("gemini", n)...)
+		for _, s := range Strategies {
+			b.Run(fmt.Sprintf("%s/keys=%d/seq", s, n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					e := p.Pick("gemini", s)
+					if e == nil {
+						b.Fatal("no key")
+					}
+					e.Finish(Outcome{Success: true})
+				}
+			})
+			b.Run(fmt.Sprintf("%s/keys=%d/parallel", s, n), func(b *testing.B) {
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						e := p.Pick("gemini", s)
+						if e == nil {
+							b.Fatal("no key")
+						}
+						e.Finish(Outcome{Success: true})
+					}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkPickSparse: 100,000 keys of which only every 1,000th can serve,
+// the worst case for a scan: the bitset keeps it to one word per 64 keys.
+func BenchmarkPickSparse(b *testing.B) {
+	ks := keys("gemini", 100000)
+	for i := range ks {
+		ks[i].IsActive = i%1000 == 0
+	}
+	p := newPool(ks...)
+	for _, s := range Strategies {
+		b.Run(s.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p.Pick("gemini", s).Finish(Outcome{Success: true})
+			}
+		})
+	}
+}

@@ -1,0 +1,617 @@
+package pool
+
+import (
+	"container/heap"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrNotFound is returned for an unknown key id.
+var ErrNotFound = errors.New("not found")
+
+// Entry is a key as the pool holds it: its configuration and its live
+// counters. The relay gets an *Entry from Pick and reports back with Finish.
+// An Entry must not be copied.
+type Entry struct {
+	cfg atomic.Pointer[Key]
+
+	requests  atomic.Int64
+	successes atomic.Int64
+	failures  atomic.Int64
+	lastUsed  atomic.Int64 // unix nanoseconds, 0 = never
+	lastErr   atomic.Pointer[LastError]
+	inflight  atomic.Int64
+
+	// Flush baselines: what the store already has. Guarded by Pool.flushMu.
+	fRequests, fSuccesses, fFailures, fLastUsed int64
+	fLastErr                                    *LastError
+}
+
+// ID returns the key's id.
+func (e *Entry) ID() string { return e.cfg.Load().ID }
+
+// Secret returns the provider credential to send upstream.
+func (e *Entry) Secret() string { return e.cfg.Load().Secret }
+
+// Key returns a copy of the key's current configuration.
+func (e *Entry) Key() Key { return e.cfg.Load().Clone() }
+
+// Usage returns the key's current statistics.
+func (e *Entry) Usage() Usage {
+	u := Usage{
+		Requests:  e.requests.Load(),
+		Successes: e.successes.Load(),
+		Failures:  e.failures.Load(),
+		LastError: e.lastErr.Load(),
+	}
+	if t := e.lastUsed.Load(); t != 0 {
+		u.LastUsed = time.Unix(0, t).UTC()
+	}
+	return u
+}
+
+// InFlight returns how many picked requests have not finished yet.
+func (e *Entry) InFlight() int64 { return e.inflight.Load() }
+
+// servable reports whether the key's configuration lets it serve, leaving
+// the request count aside.
+func (k *Key) servable() bool { return k.IsActive }
+
+// Available reports whether the key can serve a request now.
+func (e *Entry) Available() bool {
+	k := e.cfg.Load()
+	return k.servable() && (k.MaxRequests == 0 || e.requests.Load() < k.MaxRequests)
+}
+
+// acquire takes one request from the key's budget if it can serve. It never
+// lets the request count pass MaxRequests, however many callers race.
+func (e *Entry) acquire(now int64) bool {
+	k := e.cfg.Load()
+	if !k.servable() {
+		return false
+	}
+	if max := k.MaxRequests; max > 0 {
+		for {
+			r := e.requests.Load()
+			if r >= max {
+				return false
+			}
+			if e.requests.CompareAndSwap(r, r+1) {
+				break
+			}
+		}
+	} else {
+		e.requests.Add(1)
+	}
+	e.lastUsed.Store(now)
+	e.inflight.Add(1)
+	return true
+}
+
+// Outcome is what came of one relayed request.
+type Outcome struct {
+	// Aborted: the client went away before an answer; neither counts.
+	Aborted bool
+	Success bool
+	Error   *LastError // set on failure; Message must be free of secrets
+}
+
+// Finish records the outcome of a request that Pick handed this key.
+func (e *Entry) Finish(o Outcome) {
+	e.inflight.Add(-1)
+	switch {
+	case o.Aborted:
+		return
+	case o.Success:
+		e.successes.Add(1)
+		return
+	}
+	e.failures.Add(1)
+	if o.Error != nil {
+		le := *o.Error
+		e.lastErr.Store(&le)
+	}
+}
+
+// snapshot is one provider's keys in their stable order, with a bitset
+// hinting which can serve. A snapshot is immutable once published, but for
+// the bits.
+type snapshot struct {
+	entries []*Entry
+	avail   *bitset
+}
+
+// set holds one provider's keys.
+type set struct {
+	snap atomic.Pointer[snapshot]
+	rr   atomic.Uint64
+
+	mu       sync.Mutex // guards heap and heapSnap
+	heap     usageHeap
+	heapSnap *snapshot
+}
+
+// Pool holds every provider's keys and picks one per request. Picks are
+// lock-free for RoundRobin and Random and take O(1) expected time (at worst
+// a scan of one bit per key); LeastUsed takes O(log n) under a per-provider
+// lock. No pick copies the key list. Changes to keys rebuild the affected
+// provider's snapshot in O(n).
+type Pool struct {
+	now func() time.Time
+
+	sets atomic.Pointer[map[string]*set] // copy on write, under mu
+
+	mu       sync.Mutex // serializes changes to keys
+	byID     map[string]*Entry
+	bySecret map[string]*Entry // provider + "\x00" + secret
+
+	flushMu sync.Mutex // serializes Flush and ResetUsage
+}
+
+// New returns an empty pool. A nil now means time.Now.
+func New(now func() time.Time) *Pool {
+	if now == nil {
+		now = time.Now
+	}
+	p := &Pool{now: now, byID: make(map[string]*Entry), bySecret: make(map[string]*Entry)}
+	m := map[string]*set{}
+	p.sets.Store(&m)
+	return p
+}
+
+// Load replaces the pool's content with keys and their persisted usage.
+func (p *Pool) Load(keys []Key, usage map[string]Usage) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
+	p.byID = make(map[string]*Entry, len(keys))
+	p.bySecret = make(map[string]*Entry, len(keys))
+	for _, k := range keys {
+		e := newEntry(k)
+		p.bySecret[secretKey(k.Provider, k.Secret)] = e
+		if u, ok := usage[k.ID]; ok {
+			e.requests.Store(u.Requests)
+			e.successes.Store(u.Successes)
+			e.failures.Store(u.Failures)
+			if !u.LastUsed.IsZero() {
+				e.lastUsed.Store(u.LastUsed.UnixNano())
+			}
+			if u.LastError != nil {
+				le := *u.LastError
+				e.lastErr.Store(&le)
+			}
+			e.fRequests, e.fSuccesses, e.fFailures = u.Requests, u.Successes, u.Failures
+			e.fLastUsed = e.lastUsed.Load()
+			e.fLastErr = e.lastErr.Load()
+		}
+		p.byID[k.ID] = e
+	}
+	m := map[string]*set{}
+	p.sets.Store(&m)
+	for _, prov := range p.providersLocked() {
+		p.rebuildLocked(prov)
+	}
+}
+
+func secretKey(provider, secret string) string { return provider + "\x00" + secret }
+
+func newEntry(k Key) *Entry {
+	e := &Entry{}
+	k = k.Clone()
+	e.cfg.Store(&k)
+	return e
+}
+
+// providersLocked returns the providers that have keys, sorted.
+func (p *Pool) providersLocked() []string {
+	seen := map[string]bool{}
+	for _, e := range p.byID {
+		seen[e.cfg.Load().Provider] = true
+	}
+	for prov := range *p.sets.Load() {
+		seen[prov] = true
+	}
+	out := make([]string, 0, len(seen))
+	for prov := range seen {
+		out = append(out, prov)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// rebuildLocked publishes a fresh snapshot of provider's keys.
+func (p *Pool) rebuildLocked(provider string) {
+	var entries []*Entry
+	for _, e := range p.byID {
+		if e.cfg.Load().Provider == provider {
+			entries = append(entries, e)
+		}
+	}
+	slices.SortFunc(entries, func(a, b *Entry) int {
+		ka, kb := a.cfg.Load(), b.cfg.Load()
+		if c := ka.CreatedAt.Compare(kb.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(ka.ID, kb.ID)
+	})
+	snap := &snapshot{entries: entries, avail: newBitset(len(entries))}
+	for i, e := range entries {
+		if e.Available() {
+			snap.avail.set(i)
+		}
+	}
+	sets := *p.sets.Load()
+	s, ok := sets[provider]
+	if !ok {
+		m := make(map[string]*set, len(sets)+1)
+		for k, v := range sets {
+			m[k] = v
+		}
+		s = &set{}
+		m[provider] = s
+		s.snap.Store(snap)
+		p.sets.Store(&m)
+		return
+	}
+	s.snap.Store(snap)
+}
+
+// Add puts a new key into the pool. The caller has validated it.
+func (p *Pool) Add(k Key) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := newEntry(k)
+	p.byID[k.ID] = e
+	p.bySecret[secretKey(k.Provider, k.Secret)] = e
+	p.rebuildLocked(k.Provider)
+}
+
+// AddAll puts many new keys into the pool, rebuilding each provider once.
+func (p *Pool) AddAll(keys []Key) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	provs := map[string]bool{}
+	for _, k := range keys {
+		e := newEntry(k)
+		p.byID[k.ID] = e
+		p.bySecret[secretKey(k.Provider, k.Secret)] = e
+		provs[k.Provider] = true
+	}
+	for prov := range provs {
+		p.rebuildLocked(prov)
+	}
+}
+
+// Update replaces the configuration of the key with k.ID; its counters are
+// kept. It returns ErrNotFound for an unknown id. The provider cannot change.
+func (p *Pool) Update(k Key) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.byID[k.ID]
+	if !ok {
+		return ErrNotFound
+	}
+	old := e.cfg.Load()
+	k = k.Clone()
+	k.Provider = old.Provider
+	delete(p.bySecret, secretKey(old.Provider, old.Secret))
+	p.bySecret[secretKey(k.Provider, k.Secret)] = e
+	e.cfg.Store(&k)
+	p.rebuildLocked(k.Provider)
+	return nil
+}
+
+// Remove deletes the keys with the given ids; unknown ids are ignored. It
+// returns how many were removed.
+func (p *Pool) Remove(ids ...string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	provs := map[string]bool{}
+	n := 0
+	for _, id := range ids {
+		if e, ok := p.byID[id]; ok {
+			k := e.cfg.Load()
+			provs[k.Provider] = true
+			delete(p.byID, id)
+			delete(p.bySecret, secretKey(k.Provider, k.Secret))
+			n++
+		}
+	}
+	for prov := range provs {
+		p.rebuildLocked(prov)
+	}
+	return n
+}
+
+// Entry returns the key with the given id.
+func (p *Pool) Entry(id string) (*Entry, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.byID[id]
+	return e, ok
+}
+
+// FindSecret returns the key of provider whose secret is secret.
+func (p *Pool) FindSecret(provider, secret string) (*Entry, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.bySecret[secretKey(provider, secret)]
+	return e, ok
+}
+
+// Len returns how many keys the pool holds.
+func (p *Pool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.byID)
+}
+
+// Providers returns the providers that have or had keys, sorted.
+func (p *Pool) Providers() []string {
+	sets := *p.sets.Load()
+	out := make([]string, 0, len(sets))
+	for prov := range sets {
+		out = append(out, prov)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Entries returns provider's keys in their stable order. The slice is
+// shared: do not modify it.
+func (p *Pool) Entries(provider string) []*Entry {
+	if s, ok := (*p.sets.Load())[provider]; ok {
+		return s.snap.Load().entries
+	}
+	return nil
+}
+
+// Pick takes a key of provider that can serve now, by strategy, and counts
+// one request against it. It returns nil when no key can serve. The caller
+// must call Finish on the returned entry once the request is done.
+func (p *Pool) Pick(provider string, strategy Strategy) *Entry {
+	s, ok := (*p.sets.Load())[provider]
+	if !ok {
+		return nil
+	}
+	now := p.now().UnixNano()
+	switch strategy {
+	case LeastUsed:
+		return s.pickLeastUsed(now)
+	case Random:
+		snap := s.snap.Load()
+		n := len(snap.entries)
+		if n == 0 {
+			return nil
+		}
+		for range 3 {
+			i := rand.IntN(n)
+			if snap.avail.has(i) && snap.take(i, now) {
+				return snap.entries[i]
+			}
+		}
+		return snap.scan(rand.IntN(n), now)
+	default:
+		return s.pickRoundRobin(now)
+	}
+}
+
+// pickRoundRobin takes the first available key after the one taken last,
+// so every available key gets its turn, however many cannot serve.
+func (s *set) pickRoundRobin(now int64) *Entry {
+	snap := s.snap.Load()
+	n := len(snap.entries)
+	if n == 0 {
+		return nil
+	}
+	for range n + 8 {
+		start := s.rr.Load()
+		i := snap.avail.next(int(start % uint64(n)))
+		if i < 0 {
+			return nil
+		}
+		if !s.rr.CompareAndSwap(start, uint64(i+1)) {
+			continue // another pick moved on; look again from there
+		}
+		if snap.take(i, now) {
+			return snap.entries[i]
+		}
+	}
+	// Heavy contention: fall back to a plain scan.
+	return snap.scan(int(s.rr.Load()%uint64(n)), now)
+}
+
+// take acquires entry i, clearing its bit when it cannot serve.
+func (s *snapshot) take(i int, now int64) bool {
+	e := s.entries[i]
+	if e.acquire(now) {
+		return true
+	}
+	s.avail.clear(i)
+	// A concurrent reset may have made it available again after we looked:
+	// never leave an available key with its bit cleared.
+	if e.Available() {
+		s.avail.set(i)
+	}
+	return false
+}
+
+// scan acquires the first available key at or after start, wrapping.
+func (s *snapshot) scan(start int, now int64) *Entry {
+	i := start
+	for range len(s.entries) + 1 {
+		i = s.avail.next(i)
+		if i < 0 {
+			return nil
+		}
+		if s.take(i, now) {
+			return s.entries[i]
+		}
+		i++
+		if i == len(s.entries) {
+			i = 0
+		}
+	}
+	return nil
+}
+
+// pickLeastUsed keeps a min-heap of (request count, position). Other
+// strategies bump counts without touching the heap, so a recorded count is
+// a lower bound: a top whose record is current is the true minimum.
+func (s *set) pickLeastUsed(now int64) *Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap := s.snap.Load()
+	if s.heapSnap != snap {
+		s.heap = s.heap[:0]
+		for i, e := range snap.entries {
+			if snap.avail.has(i) {
+				s.heap = append(s.heap, heapItem{e: e, pos: i, count: e.requests.Load()})
+			}
+		}
+		heap.Init(&s.heap)
+		s.heapSnap = snap
+	}
+	for len(s.heap) > 0 {
+		top := &s.heap[0]
+		if c := top.e.requests.Load(); c != top.count {
+			top.count = c
+			heap.Fix(&s.heap, 0)
+			continue
+		}
+		if snap.take(top.pos, now) {
+			e := top.e
+			top.count++
+			heap.Fix(&s.heap, 0)
+			return e
+		}
+		// It cannot serve; it returns with the next snapshot.
+		heap.Pop(&s.heap)
+	}
+	return nil
+}
+
+type heapItem struct {
+	e     *Entry
+	pos   int
+	count int64
+}
+
+type usageHeap []heapItem
+
+func (h usageHeap) Len() int { return len(h) }
+func (h usageHeap) Less(i, j int) bool {
+	return h[i].count < h[j].count || h[i].count == h[j].count && h[i].pos < h[j].pos
+}
+func (h usageHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *usageHeap) Push(x any)   { *h = append(*h, x.(heapItem)) }
+func (h *usageHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// Counts summarizes one provider's keys.
+type Counts struct {
+	Total     int `json:"totalKeys"`
+	Active    int `json:"activeKeys"`
+	Available int `json:"availableKeys"`
+}
+
+// Counts returns provider's key counts as of now.
+func (p *Pool) Counts(provider string) Counts {
+	var c Counts
+	for _, e := range p.Entries(provider) {
+		c.Total++
+		if e.cfg.Load().IsActive {
+			c.Active++
+		}
+		if e.Available() {
+			c.Available++
+		}
+	}
+	return c
+}
+
+// Flush hands every key's usage since the last successful flush to write,
+// and marks it flushed only if write succeeds; on failure the same deltas
+// come again next time, so none is lost or counted twice. Flush and
+// ResetUsage exclude each other.
+func (p *Pool) Flush(write func([]UsageDelta) error) error {
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
+	p.mu.Lock()
+	entries := make([]*Entry, 0, len(p.byID))
+	for _, e := range p.byID {
+		entries = append(entries, e)
+	}
+	p.mu.Unlock()
+
+	type mark struct {
+		e           *Entry
+		r, s, f, lu int64
+		le          *LastError
+	}
+	var deltas []UsageDelta
+	var marks []mark
+	for _, e := range entries {
+		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load()}
+		d := UsageDelta{ID: e.cfg.Load().ID, Requests: m.r - e.fRequests, Successes: m.s - e.fSuccesses, Failures: m.f - e.fFailures}
+		if m.lu != e.fLastUsed && m.lu != 0 {
+			d.LastUsed = time.Unix(0, m.lu).UTC()
+		}
+		if m.le != e.fLastErr {
+			d.LastError = m.le
+		}
+		if d.Requests == 0 && d.Successes == 0 && d.Failures == 0 && d.LastUsed.IsZero() && d.LastError == nil {
+			continue
+		}
+		deltas = append(deltas, d)
+		marks = append(marks, m)
+	}
+	if len(deltas) == 0 {
+		return nil
+	}
+	if err := write(deltas); err != nil {
+		return err
+	}
+	for _, m := range marks {
+		m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed, m.e.fLastErr = m.r, m.s, m.f, m.lu, m.le
+	}
+	return nil
+}
+
+// ResetUsage zeroes the request, success and failure counts of provider's
+// keys after reset (the store's part) succeeds, and returns how many keys
+// were reset.
+func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int, error) {
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	entries := p.Entries(provider)
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.cfg.Load().ID
+	}
+	if err := reset(ids); err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		e.requests.Store(0)
+		e.successes.Store(0)
+		e.failures.Store(0)
+		e.fRequests, e.fSuccesses, e.fFailures = 0, 0, 0
+	}
+	if len(entries) > 0 {
+		p.rebuildLocked(provider)
+	}
+	return len(entries), nil
+}

@@ -1,0 +1,58 @@
+package pool
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Strategy is how a Pool picks among the keys that can serve.
+type Strategy uint8
+
+const (
+	// RoundRobin takes the keys in a stable order (by creation), each in turn.
+	RoundRobin Strategy = iota
+	// LeastUsed takes the key with the lowest request count; ties go to the
+	// earlier key in the stable order.
+	LeastUsed
+	// Random takes a key uniformly at random.
+	Random
+)
+
+// Strategies lists every strategy, in the order of their values.
+var Strategies = []Strategy{RoundRobin, LeastUsed, Random}
+
+// String returns the strategy's name as clients write it.
+func (s Strategy) String() string {
+	switch s {
+	case RoundRobin:
+		return "roundRobin"
+	case LeastUsed:
+		return "leastUsed"
+	case Random:
+		return "random"
+	}
+	return fmt.Sprintf("Strategy(%d)", uint8(s))
+}
+
+// ParseStrategy reads a strategy name. The empty name is RoundRobin. Names
+// match case-insensitively, with or without '_' or '-' ("least_used").
+func ParseStrategy(name string) (Strategy, error) {
+	n := strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(name))
+	switch n {
+	case "", "roundrobin", "rr":
+		return RoundRobin, nil
+	case "leastused":
+		return LeastUsed, nil
+	case "random":
+		return Random, nil
+	}
+	return 0, invalid("unknown strategy %q: use roundRobin, leastUsed or random", truncate(name, 40))
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}

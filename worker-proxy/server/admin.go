@@ -1,0 +1,489 @@
+package server
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/pool"
+)
+
+// Admin request bodies are small; bulk imports may be large.
+const (
+	maxAdminBody = 1 << 20
+	maxBulkBody  = 32 << 20
+	maxBulkKeys  = 50000
+)
+
+// keyStatus describes e for the admin API, without its secret.
+func keyStatus(e *pool.Entry) adminapi.KeyStatus {
+	k, u := e.Key(), e.Usage()
+	limit := "unlimited"
+	if k.MaxRequests > 0 {
+		limit = strconv.FormatInt(k.MaxRequests, 10)
+	}
+	st := adminapi.KeyStatus{
+		ID: k.ID, Provider: k.Provider, IsActive: k.IsActive,
+		Usage:    strconv.FormatInt(u.Requests, 10) + "/" + limit,
+		LastUsed: adminapi.FormatTime(u.LastUsed), MaskedKey: pool.Mask(k.Secret),
+		Available: e.Available(), MaxRequests: k.MaxRequests, Weight: cmp.Or(k.Weight, 1),
+		Requests: u.Requests, Successes: u.Successes, Failures: u.Failures,
+		SuccessRate: u.SuccessRate(), InFlight: e.InFlight(),
+		Description: k.Description, Tags: k.Tags,
+		CreatedAt: adminapi.FormatTime(k.CreatedAt), UpdatedAt: adminapi.FormatTime(k.UpdatedAt),
+	}
+	if st.Tags == nil {
+		st.Tags = []string{}
+	}
+	switch {
+	case !k.IsActive:
+		st.State = adminapi.StateInactive
+	case !st.Available:
+		st.State = adminapi.StateExhausted
+	default:
+		st.State = adminapi.StateActive
+	}
+	if le := u.LastError; le != nil {
+		st.LastError = &adminapi.LastError{Status: le.Status, Message: le.Message, At: adminapi.FormatTime(le.At)}
+	}
+	return st
+}
+
+func (s *Server) providerStatus(name string) adminapi.ProviderStatus {
+	entries := s.pool.Entries(name)
+	ps := adminapi.ProviderStatus{Provider: name, Keys: make([]adminapi.KeyStatus, 0, len(entries))}
+	for _, e := range entries {
+		ks := keyStatus(e)
+		ps.TotalKeys++
+		if ks.IsActive {
+			ps.ActiveKeys++
+		}
+		if ks.Available {
+			ps.AvailableKeys++
+		}
+		ps.Keys = append(ps.Keys, ks)
+	}
+	return ps
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	if name := r.URL.Query().Get("provider"); name != "" {
+		if _, ok := s.providers.Get(name); !ok {
+			s.unknownProvider(w, http.StatusBadRequest, name)
+			return
+		}
+		writeJSON(w, http.StatusOK, s.providerStatus(name))
+		return
+	}
+	var all adminapi.StatusResponse
+	all.Providers = []adminapi.ProviderStatus{}
+	for _, name := range s.providerNames() {
+		ps := s.providerStatus(name)
+		all.TotalKeys += ps.TotalKeys
+		all.ActiveKeys += ps.ActiveKeys
+		all.AvailableKeys += ps.AvailableKeys
+		all.Providers = append(all.Providers, ps)
+	}
+	writeJSON(w, http.StatusOK, all)
+}
+
+// providerNames lists configured providers and any that still hold keys.
+func (s *Server) providerNames() []string {
+	names := slices.Clone(s.providers.Names())
+	for _, p := range s.pool.Providers() {
+		if !slices.Contains(names, p) {
+			names = append(names, p)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (s *Server) unknownProvider(w http.ResponseWriter, status int, name string) {
+	writeJSON(w, status, map[string]any{
+		"error":     "Unknown provider",
+		"provider":  truncate(name, 40),
+		"providers": s.providers.Names(),
+	})
+}
+
+func (s *Server) handleGetKey(w http.ResponseWriter, r *http.Request) {
+	e, ok := s.pool.Entry(r.PathValue("id"))
+	if !ok {
+		s.keyNotFound(w, r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, keyStatus(e))
+}
+
+func (s *Server) keyNotFound(w http.ResponseWriter, id string) {
+	writeJSON(w, http.StatusNotFound, adminapi.Error{Error: "Key not found", KeyID: truncate(id, 64)})
+}
+
+// badRequest answers 400 with err's message; err comes from validation or
+// decoding and holds no secret.
+func badRequest(w http.ResponseWriter, err error) {
+	msg := err.Error()
+	var br errBadRequest
+	if errors.As(err, &br) {
+		msg = br.msg
+	} else if errors.Is(err, pool.ErrInvalid) {
+		msg = msg[len(pool.ErrInvalid.Error())+2:]
+	}
+	writeError(w, http.StatusBadRequest, msg)
+}
+
+// newKey builds a validated key from the shared fields of add requests.
+func (s *Server) newKey(provider, secret string, maxReq *int64, weight *int, active *bool, md *adminapi.Metadata) (pool.Key, error) {
+	now := s.cfg.Now().UTC()
+	k := pool.Key{
+		ID: pool.NewKeyID(now), Provider: provider, Secret: secret, IsActive: true,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if _, ok := s.providers.Get(provider); !ok && provider != "" {
+		return k, fmt.Errorf("%w: unknown provider %q: configured providers are %v", pool.ErrInvalid, truncate(provider, 40), s.providers.Names())
+	}
+	if maxReq != nil {
+		k.MaxRequests = *maxReq
+	}
+	if weight != nil {
+		k.Weight = *weight
+	}
+	if active != nil {
+		k.IsActive = *active
+	}
+	if md != nil {
+		if md.Description != nil {
+			k.Description = *md.Description
+		}
+		if md.Tags != nil {
+			tags, err := pool.NormalizeTags(*md.Tags)
+			if err != nil {
+				return k, err
+			}
+			k.Tags = tags
+		}
+	}
+	return k, k.Validate()
+}
+
+func (s *Server) handleAddKey(w http.ResponseWriter, r *http.Request) {
+	var req adminapi.AddKeyRequest
+	if err := decodeJSON(w, r, maxAdminBody, &req); err != nil {
+		badRequest(w, err)
+		return
+	}
+	k, err := s.newKey(req.Provider, req.APIKey, req.MaxRequests, req.Weight, req.IsActive, req.Metadata)
+	if err != nil {
+		badRequest(w, err)
+		return
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	if e, dup := s.pool.FindSecret(k.Provider, k.Secret); dup {
+		writeJSON(w, http.StatusConflict, adminapi.Error{Error: "This API key is already in the pool", Provider: k.Provider, KeyID: e.ID()})
+		return
+	}
+	for s.idTaken(k.ID) {
+		k.ID = pool.NewKeyID(k.CreatedAt)
+	}
+	if err := s.store.PutKeys(r.Context(), k); err != nil {
+		s.storeError(w, "add key", err)
+		return
+	}
+	s.pool.Add(k)
+	e, _ := s.pool.Entry(k.ID)
+	st := keyStatus(e)
+	s.log.Info("key added", "provider", k.Provider, "key", k.ID, "masked", pool.Mask(k.Secret))
+	writeJSON(w, http.StatusCreated, adminapi.AddKeyResponse{Message: "Key added successfully", KeyID: k.ID, Provider: k.Provider, Key: &st})
+}
+
+func (s *Server) handleBulkAdd(w http.ResponseWriter, r *http.Request) {
+	var req adminapi.BulkAddRequest
+	if err := decodeJSON(w, r, maxBulkBody, &req); err != nil {
+		badRequest(w, err)
+		return
+	}
+	if len(req.APIKeys) == 0 {
+		writeError(w, http.StatusBadRequest, "apiKeys must hold at least one key")
+		return
+	}
+	if len(req.APIKeys) > maxBulkKeys {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("at most %d keys per bulk request", maxBulkKeys))
+		return
+	}
+	// Check the shared settings once, with a placeholder secret.
+	if _, err := s.newKey(req.Provider, "placeholder", req.MaxRequests, req.Weight, req.IsActive, req.Metadata); err != nil {
+		badRequest(w, err)
+		return
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	resp := adminapi.BulkAddResponse{Provider: req.Provider, Results: make([]adminapi.BulkResult, len(req.APIKeys))}
+	seen := make(map[string]int, len(req.APIKeys))
+	ids := make(map[string]bool, len(req.APIKeys))
+	var keys []pool.Key
+	for i, secret := range req.APIKeys {
+		res := &resp.Results[i]
+		res.Index = i
+		k, err := s.newKey(req.Provider, secret, req.MaxRequests, req.Weight, req.IsActive, req.Metadata)
+		if err != nil {
+			res.Status, res.Error = adminapi.BulkInvalid, errorText(err)
+			resp.Invalid++
+			continue
+		}
+		res.MaskedKey = pool.Mask(secret)
+		if e, dup := s.pool.FindSecret(k.Provider, secret); dup {
+			res.Status, res.KeyID, res.Error = adminapi.BulkDuplicate, e.ID(), "already in the pool"
+			resp.Duplicates++
+			continue
+		}
+		if j, dup := seen[secret]; dup {
+			res.Status, res.KeyID, res.Error = adminapi.BulkDuplicate, keys[j].ID, fmt.Sprintf("same as entry %d", resp.Results[j].Index)
+			resp.Duplicates++
+			continue
+		}
+		// Keys added together keep their input order in the pool.
+		k.CreatedAt = k.CreatedAt.Add(time.Duration(len(keys)) * time.Microsecond)
+		k.UpdatedAt = k.CreatedAt
+		for s.idTaken(k.ID) || ids[k.ID] {
+			k.ID = pool.NewKeyID(k.CreatedAt)
+		}
+		ids[k.ID] = true
+		seen[secret] = len(keys)
+		keys = append(keys, k)
+		res.Status, res.KeyID = adminapi.BulkAdded, k.ID
+		resp.Added++
+	}
+	if len(keys) > 0 {
+		if err := s.store.PutKeys(r.Context(), keys...); err != nil {
+			s.storeError(w, "bulk add keys", err)
+			return
+		}
+		s.pool.AddAll(keys)
+	}
+	s.log.Info("keys imported", "provider", req.Provider, "added", resp.Added, "duplicates", resp.Duplicates, "invalid", resp.Invalid)
+	resp.Message = fmt.Sprintf("%d added, %d duplicates, %d invalid", resp.Added, resp.Duplicates, resp.Invalid)
+	status := http.StatusOK
+	if resp.Added > 0 {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, resp)
+}
+
+// idTaken reports whether a key id is in use (ids carry 6 random
+// characters, so ids made in one millisecond can collide).
+func (s *Server) idTaken(id string) bool {
+	_, ok := s.pool.Entry(id)
+	return ok
+}
+
+func errorText(err error) string {
+	msg := err.Error()
+	if errors.Is(err, pool.ErrInvalid) {
+		msg = msg[len(pool.ErrInvalid.Error())+2:]
+	}
+	return msg
+}
+
+func (s *Server) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var req adminapi.UpdateKeyRequest
+	if err := decodeJSON(w, r, maxAdminBody, &req); err != nil {
+		badRequest(w, err)
+		return
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	e, ok := s.pool.Entry(id)
+	if !ok {
+		s.keyNotFound(w, id)
+		return
+	}
+	k := e.Key()
+	if req.IsActive != nil {
+		k.IsActive = *req.IsActive
+	}
+	if req.MaxRequests != nil {
+		k.MaxRequests = *req.MaxRequests
+	}
+	if req.Weight != nil {
+		k.Weight = *req.Weight
+	}
+	if md := req.Metadata; md != nil {
+		if md.Description != nil {
+			k.Description = *md.Description
+		}
+		if md.Tags != nil {
+			tags, err := pool.NormalizeTags(*md.Tags)
+			if err != nil {
+				badRequest(w, err)
+				return
+			}
+			k.Tags = tags
+		}
+	}
+	if err := k.Validate(); err != nil {
+		badRequest(w, err)
+		return
+	}
+	k.UpdatedAt = s.cfg.Now().UTC()
+	if err := s.store.PutKeys(r.Context(), k); err != nil {
+		s.storeError(w, "update key", err)
+		return
+	}
+	if err := s.pool.Update(k); err != nil {
+		s.keyNotFound(w, id)
+		return
+	}
+	st := keyStatus(e)
+	s.log.Info("key updated", "provider", k.Provider, "key", k.ID)
+	writeJSON(w, http.StatusOK, adminapi.KeyResponse{Message: "Key updated successfully", KeyID: id, Key: &st})
+}
+
+func (s *Server) handleDeleteKey(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	if _, ok := s.pool.Entry(id); !ok {
+		s.keyNotFound(w, id)
+		return
+	}
+	if err := s.store.DeleteKeys(r.Context(), id); err != nil {
+		s.storeError(w, "delete key", err)
+		return
+	}
+	s.pool.Remove(id)
+	s.log.Info("key deleted", "key", id)
+	writeJSON(w, http.StatusOK, adminapi.KeyResponse{Message: "Key deleted successfully", KeyID: id})
+}
+
+func (s *Server) handleBulkDelete(w http.ResponseWriter, r *http.Request) {
+	var req adminapi.BulkDeleteRequest
+	if err := decodeJSON(w, r, maxBulkBody, &req); err != nil {
+		badRequest(w, err)
+		return
+	}
+	if len(req.IDs) == 0 {
+		writeError(w, http.StatusBadRequest, "ids must hold at least one key id")
+		return
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	var found []string
+	resp := adminapi.BulkDeleteResponse{NotFound: []string{}}
+	for _, id := range req.IDs {
+		if _, ok := s.pool.Entry(id); ok {
+			found = append(found, id)
+		} else {
+			resp.NotFound = append(resp.NotFound, truncate(id, 64))
+		}
+	}
+	if len(found) > 0 {
+		if err := s.store.DeleteKeys(r.Context(), found...); err != nil {
+			s.storeError(w, "bulk delete keys", err)
+			return
+		}
+		resp.Deleted = s.pool.Remove(found...)
+	}
+	s.log.Info("keys deleted", "deleted", resp.Deleted, "notFound", len(resp.NotFound))
+	resp.Message = fmt.Sprintf("%d keys deleted", resp.Deleted)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
+	var req adminapi.ResetRequest
+	if err := decodeJSON(w, r, maxAdminBody, &req); err != nil {
+		badRequest(w, err)
+		return
+	}
+	if req.Provider == "" {
+		writeError(w, http.StatusBadRequest, "provider is required")
+		return
+	}
+	if _, ok := s.providers.Get(req.Provider); !ok && !slices.Contains(s.pool.Providers(), req.Provider) {
+		s.unknownProvider(w, http.StatusBadRequest, req.Provider)
+		return
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	n, err := s.pool.ResetUsage(req.Provider, func(ids []string) error { return s.store.ResetUsage(r.Context(), ids) })
+	if err != nil {
+		s.storeError(w, "reset usage", err)
+		return
+	}
+	s.log.Info("usage reset", "provider", req.Provider, "keys", n)
+	writeJSON(w, http.StatusOK, adminapi.ResetResponse{Message: "Usage reset successfully", Provider: req.Provider, KeysReset: n})
+}
+
+func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request) {
+	refs := s.tokens.list()
+	slices.SortFunc(refs, func(a, b tokenRef) int {
+		return cmp.Or(cmp.Compare(a.source, b.source), a.token.CreatedAt.Compare(b.token.CreatedAt), cmp.Compare(a.id, b.id))
+	})
+	out := adminapi.TokenList{Tokens: make([]adminapi.Token, 0, len(refs))}
+	for _, t := range refs {
+		out.Tokens = append(out.Tokens, adminapi.Token{ID: t.id, Name: t.name, Masked: t.masked, Source: t.source, CreatedAt: adminapi.FormatTime(t.token.CreatedAt)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
+	var req adminapi.CreateTokenRequest
+	if err := decodeJSON(w, r, maxAdminBody, &req); err != nil {
+		badRequest(w, err)
+		return
+	}
+	if err := pool.ValidateDescription(req.Name); err != nil || len([]rune(req.Name)) > 100 {
+		writeError(w, http.StatusBadRequest, "name must be at most 100 printable characters")
+		return
+	}
+	secret := pool.NewTokenSecret()
+	sum, hexSum := hashToken(secret)
+	t := pool.ClientToken{ID: pool.NewTokenID(), Name: req.Name, Hash: hexSum, Masked: pool.Mask(secret), CreatedAt: s.cfg.Now().UTC()}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	if err := s.store.PutToken(r.Context(), t); err != nil {
+		s.storeError(w, "create token", err)
+		return
+	}
+	s.tokens.update(func(m map[[32]byte]tokenRef) {
+		m[sum] = tokenRef{id: t.ID, name: t.Name, masked: t.Masked, source: adminapi.TokenSourceAdmin, token: t}
+	})
+	s.log.Info("client token created", "id", t.ID, "masked", t.Masked)
+	writeJSON(w, http.StatusCreated, adminapi.CreateTokenResponse{Message: "Token created; store it now, it is not shown again", ID: t.ID, Name: t.Name, Token: secret, Masked: t.Masked})
+}
+
+func (s *Server) handleDeleteToken(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	var found *tokenRef
+	var sum [32]byte
+	for h, t := range *s.tokens.byHash.Load() {
+		if t.id == id {
+			found, sum = &t, h
+			break
+		}
+	}
+	switch {
+	case found == nil:
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Token not found", "id": truncate(id, 64)})
+		return
+	case found.source == adminapi.TokenSourceEnv:
+		writeJSON(w, http.StatusConflict, map[string]string{"error": "This token comes from CLIENT_TOKENS; remove it there and restart", "id": id})
+		return
+	}
+	if err := s.store.DeleteToken(r.Context(), id); err != nil {
+		s.storeError(w, "revoke token", err)
+		return
+	}
+	s.tokens.update(func(m map[[32]byte]tokenRef) { delete(m, sum) })
+	s.log.Info("client token revoked", "id", id)
+	writeJSON(w, http.StatusOK, map[string]string{"message": "Token revoked", "id": id})
+}

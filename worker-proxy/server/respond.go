@@ -1,0 +1,117 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/keypool/keypool/worker-proxy/adminapi"
+)
+
+// writeJSON writes v as the JSON body of a response with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"Internal error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// writeError writes {"error": msg} with status.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, adminapi.Error{Error: msg})
+}
+
+// methods dispatches by HTTP method and answers others with a JSON 405.
+type methods map[string]http.HandlerFunc
+
+func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, ok := m[r.Method]; ok {
+		h(w, r)
+		return
+	}
+	if r.Method == http.MethodHead {
+		if h, ok := m[http.MethodGet]; ok {
+			h(w, r)
+			return
+		}
+	}
+	allow := make([]string, 0, len(m))
+	for k := range m {
+		allow = append(allow, k)
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("Method %s is not allowed here", r.Method))
+}
+
+// errBadRequest marks a decoding error whose message is safe to show.
+type errBadRequest struct{ msg string }
+
+func (e errBadRequest) Error() string { return e.msg }
+
+// decodeJSON reads one JSON object of at most limit bytes into v, refusing
+// unknown fields and trailing data. Its errors are safe to show a client.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if r.Body == nil {
+		return errBadRequest{"Request body is required"}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &mbe):
+			return errBadRequest{fmt.Sprintf("Request body is larger than %d bytes", limit)}
+		case errors.Is(err, io.EOF):
+			return errBadRequest{"Request body is empty; a JSON object is required"}
+		case errors.As(err, &se):
+			return errBadRequest{fmt.Sprintf("Invalid JSON at byte %d", se.Offset)}
+		case errors.As(err, &te):
+			if te.Field != "" {
+				return errBadRequest{fmt.Sprintf("Field %q must be of type %s", te.Field, jsonType(te.Type))}
+			}
+			return errBadRequest{"Request body must be a JSON object"}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return errBadRequest{"Unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")}
+		default:
+			return errBadRequest{"Invalid JSON body"}
+		}
+	}
+	if dec.More() {
+		return errBadRequest{"Request body must hold a single JSON object"}
+	}
+	return nil
+}
+
+// jsonType names a Go type the way a JSON user thinks of it.
+func jsonType(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	default:
+		return "object"
+	}
+}

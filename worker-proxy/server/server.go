@@ -1,0 +1,293 @@
+// Package server is the proxy's HTTP face: the admin API under /admin/, the
+// relay under /api/{provider}/, health checks, and CORS for the dashboard.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keypool/keypool/worker-proxy/pool"
+	"github.com/keypool/keypool/worker-proxy/provider"
+	"github.com/keypool/keypool/worker-proxy/store"
+)
+
+// Config configures a Server. Zero values take the documented defaults.
+type Config struct {
+	// AdminKey guards /admin/; at least MinSecretLen characters. Required.
+	AdminKey string
+	// ClientTokens are accepted on the relay besides those created through
+	// the admin API; each at least MinSecretLen characters.
+	ClientTokens []string
+	// AllowAnonymous lets relay callers in without a client token.
+	AllowAnonymous bool
+	// AllowedOrigins are the browser origins (scheme://host[:port]) whose
+	// pages may call the proxy; "*" allows any. Default none.
+	AllowedOrigins []string
+	// MaxBodyBytes caps a relayed request body; larger ones get 413.
+	// Default 32 MiB.
+	MaxBodyBytes int64
+	// UpstreamTimeout bounds the wait for an upstream's response headers.
+	// Default 5 minutes.
+	UpstreamTimeout time.Duration
+	// Transport sends upstream requests. Default: a tuned http.Transport.
+	Transport http.RoundTripper
+	// Logger receives one line per relayed request. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Server serves the admin API and the relay over one pool and store.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	store     store.Store
+	pool      *pool.Pool
+	providers *provider.Registry
+	tokens    *tokens
+	admin     adminAuth
+	proxy     *httputil.ReverseProxy
+	handler   http.Handler
+	origins   map[string]bool
+	anyOrigin bool
+
+	adminMu sync.Mutex // serializes admin writes
+}
+
+// New loads the store's contents into memory and returns a Server.
+func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Registry) (*Server, error) {
+	if len(cfg.AdminKey) < MinSecretLen {
+		return nil, fmt.Errorf("admin key must be at least %d characters", MinSecretLen)
+	}
+	for i, t := range cfg.ClientTokens {
+		if len(t) < MinSecretLen {
+			return nil, fmt.Errorf("client token #%d is shorter than %d characters", i+1, MinSecretLen)
+		}
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 32 << 20
+	}
+	if cfg.UpstreamTimeout <= 0 {
+		cfg.UpstreamTimeout = 5 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = NewTransport(cfg.UpstreamTimeout)
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, store: st, providers: providers,
+		pool: pool.New(cfg.Now), tokens: newTokens(),
+		admin:   adminAuth{sum: sha256.Sum256([]byte(cfg.AdminKey))},
+		origins: map[string]bool{},
+	}
+	for _, o := range cfg.AllowedOrigins {
+		if o == "*" {
+			s.anyOrigin = true
+			continue
+		}
+		s.origins[strings.TrimRight(o, "/")] = true
+	}
+	c, err := st.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load store: %w", err)
+	}
+	s.pool.Load(c.Keys, c.Usage)
+	s.tokens.update(func(m map[[32]byte]tokenRef) {
+		for i, t := range cfg.ClientTokens {
+			sum, _ := hashToken(t)
+			m[sum] = tokenRef{id: fmt.Sprintf("env_%d", i+1), name: fmt.Sprintf("CLIENT_TOKENS #%d", i+1), masked: pool.Mask(t), source: "env"}
+		}
+		for _, t := range c.Tokens {
+			var sum [32]byte
+			if b, err := hex.DecodeString(t.Hash); err != nil || len(b) != 32 {
+				s.log.Warn("skipping client token with a malformed hash", "id", t.ID)
+				continue
+			} else {
+				copy(sum[:], b)
+			}
+			m[sum] = tokenRef{id: t.ID, name: t.Name, masked: t.Masked, source: "admin", token: t}
+		}
+	})
+	s.proxy = s.newReverseProxy()
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Pool returns the in-memory pool the server picks from.
+func (s *Server) Pool() *pool.Pool { return s.pool }
+
+// NewTransport returns the upstream transport: HTTP/2 where offered, a deep
+// idle pool per host so bursts reuse connections, and no transparent
+// decompression so bodies pass through as the upstream sent them.
+func NewTransport(headerTimeout time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: headerTimeout,
+		DisableCompression:    true,
+	}
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", methods{"GET": func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}})
+	mux.Handle("/readyz", methods{"GET": s.handleReady})
+	mux.Handle("/admin/keys", s.requireAdmin(methods{"POST": s.handleAddKey}))
+	mux.Handle("/admin/keys/bulk", s.requireAdmin(methods{"POST": s.handleBulkAdd}))
+	mux.Handle("/admin/keys/bulk-delete", s.requireAdmin(methods{"POST": s.handleBulkDelete}))
+	mux.Handle("/admin/keys/{id}", s.requireAdmin(methods{"GET": s.handleGetKey, "PUT": s.handleUpdateKey, "DELETE": s.handleDeleteKey}))
+	mux.Handle("/admin/status", s.requireAdmin(methods{"GET": s.handleStatus}))
+	mux.Handle("/admin/reset", s.requireAdmin(methods{"POST": s.handleReset}))
+	mux.Handle("/admin/tokens", s.requireAdmin(methods{"GET": s.handleListTokens, "POST": s.handleCreateToken}))
+	mux.Handle("/admin/tokens/{id}", s.requireAdmin(methods{"DELETE": s.handleDeleteToken}))
+	mux.Handle("/api/{provider}/{rest...}", http.HandlerFunc(s.handleRelay))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "Not found: "+truncate(r.URL.Path, 100))
+	}))
+	return s.cors(s.recoverer(mux))
+}
+
+// ServeHTTP serves every route.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// requireAdmin answers 401 unless the request carries the admin key.
+func (s *Server) requireAdmin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.admin.ok(r) {
+			writeError(w, http.StatusUnauthorized, "Invalid or missing admin key (send it in the X-Admin-Key header)")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// recoverer turns a panic in a handler into a JSON 500, logging no request
+// data. http.ErrAbortHandler passes through: it aborts a broken stream.
+func (s *Server) recoverer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				writeError(w, http.StatusInternalServerError, "Internal error")
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// cors answers browsers from the allowed origins, preflight included.
+func (s *Server) cors(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Add("Vary", "Origin")
+		allowed := s.anyOrigin || s.origins[origin]
+		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+		if !allowed {
+			if preflight {
+				writeJSON(w, http.StatusForbidden, map[string]string{
+					"error":  "Origin not allowed",
+					"origin": truncate(origin, 200),
+					"hint":   "Add this origin to ALLOWED_ORIGINS (comma-separated) and restart the proxy",
+				})
+				return
+			}
+			h.ServeHTTP(w, r)
+			return
+		}
+		hd := w.Header()
+		hd.Set("Access-Control-Allow-Origin", origin)
+		hd.Set("Access-Control-Expose-Headers", "X-KeyPool-Key-Id, Retry-After, X-Request-Id")
+		if preflight {
+			hd.Add("Vary", "Access-Control-Request-Method")
+			hd.Add("Vary", "Access-Control-Request-Headers")
+			hd.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+			hd.Set("Access-Control-Allow-Headers", "X-Admin-Key, Content-Type, Authorization, X-Goog-Api-Key, X-Api-Key, Anthropic-Version")
+			hd.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "keys": s.pool.Len()})
+}
+
+// FlushUsage writes the counters gathered since the last flush to the store.
+func (s *Server) FlushUsage(ctx context.Context) error {
+	return s.pool.Flush(func(d []pool.UsageDelta) error { return s.store.AddUsage(ctx, d) })
+}
+
+// RunFlusher flushes usage every interval until ctx ends, then once more.
+func (s *Server) RunFlusher(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := s.FlushUsage(ctx); err != nil {
+				s.log.Warn("flushing usage failed; will retry", "err", err)
+			}
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			if err := s.FlushUsage(fctx); err != nil {
+				s.log.Error("final usage flush failed", "err", err)
+			}
+			cancel()
+			return
+		}
+	}
+}
+
+// storeError answers a failed store call: 503 while the store is
+// unavailable, else 500. Details go to the log, not the client.
+func (s *Server) storeError(w http.ResponseWriter, op string, err error) {
+	if errors.Is(err, store.ErrUnavailable) {
+		s.log.Warn("store unavailable", "op", op, "err", err)
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "Storage is temporarily unavailable; nothing was changed. Try again later")
+		return
+	}
+	s.log.Error("store failed", "op", op, "err", err)
+	writeError(w, http.StatusInternalServerError, "Internal error: storage failed; nothing was changed")
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
+

@@ -1,0 +1,338 @@
+// Package boltstore is the default, embedded Store: one bbolt file on local
+// disk.
+//
+// The file holds four buckets: "keys" (key id → JSON of pool.Key), "usage"
+// (key id → JSON of pool.Usage), "tokens" (token id → JSON of
+// pool.ClientToken) and "meta", whose "schema" entry names the layout
+// version ("1"). Every method runs as a single bbolt transaction, so it
+// writes all or nothing, and is durable (fsynced) when it returns.
+//
+// Only one process may have the file open; a second Open fails after a short
+// timeout with an error saying the file is locked.
+package boltstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/keypool/keypool/worker-proxy/pool"
+	"github.com/keypool/keypool/worker-proxy/store"
+)
+
+// SchemaVersion is the layout version this package reads and writes, kept
+// in the "meta" bucket under "schema".
+const SchemaVersion = "1"
+
+// lockTimeout bounds how long Open waits for the file lock held by another
+// process.
+const lockTimeout = 2 * time.Second
+
+var (
+	bucketKeys   = []byte("keys")
+	bucketUsage  = []byte("usage")
+	bucketTokens = []byte("tokens")
+	bucketMeta   = []byte("meta")
+	metaSchema   = []byte("schema")
+)
+
+// Store is a store.Store over a bbolt file. It is safe for concurrent use;
+// bbolt serialises writers.
+type Store struct {
+	db *bolt.DB
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens the data file at path, creating it (mode 0600) and its parent
+// directory (mode 0700) if missing. It fails, rather than waiting, when
+// another process holds the file: the error says the data file is locked
+// and matches store.ErrUnavailable. A file that is not a valid data file
+// (garbage, truncated, another schema version) gives an error, not a panic.
+func Open(path string) (*Store, error) {
+	return open(path, lockTimeout)
+}
+
+func open(path string, timeout time.Duration) (s *Store, err error) {
+	if path == "" {
+		return nil, errors.New("boltstore: open: empty path")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("boltstore: open %s: create directory: %w", path, err)
+	}
+
+	var db *bolt.DB
+	// bbolt trusts the file's page structure and may panic on a corrupt
+	// file that passed its meta-page checksums; report that as an error.
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				_ = db.Close()
+			}
+			s, err = nil, fmt.Errorf("boltstore: open %s: data file is corrupt: %v", path, r)
+		}
+	}()
+
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("boltstore: open %s: data file is locked by another process: %w", path, store.ErrUnavailable)
+	case err != nil && isIOError(err):
+		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
+	case err != nil:
+		// bbolt rejected the file's contents: ErrInvalid, ErrChecksum,
+		// ErrVersionMismatch, or an unexported "file size too small".
+		return nil, fmt.Errorf("boltstore: open %s: data file is corrupt or not a keypool data file: %w", path, err)
+	}
+
+	if err := initialise(db); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// isIOError reports whether err comes from the operating system (opening,
+// locking, reading or mapping the file) rather than from bbolt judging the
+// file's contents.
+func isIOError(err error) bool {
+	var pathErr *fs.PathError
+	var errno syscall.Errno
+	return errors.As(err, &pathErr) || errors.As(err, &errno)
+}
+
+// initialise checks the file and creates the buckets and schema version of
+// a new file.
+func initialise(db *bolt.DB) error {
+	return db.Update(func(tx *bolt.Tx) error {
+		// A file cut short after its meta pages would make bbolt read past
+		// the end of the mapping (SIGBUS), so check the high-water mark.
+		info, err := os.Stat(db.Path())
+		if err != nil {
+			return err
+		}
+		if info.Size() < tx.Size() {
+			return fmt.Errorf("data file is corrupt: truncated to %d bytes, want at least %d", info.Size(), tx.Size())
+		}
+
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+				return err
+			}
+		}
+		switch v := meta.Get(metaSchema); {
+		case v == nil:
+			if err := meta.Put(metaSchema, []byte(SchemaVersion)); err != nil {
+				return err
+			}
+		case string(v) != SchemaVersion:
+			return fmt.Errorf("data file has schema version %q, this program reads %q", v, SchemaVersion)
+		}
+		for _, name := range [][]byte{bucketKeys, bucketUsage, bucketTokens} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %q: %w", name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// update runs fn in one read-write transaction unless ctx is already done.
+func (s *Store) update(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("boltstore: %s: %w", op, err)
+	}
+	if err := s.db.Update(fn); err != nil {
+		return fmt.Errorf("boltstore: %s: %w", op, err)
+	}
+	return nil
+}
+
+// Load returns every key, usage record and token. Keys and tokens are in id
+// order; Usage is never nil.
+func (s *Store) Load(ctx context.Context) (*store.Contents, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("boltstore: load: %w", err)
+	}
+	c := &store.Contents{Usage: make(map[string]pool.Usage)}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketKeys).ForEach(func(id, v []byte) error {
+			var k pool.Key
+			if err := json.Unmarshal(v, &k); err != nil {
+				return fmt.Errorf("key %q: %w", id, err)
+			}
+			c.Keys = append(c.Keys, k)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketUsage).ForEach(func(id, v []byte) error {
+			var u pool.Usage
+			if err := json.Unmarshal(v, &u); err != nil {
+				return fmt.Errorf("usage of key %q: %w", id, err)
+			}
+			c.Usage[string(id)] = u
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketTokens).ForEach(func(id, v []byte) error {
+			var t pool.ClientToken
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("token %q: %w", id, err)
+			}
+			c.Tokens = append(c.Tokens, t)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: load: %w", err)
+	}
+	return c, nil
+}
+
+// PutKeys creates or replaces keys by id, all or none. An empty id is an
+// error. The keys' usage is left as it is.
+func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
+	return s.update(ctx, "put keys", func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKeys)
+		for _, k := range keys {
+			if k.ID == "" {
+				return errors.New("key with empty id")
+			}
+			v, err := json.Marshal(k)
+			if err != nil {
+				return fmt.Errorf("key %q: %w", k.ID, err)
+			}
+			if err := b.Put([]byte(k.ID), v); err != nil {
+				return fmt.Errorf("key %q: %w", k.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteKeys removes keys and their usage by id, all or none. Unknown ids
+// are ignored.
+func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
+	return s.update(ctx, "delete keys", func(tx *bolt.Tx) error {
+		keys, usage := tx.Bucket(bucketKeys), tx.Bucket(bucketUsage)
+		for _, id := range ids {
+			if id == "" {
+				continue // bbolt rejects empty keys; no record has one
+			}
+			if err := keys.Delete([]byte(id)); err != nil {
+				return fmt.Errorf("key %q: %w", id, err)
+			}
+			if err := usage.Delete([]byte(id)); err != nil {
+				return fmt.Errorf("usage of key %q: %w", id, err)
+			}
+		}
+		return nil
+	})
+}
+
+// AddUsage applies the deltas to the stored usage with pool.Usage.Apply, all
+// or none, in order. Deltas of ids not in the "keys" bucket are dropped.
+func (s *Store) AddUsage(ctx context.Context, deltas []pool.UsageDelta) error {
+	return s.update(ctx, "add usage", func(tx *bolt.Tx) error {
+		keys, usage := tx.Bucket(bucketKeys), tx.Bucket(bucketUsage)
+		for _, d := range deltas {
+			id := []byte(d.ID)
+			if d.ID == "" || keys.Get(id) == nil {
+				continue
+			}
+			var u pool.Usage
+			if v := usage.Get(id); v != nil {
+				if err := json.Unmarshal(v, &u); err != nil {
+					return fmt.Errorf("usage of key %q: %w", d.ID, err)
+				}
+			}
+			v, err := json.Marshal(u.Apply(d))
+			if err != nil {
+				return fmt.Errorf("usage of key %q: %w", d.ID, err)
+			}
+			if err := usage.Put(id, v); err != nil {
+				return fmt.Errorf("usage of key %q: %w", d.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// ResetUsage zeroes the request, success and failure counts of the named
+// keys, keeping LastUsed and LastError, all or none. Unknown ids, and keys
+// without usage, are ignored.
+func (s *Store) ResetUsage(ctx context.Context, ids []string) error {
+	return s.update(ctx, "reset usage", func(tx *bolt.Tx) error {
+		usage := tx.Bucket(bucketUsage)
+		for _, id := range ids {
+			if id == "" {
+				continue
+			}
+			v := usage.Get([]byte(id))
+			if v == nil {
+				continue
+			}
+			var u pool.Usage
+			if err := json.Unmarshal(v, &u); err != nil {
+				return fmt.Errorf("usage of key %q: %w", id, err)
+			}
+			u.Requests, u.Successes, u.Failures = 0, 0, 0
+			v, err := json.Marshal(u)
+			if err != nil {
+				return fmt.Errorf("usage of key %q: %w", id, err)
+			}
+			if err := usage.Put([]byte(id), v); err != nil {
+				return fmt.Errorf("usage of key %q: %w", id, err)
+			}
+		}
+		return nil
+	})
+}
+
+// PutToken creates or replaces a client token by id. An empty id is an
+// error.
+func (s *Store) PutToken(ctx context.Context, t pool.ClientToken) error {
+	return s.update(ctx, "put token", func(tx *bolt.Tx) error {
+		if t.ID == "" {
+			return errors.New("token with empty id")
+		}
+		v, err := json.Marshal(t)
+		if err != nil {
+			return fmt.Errorf("token %q: %w", t.ID, err)
+		}
+		return tx.Bucket(bucketTokens).Put([]byte(t.ID), v)
+	})
+}
+
+// DeleteToken removes a client token. It returns an error matching
+// store.ErrNotFound if no token has that id.
+func (s *Store) DeleteToken(ctx context.Context, id string) error {
+	return s.update(ctx, "delete token", func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTokens)
+		if id == "" || b.Get([]byte(id)) == nil {
+			return fmt.Errorf("token %q: %w", id, store.ErrNotFound)
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+// Close waits for running transactions, then closes the file and releases
+// its lock. Closing twice is harmless; other calls after Close fail.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("boltstore: close: %w", err)
+	}
+	return nil
+}
