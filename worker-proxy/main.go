@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -134,12 +135,15 @@ func printBanner(w io.Writer, cfg Config, addr *net.TCPAddr, adminKey string, ge
 		host = "127.0.0.1"
 	}
 	base := "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
-	fmt.Fprintf(w, "API Key Pool proxy listening on %s\n", base)
-	fmt.Fprintf(w, "  relay:     %s/api/{gemini|openai|anthropic}/...\n", base)
-	fmt.Fprintf(w, "  admin API: %s/admin/status (header X-Admin-Key)\n", base)
+	// One write, so a reader of the first line has the rest too.
+	var b strings.Builder
+	fmt.Fprintf(&b, "API Key Pool proxy listening on %s\n", base)
+	fmt.Fprintf(&b, "  relay:     %s/api/{gemini|openai|anthropic}/...\n", base)
+	fmt.Fprintf(&b, "  admin API: %s/admin/status (header X-Admin-Key)\n", base)
 	if generated {
-		fmt.Fprintf(w, "  admin key (generated, shown once, saved in %s): %s\n", filepath.Join(cfg.DataDir, adminKeyFile), adminKey)
+		fmt.Fprintf(&b, "  admin key (generated, shown once, saved in %s): %s\n", filepath.Join(cfg.DataDir, adminKeyFile), adminKey)
 	} else if cfg.AdminKey == "" {
-		fmt.Fprintf(w, "  admin key: read from %s\n", filepath.Join(cfg.DataDir, adminKeyFile))
+		fmt.Fprintf(&b, "  admin key: read from %s\n", filepath.Join(cfg.DataDir, adminKeyFile))
 	}
+	io.WriteString(w, b.String())
 }
