@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -70,19 +71,35 @@ func open(path string, timeout time.Duration) (s *Store, err error) {
 		return nil, fmt.Errorf("boltstore: open %s: create directory: %w", path, err)
 	}
 
-	var db *bolt.DB
-	// bbolt trusts the file's page structure and may panic on a corrupt
-	// file that passed its meta-page checksums; report that as an error.
+	// bbolt trusts the page structure of a file whose meta pages pass their
+	// checksums: a truncated or damaged file can make it panic, or fault
+	// on the memory map (fatal unless SetPanicOnFault). Report either as a
+	// corrupt file. SetPanicOnFault covers this goroutine, which runs both
+	// bolt.Open and initialise.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	var (
+		db   *bolt.DB
+		file *os.File // to release the lock if bolt.Open panics
+	)
 	defer func() {
 		if r := recover(); r != nil {
 			if db != nil {
 				_ = db.Close()
+			} else if file != nil {
+				_ = file.Close()
 			}
 			s, err = nil, fmt.Errorf("boltstore: open %s: data file is corrupt: %v", path, r)
 		}
 	}()
 
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: timeout,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			file = f
+			return f, err
+		},
+	})
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("boltstore: open %s: data file is locked by another process: %w", path, store.ErrUnavailable)

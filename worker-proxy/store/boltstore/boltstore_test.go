@@ -206,6 +206,7 @@ func TestOpenBadFile(t *testing.T) {
 				s.Close()
 				t.Fatal("Open succeeded, want an error")
 			}
+			t.Logf("Open: %v", err)
 			if !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "boltstore: open "+path) {
 				t.Errorf("Open: err = %q, want it to start with %q and contain %q", err, "boltstore: open "+path, tt.want)
 			}
