@@ -76,7 +76,10 @@ func TestBulkImportAndDelete(t *testing.T) {
 	w := serve(s, "POST", "/admin/keys/bulk", body)
 	var resp struct {
 		Added, Duplicates, Invalid int
-		Results                    []struct{ Index int; Status, KeyID, MaskedKey, Error string }
+		Results                    []struct {
+			Index                           int
+			Status, KeyID, MaskedKey, Error string
+		}
 	}
 	json.Unmarshal(w.Body.Bytes(), &resp)
 	if w.Code != 201 || resp.Added != 2 || resp.Duplicates != 2 || resp.Invalid != 1 || len(resp.Results) != 5 {
