@@ -34,6 +34,19 @@ type Key struct {
 	Tags        []string  `json:"tags,omitempty"`
 	CreatedAt   time.Time `json:"createdAt"`
 	UpdatedAt   time.Time `json:"updatedAt"`
+	// DisabledReason, when set, keeps the key from serving until an
+	// operator or a successful key test clears it: the provider said the
+	// key is invalid, revoked or out of credit.
+	DisabledReason string    `json:"disabledReason,omitempty"`
+	DisabledAt     time.Time `json:"disabledAt,omitzero"`
+}
+
+// EffectiveWeight is the key's selection weight, 1 when unset.
+func (k Key) EffectiveWeight() int {
+	if k.Weight <= 0 {
+		return 1
+	}
+	return k.Weight
 }
 
 // Clone returns a deep copy of k.

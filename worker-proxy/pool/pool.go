@@ -3,6 +3,7 @@ package pool
 import (
 	"container/heap"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -26,6 +27,11 @@ type Entry struct {
 	lastUsed  atomic.Int64 // unix nanoseconds, 0 = never
 	lastErr   atomic.Pointer[LastError]
 	inflight  atomic.Int64
+
+	coolUntil   atomic.Int64 // unix nanoseconds; the key rests until then
+	coolReason  atomic.Pointer[string]
+	consecFails atomic.Int64 // blamed failures since the last success
+	pos         atomic.Int64 // index in its provider's current snapshot
 
 	// Flush baselines: what the store already has. Guarded by Pool.flushMu.
 	fRequests, fSuccesses, fFailures, fLastUsed int64
@@ -59,20 +65,41 @@ func (e *Entry) Usage() Usage {
 func (e *Entry) InFlight() int64 { return e.inflight.Load() }
 
 // servable reports whether the key's configuration lets it serve, leaving
-// the request count aside.
-func (k *Key) servable() bool { return k.IsActive }
+// the request count and cooldown aside.
+func (k *Key) servable() bool { return k.IsActive && k.DisabledReason == "" }
 
 // Available reports whether the key can serve a request now.
-func (e *Entry) Available() bool {
+func (e *Entry) Available() bool { return e.availableAt(time.Now().UnixNano()) }
+
+// AvailableAt reports whether the key can serve a request at t.
+func (e *Entry) AvailableAt(t time.Time) bool { return e.availableAt(t.UnixNano()) }
+
+func (e *Entry) availableAt(now int64) bool {
 	k := e.cfg.Load()
-	return k.servable() && (k.MaxRequests == 0 || e.requests.Load() < k.MaxRequests)
+	return k.servable() && (k.MaxRequests == 0 || e.requests.Load() < k.MaxRequests) && e.coolUntil.Load() <= now
 }
+
+// Cooling returns until when the key rests and why, or a zero time.
+func (e *Entry) Cooling(now time.Time) (time.Time, string) {
+	u := e.coolUntil.Load()
+	if u <= now.UnixNano() {
+		return time.Time{}, ""
+	}
+	reason := ""
+	if r := e.coolReason.Load(); r != nil {
+		reason = *r
+	}
+	return time.Unix(0, u).UTC(), reason
+}
+
+// ConsecutiveFailures returns the blamed failures since the last success.
+func (e *Entry) ConsecutiveFailures() int64 { return e.consecFails.Load() }
 
 // acquire takes one request from the key's budget if it can serve. It never
 // lets the request count pass MaxRequests, however many callers race.
 func (e *Entry) acquire(now int64) bool {
 	k := e.cfg.Load()
-	if !k.servable() {
+	if !k.servable() || e.coolUntil.Load() > now {
 		return false
 	}
 	if max := k.MaxRequests; max > 0 {
@@ -98,7 +125,10 @@ type Outcome struct {
 	// Aborted: the client went away before an answer; neither counts.
 	Aborted bool
 	Success bool
-	Error   *LastError // set on failure; Message must be free of secrets
+	// Blame: the failure says something about the key (not the client's
+	// request, not the whole upstream); it counts as a consecutive failure.
+	Blame bool
+	Error *LastError // set on failure; Message must be free of secrets
 }
 
 // Finish records the outcome of a request that Pick handed this key.
@@ -109,9 +139,15 @@ func (e *Entry) Finish(o Outcome) {
 		return
 	case o.Success:
 		e.successes.Add(1)
+		if e.consecFails.Load() != 0 {
+			e.consecFails.Store(0)
+		}
 		return
 	}
 	e.failures.Add(1)
+	if o.Blame {
+		e.consecFails.Add(1)
+	}
 	if o.Error != nil {
 		le := *o.Error
 		e.lastErr.Store(&le)
@@ -124,6 +160,7 @@ func (e *Entry) Finish(o Outcome) {
 type snapshot struct {
 	entries []*Entry
 	avail   *bitset
+	cum     []int64 // cumulative weights, for Weighted
 }
 
 // set holds one provider's keys.
@@ -131,9 +168,14 @@ type set struct {
 	snap atomic.Pointer[snapshot]
 	rr   atomic.Uint64
 
-	mu       sync.Mutex // guards heap and heapSnap
+	mu       sync.Mutex // guards heap, heapSnap and cooling
 	heap     usageHeap
 	heapSnap *snapshot
+	cooling  coolHeap
+
+	// nextRevival is when the first cooling key comes back (unix ns);
+	// picks check it with one atomic load.
+	nextRevival atomic.Int64
 }
 
 // Pool holds every provider's keys and picks one per request. Picks are
@@ -240,11 +282,16 @@ func (p *Pool) rebuildLocked(provider string) {
 		}
 		return strings.Compare(ka.ID, kb.ID)
 	})
-	snap := &snapshot{entries: entries, avail: newBitset(len(entries))}
+	snap := &snapshot{entries: entries, avail: newBitset(len(entries)), cum: make([]int64, len(entries))}
+	now := p.now().UnixNano()
+	var total int64
 	for i, e := range entries {
-		if e.Available() {
+		e.pos.Store(int64(i))
+		if e.availableAt(now) {
 			snap.avail.set(i)
 		}
+		total += int64(e.cfg.Load().EffectiveWeight())
+		snap.cum[i] = total
 	}
 	sets := *p.sets.Load()
 	s, ok := sets[provider]
@@ -254,6 +301,7 @@ func (p *Pool) rebuildLocked(provider string) {
 			m[k] = v
 		}
 		s = &set{}
+		s.nextRevival.Store(math.MaxInt64)
 		m[provider] = s
 		s.snap.Store(snap)
 		p.sets.Store(&m)
@@ -381,9 +429,16 @@ func (p *Pool) Pick(provider string, strategy Strategy) *Entry {
 		return nil
 	}
 	now := p.now().UnixNano()
+	if now >= s.nextRevival.Load() {
+		s.revive(now)
+	}
 	switch strategy {
 	case LeastUsed:
 		return s.pickLeastUsed(now)
+	case Weighted:
+		return s.snap.Load().pickWeighted(now)
+	case LeastBusy:
+		return s.snap.Load().pickLeastBusy(now)
 	case Random:
 		snap := s.snap.Load()
 		n := len(snap.entries)
@@ -427,6 +482,47 @@ func (s *set) pickRoundRobin(now int64) *Entry {
 	return snap.scan(int(s.rr.Load()%uint64(n)), now)
 }
 
+// pickWeighted draws a key with probability proportional to its weight,
+// by binary search over the cumulative weights; after a few draws that hit
+// keys that cannot serve it takes the next available key.
+func (s *snapshot) pickWeighted(now int64) *Entry {
+	n := len(s.entries)
+	if n == 0 {
+		return nil
+	}
+	total := s.cum[n-1]
+	i := 0
+	for range 4 {
+		r := rand.Int64N(total)
+		i, _ = slices.BinarySearch(s.cum, r+1)
+		if s.avail.has(i) && s.take(i, now) {
+			return s.entries[i]
+		}
+	}
+	return s.scan(i, now)
+}
+
+// pickLeastBusy draws two available keys and takes the one with fewer
+// requests in flight.
+func (s *snapshot) pickLeastBusy(now int64) *Entry {
+	n := len(s.entries)
+	if n == 0 {
+		return nil
+	}
+	a := s.avail.next(rand.IntN(n))
+	if a < 0 {
+		return nil
+	}
+	b := s.avail.next(rand.IntN(n))
+	if b >= 0 && b != a && s.entries[b].inflight.Load() < s.entries[a].inflight.Load() {
+		a = b
+	}
+	if s.take(a, now) {
+		return s.entries[a]
+	}
+	return s.scan(a, now)
+}
+
 // take acquires entry i, clearing its bit when it cannot serve.
 func (s *snapshot) take(i int, now int64) bool {
 	e := s.entries[i]
@@ -436,7 +532,7 @@ func (s *snapshot) take(i int, now int64) bool {
 	s.avail.clear(i)
 	// A concurrent reset may have made it available again after we looked:
 	// never leave an available key with its bit cleared.
-	if e.Available() {
+	if e.availableAt(now) {
 		s.avail.set(i)
 	}
 	return false
@@ -518,22 +614,165 @@ func (h *usageHeap) Pop() any {
 	return x
 }
 
+// Cool rests the key until the given time: no strategy picks it before.
+// A later call with an earlier time does not shorten the rest.
+func (p *Pool) Cool(e *Entry, until time.Time, reason string) {
+	u := until.UnixNano()
+	for {
+		old := e.coolUntil.Load()
+		if old >= u {
+			return
+		}
+		if e.coolUntil.CompareAndSwap(old, u) {
+			break
+		}
+	}
+	e.coolReason.Store(&reason)
+	s, ok := (*p.sets.Load())[e.cfg.Load().Provider]
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	heap.Push(&s.cooling, coolItem{e: e, until: u})
+	if u < s.nextRevival.Load() {
+		s.nextRevival.Store(u)
+	}
+	s.mu.Unlock()
+	snap := s.snap.Load()
+	if i := int(e.pos.Load()); i < len(snap.entries) && snap.entries[i] == e {
+		snap.avail.clear(i)
+	}
+}
+
+// Uncool ends a key's rest now.
+func (p *Pool) Uncool(e *Entry) {
+	e.coolUntil.Store(0)
+	s, ok := (*p.sets.Load())[e.cfg.Load().Provider]
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	s.restore(e, p.now().UnixNano())
+	s.mu.Unlock()
+}
+
+// restore gives e its bit back in the current snapshot, and its place in
+// the LeastUsed heap, if it can serve. s.mu must be held.
+func (s *set) restore(e *Entry, now int64) {
+	snap := s.snap.Load()
+	i := int(e.pos.Load())
+	if i >= len(snap.entries) || snap.entries[i] != e || snap.avail.has(i) || !e.availableAt(now) {
+		return
+	}
+	snap.avail.set(i)
+	if s.heapSnap == snap {
+		heap.Push(&s.heap, heapItem{e: e, pos: i, count: e.requests.Load()})
+	}
+}
+
+// revive gives the bits back to keys whose rest is over.
+func (s *set) revive(now int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.cooling) > 0 {
+		top := s.cooling[0]
+		if cu := top.e.coolUntil.Load(); cu > now {
+			if cu != top.until { // cooled again, for longer
+				s.cooling[0].until = cu
+				heap.Fix(&s.cooling, 0)
+				continue
+			}
+			break
+		}
+		heap.Pop(&s.cooling)
+		s.restore(top.e, now)
+	}
+	if len(s.cooling) > 0 {
+		s.nextRevival.Store(s.cooling[0].until)
+	} else {
+		s.nextRevival.Store(math.MaxInt64)
+	}
+}
+
+type coolItem struct {
+	e     *Entry
+	until int64
+}
+
+type coolHeap []coolItem
+
+func (h coolHeap) Len() int           { return len(h) }
+func (h coolHeap) Less(i, j int) bool { return h[i].until < h[j].until }
+func (h coolHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *coolHeap) Push(x any)        { *h = append(*h, x.(coolItem)) }
+func (h *coolHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// Disable stops the key from serving, with a reason, until it is enabled
+// again (Enable or an Update that clears DisabledReason). It returns the
+// key's new configuration, for the caller to persist.
+func (p *Pool) Disable(e *Entry, reason string, at time.Time) Key {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := e.cfg.Load().Clone()
+	if k.DisabledReason != "" {
+		return k
+	}
+	k.DisabledReason, k.DisabledAt = reason, at.UTC()
+	e.cfg.Store(&k)
+	if s, ok := (*p.sets.Load())[k.Provider]; ok {
+		snap := s.snap.Load()
+		if i := int(e.pos.Load()); i < len(snap.entries) && snap.entries[i] == e {
+			snap.avail.clear(i)
+		}
+	}
+	return k.Clone()
+}
+
+// Enable clears a key's disabled state and rest; it returns the new
+// configuration, for the caller to persist.
+func (p *Pool) Enable(e *Entry) Key {
+	e.coolUntil.Store(0)
+	e.consecFails.Store(0)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := e.cfg.Load().Clone()
+	k.DisabledReason, k.DisabledAt = "", time.Time{}
+	e.cfg.Store(&k)
+	p.rebuildLocked(k.Provider)
+	return k.Clone()
+}
+
 // Counts summarizes one provider's keys.
 type Counts struct {
 	Total     int `json:"totalKeys"`
 	Active    int `json:"activeKeys"`
 	Available int `json:"availableKeys"`
+	Cooling   int `json:"coolingKeys"`
+	Disabled  int `json:"disabledKeys"`
 }
 
 // Counts returns provider's key counts as of now.
 func (p *Pool) Counts(provider string) Counts {
 	var c Counts
+	now := p.now().UnixNano()
 	for _, e := range p.Entries(provider) {
+		k := e.cfg.Load()
 		c.Total++
-		if e.cfg.Load().IsActive {
+		if k.IsActive {
 			c.Active++
 		}
-		if e.Available() {
+		if k.DisabledReason != "" {
+			c.Disabled++
+		}
+		if e.coolUntil.Load() > now {
+			c.Cooling++
+		}
+		if e.availableAt(now) {
 			c.Available++
 		}
 	}

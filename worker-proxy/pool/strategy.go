@@ -16,10 +16,16 @@ const (
 	LeastUsed
 	// Random takes a key uniformly at random.
 	Random
+	// Weighted takes a key at random with a probability proportional to
+	// its weight (default 1).
+	Weighted
+	// LeastBusy draws two keys at random and takes the one with fewer
+	// requests in flight ("power of two choices"): load-aware, lock-free.
+	LeastBusy
 )
 
 // Strategies lists every strategy, in the order of their values.
-var Strategies = []Strategy{RoundRobin, LeastUsed, Random}
+var Strategies = []Strategy{RoundRobin, LeastUsed, Random, Weighted, LeastBusy}
 
 // String returns the strategy's name as clients write it.
 func (s Strategy) String() string {
@@ -30,6 +36,10 @@ func (s Strategy) String() string {
 		return "leastUsed"
 	case Random:
 		return "random"
+	case Weighted:
+		return "weighted"
+	case LeastBusy:
+		return "leastBusy"
 	}
 	return fmt.Sprintf("Strategy(%d)", uint8(s))
 }
@@ -45,8 +55,12 @@ func ParseStrategy(name string) (Strategy, error) {
 		return LeastUsed, nil
 	case "random":
 		return Random, nil
+	case "weighted":
+		return Weighted, nil
+	case "leastbusy", "p2c", "poweroftwo", "leastinflight":
+		return LeastBusy, nil
 	}
-	return 0, invalid("unknown strategy %q: use roundRobin, leastUsed or random", truncate(name, 40))
+	return 0, invalid("unknown strategy %q: use roundRobin, leastUsed, random, weighted or leastBusy", truncate(name, 40))
 }
 
 func truncate(s string, n int) string {
