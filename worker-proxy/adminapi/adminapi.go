@@ -95,6 +95,8 @@ type BulkDeleteResponse struct {
 }
 
 // UpdateKeyRequest is the body of PUT /admin/keys/{id}; absent fields stay.
+// "isActive": true also clears a disabled state and a cooldown: the
+// operator vouches for the key.
 type UpdateKeyRequest struct {
 	IsActive    *bool     `json:"isActive,omitempty"`
 	MaxRequests *int64    `json:"maxRequests,omitempty"`
@@ -114,6 +116,8 @@ const (
 	StateActive    = "active"    // can serve
 	StateInactive  = "inactive"  // turned off by an operator
 	StateExhausted = "exhausted" // reached maxRequests
+	StateCooling   = "cooling"   // rate limited: rests until coolingUntil
+	StateDisabled  = "disabled"  // the provider rejected it: see disabledReason
 )
 
 // LastError is a key's most recent failed upstream answer.
@@ -141,6 +145,13 @@ type KeyStatus struct {
 	SuccessRate float64    `json:"successRate"`
 	InFlight    int64      `json:"inFlight"`
 	LastError   *LastError `json:"lastError"`
+	// ConsecutiveFailures counts failures blamed on the key since its last
+	// success.
+	ConsecutiveFailures int64   `json:"consecutiveFailures"`
+	CoolingUntil        *string `json:"coolingUntil"`
+	CoolingReason       string  `json:"coolingReason,omitempty"`
+	DisabledReason      string  `json:"disabledReason,omitempty"`
+	DisabledAt          *string `json:"disabledAt"`
 	Description string     `json:"description"`
 	Tags        []string   `json:"tags"`
 	CreatedAt   *string    `json:"createdAt"`
@@ -153,6 +164,8 @@ type ProviderStatus struct {
 	TotalKeys     int         `json:"totalKeys"`
 	ActiveKeys    int         `json:"activeKeys"`
 	AvailableKeys int         `json:"availableKeys"`
+	CoolingKeys   int         `json:"coolingKeys"`
+	DisabledKeys  int         `json:"disabledKeys"`
 	Keys          []KeyStatus `json:"keys"`
 }
 
@@ -162,6 +175,8 @@ type StatusResponse struct {
 	TotalKeys     int              `json:"totalKeys"`
 	ActiveKeys    int              `json:"activeKeys"`
 	AvailableKeys int              `json:"availableKeys"`
+	CoolingKeys   int              `json:"coolingKeys"`
+	DisabledKeys  int              `json:"disabledKeys"`
 	Providers     []ProviderStatus `json:"providers"`
 }
 

@@ -21,7 +21,7 @@ const (
 )
 
 // keyStatus describes e for the admin API, without its secret.
-func keyStatus(e *pool.Entry) adminapi.KeyStatus {
+func keyStatus(e *pool.Entry, now time.Time) adminapi.KeyStatus {
 	k, u := e.Key(), e.Usage()
 	limit := "unlimited"
 	if k.MaxRequests > 0 {
@@ -31,18 +31,26 @@ func keyStatus(e *pool.Entry) adminapi.KeyStatus {
 		ID: k.ID, Provider: k.Provider, IsActive: k.IsActive,
 		Usage:    strconv.FormatInt(u.Requests, 10) + "/" + limit,
 		LastUsed: adminapi.FormatTime(u.LastUsed), MaskedKey: pool.Mask(k.Secret),
-		Available: e.Available(), MaxRequests: k.MaxRequests, Weight: cmp.Or(k.Weight, 1),
+		Available: e.AvailableAt(now), MaxRequests: k.MaxRequests, Weight: k.EffectiveWeight(),
 		Requests: u.Requests, Successes: u.Successes, Failures: u.Failures,
 		SuccessRate: u.SuccessRate(), InFlight: e.InFlight(),
 		Description: k.Description, Tags: k.Tags,
 		CreatedAt: adminapi.FormatTime(k.CreatedAt), UpdatedAt: adminapi.FormatTime(k.UpdatedAt),
+		ConsecutiveFailures: e.ConsecutiveFailures(),
+		DisabledReason:      k.DisabledReason, DisabledAt: adminapi.FormatTime(k.DisabledAt),
 	}
+	until, reason := e.Cooling(now)
+	st.CoolingUntil, st.CoolingReason = adminapi.FormatTime(until), reason
 	if st.Tags == nil {
 		st.Tags = []string{}
 	}
 	switch {
 	case !k.IsActive:
 		st.State = adminapi.StateInactive
+	case k.DisabledReason != "":
+		st.State = adminapi.StateDisabled
+	case st.CoolingUntil != nil:
+		st.State = adminapi.StateCooling
 	case !st.Available:
 		st.State = adminapi.StateExhausted
 	default:
@@ -57,14 +65,21 @@ func keyStatus(e *pool.Entry) adminapi.KeyStatus {
 func (s *Server) providerStatus(name string) adminapi.ProviderStatus {
 	entries := s.pool.Entries(name)
 	ps := adminapi.ProviderStatus{Provider: name, Keys: make([]adminapi.KeyStatus, 0, len(entries))}
+	now := s.cfg.Now()
 	for _, e := range entries {
-		ks := keyStatus(e)
+		ks := keyStatus(e, now)
 		ps.TotalKeys++
 		if ks.IsActive {
 			ps.ActiveKeys++
 		}
 		if ks.Available {
 			ps.AvailableKeys++
+		}
+		if ks.CoolingUntil != nil {
+			ps.CoolingKeys++
+		}
+		if ks.DisabledReason != "" {
+			ps.DisabledKeys++
 		}
 		ps.Keys = append(ps.Keys, ks)
 	}
@@ -87,6 +102,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		all.TotalKeys += ps.TotalKeys
 		all.ActiveKeys += ps.ActiveKeys
 		all.AvailableKeys += ps.AvailableKeys
+		all.CoolingKeys += ps.CoolingKeys
+		all.DisabledKeys += ps.DisabledKeys
 		all.Providers = append(all.Providers, ps)
 	}
 	writeJSON(w, http.StatusOK, all)
@@ -118,7 +135,7 @@ func (s *Server) handleGetKey(w http.ResponseWriter, r *http.Request) {
 		s.keyNotFound(w, r.PathValue("id"))
 		return
 	}
-	writeJSON(w, http.StatusOK, keyStatus(e))
+	writeJSON(w, http.StatusOK, keyStatus(e, s.cfg.Now()))
 }
 
 func (s *Server) keyNotFound(w http.ResponseWriter, id string) {
@@ -198,7 +215,7 @@ func (s *Server) handleAddKey(w http.ResponseWriter, r *http.Request) {
 	}
 	s.pool.Add(k)
 	e, _ := s.pool.Entry(k.ID)
-	st := keyStatus(e)
+	st := keyStatus(e, s.cfg.Now())
 	s.log.Info("key added", "provider", k.Provider, "key", k.ID, "masked", pool.Mask(k.Secret))
 	writeJSON(w, http.StatusCreated, adminapi.AddKeyResponse{Message: "Key added successfully", KeyID: k.ID, Provider: k.Provider, Key: &st})
 }
@@ -308,6 +325,9 @@ func (s *Server) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 	k := e.Key()
 	if req.IsActive != nil {
 		k.IsActive = *req.IsActive
+		if *req.IsActive {
+			k.DisabledReason, k.DisabledAt = "", time.Time{}
+		}
 	}
 	if req.MaxRequests != nil {
 		k.MaxRequests = *req.MaxRequests
@@ -341,7 +361,10 @@ func (s *Server) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 		s.keyNotFound(w, id)
 		return
 	}
-	st := keyStatus(e)
+	if req.IsActive != nil && *req.IsActive {
+		s.pool.Uncool(e)
+	}
+	st := keyStatus(e, s.cfg.Now())
 	s.log.Info("key updated", "provider", k.Provider, "key", k.ID)
 	writeJSON(w, http.StatusOK, adminapi.KeyResponse{Message: "Key updated successfully", KeyID: id, Key: &st})
 }
