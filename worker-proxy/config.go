@@ -34,6 +34,7 @@ type Config struct {
 	GeminiKeyIn   string // GEMINI_KEY_IN: header (x-goog-api-key, default) or query (?key=)
 	OpenAIBase    string // OPENAI_BASE_URL: default https://api.openai.com/v1
 	AnthropicBase string // ANTHROPIC_BASE_URL: default https://api.anthropic.com/v1
+	ProvidersFile string // PROVIDERS_FILE: JSON file of more (OpenAI-compatible) providers
 
 	MaxBodyBytes    int64         // MAX_BODY_BYTES: default 33554432 (32 MiB)
 	UpstreamTimeout time.Duration // UPSTREAM_TIMEOUT: wait for response headers; default 5m
@@ -53,10 +54,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		AllowedOrigins: splitList(getenv("ALLOWED_ORIGINS")),
 		Store:          strings.ToLower(or(getenv("STORE"), "bolt")),
 		DataDir:        or(getenv("DATA_DIR"), "./data"),
-		GeminiBase:     or(getenv("GEMINI_BASE_URL"), "https://generativelanguage.googleapis.com/v1beta"),
+		GeminiBase:     getenv("GEMINI_BASE_URL"),
 		GeminiKeyIn:    strings.ToLower(or(getenv("GEMINI_KEY_IN"), "header")),
-		OpenAIBase:     or(getenv("OPENAI_BASE_URL"), "https://api.openai.com/v1"),
-		AnthropicBase:  or(getenv("ANTHROPIC_BASE_URL"), "https://api.anthropic.com/v1"),
+		OpenAIBase:     getenv("OPENAI_BASE_URL"),
+		AnthropicBase:  getenv("ANTHROPIC_BASE_URL"),
+		ProvidersFile:  getenv("PROVIDERS_FILE"),
 		LogFormat:      strings.ToLower(or(getenv("LOG_FORMAT"), "text")),
 	}
 	var errs []error
@@ -96,8 +98,16 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		bad("GEMINI_KEY_IN", "%q is not header or query", c.GeminiKeyIn)
 	}
 	for _, v := range []struct{ name, val string }{{"GEMINI_BASE_URL", c.GeminiBase}, {"OPENAI_BASE_URL", c.OpenAIBase}, {"ANTHROPIC_BASE_URL", c.AnthropicBase}} {
+		if v.val == "" {
+			continue
+		}
 		if _, err := provider.ParseBase(v.val); err != nil {
 			bad(v.name, "%v", err)
+		}
+	}
+	if c.ProvidersFile != "" {
+		if _, err := c.Providers(); err != nil {
+			bad("PROVIDERS_FILE", "%v", err)
 		}
 	}
 	c.MaxBodyBytes = 32 << 20
@@ -136,21 +146,31 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 // Addr is the listen address.
 func (c Config) Addr() string { return net.JoinHostPort(c.Host, c.Port) }
 
-// Providers builds the provider registry from the configured base URLs.
+// Providers builds the provider registry: the built-ins, the providers
+// file on top, and the *_BASE_URL variables on top of that.
 func (c Config) Providers() (*provider.Registry, error) {
 	ps := provider.Defaults()
+	if c.ProvidersFile != "" {
+		var err error
+		if ps, err = provider.LoadFile(c.ProvidersFile, ps); err != nil {
+			return nil, err
+		}
+	}
 	for _, p := range ps {
 		var raw string
 		switch p.Name {
 		case "gemini":
 			raw = c.GeminiBase
 			if c.GeminiKeyIn == "query" {
-				p.KeyQuery = "key"
+				p.Auth = provider.Auth{Query: "key"}
 			}
 		case "openai":
 			raw = c.OpenAIBase
 		case "anthropic":
 			raw = c.AnthropicBase
+		}
+		if raw == "" {
+			continue
 		}
 		u, err := provider.ParseBase(raw)
 		if err != nil {

@@ -8,9 +8,52 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 )
+
+// Auth says where an upstream expects its API key.
+type Auth struct {
+	Header string // header name, e.g. "Authorization"; ignored when Query is set
+	Prefix string // what precedes the key in Header, e.g. "Bearer "
+	Query  string // query parameter name, e.g. "key"
+}
+
+// Bearer is "Authorization: Bearer <key>".
+var Bearer = Auth{Header: "Authorization", Prefix: "Bearer "}
+
+// ParseAuth reads how a providers file says the key is sent: "bearer",
+// "header:NAME" or "query:NAME".
+func ParseAuth(s string) (Auth, error) {
+	kind, name, _ := strings.Cut(strings.TrimSpace(s), ":")
+	switch strings.ToLower(kind) {
+	case "", "bearer":
+		if name == "" {
+			return Bearer, nil
+		}
+	case "header":
+		if name != "" && !strings.ContainsAny(name, " :\t\r\n") {
+			return Auth{Header: http.CanonicalHeaderKey(name)}, nil
+		}
+	case "query":
+		if name != "" && url.QueryEscape(name) == name {
+			return Auth{Query: name}, nil
+		}
+	}
+	return Auth{}, fmt.Errorf("auth %q: want bearer, header:NAME or query:NAME", s)
+}
+
+// Apply puts secret where a says.
+func (a Auth) Apply(h http.Header, u *url.URL, secret string) {
+	if a.Query != "" {
+		q := u.Query()
+		q.Set(a.Query, secret)
+		u.RawQuery = q.Encode()
+		return
+	}
+	h.Set(a.Header, a.Prefix+secret)
+}
 
 // Provider is one upstream API.
 type Provider struct {
@@ -24,14 +67,20 @@ type Provider struct {
 	// of being appended to it, so SDKs that add their own version prefix
 	// (genai adds v1beta/) do not double it.
 	Versions []string
-	// KeyHeader is the header that carries the key, KeyPrefix what precedes
-	// it there ("Bearer "). If KeyQuery is set the key goes in that query
-	// parameter instead.
-	KeyHeader string
-	KeyPrefix string
-	KeyQuery  string
+	// Auth says where the native API takes the key.
+	Auth Auth
 	// DefaultHeaders are set on upstream requests that lack them.
 	DefaultHeaders map[string]string
+
+	// Compat is true when the provider has an OpenAI-compatible API, at
+	// CompatPath under Base ("" = Base itself), taking the key as
+	// CompatAuth. The /v1/ front door routes to it.
+	Compat     bool
+	CompatPath string
+	CompatAuth Auth
+	// Models are glob patterns (path.Match) of the model names the front
+	// door sends to this provider.
+	Models []string
 }
 
 // Defaults are the built-in providers with their public base URLs.
@@ -39,16 +88,21 @@ func Defaults() []*Provider {
 	return []*Provider{
 		{
 			Name: "gemini", Base: mustParse("https://generativelanguage.googleapis.com/v1beta"),
-			Versions: []string{"v1beta", "v1", "v1alpha"}, KeyHeader: "X-Goog-Api-Key",
+			Versions: []string{"v1beta", "v1", "v1alpha"}, Auth: Auth{Header: "X-Goog-Api-Key"},
+			Compat: true, CompatPath: "/openai", CompatAuth: Bearer,
+			Models: []string{"gemini-*", "gemma-*", "models/gemini-*", "models/gemma-*", "text-embedding-004", "embedding-*", "imagen-*", "veo-*"},
 		},
 		{
 			Name: "openai", Base: mustParse("https://api.openai.com/v1"),
-			Versions: []string{"v1"}, KeyHeader: "Authorization", KeyPrefix: "Bearer ",
+			Versions: []string{"v1"}, Auth: Bearer, Compat: true, CompatAuth: Bearer,
+			Models: []string{"gpt-*", "chatgpt-*", "o1", "o1-*", "o3", "o3-*", "o4-*", "text-embedding-*", "dall-e-*", "whisper-*", "tts-*", "omni-*", "codex-*", "davinci-*", "babbage-*", "computer-use-*"},
 		},
 		{
 			Name: "anthropic", Base: mustParse("https://api.anthropic.com/v1"),
-			Versions: []string{"v1"}, KeyHeader: "X-Api-Key",
+			Versions: []string{"v1"}, Auth: Auth{Header: "X-Api-Key"},
 			DefaultHeaders: map[string]string{"Anthropic-Version": "2023-06-01"},
+			Compat:         true, CompatAuth: Bearer,
+			Models: []string{"claude-*"},
 		},
 	}
 }
@@ -116,15 +170,9 @@ func (p *Provider) Target(escapedRest string, query url.Values, drop ...string) 
 	return &u, nil
 }
 
-// SetKey puts secret where the provider expects it.
+// SetKey puts secret where the native API expects it.
 func (p *Provider) SetKey(h http.Header, u *url.URL, secret string) {
-	if p.KeyQuery != "" {
-		q := u.Query()
-		q.Set(p.KeyQuery, secret)
-		u.RawQuery = q.Encode()
-		return
-	}
-	h.Set(p.KeyHeader, p.KeyPrefix+secret)
+	p.Auth.Apply(h, u, secret)
 	for k, v := range p.DefaultHeaders {
 		if h.Get(k) == "" {
 			h.Set(k, v)
@@ -132,10 +180,31 @@ func (p *Provider) SetKey(h http.Header, u *url.URL, secret string) {
 	}
 }
 
+// CompatTarget returns the URL of an OpenAI-compatible API call (rest is
+// like "chat/completions").
+func (p *Provider) CompatTarget(rest string, query url.Values) (*url.URL, error) {
+	u := *p.Base
+	u.Path = strings.TrimRight(u.Path, "/") + p.CompatPath + "/" + strings.TrimLeft(rest, "/")
+	u.RawPath = ""
+	u.RawQuery = query.Encode()
+	return &u, nil
+}
+
+// ServesModel reports whether the front door sends model to p.
+func (p *Provider) ServesModel(model string) bool {
+	for _, pat := range p.Models {
+		if ok, _ := path.Match(pat, model); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Registry is the set of providers the proxy serves, by name.
 type Registry struct {
 	byName map[string]*Provider
 	names  []string
+	order  []*Provider // for model routing: declaration order
 }
 
 // NewRegistry returns a registry of ps; names must be unique.
@@ -147,6 +216,7 @@ func NewRegistry(ps ...*Provider) (*Registry, error) {
 		}
 		r.byName[p.Name] = p
 		r.names = append(r.names, p.Name)
+		r.order = append(r.order, p)
 	}
 	slices.Sort(r.names)
 	return r, nil
@@ -160,3 +230,24 @@ func (r *Registry) Get(name string) (*Provider, bool) {
 
 // Names returns the providers' names, sorted.
 func (r *Registry) Names() []string { return r.names }
+
+// ForModel returns the provider that serves model through its
+// OpenAI-compatible API, and the model name to send it. "name/model" picks
+// provider name explicitly; otherwise the first provider, in declaration
+// order, whose Models patterns match.
+func (r *Registry) ForModel(model string) (*Provider, string, bool) {
+	if prefix, rest, ok := strings.Cut(model, "/"); ok && rest != "" {
+		if p, ok := r.byName[prefix]; ok && p.Compat {
+			return p, rest, true
+		}
+	}
+	for _, p := range r.order {
+		if p.Compat && p.ServesModel(model) {
+			return p, model, true
+		}
+	}
+	return nil, "", false
+}
+
+// All returns the providers in declaration order.
+func (r *Registry) All() []*Provider { return r.order }

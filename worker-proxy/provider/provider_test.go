@@ -3,6 +3,7 @@ package provider
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -70,7 +71,7 @@ func TestSetKey(t *testing.T) {
 			}
 		}
 	}
-	q := &Provider{Name: "g", Base: mustParse("https://x/v1beta"), KeyQuery: "key"}
+	q := &Provider{Name: "g", Base: mustParse("https://x/v1beta"), Auth: Auth{Query: "key"}}
 	u := mustParse("https://x/y?alt=sse")
 	q.SetKey(http.Header{}, u, "S")
 	if u.Query().Get("key") != "S" || u.Query().Get("alt") != "sse" {
@@ -87,5 +88,80 @@ func TestSetKey(t *testing.T) {
 func TestRegistryRejectsDuplicates(t *testing.T) {
 	if _, err := NewRegistry(Defaults()[0], Defaults()[0]); err == nil {
 		t.Fatal("want error for duplicate provider")
+	}
+}
+
+func TestMergeProvidersFile(t *testing.T) {
+	doc := `{"providers":[
+	  {"name":"deepseek","baseURL":"https://api.deepseek.com/v1","models":["deepseek-*"]},
+	  {"name":"groq","baseURL":"https://api.groq.com/openai/v1","auth":"header:x-groq-key","models":["llama-*"]},
+	  {"name":"openai","baseURL":"http://127.0.0.1:9/v1"}
+	]}`
+	ps, err := Merge([]byte(doc), Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRegistry(ps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Names(); strings.Join(got, ",") != "anthropic,deepseek,gemini,groq,openai" {
+		t.Fatalf("names %v", got)
+	}
+	ds, _ := r.Get("deepseek")
+	u, _ := ds.Target("chat/completions", nil)
+	if u.String() != "https://api.deepseek.com/v1/chat/completions" || ds.Auth != Bearer {
+		t.Fatalf("deepseek %s %+v", u, ds.Auth)
+	}
+	if u, _ := ds.Target("v1/models", nil); u.String() != "https://api.deepseek.com/v1/models" {
+		t.Fatalf("deepseek version prefix: %s", u)
+	}
+	gq, _ := r.Get("groq")
+	h := http.Header{}
+	gq.SetKey(h, mustParse("https://x"), "K")
+	if h.Get("X-Groq-Key") != "K" {
+		t.Fatalf("groq auth header %v", h)
+	}
+	oa, _ := r.Get("openai")
+	if oa.Base.String() != "http://127.0.0.1:9/v1" || !oa.ServesModel("gpt-4o") {
+		t.Fatalf("openai override %s", oa.Base)
+	}
+	for model, want := range map[string][2]string{
+		"gpt-4o-mini":             {"openai", "gpt-4o-mini"},
+		"gemini-2.5-flash":        {"gemini", "gemini-2.5-flash"},
+		"claude-sonnet-4-5":       {"anthropic", "claude-sonnet-4-5"},
+		"deepseek-chat":           {"deepseek", "deepseek-chat"},
+		"llama-3.3-70b":           {"groq", "llama-3.3-70b"},
+		"groq/mixtral-8x7b":       {"groq", "mixtral-8x7b"},
+		"openai/text-embedding-x": {"openai", "text-embedding-x"},
+	} {
+		p, m, ok := r.ForModel(model)
+		if !ok || p.Name != want[0] || m != want[1] {
+			t.Errorf("ForModel(%q) = %v %q %v, want %v", model, p, m, ok, want)
+		}
+	}
+	if _, _, ok := r.ForModel("mystery-model"); ok {
+		t.Error("unknown model routed")
+	}
+	gm, _ := r.Get("gemini")
+	if u, _ := gm.CompatTarget("chat/completions", nil); u.String() != "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions" {
+		t.Errorf("gemini compat %s", u)
+	}
+}
+
+func TestMergeRejectsBadFiles(t *testing.T) {
+	for name, doc := range map[string]string{
+		"not json":      `{`,
+		"unknown field": `{"providers":[{"name":"x","baseURL":"https://x","modles":[]}]}`,
+		"bad name":      `{"providers":[{"name":"X Y","baseURL":"https://x"}]}`,
+		"no base":       `{"providers":[{"name":"x"}]}`,
+		"bad base":      `{"providers":[{"name":"x","baseURL":"ftp://x"}]}`,
+		"bad auth":      `{"providers":[{"name":"x","baseURL":"https://x","auth":"cookie"}]}`,
+		"bad pattern":   `{"providers":[{"name":"x","baseURL":"https://x","models":["[a"]}]}`,
+		"twice":         `{"providers":[{"name":"x","baseURL":"https://x"},{"name":"x","baseURL":"https://y"}]}`,
+	} {
+		if _, err := Merge([]byte(doc), Defaults()); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }
