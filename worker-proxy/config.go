@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keypool/keypool/worker-proxy/failure"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
 	"github.com/keypool/keypool/worker-proxy/server"
@@ -40,6 +41,17 @@ type Config struct {
 	UpstreamTimeout time.Duration // UPSTREAM_TIMEOUT: wait for response headers; default 5m
 	FlushInterval   time.Duration // FLUSH_INTERVAL: usage counters to the store; default 5s
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: drain on SIGTERM; default 30s
+
+	MaxRetries       int            // MAX_RETRIES: retries on other keys per request; default 3 (0 = none)
+	RetryBudget      time.Duration  // RETRY_BUDGET: no retry starts after this long; default 2m
+	FirstByteTimeout time.Duration  // FIRST_BYTE_TIMEOUT: a stream silent this long fails over; default 60s
+	DefaultCooldown  time.Duration  // DEFAULT_COOLDOWN: rest after a 429 that names no time; default 60s
+	MaxCooldown      time.Duration  // MAX_COOLDOWN: cap on upstream-named rests (daily quotas exempt); default 1h
+	PassiveFailures  int            // PASSIVE_FAILURES: consecutive upstream failures that rest a key; default 3
+	PassiveCooldown  time.Duration  // PASSIVE_COOLDOWN: that rest; default 10s
+	FailurePolicy    failure.Policy // FAILURE_POLICY: class=action overrides, e.g. "upstream=retry,client=none"
+	RetestInterval   time.Duration  // RETEST_INTERVAL: re-test disabled keys this often; default 30m (0 = never)
+	RetestBatch      int            // RETEST_BATCH: keys per re-test round; default 5
 
 	LogLevel  slog.Level // LOG_LEVEL: debug, info (default), warn, error
 	LogFormat string     // LOG_FORMAT: text (default) or json
@@ -132,6 +144,34 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.UpstreamTimeout = dur("UPSTREAM_TIMEOUT", 5*time.Minute, time.Second)
 	c.FlushInterval = dur("FLUSH_INTERVAL", 5*time.Second, 100*time.Millisecond)
 	c.ShutdownTimeout = dur("SHUTDOWN_TIMEOUT", 30*time.Second, 0)
+	c.RetryBudget = dur("RETRY_BUDGET", 2*time.Minute, 0)
+	c.FirstByteTimeout = dur("FIRST_BYTE_TIMEOUT", 60*time.Second, 100*time.Millisecond)
+	c.DefaultCooldown = dur("DEFAULT_COOLDOWN", 60*time.Second, time.Second)
+	c.MaxCooldown = dur("MAX_COOLDOWN", time.Hour, time.Second)
+	c.PassiveCooldown = dur("PASSIVE_COOLDOWN", 10*time.Second, 0)
+	c.RetestInterval = dur("RETEST_INTERVAL", 30*time.Minute, 0)
+	num := func(name string, def, min int) int {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min {
+			bad(name, "%q is not a whole number of at least %d", v, min)
+		}
+		return n
+	}
+	c.MaxRetries = num("MAX_RETRIES", 3, 0)
+	c.PassiveFailures = num("PASSIVE_FAILURES", 3, 1)
+	c.RetestBatch = num("RETEST_BATCH", 5, 1)
+	c.FailurePolicy = failure.DefaultPolicy()
+	if v := getenv("FAILURE_POLICY"); v != "" {
+		p, err := failure.ParsePolicy(v)
+		if err != nil {
+			bad("FAILURE_POLICY", "%v", err)
+		}
+		c.FailurePolicy = p
+	}
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			bad("LOG_LEVEL", "%q is not debug, info, warn or error", v)

@@ -73,6 +73,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		AdminKey: adminKey, ClientTokens: cfg.ClientTokens, AllowAnonymous: cfg.AllowAnonymous,
 		AllowedOrigins: cfg.AllowedOrigins, MaxBodyBytes: cfg.MaxBodyBytes,
 		UpstreamTimeout: cfg.UpstreamTimeout, Logger: log,
+		Policy: cfg.FailurePolicy, MaxRetries: serverRetries(cfg.MaxRetries),
+		RetryBudget: cfg.RetryBudget, FirstByteTimeout: cfg.FirstByteTimeout,
+		DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown,
+		PassiveFailures: cfg.PassiveFailures, PassiveCooldown: cfg.PassiveCooldown,
 	}, st, providers)
 	if err != nil {
 		return err
@@ -92,6 +96,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	flushCtx, stopFlush := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.RunFlusher(flushCtx, cfg.FlushInterval) })
+	wg.Go(func() { srv.RunRetester(flushCtx, cfg.RetestInterval, cfg.RetestBatch) })
 
 	printBanner(stdout, cfg, ln.Addr().(*net.TCPAddr), adminKey, generated)
 	log.Info("proxy started", "addr", ln.Addr().String(), "store", cfg.Store, "keys", srv.Pool().Len(), "anonymousRelay", cfg.AllowAnonymous)
@@ -146,4 +151,13 @@ func printBanner(w io.Writer, cfg Config, addr *net.TCPAddr, adminKey string, ge
 		fmt.Fprintf(&b, "  admin key: read from %s\n", filepath.Join(cfg.DataDir, adminKeyFile))
 	}
 	io.WriteString(w, b.String())
+}
+
+// serverRetries maps MAX_RETRIES (0 = none) onto server.Config.MaxRetries,
+// where 0 means the default and a negative number none.
+func serverRetries(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

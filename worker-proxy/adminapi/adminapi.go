@@ -236,3 +236,24 @@ type Error struct {
 	Suggestion string `json:"suggestion,omitempty"`
 	KeyID      string `json:"keyId,omitempty"`
 }
+
+// KeyTestResult answers POST /admin/keys/{id}/test: what the provider said
+// to the cheapest call (listing models) with the key, and the key's state
+// after it.
+type KeyTestResult struct {
+	KeyID     string     `json:"keyId"`
+	Provider  string     `json:"provider"`
+	OK        bool       `json:"ok"`
+	Status    int        `json:"status"` // upstream HTTP status; 0 if none came
+	Class     string     `json:"class"`  // success, invalid_key, rate_limited, quota_exhausted, upstream, client
+	Message   string     `json:"message,omitempty"`
+	LatencyMs int64      `json:"latencyMs"`
+	Key       *KeyStatus `json:"key,omitempty"`
+}
+
+// BulkTestResponse answers POST /admin/keys/bulk-test ({"ids": [...]}).
+type BulkTestResponse struct {
+	Passed  int             `json:"passed"`
+	Failed  int             `json:"failed"`
+	Results []KeyTestResult `json:"results"`
+}

@@ -139,3 +139,56 @@ func TestStrategyNames(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+func TestPickExceptSkipsTried(t *testing.T) {
+	for _, s := range Strategies {
+		p := newPool(keys("gemini", 3)...)
+		var tried []*Entry
+		for range 3 {
+			e := p.PickExcept("gemini", s, tried)
+			if e == nil {
+				t.Fatalf("%v: no key after %d tries", s, len(tried))
+			}
+			for _, x := range tried {
+				if x == e {
+					t.Fatalf("%v: picked %s twice", s, e.ID())
+				}
+			}
+			tried = append(tried, e)
+		}
+		if e := p.PickExcept("gemini", s, tried); e != nil {
+			t.Fatalf("%v: picked %s with every key tried", s, e.ID())
+		}
+		var total int64
+		for _, e := range p.Entries("gemini") {
+			total += e.Usage().Requests
+		}
+		if total != 3 {
+			t.Fatalf("%v: %d requests counted for 3 picks", s, total)
+		}
+	}
+}
+
+func TestNextAvailable(t *testing.T) {
+	c := newClock()
+	p := New(c.now)
+	ks := keys("gemini", 3)
+	p.Load(ks, nil)
+	if _, ok := p.NextAvailable("gemini"); ok {
+		t.Fatal("nothing rests, yet a return time")
+	}
+	e0, _ := p.Entry("key_0")
+	e1, _ := p.Entry("key_1")
+	e2, _ := p.Entry("key_2")
+	p.Cool(e0, c.now().Add(time.Hour), "")
+	p.Cool(e1, c.now().Add(time.Minute), "")
+	p.Disable(e2, "dead", c.now())
+	got, ok := p.NextAvailable("gemini")
+	if !ok || !got.Equal(c.now().Add(time.Minute)) {
+		t.Fatalf("NextAvailable = %v %v", got, ok)
+	}
+	p.Enable(e2)
+	if n := p.Servable("gemini"); n != 3 {
+		t.Fatalf("servable %d, want 3", n)
+	}
+}

@@ -160,7 +160,8 @@ func (e *Entry) Finish(o Outcome) {
 type snapshot struct {
 	entries []*Entry
 	avail   *bitset
-	cum     []int64 // cumulative weights, for Weighted
+	cum      []int64 // cumulative weights, for Weighted
+	servable int     // keys active and not disabled at build time
 }
 
 // set holds one provider's keys.
@@ -290,8 +291,12 @@ func (p *Pool) rebuildLocked(provider string) {
 		if e.availableAt(now) {
 			snap.avail.set(i)
 		}
-		total += int64(e.cfg.Load().EffectiveWeight())
+		k := e.cfg.Load()
+		total += int64(k.EffectiveWeight())
 		snap.cum[i] = total
+		if k.servable() {
+			snap.servable++
+		}
 	}
 	sets := *p.sets.Load()
 	s, ok := sets[provider]
@@ -521,6 +526,79 @@ func (s *snapshot) pickLeastBusy(now int64) *Entry {
 		return s.entries[a]
 	}
 	return s.scan(a, now)
+}
+
+// PickExcept is Pick for a retry: it never returns a key in tried. It
+// tries the strategy first, then scans from a random place.
+func (p *Pool) PickExcept(provider string, strategy Strategy, tried []*Entry) *Entry {
+	for range 3 {
+		e := p.Pick(provider, strategy)
+		if e == nil {
+			return nil
+		}
+		if !slices.Contains(tried, e) {
+			return e
+		}
+		e.release()
+	}
+	s, ok := (*p.sets.Load())[provider]
+	if !ok {
+		return nil
+	}
+	snap := s.snap.Load()
+	n := len(snap.entries)
+	if n == 0 {
+		return nil
+	}
+	now := p.now().UnixNano()
+	i := rand.IntN(n)
+	for range n + 1 {
+		i = snap.avail.next(i)
+		if i < 0 {
+			return nil
+		}
+		if !slices.Contains(tried, snap.entries[i]) && snap.take(i, now) {
+			return snap.entries[i]
+		}
+		if i++; i == n {
+			i = 0
+		}
+	}
+	return nil
+}
+
+// release undoes an acquire that was not used.
+func (e *Entry) release() {
+	e.requests.Add(-1)
+	e.inflight.Add(-1)
+}
+
+// NextAvailable returns when the first resting key of provider that could
+// otherwise serve comes back, or false if none will by resting alone.
+func (p *Pool) NextAvailable(provider string) (time.Time, bool) {
+	var first int64
+	for _, e := range p.Entries(provider) {
+		k := e.cfg.Load()
+		if !k.servable() || k.MaxRequests > 0 && e.requests.Load() >= k.MaxRequests {
+			continue
+		}
+		if u := e.coolUntil.Load(); u > 0 && (first == 0 || u < first) {
+			first = u
+		}
+	}
+	if first == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, first), true
+}
+
+// Servable returns how many of provider's keys are active and not
+// disabled, as of the last change to its keys. It is O(1).
+func (p *Pool) Servable(provider string) int {
+	if s, ok := (*p.sets.Load())[provider]; ok {
+		return s.snap.Load().servable
+	}
+	return 0
 }
 
 // take acquires entry i, clearing its bit when it cannot serve.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -18,23 +20,34 @@ import (
 	"time"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/failure"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
 )
 
-// relayState carries one relayed request through the reverse proxy.
+// relayState carries one relayed request through the reverse proxy and its
+// attempts. Only the request's own goroutines touch it, one at a time.
 type relayState struct {
-	prov   *provider.Provider
-	entry  *pool.Entry
-	target *url.URL
-	body   []byte
+	prov     *provider.Provider
+	compat   bool // the OpenAI-compatible API: key as CompatAuth
+	strategy pool.Strategy
+	target   *url.URL
+	body     []byte
+	start    time.Time
 
-	status  int             // upstream status, once headers arrived
-	lastErr *pool.LastError // a failed answer, for the key's statistics
-	proxErr error           // the transport failed
+	entry    *pool.Entry   // the key of the current attempt
+	tried    []*pool.Entry // every key tried, in order
+	finished bool          // entry's outcome is already recorded
+
+	status  int             // final status sent to the client
+	lastErr *pool.LastError // the final attempt's failure, if any
+	verdict failure.Verdict // the final attempt's classification
+	proxErr error           // the final attempt's transport error
 }
 
 type relayKey struct{}
+
+func stateOf(ctx context.Context) *relayState { return ctx.Value(relayKey{}).(*relayState) }
 
 // bufferPool recycles the buffers the reverse proxy copies bodies through.
 type bufferPool struct{ p sync.Pool }
@@ -46,7 +59,7 @@ func (s *Server) newReverseProxy() *httputil.ReverseProxy {
 	bp := &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
 	return &httputil.ReverseProxy{
 		Rewrite:        s.rewrite,
-		Transport:      s.cfg.Transport,
+		Transport:      &failover{s: s, base: s.cfg.Transport},
 		ModifyResponse: s.modifyResponse,
 		ErrorHandler:   s.proxyError,
 		BufferPool:     bp,
@@ -63,6 +76,7 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// handleRelay serves /api/{provider}/{path}: the provider's native API.
 func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	name := r.PathValue("provider")
@@ -71,11 +85,7 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 		s.unknownProvider(w, http.StatusNotFound, name)
 		return
 	}
-	if !s.cfg.AllowAnonymous && !s.tokens.has(clientToken(r)) {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{
-			"error": "Invalid or missing client token",
-			"hint":  "Send a client token where your SDK sends its API key (Authorization: Bearer, x-goog-api-key, x-api-key or ?key=)",
-		})
+	if !s.authorizeClient(w, r) {
 		return
 	}
 	q := r.URL.Query()
@@ -95,25 +105,60 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, status, adminapi.Error{Error: msg, Provider: name})
 		return
 	}
-	e := s.pool.Pick(name, strategy)
+	s.forward(w, r, &relayState{prov: prov, strategy: strategy, target: target, body: body, start: start})
+}
+
+// authorizeClient checks the relay caller's token, answering 401 if bad.
+func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request) bool {
+	if s.cfg.AllowAnonymous || s.tokens.has(clientToken(r)) {
+		return true
+	}
+	writeJSON(w, http.StatusUnauthorized, map[string]string{
+		"error": "Invalid or missing client token",
+		"hint":  "Send a client token where your SDK sends its API key (Authorization: Bearer, x-goog-api-key, x-api-key or ?key=)",
+	})
+	return false
+}
+
+// forward picks the first key and relays st's request, failing over to
+// other keys as the transport decides.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, st *relayState) {
+	e := s.pool.Pick(st.prov.Name, st.strategy)
 	if e == nil {
-		w.Header().Set("X-Should-Retry", "false")
-		writeJSON(w, http.StatusServiceUnavailable, adminapi.Error{
-			Error: "No available API keys", Provider: name, Strategy: strategy.String(),
-			Suggestion: "Please add more keys or wait for rate limit reset",
-		})
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "relay", slog.String("provider", name),
-			slog.String("strategy", strategy.String()), slog.Int("status", http.StatusServiceUnavailable),
-			slog.String("error", "no available keys"))
+		s.noKey(w, r, st)
 		return
 	}
-	st := &relayState{prov: prov, entry: e, target: target, body: body}
+	st.entry, st.tried = e, append(st.tried, e)
 	completed := false
-	defer func() {
-		s.finish(r, st, strategy, start, completed)
-	}()
+	defer func() { s.finish(r, st, completed) }()
 	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), relayKey{}, st)))
 	completed = true
+}
+
+// noKey answers when no key can serve: 503 in the seed's shape, with a
+// Retry-After that tells when the first resting key comes back.
+func (s *Server) noKey(w http.ResponseWriter, r *http.Request, st *relayState) {
+	body := map[string]any{
+		"error": "No available API keys", "provider": st.prov.Name, "strategy": st.strategy.String(),
+		"suggestion": "Please add more keys or wait for rate limit reset",
+	}
+	if until, ok := s.pool.NextAvailable(st.prov.Name); ok {
+		secs := int64(math.Ceil(until.Sub(s.cfg.Now()).Seconds()))
+		secs = max(secs, 1)
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		body["retryAfter"] = secs
+		body["availableAt"] = *adminapi.FormatTime(until)
+		// SDKs sleep for Retry-After; past a minute, tell them not to.
+		if secs > 60 {
+			w.Header().Set("X-Should-Retry", "false")
+		}
+	} else {
+		w.Header().Set("X-Should-Retry", "false")
+	}
+	writeJSON(w, http.StatusServiceUnavailable, body)
+	s.log.LogAttrs(r.Context(), slog.LevelWarn, "relay", slog.String("provider", st.prov.Name),
+		slog.String("strategy", st.strategy.String()), slog.Int("status", http.StatusServiceUnavailable),
+		slog.String("error", "no available keys"))
 }
 
 // readBody buffers the request body, up to MaxBodyBytes, so a retry can
@@ -145,9 +190,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, 
 // rewrite points the outbound request at the upstream with the pool key in
 // place of the client's credentials.
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {
-	st := pr.In.Context().Value(relayKey{}).(*relayState)
+	st := stateOf(pr.In.Context())
 	out := pr.Out
-	out.URL = st.target
+	u := *st.target
+	out.URL = &u
 	out.Host = ""
 	for _, h := range clientCredentialHeaders {
 		out.Header.Del(h)
@@ -155,7 +201,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	out.Header.Del("X-Admin-Key")
 	out.Header.Del("Cookie")
 	out.Header.Del("Origin")
-	st.prov.SetKey(out.Header, out.URL, st.entry.Secret())
+	st.setKey(out)
 	if len(st.body) == 0 {
 		out.Body, out.ContentLength, out.GetBody = http.NoBody, 0, nil
 		return
@@ -166,32 +212,28 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 }
 
-// maxErrorPeek is how much of an error body is read to describe it.
-const maxErrorPeek = 8 << 10
+// setKey puts the current attempt's key on req (URL already a copy).
+func (st *relayState) setKey(req *http.Request) {
+	if st.compat {
+		st.prov.CompatAuth.Apply(req.Header, req.URL, st.entry.Secret())
+		return
+	}
+	st.prov.SetKey(req.Header, req.URL, st.entry.Secret())
+}
 
 func (s *Server) modifyResponse(res *http.Response) error {
-	st := res.Request.Context().Value(relayKey{}).(*relayState)
+	st := stateOf(res.Request.Context())
 	st.status = res.StatusCode
 	res.Header.Set("X-KeyPool-Key-Id", st.entry.ID())
-	if res.StatusCode >= 400 {
-		peek, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorPeek))
-		res.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(peek), res.Body), res.Body}
-		st.lastErr = &pool.LastError{
-			Status:  res.StatusCode,
-			Message: scrub(upstreamMessage(peek, res.StatusCode), st.entry.Secret()),
-			At:      s.cfg.Now().UTC(),
-		}
+	if len(st.tried) > 1 {
+		res.Header.Set("X-KeyPool-Attempts", strconv.Itoa(len(st.tried)))
 	}
 	return nil
 }
 
-// proxyError answers when the upstream could not be reached or failed
-// before its response headers.
+// proxyError answers when the last attempt failed before response headers.
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	st := r.Context().Value(relayKey{}).(*relayState)
+	st := stateOf(r.Context())
 	st.proxErr = err
 	if r.Context().Err() != nil {
 		// The client went away; nobody is listening.
@@ -199,50 +241,69 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status, msg := http.StatusBadGateway, "Upstream request failed"
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errFirstByteTimeout) {
 		status, msg = http.StatusGatewayTimeout, "Upstream timed out"
 	}
-	detail := scrub(transportDetail(err), st.entry.Secret())
 	st.status = status
-	st.lastErr = &pool.LastError{Status: status, Message: msg + ": " + detail, At: s.cfg.Now().UTC()}
-	writeJSON(w, status, map[string]string{"error": msg, "provider": st.prov.Name, "detail": detail})
+	writeJSON(w, status, map[string]any{"error": msg, "provider": st.prov.Name, "detail": transportDetail(err, st.entry.Secret()), "attempts": len(st.tried)})
 }
 
 // transportDetail describes a transport error without its URL, which may
 // carry a key in its query.
-func transportDetail(err error) string {
+func transportDetail(err error, secret string) string {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	return truncate(err.Error(), 200)
+	return scrub(truncate(err.Error(), 200), secret)
 }
 
-// finish records the request's outcome on its key and logs one line.
-func (s *Server) finish(r *http.Request, st *relayState, strategy pool.Strategy, start time.Time, completed bool) {
-	var o pool.Outcome
+// finish records the final attempt's outcome on its key (unless the
+// transport already did) and logs one line for the request.
+func (s *Server) finish(r *http.Request, st *relayState, completed bool) {
 	status := st.status
-	switch {
-	case st.proxErr != nil && r.Context().Err() != nil:
-		o.Aborted = true
-		status = 499
-	case !completed:
-		// The response broke after it started: never a success.
-		o.Error = &pool.LastError{Status: status, Message: "response interrupted mid-stream", At: s.cfg.Now().UTC()}
-	case st.lastErr != nil:
-		o.Error = st.lastErr
-	default:
-		o.Success = status < 400
+	if !st.finished {
+		var o pool.Outcome
+		switch {
+		case r.Context().Err() != nil && (st.proxErr != nil || !completed):
+			o.Aborted = true
+			status = 499
+		case !completed:
+			// The response broke after it started: never a success.
+			o.Error = &pool.LastError{Status: status, Message: "response interrupted mid-stream", At: s.cfg.Now().UTC()}
+			o.Blame = true
+		default:
+			o.Success = status < 400
+		}
+		st.entry.Finish(o)
 	}
-	st.entry.Finish(o)
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "relay",
+	attrs := []slog.Attr{
 		slog.String("provider", st.prov.Name),
-		slog.String("strategy", strategy.String()),
+		slog.String("strategy", st.strategy.String()),
 		slog.String("key", st.entry.ID()),
 		slog.Int("status", status),
-		slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
-		slog.Bool("interrupted", !completed),
-	)
+		slog.Float64("latency_ms", float64(time.Since(st.start).Microseconds())/1000),
+	}
+	if len(st.tried) > 1 {
+		attrs = append(attrs, slog.Int("attempts", len(st.tried)))
+	}
+	if st.verdict.Class != failure.Success {
+		attrs = append(attrs, slog.String("class", st.verdict.Class.String()))
+	}
+	if !completed {
+		attrs = append(attrs, slog.Bool("interrupted", true))
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "relay", attrs...)
+}
+
+// isEventStream reports whether res is a server-sent event stream.
+func isEventStream(res *http.Response) bool {
+	ct := res.Header.Get("Content-Type")
+	if ct == "" {
+		return false
+	}
+	mt, _, _ := mime.ParseMediaType(ct)
+	return mt == "text/event-stream"
 }
 
 // upstreamMessage extracts a short description from a provider's error

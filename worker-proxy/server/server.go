@@ -3,6 +3,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keypool/keypool/worker-proxy/failure"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
 	"github.com/keypool/keypool/worker-proxy/store"
@@ -41,6 +43,29 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	// Transport sends upstream requests. Default: a tuned http.Transport.
 	Transport http.RoundTripper
+
+	// Policy says what each failure class does. Default failure.DefaultPolicy().
+	Policy failure.Policy
+	// MaxRetries bounds the retries of one request on other keys. Default 3;
+	// negative means none.
+	MaxRetries int
+	// RetryBudget bounds the time after which no retry starts. Default 2m.
+	RetryBudget time.Duration
+	// FirstByteTimeout bounds the wait for a stream's first data; a stream
+	// that sends nothing in time fails over. Default 60s.
+	FirstByteTimeout time.Duration
+	// DefaultCooldown rests a rate-limited key when the upstream does not
+	// say for how long. Default 60s. MaxCooldown caps what it says, except
+	// for daily quotas. Default 1h.
+	DefaultCooldown time.Duration
+	MaxCooldown     time.Duration
+	// PassiveFailures consecutive upstream failures rest a key for
+	// PassiveCooldown. Defaults 3 and 10s.
+	PassiveFailures int
+	PassiveCooldown time.Duration
+	// StormWindow is how recent failures must be to count as one storm.
+	// Default 10s.
+	StormWindow time.Duration
 	// Logger receives one line per relayed request. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -60,6 +85,11 @@ type Server struct {
 	handler   http.Handler
 	origins   map[string]bool
 	anyOrigin bool
+
+	policy     failure.Policy
+	classifier *failure.Classifier
+	storms     *storms
+	persistQ   chan pool.Key // key state changes to write, off the request path
 
 	adminMu sync.Mutex // serializes admin writes
 }
@@ -89,11 +119,31 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	if cfg.Transport == nil {
 		cfg.Transport = NewTransport(cfg.UpstreamTimeout)
 	}
+	if cfg.Policy == nil {
+		cfg.Policy = failure.DefaultPolicy()
+	}
+	switch {
+	case cfg.MaxRetries == 0:
+		cfg.MaxRetries = 3
+	case cfg.MaxRetries < 0:
+		cfg.MaxRetries = 0
+	}
+	cfg.RetryBudget = cmp.Or(cfg.RetryBudget, 2*time.Minute)
+	cfg.FirstByteTimeout = cmp.Or(cfg.FirstByteTimeout, 60*time.Second)
+	cfg.DefaultCooldown = cmp.Or(cfg.DefaultCooldown, 60*time.Second)
+	cfg.MaxCooldown = cmp.Or(cfg.MaxCooldown, time.Hour)
+	cfg.PassiveFailures = cmp.Or(cfg.PassiveFailures, 3)
+	cfg.PassiveCooldown = cmp.Or(cfg.PassiveCooldown, 10*time.Second)
+	cfg.StormWindow = cmp.Or(cfg.StormWindow, 10*time.Second)
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, store: st, providers: providers,
 		pool: pool.New(cfg.Now), tokens: newTokens(),
 		admin:   adminAuth{sum: sha256.Sum256([]byte(cfg.AdminKey))},
 		origins: map[string]bool{},
+		policy:  cfg.Policy,
+		classifier: &failure.Classifier{Now: cfg.Now, DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown},
+		storms:     &storms{window: cfg.StormWindow, recent: map[stormKey]map[*pool.Entry]time.Time{}},
+		persistQ:   make(chan pool.Key, 4096),
 	}
 	for _, o := range cfg.AllowedOrigins {
 		if o == "*" {
@@ -158,12 +208,15 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin/keys", s.requireAdmin(methods{"POST": s.handleAddKey}))
 	mux.Handle("/admin/keys/bulk", s.requireAdmin(methods{"POST": s.handleBulkAdd}))
 	mux.Handle("/admin/keys/bulk-delete", s.requireAdmin(methods{"POST": s.handleBulkDelete}))
+	mux.Handle("/admin/keys/bulk-test", s.requireAdmin(methods{"POST": s.handleBulkTest}))
+	mux.Handle("/admin/keys/{id}/test", s.requireAdmin(methods{"POST": s.handleTestKey}))
 	mux.Handle("/admin/keys/{id}", s.requireAdmin(methods{"GET": s.handleGetKey, "PUT": s.handleUpdateKey, "DELETE": s.handleDeleteKey}))
 	mux.Handle("/admin/status", s.requireAdmin(methods{"GET": s.handleStatus}))
 	mux.Handle("/admin/reset", s.requireAdmin(methods{"POST": s.handleReset}))
 	mux.Handle("/admin/tokens", s.requireAdmin(methods{"GET": s.handleListTokens, "POST": s.handleCreateToken}))
 	mux.Handle("/admin/tokens/{id}", s.requireAdmin(methods{"DELETE": s.handleDeleteToken}))
 	mux.Handle("/api/{provider}/{rest...}", http.HandlerFunc(s.handleRelay))
+	mux.Handle("/v1/{rest...}", http.HandlerFunc(s.handleFrontDoor))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Not found: "+truncate(r.URL.Path, 100))
 	}))
@@ -249,18 +302,63 @@ func (s *Server) FlushUsage(ctx context.Context) error {
 	return s.pool.Flush(func(d []pool.UsageDelta) error { return s.store.AddUsage(ctx, d) })
 }
 
-// RunFlusher flushes usage every interval until ctx ends, then once more.
+// persist queues a key's changed state (disabled, re-enabled) for the
+// store; the request path never waits for it.
+func (s *Server) persist(k pool.Key) {
+	select {
+	case s.persistQ <- k:
+	default:
+		s.log.Warn("key state queue full; change kept in memory only", "key", k.ID)
+	}
+}
+
+// writeQueued writes the queued key changes, the latest per key, and only
+// for keys still in the pool.
+func (s *Server) writeQueued(ctx context.Context) {
+	latest := map[string]pool.Key{}
+	for {
+		select {
+		case k := <-s.persistQ:
+			latest[k.ID] = k
+			continue
+		default:
+		}
+		break
+	}
+	if len(latest) == 0 {
+		return
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	var keys []pool.Key
+	for id := range latest {
+		if e, ok := s.pool.Entry(id); ok {
+			keys = append(keys, e.Key()) // the current state, not a stale one
+		}
+	}
+	if err := s.store.PutKeys(ctx, keys...); err != nil {
+		s.log.Warn("saving key states failed; will retry", "err", err, "keys", len(keys))
+		for _, k := range keys {
+			s.persist(k)
+		}
+	}
+}
+
+// RunFlusher flushes usage and key state changes every interval until ctx
+// ends, then once more.
 func (s *Server) RunFlusher(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
+			s.writeQueued(ctx)
 			if err := s.FlushUsage(ctx); err != nil {
 				s.log.Warn("flushing usage failed; will retry", "err", err)
 			}
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			s.writeQueued(fctx)
 			if err := s.FlushUsage(fctx); err != nil {
 				s.log.Error("final usage flush failed", "err", err)
 			}

@@ -1,0 +1,150 @@
+package failure
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	_ "time/tzdata" // America/Los_Angeles on hosts without a zoneinfo database
+)
+
+var pacific = sync.OnceValue(func() *time.Location {
+	loc, err := time.LoadLocation("America/Los_Angeles")
+	if err != nil { // cannot happen: the database is embedded
+		panic("failure: " + err.Error())
+	}
+	return loc
+})
+
+// NextPacificMidnight returns the first midnight in America/Los_Angeles
+// strictly after t, when Gemini's per-day quotas reset. It follows the
+// daylight-saving rules of the embedded time zone database: midnight is 08:00
+// UTC in winter and 07:00 UTC in summer, so the day of a change is 23 or 25
+// hours long. The result is in the America/Los_Angeles location.
+func NextPacificMidnight(t time.Time) time.Time {
+	y, m, d := t.In(pacific()).Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, pacific())
+}
+
+// seconds converts a positive number of seconds to a Duration, saturating
+// far beyond any cap; ok is false for zero, negative or NaN.
+func seconds(s float64) (time.Duration, bool) {
+	if !(s > 0) {
+		return 0, false
+	}
+	if s >= math.MaxInt64/float64(time.Second) {
+		return math.MaxInt64, true
+	}
+	return time.Duration(s * float64(time.Second)), true
+}
+
+// retryAfter reads Retry-After-Ms (milliseconds) and then Retry-After
+// (seconds, or an HTTP date), the headers openai-go and anthropic-sdk-go
+// obey. It returns the first positive wait and its header.
+func retryAfter(h http.Header, now time.Time) (time.Duration, string) {
+	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			if d, ok := seconds(f / 1000); ok {
+				return d, "Retry-After-Ms"
+			}
+		}
+	}
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			if d, ok := seconds(f); ok {
+				return d, "Retry-After"
+			}
+		} else if t, err := http.ParseTime(v); err == nil && t.After(now) {
+			return t.Sub(now), "Retry-After"
+		}
+	}
+	return 0, ""
+}
+
+// resetWait returns the wait a family of x-ratelimit headers asks for:
+// among the limits whose remaining count is "0", the latest reset; if none
+// is known to be exhausted, the latest of all. get(kind, field) reads one
+// header; values are durations ("6m0s", "12ms", "20s", a bare number of
+// seconds) or RFC 3339 timestamps.
+func resetWait(kinds []string, get func(kind, field string) string, now time.Time) time.Duration {
+	var exhausted, any time.Duration
+	for _, k := range kinds {
+		d, ok := parseReset(get(k, "reset"), now)
+		if !ok {
+			continue
+		}
+		any = max(any, d)
+		if strings.TrimSpace(get(k, "remaining")) == "0" {
+			exhausted = max(exhausted, d)
+		}
+	}
+	if exhausted > 0 {
+		return exhausted
+	}
+	return any
+}
+
+func parseReset(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return d, d > 0
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		return seconds(f)
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil && t.After(now) {
+		return t.Sub(now), true
+	}
+	return 0, false
+}
+
+var openaiKinds = []string{"requests", "tokens"}
+
+// openaiReset reads x-ratelimit-reset-{requests,tokens} (OpenAI, and
+// Anthropic's OpenAI-compatible endpoint).
+func openaiReset(h http.Header, now time.Time) time.Duration {
+	return resetWait(openaiKinds, func(kind, field string) string {
+		return h.Get("X-Ratelimit-" + field + "-" + kind)
+	}, now)
+}
+
+// anthropicReset reads every anthropic-ratelimit-<kind>-reset header.
+func anthropicReset(h http.Header, now time.Time) time.Duration {
+	const pre, suf = "Anthropic-Ratelimit-", "-Reset"
+	var kinds []string
+	for k := range h {
+		k = http.CanonicalHeaderKey(k)
+		if len(k) > len(pre)+len(suf) && strings.HasPrefix(k, pre) && strings.HasSuffix(k, suf) {
+			kinds = append(kinds, k[len(pre):len(k)-len(suf)])
+		}
+	}
+	return resetWait(kinds, func(kind, field string) string {
+		return h.Get(pre + kind + "-" + field)
+	}, now)
+}
+
+// messageWait finds "try again in 20s" or "retry in 38.962214405s" in a
+// provider message (OpenAI and Gemini write these).
+func messageWait(msg string) time.Duration {
+	lower := strings.ToLower(msg)
+	for _, marker := range []string{"try again in ", "retry in "} {
+		i := strings.Index(lower, marker)
+		if i < 0 {
+			continue
+		}
+		rest := msg[i+len(marker):]
+		if j := strings.IndexAny(rest, " \t\n,;)"); j >= 0 {
+			rest = rest[:j]
+		}
+		rest = strings.TrimRight(rest, ".")
+		if d, err := time.ParseDuration(rest); err == nil && d > 0 {
+			return d
+		}
+	}
+	return 0
+}
