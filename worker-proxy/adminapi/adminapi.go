@@ -147,15 +147,15 @@ type KeyStatus struct {
 	LastError   *LastError `json:"lastError"`
 	// ConsecutiveFailures counts failures blamed on the key since its last
 	// success.
-	ConsecutiveFailures int64   `json:"consecutiveFailures"`
-	CoolingUntil        *string `json:"coolingUntil"`
-	CoolingReason       string  `json:"coolingReason,omitempty"`
-	DisabledReason      string  `json:"disabledReason,omitempty"`
-	DisabledAt          *string `json:"disabledAt"`
-	Description string     `json:"description"`
-	Tags        []string   `json:"tags"`
-	CreatedAt   *string    `json:"createdAt"`
-	UpdatedAt   *string    `json:"updatedAt"`
+	ConsecutiveFailures int64    `json:"consecutiveFailures"`
+	CoolingUntil        *string  `json:"coolingUntil"`
+	CoolingReason       string   `json:"coolingReason,omitempty"`
+	DisabledReason      string   `json:"disabledReason,omitempty"`
+	DisabledAt          *string  `json:"disabledAt"`
+	Description         string   `json:"description"`
+	Tags                []string `json:"tags"`
+	CreatedAt           *string  `json:"createdAt"`
+	UpdatedAt           *string  `json:"updatedAt"`
 }
 
 // ProviderStatus answers GET /admin/status?provider=NAME.

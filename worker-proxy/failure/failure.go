@@ -395,9 +395,9 @@ func (c *Classifier) StreamError(payload []byte) (v Verdict, ok bool) {
 	status := 0
 	if n, err := strconv.Atoi(f.code); err == nil && n >= 400 && n <= 599 {
 		status = n
-	} else if n, ok := anthropicStatus[f.typ]; ok {
+	} else if n, ok := anthropicStatus[f.code]; ok { // OpenAI-compatible Anthropic
 		status = n
-	} else if n, ok := anthropicStatus[f.code]; ok {
+	} else if n, ok := anthropicStatus[f.typ]; ok {
 		status = n
 	} else {
 		switch {

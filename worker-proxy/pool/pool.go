@@ -158,8 +158,8 @@ func (e *Entry) Finish(o Outcome) {
 // hinting which can serve. A snapshot is immutable once published, but for
 // the bits.
 type snapshot struct {
-	entries []*Entry
-	avail   *bitset
+	entries  []*Entry
+	avail    *bitset
 	cum      []int64 // cumulative weights, for Weighted
 	servable int     // keys active and not disabled at build time
 }

@@ -138,9 +138,9 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, store: st, providers: providers,
 		pool: pool.New(cfg.Now), tokens: newTokens(),
-		admin:   adminAuth{sum: sha256.Sum256([]byte(cfg.AdminKey))},
-		origins: map[string]bool{},
-		policy:  cfg.Policy,
+		admin:      adminAuth{sum: sha256.Sum256([]byte(cfg.AdminKey))},
+		origins:    map[string]bool{},
+		policy:     cfg.Policy,
 		classifier: &failure.Classifier{Now: cfg.Now, DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown},
 		storms:     &storms{window: cfg.StormWindow, recent: map[stormKey]map[*pool.Entry]time.Time{}},
 		persistQ:   make(chan pool.Key, 4096),
