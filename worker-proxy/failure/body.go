@@ -12,6 +12,9 @@ const maxBody = 64 << 10
 // maxList bounds the repeated fields kept from one body.
 const maxList = 16
 
+// maxDepth bounds the nesting read from one body.
+const maxDepth = 32
+
 // facts are the fields of a provider error body that classification uses.
 //
 // The three error shapes share the path error.*: Google
@@ -53,14 +56,16 @@ func parseBody(body []byte) facts {
 
 	type frame struct {
 		obj     bool
+		named   bool   // the container is the value of a member: its name is on path
 		haveKey bool   // obj: the next token is the value of key
 		key     string // obj: the current member name
 	}
 	var stack []frame
 	var path []string // member names of the enclosing objects, arrays skipped
-	// value handles one scalar, or the opening of a container, as the value
-	// of the current member; it returns the member name ("" in an array).
-	value := func() string {
+	// member handles one scalar, or the opening of a container, as the
+	// value of the current member; it returns the member name ("" in an
+	// array).
+	member := func() string {
 		if len(stack) == 0 {
 			return ""
 		}
@@ -80,33 +85,39 @@ func parseBody(body []byte) facts {
 		case json.Delim:
 			switch t {
 			case '{', '[':
-				k := value()
-				if k == "error" && len(compact(path)) == 0 {
+				if len(stack) == maxDepth {
+					return f // real error bodies are a few levels deep
+				}
+				k := member()
+				if k == "error" && len(path) == 0 {
 					f.errObj = true
 				}
-				path = append(path, k)
-				stack = append(stack, frame{obj: t == '{'})
+				if k != "" {
+					path = append(path, k)
+				}
+				stack = append(stack, frame{obj: t == '{', named: k != ""})
 			default:
+				if stack[len(stack)-1].named {
+					path = path[:len(path)-1]
+				}
 				stack = stack[:len(stack)-1]
-				path = path[:len(path)-1]
 			}
 		case string:
 			if n := len(stack); n > 0 && stack[n-1].obj && !stack[n-1].haveKey {
 				stack[n-1].key, stack[n-1].haveKey = t, true
 				continue
 			}
-			f.add(path, value(), t)
+			f.add(path, member(), t)
 		case json.Number:
-			f.add(path, value(), t.String())
+			f.add(path, member(), t.String())
 		default: // bool, nil
-			value()
+			member()
 		}
 	}
 }
 
 // add records the scalar v found at member key inside path.
-func (f *facts) add(path []string, key, v string) {
-	p := compact(path)
+func (f *facts) add(p []string, key, v string) {
 	switch {
 	case key == "error_code" && len(f.errorCodes) < maxList:
 		f.errorCodes = append(f.errorCodes, v)
@@ -152,27 +163,6 @@ func (f *facts) add(path []string, key, v string) {
 			}
 		}
 	}
-}
-
-// compact drops the empty names arrays leave in a path, reusing a small
-// buffer when it can.
-func compact(path []string) []string {
-	n := 0
-	for _, k := range path {
-		if k != "" {
-			n++
-		}
-	}
-	if n == len(path) {
-		return path
-	}
-	out := make([]string, 0, n)
-	for _, k := range path {
-		if k != "" {
-			out = append(out, k)
-		}
-	}
-	return out
 }
 
 func setOnce(dst *string, v string) {

@@ -105,16 +105,18 @@ var googleKeyReasons = map[string]bool{
 }
 
 // Response classifies an upstream HTTP answer. body is the start of the
-// answer's body (a few KiB is plenty; only the first 64 KiB is read); it may
-// be truncated, a Google error wrapped in a JSON array, HTML or garbage.
-// h may be nil. The rules, first match wins:
+// answer's body; it may be truncated, a Google error wrapped in a JSON
+// array, HTML or garbage (fields cut off are simply missing). Pass up to 16
+// KiB: Gemini's 429 bodies that list several violations run to a few KiB,
+// and only the first 64 KiB is read. h may be nil. The rules, first match
+// wins:
 //
 //   - 1xx–3xx: Success.
 //   - a status outside 100–599, any 5xx (529 included), 408, 421, 425:
 //     Upstream.
 //   - an IP or region block (OpenAI unsupported_country_region_territory,
-//     Anthropic 403 "forbidden", Gemini "User location is not supported",
-//     451): Upstream.
+//     Anthropic 403 "forbidden", Gemini FAILED_PRECONDITION "User location
+//     is not supported" or "…not available in your country", 451): Upstream.
 //   - 401, 402; OpenAI invalid_api_key / account_deactivated and
 //     insufficient_quota (no credit until billing is fixed); Anthropic
 //     billing_error, enforced_spend_limit_reached, "Your credit balance is
@@ -124,7 +126,8 @@ var googleKeyReasons = map[string]bool{
 //     expired", "API Key not found", "Permission denied: Consumer
 //     'api_key:…", "Method doesn't allow unregistered callers": InvalidKey.
 //   - Anthropic "You have reached your specified API usage limits. You will
-//     regain access on <date> at <time> UTC": QuotaExhausted until then.
+//     regain access on <date> at <time> UTC": QuotaExhausted until then (at
+//     most 32 days; MaxCooldown when the date is missing).
 //   - 429 naming a per-day Google quota (quotaId "…PerDay…", quotaMetric
 //     "…per_day…"), even next to per-minute ones: QuotaExhausted until
 //     [NextPacificMidnight].

@@ -364,3 +364,31 @@ func TestStreamError(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileBodies: deep nesting, many fields and long strings are read in
+// linear time and bounded memory.
+func TestHostileBodies(t *testing.T) {
+	bodies := map[string]string{
+		"deep arrays":        strings.Repeat("[", 32<<10) + strings.Repeat("1,", 16<<10),
+		"deep objects":       strings.Repeat(`{"a":`, 10<<10) + strings.Repeat(`"x",`, 6<<10),
+		"deep error objects": strings.Repeat(`[{"error":`, 6<<10) + strings.Repeat(`"x",`, 6<<10),
+		"many reasons":       `{"error":{"details":[` + strings.Repeat(`{"reason":"X"},`, 4<<10) + `]}}`,
+		"long message":       `{"error":{"message":"` + strings.Repeat("ab1 ", 64<<10) + `"}}`,
+	}
+	c := testClassifier()
+	start := time.Now()
+	for name, b := range bodies {
+		v := c.Response(429, nil, []byte(b))
+		if v.Class != RateLimited {
+			t.Errorf("%s: %v", name, v.Class)
+		}
+		c.StreamError([]byte(b))
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s", d)
+	}
+	f := parseBody([]byte(bodies["many reasons"]))
+	if len(f.reasons) != maxList {
+		t.Errorf("kept %d reasons, want %d", len(f.reasons), maxList)
+	}
+}

@@ -38,10 +38,11 @@ func Scrub(msg, secret string) string {
 	return msg
 }
 
-// keyPrefixes start the API keys of common providers: Google (AIza),
-// OpenAI and most OpenAI-compatible providers (sk-, sk-proj-, sk-ant- …),
-// Stripe-style sk_, Groq (gsk_), xAI (xai-).
-var keyPrefixes = []string{"AIza", "sk-", "sk_", "gsk_", "xai-"}
+// keyPrefixes start the API keys of common providers: Google (AIza), Groq
+// (gsk_), xAI (xai-), OpenAI, Anthropic and most OpenAI-compatible
+// providers (sk-, sk-proj-, sk-ant- …) and sk_. A prefix that contains
+// another comes first.
+var keyPrefixes = []string{"AIza", "gsk_", "xai-", "sk-", "sk_"}
 
 // redact replaces key-shaped tokens in s. A token is a maximal run of
 // [A-Za-z0-9_-]; it is key-shaped when it is at least 16 bytes long and
