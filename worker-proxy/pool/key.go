@@ -39,6 +39,10 @@ type Key struct {
 	// key is invalid, revoked or out of credit.
 	DisabledReason string    `json:"disabledReason,omitempty"`
 	DisabledAt     time.Time `json:"disabledAt,omitzero"`
+	// Revision counts the changes to the key, from 1 when it is added. A
+	// store writes a key only over an older revision, so two instances'
+	// concurrent edits cannot silently overwrite each other.
+	Revision int64 `json:"revision,omitempty"`
 }
 
 // EffectiveWeight is the key's selection weight, 1 when unset.

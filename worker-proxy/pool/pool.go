@@ -131,6 +131,10 @@ type Outcome struct {
 	Error *LastError // set on failure; Message must be free of secrets
 }
 
+// NoteError records le as the key's last error without counting a request
+// (a key test's failure, say).
+func (e *Entry) NoteError(le LastError) { e.lastErr.Store(&le) }
+
 // Finish records the outcome of a request that Pick handed this key.
 func (e *Entry) Finish(o Outcome) {
 	e.inflight.Add(-1)
@@ -801,6 +805,7 @@ func (p *Pool) Disable(e *Entry, reason string, at time.Time) Key {
 		return k
 	}
 	k.DisabledReason, k.DisabledAt = reason, at.UTC()
+	k.Revision++
 	e.cfg.Store(&k)
 	if s, ok := (*p.sets.Load())[k.Provider]; ok {
 		snap := s.snap.Load()
@@ -820,6 +825,7 @@ func (p *Pool) Enable(e *Entry) Key {
 	defer p.mu.Unlock()
 	k := e.cfg.Load().Clone()
 	k.DisabledReason, k.DisabledAt = "", time.Time{}
+	k.Revision++
 	e.cfg.Store(&k)
 	p.rebuildLocked(k.Provider)
 	return k.Clone()

@@ -160,7 +160,7 @@ func (s *Server) newKey(provider, secret string, maxReq *int64, weight *int, act
 	now := s.cfg.Now().UTC()
 	k := pool.Key{
 		ID: pool.NewKeyID(now), Provider: provider, Secret: secret, IsActive: true,
-		CreatedAt: now, UpdatedAt: now,
+		CreatedAt: now, UpdatedAt: now, Revision: 1,
 	}
 	if _, ok := s.providers.Get(provider); !ok && provider != "" {
 		return k, fmt.Errorf("%w: unknown provider %q: configured providers are %v", pool.ErrInvalid, truncate(provider, 40), s.providers.Names())
@@ -353,6 +353,7 @@ func (s *Server) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k.UpdatedAt = s.cfg.Now().UTC()
+	k.Revision++
 	if err := s.store.PutKeys(r.Context(), k); err != nil {
 		s.storeError(w, "update key", err)
 		return

@@ -60,6 +60,9 @@ func (s *Server) testKey(ctx context.Context, e *pool.Entry) adminapi.KeyTestRes
 	}
 	res.Class = v.Class.String()
 	now := s.cfg.Now()
+	if v.Class != failure.Success {
+		e.NoteError(pool.LastError{Status: cmp.Or(res.Status, http.StatusBadGateway), Message: "key test: " + res.Message, At: now.UTC()})
+	}
 	switch v.Class {
 	case failure.Success:
 		res.OK = true

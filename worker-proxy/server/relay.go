@@ -91,18 +91,18 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	strategy, err := pool.ParseStrategy(q.Get("strategy"))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, adminapi.Error{Error: errorText(err), Provider: name})
+		relayError(w, r, http.StatusBadRequest, "invalid_request_error", "invalid_strategy", errorText(err), map[string]any{"provider": name})
 		return
 	}
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/api/"+name+"/")
 	target, err := prov.Target(rest, q, "strategy", "key")
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, adminapi.Error{Error: "Invalid relay path", Provider: name})
+		relayError(w, r, http.StatusBadRequest, "invalid_request_error", "invalid_path", "Invalid relay path", map[string]any{"provider": name})
 		return
 	}
 	body, status, msg := s.readBody(w, r)
 	if status != 0 {
-		writeJSON(w, status, adminapi.Error{Error: msg, Provider: name})
+		relayError(w, r, status, "invalid_request_error", "request_too_large", msg, map[string]any{"provider": name})
 		return
 	}
 	s.forward(w, r, &relayState{prov: prov, strategy: strategy, target: target, body: body, start: start})
@@ -113,9 +113,8 @@ func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request) bool {
 	if s.cfg.AllowAnonymous || s.tokens.has(clientToken(r)) {
 		return true
 	}
-	writeJSON(w, http.StatusUnauthorized, map[string]string{
-		"error": "Invalid or missing client token",
-		"hint":  "Send a client token where your SDK sends its API key (Authorization: Bearer, x-goog-api-key, x-api-key or ?key=)",
+	relayError(w, r, http.StatusUnauthorized, "authentication_error", "invalid_client_token", "Invalid or missing client token", map[string]any{
+		"hint": "Send a client token where your SDK sends its API key (Authorization: Bearer, x-goog-api-key, x-api-key or ?key=)",
 	})
 	return false
 }
@@ -139,7 +138,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, st *relayState)
 // Retry-After that tells when the first resting key comes back.
 func (s *Server) noKey(w http.ResponseWriter, r *http.Request, st *relayState) {
 	body := map[string]any{
-		"error": "No available API keys", "provider": st.prov.Name, "strategy": st.strategy.String(),
+		"provider": st.prov.Name, "strategy": st.strategy.String(),
 		"suggestion": "Please add more keys or wait for rate limit reset",
 	}
 	if until, ok := s.pool.NextAvailable(st.prov.Name); ok {
@@ -155,7 +154,7 @@ func (s *Server) noKey(w http.ResponseWriter, r *http.Request, st *relayState) {
 	} else {
 		w.Header().Set("X-Should-Retry", "false")
 	}
-	writeJSON(w, http.StatusServiceUnavailable, body)
+	relayError(w, r, http.StatusServiceUnavailable, "service_unavailable", "no_available_keys", "No available API keys", body)
 	s.log.LogAttrs(r.Context(), slog.LevelWarn, "relay", slog.String("provider", st.prov.Name),
 		slog.String("strategy", st.strategy.String()), slog.Int("status", http.StatusServiceUnavailable),
 		slog.String("error", "no available keys"))
@@ -245,7 +244,7 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		status, msg = http.StatusGatewayTimeout, "Upstream timed out"
 	}
 	st.status = status
-	writeJSON(w, status, map[string]any{"error": msg, "provider": st.prov.Name, "detail": transportDetail(err, st.entry.Secret()), "attempts": len(st.tried)})
+	relayError(w, r, status, "api_error", "upstream_unreachable", msg, map[string]any{"provider": st.prov.Name, "detail": transportDetail(err, st.entry.Secret()), "attempts": len(st.tried)})
 }
 
 // transportDetail describes a transport error without its URL, which may

@@ -115,3 +115,27 @@ func jsonType(t reflect.Type) string {
 		return "object"
 	}
 }
+
+// openAIStyle reports whether the caller reads errors the OpenAI way,
+// {"error":{"message",...}}: the /v1 front door, and OpenAI's and
+// Anthropic's SDKs (they send X-Stainless-* headers), which fail to parse
+// the seed's {"error":"..."} shape.
+func openAIStyle(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, "/v1/") || r.Header.Get("X-Stainless-Lang") != "" || r.Header.Get("X-Stainless-Package-Version") != ""
+}
+
+// relayError answers an error the proxy itself makes on the relay: the
+// seed's shape {"error": msg, ...extra} for scripts, or for OpenAI-style
+// callers {"error": {"message": msg, "type": typ, "code": code}, ...extra}.
+func relayError(w http.ResponseWriter, r *http.Request, status int, typ, code, msg string, extra map[string]any) {
+	body := make(map[string]any, len(extra)+1)
+	for k, v := range extra {
+		body[k] = v
+	}
+	if openAIStyle(r) {
+		body["error"] = map[string]any{"message": msg, "type": typ, "code": code, "param": nil}
+	} else {
+		body["error"] = msg
+	}
+	writeJSON(w, status, body)
+}

@@ -337,6 +337,16 @@ func (s *Server) writeQueued(ctx context.Context) {
 		}
 	}
 	if err := s.store.PutKeys(ctx, keys...); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// Someone else changed one of these keys: write the others,
+			// and let the next sync bring the other writer's version.
+			for _, k := range keys {
+				if err := s.store.PutKeys(ctx, k); err != nil && !errors.Is(err, store.ErrConflict) {
+					s.persist(k)
+				}
+			}
+			return
+		}
 		s.log.Warn("saving key states failed; will retry", "err", err, "keys", len(keys))
 		for _, k := range keys {
 			s.persist(k)
@@ -371,6 +381,11 @@ func (s *Server) RunFlusher(ctx context.Context, interval time.Duration) {
 // storeError answers a failed store call: 503 while the store is
 // unavailable, else 500. Details go to the log, not the client.
 func (s *Server) storeError(w http.ResponseWriter, op string, err error) {
+	if errors.Is(err, store.ErrConflict) {
+		s.log.Warn("store conflict", "op", op, "err", err)
+		writeError(w, http.StatusConflict, "The key was changed elsewhere (another proxy instance) since this one loaded it; nothing was changed. Reload and try again")
+		return
+	}
 	if errors.Is(err, store.ErrUnavailable) {
 		s.log.Warn("store unavailable", "op", op, "err", err)
 		w.Header().Set("Retry-After", "30")

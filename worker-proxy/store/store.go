@@ -24,6 +24,9 @@ var (
 	// ErrUnavailable: the backend cannot be reached or refuses service for
 	// now (rate limit, outage). Nothing was written.
 	ErrUnavailable = errors.New("store: unavailable")
+	// ErrConflict: a key was changed by someone else since the revision
+	// the write was based on. Nothing was written.
+	ErrConflict = errors.New("store: conflict")
 )
 
 // Contents is everything a Store holds.
@@ -39,7 +42,10 @@ type Store interface {
 	// Load returns everything the store holds.
 	Load(ctx context.Context) (*Contents, error)
 
-	// PutKeys creates or replaces keys by id, all or none.
+	// PutKeys creates or replaces keys by id, all or none. A key with a
+	// Revision above 0 is written only if the stored key is absent or has
+	// a lower Revision; otherwise PutKeys returns an error matching
+	// ErrConflict and writes nothing. Revision 0 writes unconditionally.
 	PutKeys(ctx context.Context, keys ...pool.Key) error
 
 	// DeleteKeys removes keys and their usage by id. Unknown ids are

@@ -227,6 +227,17 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 			if k.ID == "" {
 				return errors.New("key with empty id")
 			}
+			if k.Revision > 0 {
+				if old := b.Get([]byte(k.ID)); old != nil {
+					var stored pool.Key
+					if err := json.Unmarshal(old, &stored); err != nil {
+						return fmt.Errorf("key %q: stored value: %w", k.ID, err)
+					}
+					if stored.Revision >= k.Revision {
+						return fmt.Errorf("key %q: revision %d is not newer than stored %d: %w", k.ID, k.Revision, stored.Revision, store.ErrConflict)
+					}
+				}
+			}
 			v, err := json.Marshal(k)
 			if err != nil {
 				return fmt.Errorf("key %q: %w", k.ID, err)

@@ -54,6 +54,7 @@ func Run(t *testing.T, h Harness) {
 		{"PutKeysRoundTrip", testPutKeysRoundTrip},
 		{"PutKeysReplaces", testPutKeysReplaces},
 		{"PutKeysSeveral", testPutKeysSeveral},
+		{"PutKeysRevisions", testPutKeysRevisions},
 		{"DeleteKeys", testDeleteKeys},
 		{"AddUsage", testAddUsage},
 		{"AddUsageSeveralKeys", testAddUsageSeveralKeys},
@@ -278,6 +279,12 @@ func diffKey(got, want pool.Key) string {
 	}
 	if !got.UpdatedAt.Equal(want.UpdatedAt) {
 		f("UpdatedAt", got.UpdatedAt, want.UpdatedAt)
+	}
+	if got.Revision != want.Revision {
+		f("Revision", got.Revision, want.Revision)
+	}
+	if got.DisabledReason != want.DisabledReason || !got.DisabledAt.Equal(want.DisabledAt) {
+		f("Disabled", got.DisabledReason+" "+got.DisabledAt.String(), want.DisabledReason+" "+want.DisabledAt.String())
 	}
 	return strings.Join(d, "; ")
 }
@@ -1026,4 +1033,39 @@ func testCancelledContext(t *testing.T, e *env) {
 			checkTokens(t, c.Tokens, []pool.ClientToken{token("tok_1")})
 		})
 	}
+}
+
+// testPutKeysRevisions: a key with a revision is written only over an older
+// one, so concurrent edits from two instances are refused, not lost.
+func testPutKeysRevisions(t *testing.T, e *env) {
+	s := e.open()
+	rev := func(id string, r int64, desc string) pool.Key {
+		k := key(id)
+		k.Revision, k.Description = r, desc
+		return k
+	}
+	putKeys(t, s, rev("a", 1, "first"))
+	putKeys(t, s, rev("a", 2, "second"))
+	// An edit based on revision 1, after revision 2 was written elsewhere.
+	if err := s.PutKeys(t.Context(), rev("a", 2, "lost update")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("PutKeys over an equal revision = %v, want ErrConflict", err)
+	}
+	if err := s.PutKeys(t.Context(), rev("a", 1, "older")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("PutKeys over a newer revision = %v, want ErrConflict", err)
+	}
+	// All or none: a batch with one conflict writes nothing.
+	if err := s.PutKeys(t.Context(), rev("b", 1, "new"), rev("a", 2, "again")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("batch with a conflict = %v, want ErrConflict", err)
+	}
+	// A jump of several revisions is fine: the writer has seen them all.
+	putKeys(t, s, rev("c", 1, "c1"))
+	putKeys(t, s, rev("c", 4, "c4"))
+	disabled := rev("c", 5, "c5")
+	disabled.DisabledReason, disabled.DisabledAt = "invalid_key: API key not valid", at(2*time.Hour)
+	putKeys(t, s, disabled)
+	// Revision 0 writes unconditionally.
+	putKeys(t, s, rev("a", 0, "forced"))
+	c := load(t, s)
+	want := []pool.Key{rev("a", 0, "forced"), disabled}
+	checkKeys(t, c.Keys, want)
 }
