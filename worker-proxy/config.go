@@ -40,6 +40,7 @@ type Config struct {
 	MaxBodyBytes    int64         // MAX_BODY_BYTES: default 33554432 (32 MiB)
 	UpstreamTimeout time.Duration // UPSTREAM_TIMEOUT: wait for response headers; default 5m
 	FlushInterval   time.Duration // FLUSH_INTERVAL: usage counters to the store; default 5s
+	SyncInterval    time.Duration // SYNC_INTERVAL: how often a shared store (cfkv) is checked for others' changes; default 30s
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: drain on SIGTERM; default 30s
 
 	MaxRetries       int            // MAX_RETRIES: retries on other keys per request; default 3 (0 = none)
@@ -143,6 +144,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	c.UpstreamTimeout = dur("UPSTREAM_TIMEOUT", 5*time.Minute, time.Second)
 	c.FlushInterval = dur("FLUSH_INTERVAL", 5*time.Second, 100*time.Millisecond)
+	c.SyncInterval = dur("SYNC_INTERVAL", 30*time.Second, 100*time.Millisecond)
 	c.ShutdownTimeout = dur("SHUTDOWN_TIMEOUT", 30*time.Second, 0)
 	c.RetryBudget = dur("RETRY_BUDGET", 2*time.Minute, 0)
 	c.FirstByteTimeout = dur("FIRST_BYTE_TIMEOUT", 60*time.Second, 100*time.Millisecond)

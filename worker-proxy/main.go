@@ -72,7 +72,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	srv, err := server.New(ctx, server.Config{
 		AdminKey: adminKey, ClientTokens: cfg.ClientTokens, AllowAnonymous: cfg.AllowAnonymous,
 		AllowedOrigins: cfg.AllowedOrigins, MaxBodyBytes: cfg.MaxBodyBytes,
-		UpstreamTimeout: cfg.UpstreamTimeout, Logger: log,
+		UpstreamTimeout: cfg.UpstreamTimeout, Logger: log, StoreName: cfg.Store,
 		Policy: cfg.FailurePolicy, MaxRetries: serverRetries(cfg.MaxRetries),
 		RetryBudget: cfg.RetryBudget, FirstByteTimeout: cfg.FirstByteTimeout,
 		DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown,
@@ -97,6 +97,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.RunFlusher(flushCtx, cfg.FlushInterval) })
 	wg.Go(func() { srv.RunRetester(flushCtx, cfg.RetestInterval, cfg.RetestBatch) })
+	wg.Go(func() { srv.RunSync(flushCtx, cfg.SyncInterval) })
 
 	printBanner(stdout, cfg, ln.Addr().(*net.TCPAddr), adminKey, generated)
 	log.Info("proxy started", "addr", ln.Addr().String(), "store", cfg.Store, "keys", srv.Pool().Len(), "anonymousRelay", cfg.AllowAnonymous)

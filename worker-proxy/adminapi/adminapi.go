@@ -172,6 +172,7 @@ type ProviderStatus struct {
 // StatusResponse answers GET /admin/status without a provider: every
 // configured provider's block, and totals.
 type StatusResponse struct {
+	Store         StoreHealth      `json:"store"`
 	TotalKeys     int              `json:"totalKeys"`
 	ActiveKeys    int              `json:"activeKeys"`
 	AvailableKeys int              `json:"availableKeys"`
@@ -256,4 +257,13 @@ type BulkTestResponse struct {
 	Passed  int             `json:"passed"`
 	Failed  int             `json:"failed"`
 	Results []KeyTestResult `json:"results"`
+}
+
+// StoreHealth says whether the store backs the proxy as it should. While
+// it is degraded the relay serves from memory and admin writes answer 503.
+type StoreHealth struct {
+	Backend string  `json:"backend"`
+	OK      bool    `json:"ok"`
+	Since   *string `json:"since"`
+	Detail  string  `json:"detail,omitempty"`
 }

@@ -192,3 +192,66 @@ func TestNextAvailable(t *testing.T) {
 		t.Fatalf("servable %d, want 3", n)
 	}
 }
+
+func TestSyncWithSharedStore(t *testing.T) {
+	p := New(func() time.Time { return t0 })
+	ks := keys("gemini", 3)
+	for i := range ks {
+		ks[i].Revision = 1
+		ks[i].MaxRequests = 10
+	}
+	p.Load(ks, map[string]Usage{"key_0": {Requests: 4}})
+	// This instance serves 2 requests on key_0 and flushes them.
+	for range 2 {
+		e := p.Pick("gemini", LeastUsed)
+		if e.ID() == "key_0" {
+			t.Fatal("leastUsed picked the busiest key")
+		}
+		e.Finish(Outcome{Success: true})
+	}
+	p.Flush(func([]UsageDelta) error { return nil })
+	e1, _ := p.Entry("key_1")
+	// Another instance: key_1 edited (revision 2), key_2 deleted, key_3
+	// added; key_0 used 5 more times there, key_1 6 more; and key_1's
+	// counts include this instance's flushed request.
+	edited := ks[1]
+	edited.Revision, edited.Description = 2, "edited elsewhere"
+	added := Key{ID: "key_3", Provider: "gemini", Secret: "s3", IsActive: true, CreatedAt: t0.Add(time.Hour), Revision: 1}
+	p.Sync([]Key{ks[0], edited, added}, map[string]Usage{
+		"key_0": {Requests: 9},
+		"key_1": {Requests: e1.Usage().Requests + 6, Successes: 7},
+	})
+	if e0, _ := p.Entry("key_0"); e0.Usage().Requests != 9 {
+		t.Fatalf("key_0 requests %d, want 9", e0.Usage().Requests)
+	}
+	if got := e1.Usage(); got.Requests != 7 || e1.Key().Description != "edited elsewhere" {
+		t.Fatalf("key_1 %+v %q", got, e1.Key().Description)
+	}
+	if _, ok := p.Entry("key_2"); ok || p.Len() != 3 {
+		t.Fatalf("deleted key still there (len %d)", p.Len())
+	}
+	// A stale revision from the store does not undo a newer local one.
+	e0, _ := p.Entry("key_0")
+	p.Disable(e0, "invalid", t0) // revision 2 locally
+	p.Sync([]Key{ks[0], edited, added}, map[string]Usage{"key_0": {Requests: 9}, "key_1": {Requests: 7, Successes: 7}})
+	if e0.Key().DisabledReason == "" {
+		t.Fatal("sync with an older revision re-enabled a key disabled here")
+	}
+	// key_0 at 9 of 10: one more request, then it is exhausted cluster-wide.
+	p.Enable(e0)
+	got := 0
+	for range 20 {
+		if e := p.Pick("gemini", RoundRobin); e != nil && e.ID() == "key_0" {
+			got++
+		}
+	}
+	if got != 1 {
+		t.Fatalf("key_0 served %d more, want 1 (maxRequests counts other instances)", got)
+	}
+	// A reset elsewhere: the store's totals drop; the pool follows.
+	p.Sync([]Key{ks[0], edited, added}, map[string]Usage{})
+	// Only this instance's unflushed request is left.
+	if n := e0.Usage().Requests; n != 1 {
+		t.Fatalf("after a reset elsewhere key_0 has %d requests, want 1", n)
+	}
+}

@@ -938,3 +938,72 @@ func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int,
 	}
 	return len(entries), nil
 }
+
+// Sync brings the pool in line with a store that other instances share:
+// keys the store has and the pool lacks are added, keys with a newer
+// revision there replace the pool's configuration (counters stay), keys
+// the store lacks are removed, and usage totals are absorbed: what the
+// store counts beyond what this pool last flushed or saw (other
+// instances' requests, or a reset elsewhere) is added to the live
+// counters. A key missing from usage counts as zero.
+func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
+	touched := map[string]bool{}
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		seen[k.ID] = true
+		e, ok := p.byID[k.ID]
+		if !ok {
+			e = newEntry(k)
+			p.byID[k.ID] = e
+			p.bySecret[secretKey(k.Provider, k.Secret)] = e
+			touched[k.Provider] = true
+		} else if cur := e.cfg.Load(); k.Revision > cur.Revision {
+			nk := k.Clone()
+			nk.Provider = cur.Provider
+			delete(p.bySecret, secretKey(cur.Provider, cur.Secret))
+			p.bySecret[secretKey(nk.Provider, nk.Secret)] = e
+			e.cfg.Store(&nk)
+			touched[nk.Provider] = true
+		}
+		u := usage[k.ID]
+		if d := u.Requests - e.fRequests; d != 0 {
+			e.requests.Add(d)
+			e.fRequests = u.Requests
+			touched[k.Provider] = true
+		}
+		if d := u.Successes - e.fSuccesses; d != 0 {
+			e.successes.Add(d)
+			e.fSuccesses = u.Successes
+		}
+		if d := u.Failures - e.fFailures; d != 0 {
+			e.failures.Add(d)
+			e.fFailures = u.Failures
+		}
+		if lu := u.LastUsed.UnixNano(); !u.LastUsed.IsZero() && lu > e.lastUsed.Load() {
+			e.lastUsed.Store(lu)
+			e.fLastUsed = lu
+		}
+		if le := u.LastError; le != nil {
+			if cur := e.lastErr.Load(); cur == nil || le.At.After(cur.At) {
+				c := *le
+				e.lastErr.Store(&c)
+				e.fLastErr = &c
+			}
+		}
+	}
+	for id, e := range p.byID {
+		if !seen[id] {
+			k := e.cfg.Load()
+			delete(p.byID, id)
+			delete(p.bySecret, secretKey(k.Provider, k.Secret))
+			touched[k.Provider] = true
+		}
+	}
+	for prov := range touched {
+		p.rebuildLocked(prov)
+	}
+}

@@ -96,6 +96,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var all adminapi.StatusResponse
+	all.Store = s.storeHealth()
 	all.Providers = []adminapi.ProviderStatus{}
 	for _, name := range s.providerNames() {
 		ps := s.providerStatus(name)

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/failure"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
@@ -70,6 +71,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// StoreName names the backend in status ("bolt", "cfkv").
+	StoreName string
 }
 
 // Server serves the admin API and the relay over one pool and store.
@@ -157,25 +160,31 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 		return nil, fmt.Errorf("load store: %w", err)
 	}
 	s.pool.Load(c.Keys, c.Usage)
-	s.tokens.update(func(m map[[32]byte]tokenRef) {
-		for i, t := range cfg.ClientTokens {
-			sum, _ := hashToken(t)
-			m[sum] = tokenRef{id: fmt.Sprintf("env_%d", i+1), name: fmt.Sprintf("CLIENT_TOKENS #%d", i+1), masked: pool.Mask(t), source: "env"}
-		}
-		for _, t := range c.Tokens {
-			var sum [32]byte
-			if b, err := hex.DecodeString(t.Hash); err != nil || len(b) != 32 {
-				s.log.Warn("skipping client token with a malformed hash", "id", t.ID)
-				continue
-			} else {
-				copy(sum[:], b)
-			}
-			m[sum] = tokenRef{id: t.ID, name: t.Name, masked: t.Masked, source: "admin", token: t}
-		}
-	})
+	s.setTokens(c.Tokens)
 	s.proxy = s.newReverseProxy()
 	s.handler = s.routes()
 	return s, nil
+}
+
+// setTokens replaces the accepted client tokens with CLIENT_TOKENS and
+// the stored ones.
+func (s *Server) setTokens(stored []pool.ClientToken) {
+	m := map[[32]byte]tokenRef{}
+	for i, t := range s.cfg.ClientTokens {
+		sum, _ := hashToken(t)
+		m[sum] = tokenRef{id: fmt.Sprintf("env_%d", i+1), name: fmt.Sprintf("CLIENT_TOKENS #%d", i+1), masked: pool.Mask(t), source: adminapi.TokenSourceEnv}
+	}
+	for _, t := range stored {
+		b, err := hex.DecodeString(t.Hash)
+		if err != nil || len(b) != 32 {
+			s.log.Warn("skipping client token with a malformed hash", "id", t.ID)
+			continue
+		}
+		m[[32]byte(b)] = tokenRef{id: t.ID, name: t.Name, masked: t.Masked, source: adminapi.TokenSourceAdmin, token: t}
+	}
+	s.tokens.mu.Lock()
+	s.tokens.byHash.Store(&m)
+	s.tokens.mu.Unlock()
 }
 
 // Pool returns the in-memory pool the server picks from.
@@ -293,8 +302,10 @@ func (s *Server) cors(h http.Handler) http.Handler {
 	})
 }
 
+// handleReady answers 200 while the proxy can serve: with a degraded
+// store it still serves from memory, so it stays ready and says so.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "keys": s.pool.Len()})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "keys": s.pool.Len(), "store": s.storeHealth()})
 }
 
 // FlushUsage writes the counters gathered since the last flush to the store.

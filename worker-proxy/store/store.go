@@ -13,6 +13,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/keypool/keypool/worker-proxy/pool"
 )
@@ -69,4 +70,27 @@ type Store interface {
 	// Close releases the store. Pending writes have completed when it
 	// returns.
 	Close() error
+}
+
+// Shared is a Store that other proxy instances write too (Cloudflare KV).
+// The proxy calls Sync on an interval to pick up their changes.
+type Shared interface {
+	Store
+	// Sync returns the store's contents if they may have changed since the
+	// last call (always on the first), or nil if not. Usage holds totals
+	// across every instance, this one's flushed usage included.
+	Sync(ctx context.Context) (*Contents, error)
+}
+
+// Health is what a backend says about its own state.
+type Health struct {
+	OK     bool      `json:"ok"`
+	Since  time.Time `json:"since,omitzero"`   // when the current state began
+	Detail string    `json:"detail,omitempty"` // why it is degraded, secret-free
+}
+
+// HealthReporter is a Store that can be degraded (unreachable, rate
+// limited) while the proxy keeps serving from memory.
+type HealthReporter interface {
+	Health() Health
 }
