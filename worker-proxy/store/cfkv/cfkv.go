@@ -1,0 +1,724 @@
+package cfkv
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudflare/cloudflare-go/v6/kv"
+	"github.com/cloudflare/cloudflare-go/v6/option"
+
+	"github.com/keypool/keypool/worker-proxy/pool"
+	"github.com/keypool/keypool/worker-proxy/store"
+)
+
+// Layout.
+const (
+	prefix       = "keypool/v1/"
+	schemaName   = prefix + "schema"
+	revName      = prefix + "rev"
+	keysPrefix   = prefix + "keys/"
+	tokensPrefix = prefix + "tokens/"
+	resetPrefix  = prefix + "reset/"
+	usagePrefix  = prefix + "usage/"
+	schemaValue  = `{"schema":1}`
+)
+
+// DefaultBaseURL is Cloudflare's API.
+const DefaultBaseURL = "https://api.cloudflare.com"
+
+// Config configures a Store. Zero durations take the documented defaults.
+type Config struct {
+	AccountID   string // CF_ACCOUNT_ID
+	NamespaceID string // CF_KV_NAMESPACE_ID
+	APIToken    string // CF_API_TOKEN: Account → Workers KV Storage → Edit
+	// BaseURL is the API's origin (CF_API_BASE_URL), without /client/v4.
+	// Default DefaultBaseURL; the emulator's in tests.
+	BaseURL string
+	// InstanceID names this instance's usage record. Keep it stable across
+	// restarts (INSTANCE_ID), so its counts continue.
+	InstanceID string
+	// UsageFlushInterval: this instance writes its usage record at most
+	// this often. Default 10m.
+	UsageFlushInterval time.Duration
+	// UsageSyncInterval: the other instances' usage is read this often.
+	// Default 10m.
+	UsageSyncInterval time.Duration
+	// StaleWindow: own writes win over what KV lists for this long, as
+	// KV may serve older data for about 60 s. Default 2m.
+	StaleWindow time.Duration
+	HTTPClient  *http.Client
+	Now         func() time.Time
+	Logger      *slog.Logger
+}
+
+// Store is the Cloudflare KV backend. It keeps a copy of the namespace in
+// memory; see the package documentation for what it reads and writes when.
+type Store struct {
+	cfg Config
+	ns  *kv.NamespaceService
+	nk  *kv.NamespaceKeyService
+
+	mu        sync.Mutex
+	keys      map[string]pool.Key
+	tokens    map[string]pool.ClientToken
+	resets    map[string]map[string]int64   // provider → key id → reset stamp (unix ns)
+	resetSeen map[string]int64              // provider → newest stamp read
+	own       usageRecord                   // this instance's record
+	ownDirty  bool                          // own has changes not written
+	others    map[string]usageRecord        // other instances' records
+	otherSeen map[string]int64              // their updatedAt, from list metadata
+	recent    map[string]time.Time          // key/token ids this instance wrote or deleted lately
+	deleted   map[string]time.Time          // ids deleted here lately (tombstones)
+	lastRev   string
+	lastUsage time.Time // last read of others' usage
+	lastFlush time.Time // last write of own usage
+	loaded    bool      // Load has run: own is authoritative
+	health    health
+}
+
+var (
+	_ store.Store          = (*Store)(nil)
+	_ store.Shared         = (*Store)(nil)
+	_ store.HealthReporter = (*Store)(nil)
+)
+
+// usageRecord is one instance's usage, per key id.
+type usageRecord struct {
+	Instance  string                `json:"instance"`
+	UpdatedAt time.Time             `json:"updatedAt"`
+	Keys      map[string]usageEntry `json:"keys"`
+}
+
+// usageEntry counts one key's usage since its provider's reset Epoch.
+type usageEntry struct {
+	Epoch     int64           `json:"e"`
+	Requests  int64           `json:"r"`
+	Successes int64           `json:"s"`
+	Failures  int64           `json:"f"`
+	LastUsed  time.Time       `json:"lu,omitzero"`
+	LastError *pool.LastError `json:"le,omitempty"`
+}
+
+// keyMeta is what KV's list shows of a key, without reading it.
+type keyMeta struct {
+	Provider string `json:"provider"`
+	Masked   string `json:"masked"`
+	Revision int64  `json:"revision"`
+	Active   bool   `json:"active"`
+	Disabled string `json:"disabled,omitempty"`
+}
+
+// Open connects to the namespace, checks the schema (writing it into an
+// empty namespace) and loads nothing else: the proxy calls Load.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.AccountID == "" || cfg.NamespaceID == "" || cfg.APIToken == "" {
+		return nil, errors.New("cfkv: CF_ACCOUNT_ID, CF_KV_NAMESPACE_ID and CF_API_TOKEN are required")
+	}
+	if cfg.InstanceID == "" {
+		cfg.InstanceID = RandomInstanceID()
+	}
+	cfg.BaseURL = strings.TrimRight(cmp.Or(cfg.BaseURL, DefaultBaseURL), "/")
+	cfg.UsageFlushInterval = cmp.Or(cfg.UsageFlushInterval, 10*time.Minute)
+	cfg.UsageSyncInterval = cmp.Or(cfg.UsageSyncInterval, 10*time.Minute)
+	cfg.StaleWindow = cmp.Or(cfg.StaleWindow, 2*time.Minute)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	opts := []option.RequestOption{
+		option.WithBaseURL(cfg.BaseURL + "/client/v4/"),
+		option.WithAPIToken(cfg.APIToken),
+		// Cloudflare blocks a token for minutes after a 429: never retry
+		// blindly; the store backs off on its own.
+		option.WithMaxRetries(0),
+		option.WithRequestTimeout(30 * time.Second),
+	}
+	if cfg.HTTPClient != nil {
+		opts = append(opts, option.WithHTTPClient(cfg.HTTPClient))
+	}
+	s := &Store{
+		cfg: cfg, ns: kv.NewNamespaceService(opts...), nk: kv.NewNamespaceKeyService(opts...),
+		keys: map[string]pool.Key{}, tokens: map[string]pool.ClientToken{},
+		resets: map[string]map[string]int64{}, resetSeen: map[string]int64{},
+		own:    usageRecord{Instance: cfg.InstanceID, Keys: map[string]usageEntry{}},
+		others: map[string]usageRecord{}, otherSeen: map[string]int64{},
+		recent: map[string]time.Time{}, deleted: map[string]time.Time{},
+		health: health{ok: true},
+	}
+	vals, err := s.bulkGet(ctx, []string{schemaName})
+	if err != nil {
+		return nil, fmt.Errorf("cfkv: open namespace: %w", err)
+	}
+	switch v, ok := vals[schemaName]; {
+	case !ok:
+		if err := s.bulkWrite(ctx, []pair{{Key: schemaName, Value: schemaValue}}); err != nil {
+			return nil, fmt.Errorf("cfkv: write schema: %w", err)
+		}
+	case v != schemaValue:
+		return nil, fmt.Errorf("cfkv: namespace holds layout %s, this proxy writes %s: upgrade the proxy", v, schemaValue)
+	}
+	return s, nil
+}
+
+// RandomInstanceID returns a new instance id.
+func RandomInstanceID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return "i-" + hex.EncodeToString(b)
+}
+
+func newRev() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Load reads the whole namespace.
+func (s *Store) Load(ctx context.Context) (*store.Contents, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rev, err := s.readRev(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.refreshConfig(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.refreshUsage(ctx, true); err != nil {
+		return nil, err
+	}
+	s.lastRev = rev
+	if o, ok := s.others[s.cfg.InstanceID]; ok {
+		// This instance's own record from before a restart; what it
+		// counted since it started stays on top.
+		delete(s.others, s.cfg.InstanceID)
+		if !s.loaded {
+			for id, e := range s.own.Keys {
+				o.Keys[id] = mergeEntry(o.Keys[id], e)
+			}
+			if o.Keys == nil {
+				o.Keys = map[string]usageEntry{}
+			}
+			s.own = o
+		}
+	}
+	s.loaded = true
+	return s.contentsLocked(), nil
+}
+
+// Sync picks up other instances' changes: the config when "rev" changed,
+// the usage every UsageSyncInterval. It also writes this instance's usage
+// record when UsageFlushInterval has passed. It returns nil contents when
+// nothing changed.
+func (s *Store) Sync(ctx context.Context) (*store.Contents, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	s.expireRecentLocked(now)
+	if err := s.flushOwnLocked(ctx, false); err != nil {
+		s.cfg.Logger.Warn("cfkv: writing usage failed; kept for later", "err", err)
+	}
+	changed := false
+	rev, err := s.readRev(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rev != s.lastRev {
+		if err := s.refreshConfig(ctx); err != nil {
+			return nil, err
+		}
+		s.lastRev, changed = rev, true
+	}
+	if now.Sub(s.lastUsage) >= s.cfg.UsageSyncInterval {
+		if err := s.refreshUsage(ctx, false); err != nil {
+			return nil, err
+		}
+		changed = true
+	}
+	if !changed {
+		return nil, nil
+	}
+	return s.contentsLocked(), nil
+}
+
+func (s *Store) expireRecentLocked(now time.Time) {
+	for id, at := range s.recent {
+		if now.Sub(at) > s.cfg.StaleWindow {
+			delete(s.recent, id)
+		}
+	}
+	for id, at := range s.deleted {
+		if now.Sub(at) > s.cfg.StaleWindow {
+			delete(s.deleted, id)
+		}
+	}
+}
+
+// readRev reads the config revision marker; "" if absent.
+func (s *Store) readRev(ctx context.Context) (string, error) {
+	vals, err := s.bulkGet(ctx, []string{revName})
+	if err != nil {
+		return "", err
+	}
+	return vals[revName], nil
+}
+
+// refreshConfig lists keys, tokens and resets and reads the keys and
+// tokens whose revision changed. Recent own writes and deletes win over
+// what the list shows, which may be up to a minute old.
+func (s *Store) refreshConfig(ctx context.Context) error {
+	listed, err := s.list(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	var fetch []string
+	seenKeys, seenTokens := map[string]bool{}, map[string]bool{}
+	for _, it := range listed {
+		switch {
+		case strings.HasPrefix(it.name, keysPrefix):
+			id := strings.TrimPrefix(it.name, keysPrefix)
+			seenKeys[id] = true
+			if _, gone := s.deleted[id]; gone {
+				continue
+			}
+			var m keyMeta
+			json.Unmarshal(it.meta, &m)
+			if k, ok := s.keys[id]; !ok || m.Revision > k.Revision || m.Revision == 0 && !ok {
+				fetch = append(fetch, it.name)
+			}
+		case strings.HasPrefix(it.name, tokensPrefix):
+			id := strings.TrimPrefix(it.name, tokensPrefix)
+			seenTokens[id] = true
+			if _, gone := s.deleted[id]; gone {
+				continue
+			}
+			if _, ok := s.tokens[id]; !ok {
+				fetch = append(fetch, it.name)
+			}
+		case strings.HasPrefix(it.name, resetPrefix):
+			var m struct {
+				At int64 `json:"at"`
+			}
+			json.Unmarshal(it.meta, &m)
+			if m.At > s.resetSeen[strings.TrimPrefix(it.name, resetPrefix)] {
+				fetch = append(fetch, it.name)
+			}
+		}
+	}
+	vals, err := s.bulkGet(ctx, fetch)
+	if err != nil {
+		return err
+	}
+	for name, v := range vals {
+		if id, ok := strings.CutPrefix(name, keysPrefix); ok {
+			var k pool.Key
+			if err := json.Unmarshal([]byte(v), &k); err != nil || k.ID != id {
+				s.cfg.Logger.Warn("cfkv: skipping a malformed key entry", "name", name)
+				continue
+			}
+			if cur, ok := s.keys[id]; !ok || k.Revision > cur.Revision {
+				s.keys[id] = k
+			}
+		} else if prov, ok := strings.CutPrefix(name, resetPrefix); ok {
+			var stamps map[string]int64
+			if err := json.Unmarshal([]byte(v), &stamps); err != nil {
+				continue
+			}
+			s.mergeResetsLocked(prov, stamps)
+		} else if id, ok := strings.CutPrefix(name, tokensPrefix); ok {
+			var t pool.ClientToken
+			if err := json.Unmarshal([]byte(v), &t); err != nil || t.ID != id {
+				continue
+			}
+			s.tokens[id] = t
+		}
+	}
+	for id := range s.keys {
+		if _, mine := s.recent[id]; !seenKeys[id] && !mine {
+			delete(s.keys, id) // deleted by another instance
+		}
+	}
+	for id := range s.tokens {
+		if _, mine := s.recent[id]; !seenTokens[id] && !mine {
+			delete(s.tokens, id)
+		}
+	}
+	return nil
+}
+
+// refreshUsage lists the usage records and reads the other instances'
+// records that changed since last seen (all of them if all is set).
+func (s *Store) refreshUsage(ctx context.Context, all bool) error {
+	listed, err := s.list(ctx, usagePrefix)
+	if err != nil {
+		return err
+	}
+	var fetch []string
+	seen := map[string]bool{}
+	for _, it := range listed {
+		inst := strings.TrimPrefix(it.name, usagePrefix)
+		seen[inst] = true
+		if inst == s.cfg.InstanceID && !all {
+			continue
+		}
+		var m struct {
+			UpdatedAt int64 `json:"updatedAt"`
+		}
+		json.Unmarshal(it.meta, &m)
+		if all || m.UpdatedAt != s.otherSeen[inst] {
+			fetch = append(fetch, it.name)
+			s.otherSeen[inst] = m.UpdatedAt
+		}
+	}
+	vals, err := s.bulkGet(ctx, fetch)
+	if err != nil {
+		return err
+	}
+	for name, v := range vals {
+		var rec usageRecord
+		if err := json.Unmarshal([]byte(v), &rec); err != nil {
+			s.cfg.Logger.Warn("cfkv: skipping a malformed usage record", "name", name)
+			continue
+		}
+		s.others[strings.TrimPrefix(name, usagePrefix)] = rec
+	}
+	for inst := range s.others {
+		if !seen[inst] {
+			delete(s.others, inst)
+		}
+	}
+	s.lastUsage = s.cfg.Now()
+	return nil
+}
+
+// contentsLocked builds the pool's view: keys, tokens, and usage totals
+// over every instance, counted from each provider's last reset.
+func (s *Store) contentsLocked() *store.Contents {
+	c := &store.Contents{Usage: map[string]pool.Usage{}}
+	for _, k := range s.keys {
+		c.Keys = append(c.Keys, k.Clone())
+	}
+	slices.SortFunc(c.Keys, func(a, b pool.Key) int { return strings.Compare(a.ID, b.ID) })
+	for _, t := range s.tokens {
+		c.Tokens = append(c.Tokens, t)
+	}
+	slices.SortFunc(c.Tokens, func(a, b pool.ClientToken) int { return strings.Compare(a.ID, b.ID) })
+	add := func(rec usageRecord) {
+		for id, e := range rec.Keys {
+			k, ok := s.keys[id]
+			if !ok {
+				continue
+			}
+			d := pool.UsageDelta{ID: id, LastUsed: e.LastUsed, LastError: e.LastError}
+			if e.Epoch == s.epoch(k) {
+				// Counts from before the provider's last reset do not add up.
+				d.Requests, d.Successes, d.Failures = e.Requests, e.Successes, e.Failures
+			}
+			c.Usage[id] = c.Usage[id].Apply(d)
+		}
+	}
+	add(s.own)
+	for _, rec := range s.others {
+		add(rec)
+	}
+	return c
+}
+
+// PutKeys writes keys in one bulk request, refusing any whose known
+// revision is not older (store.ErrConflict).
+func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writable(); err != nil {
+		return err
+	}
+	pairs := make([]pair, 0, len(keys)+1)
+	for _, k := range keys {
+		if k.ID == "" {
+			return errors.New("cfkv: put keys: key with empty id")
+		}
+		if cur, ok := s.keys[k.ID]; ok && k.Revision > 0 && cur.Revision >= k.Revision {
+			return fmt.Errorf("cfkv: key %q: revision %d is not newer than %d: %w", k.ID, k.Revision, cur.Revision, store.ErrConflict)
+		}
+		v, err := json.Marshal(k)
+		if err != nil {
+			return fmt.Errorf("cfkv: key %q: %w", k.ID, err)
+		}
+		pairs = append(pairs, pair{Key: keysPrefix + k.ID, Value: string(v), Metadata: keyMeta{
+			Provider: k.Provider, Masked: pool.Mask(k.Secret), Revision: k.Revision, Active: k.IsActive, Disabled: trim(k.DisabledReason, 100),
+		}})
+	}
+	rev := newRev()
+	pairs = append(pairs, pair{Key: revName, Value: rev})
+	if err := s.bulkWrite(ctx, pairs); err != nil {
+		return fmt.Errorf("cfkv: put keys: %w", err)
+	}
+	now := s.cfg.Now()
+	for _, k := range keys {
+		s.keys[k.ID] = k.Clone()
+		s.recent[k.ID] = now
+		delete(s.deleted, k.ID)
+	}
+	s.lastRev = rev
+	return nil
+}
+
+// DeleteKeys removes keys (their usage goes with this instance's next
+// usage write, and is no longer counted at once).
+func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writable(); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if id != "" {
+			names = append(names, keysPrefix+id)
+		}
+	}
+	if err := s.bulkDelete(ctx, names); err != nil {
+		return fmt.Errorf("cfkv: delete keys: %w", err)
+	}
+	rev := newRev()
+	if err := s.bulkWrite(ctx, []pair{{Key: revName, Value: rev}}); err != nil {
+		s.cfg.Logger.Warn("cfkv: marking a change failed; other instances see it on their next full read", "err", err)
+	}
+	now := s.cfg.Now()
+	for _, id := range ids {
+		delete(s.keys, id)
+		if _, ok := s.own.Keys[id]; ok {
+			delete(s.own.Keys, id)
+			s.ownDirty = true
+		}
+		s.deleted[id] = now
+		delete(s.recent, id)
+	}
+	s.lastRev = rev
+	return nil
+}
+
+// AddUsage adds deltas to this instance's usage record in memory; it is
+// written on the usage flush interval and by Close. It never fails for
+// the backend's sake, so no count is lost while KV is down.
+func (s *Store) AddUsage(ctx context.Context, deltas []pool.UsageDelta) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range deltas {
+		k, ok := s.keys[d.ID]
+		if !ok {
+			continue
+		}
+		e := s.own.Keys[d.ID]
+		if ep := s.epoch(k); e.Epoch != ep {
+			e = usageEntry{Epoch: ep, LastUsed: e.LastUsed, LastError: e.LastError}
+		}
+		s.own.Keys[d.ID] = mergeEntry(e, usageEntry{Epoch: e.Epoch, Requests: d.Requests, Successes: d.Successes, Failures: d.Failures, LastUsed: d.LastUsed, LastError: d.LastError})
+		s.ownDirty = true
+	}
+	return nil
+}
+
+// mergeEntry adds b's counts to a's (same epoch) and keeps the newest
+// LastUsed and LastError.
+func mergeEntry(a, b usageEntry) usageEntry {
+	if a.Epoch != b.Epoch {
+		if b.Epoch > a.Epoch {
+			a.Epoch, a.Requests, a.Successes, a.Failures = b.Epoch, 0, 0, 0
+		} else {
+			b.Requests, b.Successes, b.Failures = 0, 0, 0
+		}
+	}
+	a.Requests += b.Requests
+	a.Successes += b.Successes
+	a.Failures += b.Failures
+	if b.LastUsed.After(a.LastUsed) {
+		a.LastUsed = b.LastUsed
+	}
+	if b.LastError != nil && (a.LastError == nil || !b.LastError.At.Before(a.LastError.At)) {
+		le := *b.LastError
+		a.LastError = &le
+	}
+	return a
+}
+
+// FlushUsage writes this instance's usage record now if it changed.
+func (s *Store) FlushUsage(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flushOwnLocked(ctx, true)
+}
+
+func (s *Store) flushOwnLocked(ctx context.Context, force bool) error {
+	now := s.cfg.Now()
+	if !s.ownDirty || !force && now.Sub(s.lastFlush) < s.cfg.UsageFlushInterval {
+		return nil
+	}
+	if err := s.writable(); err != nil {
+		return err
+	}
+	rec := s.own
+	rec.UpdatedAt = now
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	err = s.bulkWrite(ctx, []pair{{Key: usagePrefix + s.cfg.InstanceID, Value: string(v), Metadata: map[string]int64{"updatedAt": now.UnixNano()}}})
+	if err != nil {
+		return fmt.Errorf("cfkv: write usage: %w", err)
+	}
+	s.own.UpdatedAt, s.ownDirty, s.lastFlush = now, false, now
+	return nil
+}
+
+// ResetUsage records a reset of the given keys: their counts from before
+// it no longer add up, in any instance. One write per provider: the
+// provider's reset entry maps key ids to reset times.
+func (s *Store) ResetUsage(ctx context.Context, ids []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writable(); err != nil {
+		return err
+	}
+	byProv := map[string][]string{}
+	for _, id := range ids {
+		if k, ok := s.keys[id]; ok {
+			byProv[k.Provider] = append(byProv[k.Provider], id)
+		}
+	}
+	if len(byProv) == 0 {
+		return nil
+	}
+	now := s.cfg.Now()
+	stamp := now.UnixNano()
+	rev := newRev()
+	var pairs []pair
+	next := map[string]map[string]int64{}
+	for _, p := range slices.Sorted(maps.Keys(byProv)) {
+		m := map[string]int64{}
+		for id, at := range s.resets[p] {
+			if k, ok := s.keys[id]; ok && k.Provider == p {
+				m[id] = at // keys since deleted drop out
+			}
+		}
+		for _, id := range byProv[p] {
+			m[id] = stamp
+		}
+		v, _ := json.Marshal(m)
+		pairs = append(pairs, pair{Key: resetPrefix + p, Value: string(v), Metadata: map[string]int64{"at": stamp}})
+		next[p] = m
+	}
+	pairs = append(pairs, pair{Key: revName, Value: rev})
+	if err := s.bulkWrite(ctx, pairs); err != nil {
+		return fmt.Errorf("cfkv: reset usage: %w", err)
+	}
+	for p, m := range next {
+		s.resets[p] = m
+		s.resetSeen[p] = stamp
+	}
+	s.lastRev = rev
+	return nil
+}
+
+// epoch is the time k's usage was last reset, 0 if never: usage counted
+// under another epoch does not add up.
+func (s *Store) epoch(k pool.Key) int64 { return s.resets[k.Provider][k.ID] }
+
+// mergeResetsLocked takes in a provider's reset entry as read from KV.
+func (s *Store) mergeResetsLocked(prov string, stamps map[string]int64) {
+	m := s.resets[prov]
+	if m == nil {
+		m = map[string]int64{}
+		s.resets[prov] = m
+	}
+	for id, at := range stamps {
+		if at > m[id] {
+			m[id] = at
+		}
+		if at > s.resetSeen[prov] {
+			s.resetSeen[prov] = at
+		}
+	}
+}
+
+// PutToken writes a client token.
+func (s *Store) PutToken(ctx context.Context, t pool.ClientToken) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writable(); err != nil {
+		return err
+	}
+	if t.ID == "" {
+		return errors.New("cfkv: put token: empty id")
+	}
+	v, _ := json.Marshal(t)
+	rev := newRev()
+	if err := s.bulkWrite(ctx, []pair{
+		{Key: tokensPrefix + t.ID, Value: string(v), Metadata: map[string]string{"name": trim(t.Name, 100), "masked": t.Masked}},
+		{Key: revName, Value: rev},
+	}); err != nil {
+		return fmt.Errorf("cfkv: put token: %w", err)
+	}
+	s.tokens[t.ID] = t
+	s.recent[t.ID] = s.cfg.Now()
+	s.lastRev = rev
+	return nil
+}
+
+// DeleteToken removes a client token.
+func (s *Store) DeleteToken(ctx context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.tokens[id]; !ok {
+		return fmt.Errorf("cfkv: token %q: %w", id, store.ErrNotFound)
+	}
+	if err := s.writable(); err != nil {
+		return err
+	}
+	if err := s.bulkDelete(ctx, []string{tokensPrefix + id}); err != nil {
+		return fmt.Errorf("cfkv: delete token: %w", err)
+	}
+	rev := newRev()
+	s.bulkWrite(ctx, []pair{{Key: revName, Value: rev}})
+	delete(s.tokens, id)
+	s.deleted[id] = s.cfg.Now()
+	s.lastRev = rev
+	return nil
+}
+
+// Close writes this instance's pending usage.
+func (s *Store) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ownDirty {
+		s.health.blockedUntil = time.Time{} // a last try, whatever the backoff says
+		return s.flushOwnLocked(ctx, true)
+	}
+	return nil
+}
+
+func trim(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,37 @@
+// Package cfkv is a store.Store over a Cloudflare Workers KV namespace,
+// through the KV REST API with github.com/cloudflare/cloudflare-go/v6.
+// Every proxy instance pointed at one namespace shares its keys, tokens
+// and usage.
+//
+// # Layout (schema 1)
+//
+// Every entry lives under the prefix "keypool/v1/", so a person browsing
+// the namespace in Cloudflare's dashboard sees:
+//
+//	keypool/v1/schema            {"schema":1}: the layout version, for migrations
+//	keypool/v1/rev               a random value, changed by every config write
+//	keypool/v1/keys/<key id>     a pool key as JSON (its secret included);
+//	                             metadata {"provider","masked","revision","active","disabled"}
+//	keypool/v1/tokens/<token id> a client token: name, SHA-256 hash, masked form; metadata {"name","masked"}
+//	keypool/v1/reset/<provider>  when that provider's usage was last reset; metadata {"at": unix ns}
+//	keypool/v1/usage/<instance>  one instance's usage counts per key (only that instance writes it);
+//	                             metadata {"updatedAt": unix ns}
+//
+// # Budget
+//
+// KV's free plan allows 1,000 writes, 1,000 lists and 100,000 reads a day,
+// so the relay never touches KV. Each instance reads "rev" every sync
+// interval (one read) and lists and reads the config only when it changed;
+// it writes its own usage record at most once per usage flush interval
+// and lists the others' records once per usage sync interval. Usage totals
+// are the sum of every instance's record, counted only from the provider's
+// last reset on.
+//
+// # Consistency
+//
+// KV is eventually consistent (about 60 s between locations) and has no
+// compare-and-swap. Key edits carry a revision; a write over a key whose
+// known revision is not older is refused (store.ErrConflict), so two
+// instances' concurrent edits are detected, not silently merged, as far as
+// each instance's view allows.
+package cfkv
