@@ -73,14 +73,14 @@ type Store struct {
 	mu        sync.Mutex
 	keys      map[string]pool.Key
 	tokens    map[string]pool.ClientToken
-	resets    map[string]map[string]int64   // provider → key id → reset stamp (unix ns)
-	resetSeen map[string]int64              // provider → newest stamp read
-	own       usageRecord                   // this instance's record
-	ownDirty  bool                          // own has changes not written
-	others    map[string]usageRecord        // other instances' records
-	otherSeen map[string]int64              // their updatedAt, from list metadata
-	recent    map[string]time.Time          // key/token ids this instance wrote or deleted lately
-	deleted   map[string]time.Time          // ids deleted here lately (tombstones)
+	resets    map[string]map[string]int64 // provider → key id → reset stamp (unix ns)
+	resetSeen map[string]int64            // provider → newest stamp read
+	own       usageRecord                 // this instance's record
+	ownDirty  bool                        // own has changes not written
+	others    map[string]usageRecord      // other instances' records
+	otherSeen map[string]int64            // their updatedAt, from list metadata
+	recent    map[string]time.Time        // key/token ids this instance wrote or deleted lately
+	deleted   map[string]time.Time        // ids deleted here lately (tombstones)
 	lastRev   string
 	lastUsage time.Time // last read of others' usage
 	lastFlush time.Time // last write of own usage
