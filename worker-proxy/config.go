@@ -28,8 +28,16 @@ type Config struct {
 	AllowAnonymous bool     // ALLOW_ANONYMOUS_RELAY: relay without a client token; default false
 	AllowedOrigins []string // ALLOWED_ORIGINS: comma-separated browser origins, or *
 
-	Store   string // STORE: bolt (default; the embedded file database)
+	Store   string // STORE: bolt (default; the embedded file database) or cfkv (Cloudflare KV)
 	DataDir string // DATA_DIR: default ./data
+
+	CFAccountID        string        // CF_ACCOUNT_ID: for STORE=cfkv
+	CFAPIToken         string        // CF_API_TOKEN: permission Account → Workers KV Storage → Edit
+	CFNamespaceID      string        // CF_KV_NAMESPACE_ID
+	CFBaseURL          string        // CF_API_BASE_URL: default https://api.cloudflare.com (the emulator's in tests)
+	InstanceID         string        // INSTANCE_ID: names this instance's usage record in KV; default kept in DATA_DIR/instance.id
+	KVUsageFlush       time.Duration // KV_USAGE_FLUSH_INTERVAL: this instance writes its usage to KV at most this often; default 10m
+	KVUsageSync        time.Duration // KV_USAGE_SYNC_INTERVAL: other instances' usage is read this often; default 10m
 
 	GeminiBase    string // GEMINI_BASE_URL: default https://generativelanguage.googleapis.com/v1beta
 	GeminiKeyIn   string // GEMINI_KEY_IN: header (x-goog-api-key, default) or query (?key=)
@@ -104,8 +112,22 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	switch c.Store {
 	case "bolt", "embedded", "file":
 		c.Store = "bolt"
+	case "cfkv", "kv", "cloudflare":
+		c.Store = "cfkv"
+		c.CFAccountID, c.CFAPIToken, c.CFNamespaceID = getenv("CF_ACCOUNT_ID"), getenv("CF_API_TOKEN"), getenv("CF_KV_NAMESPACE_ID")
+		c.CFBaseURL, c.InstanceID = getenv("CF_API_BASE_URL"), getenv("INSTANCE_ID")
+		for _, v := range []struct{ name, val string }{{"CF_ACCOUNT_ID", c.CFAccountID}, {"CF_API_TOKEN", c.CFAPIToken}, {"CF_KV_NAMESPACE_ID", c.CFNamespaceID}} {
+			if v.val == "" {
+				bad(v.name, "required with STORE=cfkv (run `worker-proxy kv-setup` to create the namespace)")
+			}
+		}
+		if c.CFBaseURL != "" {
+			if _, err := provider.ParseBase(c.CFBaseURL); err != nil {
+				bad("CF_API_BASE_URL", "%v", err)
+			}
+		}
 	default:
-		bad("STORE", "unknown store %q (available: bolt)", c.Store)
+		bad("STORE", "unknown store %q (available: bolt, cfkv)", c.Store)
 	}
 	if c.GeminiKeyIn != "header" && c.GeminiKeyIn != "query" {
 		bad("GEMINI_KEY_IN", "%q is not header or query", c.GeminiKeyIn)
@@ -152,6 +174,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.MaxCooldown = dur("MAX_COOLDOWN", time.Hour, time.Second)
 	c.PassiveCooldown = dur("PASSIVE_COOLDOWN", 10*time.Second, 0)
 	c.RetestInterval = dur("RETEST_INTERVAL", 30*time.Minute, 0)
+	c.KVUsageFlush = dur("KV_USAGE_FLUSH_INTERVAL", 10*time.Minute, time.Second)
+	c.KVUsageSync = dur("KV_USAGE_SYNC_INTERVAL", 10*time.Minute, time.Second)
 	num := func(name string, def, min int) int {
 		v := getenv(name)
 		if v == "" {

@@ -22,9 +22,13 @@ import (
 	"github.com/keypool/keypool/worker-proxy/server"
 	"github.com/keypool/keypool/worker-proxy/store"
 	"github.com/keypool/keypool/worker-proxy/store/boltstore"
+	"github.com/keypool/keypool/worker-proxy/store/cfkv"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "kv-setup" {
+		os.Exit(kvSetup(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Getenv, os.Stdout, os.Stderr))
@@ -63,7 +67,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	st, err := openStore(cfg)
+	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -127,12 +131,37 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	return err
 }
 
-func openStore(cfg Config) (store.Store, error) {
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, error) {
 	switch cfg.Store {
 	case "bolt":
 		return boltstore.Open(filepath.Join(cfg.DataDir, "keypool.db"))
+	case "cfkv":
+		id := cfg.InstanceID
+		if id == "" {
+			id = stableInstanceID(cfg.DataDir)
+		}
+		return cfkv.Open(ctx, cfkv.Config{
+			AccountID: cfg.CFAccountID, APIToken: cfg.CFAPIToken, NamespaceID: cfg.CFNamespaceID,
+			BaseURL: cfg.CFBaseURL, InstanceID: id, Logger: log,
+			UsageFlushInterval: cfg.KVUsageFlush, UsageSyncInterval: cfg.KVUsageSync,
+		})
 	}
 	return nil, fmt.Errorf("unknown store %q", cfg.Store)
+}
+
+// stableInstanceID keeps an instance id in DATA_DIR/instance.id, so a
+// restarted instance continues its own usage record; where the directory
+// cannot be written, a new id each start.
+func stableInstanceID(dir string) string {
+	path := filepath.Join(dir, "instance.id")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b))
+	}
+	id := cfkv.RandomInstanceID()
+	if os.MkdirAll(dir, 0o700) == nil {
+		os.WriteFile(path, []byte(id+"\n"), 0o600)
+	}
+	return id
 }
 
 func printBanner(w io.Writer, cfg Config, addr *net.TCPAddr, adminKey string, generated bool) {

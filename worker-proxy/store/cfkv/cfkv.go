@@ -446,13 +446,35 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 	if err := s.writable(); err != nil {
 		return err
 	}
+	// Edits (revision above 1) are checked against what KV holds now, not
+	// only this instance's copy: another instance may have written since
+	// the last sync. New keys are not read back, so an import costs no
+	// reads. Within KV's propagation delay (about 60 s between locations)
+	// the check is best effort.
+	var edited []string
+	for _, k := range keys {
+		if k.Revision > 1 {
+			edited = append(edited, keysPrefix+k.ID)
+		}
+	}
+	current, err := s.bulkGet(ctx, edited)
+	if err != nil {
+		return fmt.Errorf("cfkv: put keys: %w", err)
+	}
 	pairs := make([]pair, 0, len(keys)+1)
 	for _, k := range keys {
 		if k.ID == "" {
 			return errors.New("cfkv: put keys: key with empty id")
 		}
-		if cur, ok := s.keys[k.ID]; ok && k.Revision > 0 && cur.Revision >= k.Revision {
-			return fmt.Errorf("cfkv: key %q: revision %d is not newer than %d: %w", k.ID, k.Revision, cur.Revision, store.ErrConflict)
+		stored := s.keys[k.ID].Revision
+		if v, ok := current[keysPrefix+k.ID]; ok {
+			var cur pool.Key
+			if json.Unmarshal([]byte(v), &cur) == nil && cur.Revision > stored {
+				stored = cur.Revision
+			}
+		}
+		if k.Revision > 0 && stored >= k.Revision {
+			return fmt.Errorf("cfkv: key %q: revision %d is not newer than %d: %w", k.ID, k.Revision, stored, store.ErrConflict)
 		}
 		v, err := json.Marshal(k)
 		if err != nil {
