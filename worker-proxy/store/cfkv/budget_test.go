@@ -1,0 +1,163 @@
+package cfkv_test
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keypool/keypool/worker-proxy/kvemu"
+	"github.com/keypool/keypool/worker-proxy/pool"
+	"github.com/keypool/keypool/worker-proxy/provider"
+	"github.com/keypool/keypool/worker-proxy/server"
+	"github.com/keypool/keypool/worker-proxy/store/cfkv"
+)
+
+// fakeClock is the simulated day's clock, shared by the emulator (daily
+// limits reset at 00:00 UTC of it) and both instances.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// Defaults whose KV cost the budget test proves. They are the proxy's
+// defaults (config.go); the README publishes them next to the counts.
+const (
+	flushInterval = 5 * time.Second  // FLUSH_INTERVAL: pool → store (memory, for cfkv)
+	syncInterval  = 30 * time.Second // SYNC_INTERVAL: read "rev"; run due usage jobs
+	usageFlush    = 10 * time.Minute // KV_USAGE_FLUSH_INTERVAL
+	usageSync     = 10 * time.Minute // KV_USAGE_SYNC_INTERVAL
+)
+
+// TestBudgetOneDay runs a simulated day: 1,000 keys, 2 instances, steady
+// traffic on both, default intervals, against the emulator enforcing the
+// free plan. Every kind of operation must stay under half its daily limit,
+// and REST requests under half of 1,200 per 5 minutes.
+func TestBudgetOneDay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulated day")
+	}
+	// The day simulated starts 2026-11-25 00:00 UTC; the pool is put in
+	// over the two days before, as the free plan allows 1,000 writes a day.
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	clock := &fakeClock{t: day.Add(-48 * time.Hour)}
+	const account, token = "acc-budget", "tok-budget-0123456789"
+	srv, err := kvemu.Start(kvemu.Options{
+		Tokens: map[string]kvemu.TokenInfo{token: {AccountID: account, CanRead: true, CanWrite: true}},
+		Now:    clock.Now, Limits: kvemu.FreePlan(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ns, _ := srv.Emu.CreateNamespace(account, "keypool")
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg, _ := provider.NewRegistry(provider.Defaults()...)
+
+	type instance struct {
+		st  *cfkv.Store
+		srv *server.Server
+	}
+	var insts []instance
+	for i := range 2 {
+		st, err := cfkv.Open(t.Context(), cfkv.Config{
+			AccountID: account, NamespaceID: ns, APIToken: token, BaseURL: srv.URL,
+			InstanceID: fmt.Sprintf("i-%d", i), Now: clock.Now, Logger: quiet,
+			UsageFlushInterval: usageFlush, UsageSyncInterval: usageSync,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			// The pool exists before the day starts: 1,000 keys.
+			keys := make([]pool.Key, 1000)
+			for j := range keys {
+				keys[j] = pool.Key{ID: fmt.Sprintf("key_%04d", j), Provider: "gemini", Secret: fmt.Sprintf("AIza-budget-%06d", j),
+					IsActive: true, CreatedAt: clock.Now(), Revision: 1}
+			}
+			for half := range 2 {
+				if err := st.PutKeys(t.Context(), keys[half*500:(half+1)*500]...); err != nil {
+					t.Fatal(err)
+				}
+				clock.Add(24 * time.Hour)
+			}
+		}
+		s, err := server.New(t.Context(), server.Config{AdminKey: "budget-admin-key-0123456789", Logger: quiet, Now: clock.Now}, st, reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		insts = append(insts, instance{st, s})
+	}
+	if n := insts[1].srv.Pool().Len(); n != 1000 {
+		t.Fatalf("second instance loaded %d keys", n)
+	}
+	srv.Emu.ResetCounts()
+
+	// A day in 5-second steps: each instance serves 2 requests a second.
+	var window, peak int64
+	lastWindow := int64(0)
+	served := 0
+	for step := time.Duration(0); step < 24*time.Hour; step += flushInterval {
+		clock.Add(flushInterval)
+		for _, in := range insts {
+			for range 10 {
+				if e := in.srv.Pool().Pick("gemini", pool.RoundRobin); e != nil {
+					e.Finish(pool.Outcome{Success: true})
+					served++
+				}
+			}
+			if err := in.srv.FlushUsage(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if step%syncInterval == 0 {
+				if _, err := in.srv.SyncOnce(t.Context()); err != nil {
+					t.Fatalf("at %s: %v", step, err)
+				}
+			}
+		}
+		if step%(5*time.Minute) == 0 {
+			c := srv.Emu.Counts()
+			window = c.Requests[token] - lastWindow
+			lastWindow = c.Requests[token]
+			peak = max(peak, window)
+		}
+	}
+	c := srv.Emu.Counts()
+	t.Logf("one simulated day, 1,000 keys, 2 instances, %d requests served:", served)
+	t.Logf("  reads %d / 100,000   writes %d / 1,000   deletes %d / 1,000   lists %d / 1,000   REST requests %d (peak %d per 5 min / 1,200)",
+		c.Reads, c.Writes, c.Deletes, c.Lists, c.Requests[token], peak)
+	for _, chk := range []struct {
+		name       string
+		got, limit int64
+	}{{"reads", c.Reads, 100000}, {"writes", c.Writes, 1000}, {"deletes", c.Deletes, 1000}, {"lists", c.Lists, 1000}, {"REST requests per 5 min", peak, 1200}} {
+		if chk.got*2 >= chk.limit {
+			t.Errorf("%s: %d, over half the free plan's %d", chk.name, chk.got, chk.limit)
+		}
+	}
+	if c.DailyLimited != 0 || c.RateLimited != 0 {
+		t.Errorf("the emulator refused %d requests for daily limits and %d for rate limits", c.DailyLimited, c.RateLimited)
+	}
+	// Both instances see the whole cluster's usage, within the sync bound.
+	for _, in := range insts {
+		in.srv.FlushUsage(t.Context())
+		in.st.FlushUsage(t.Context())
+	}
+	for _, in := range insts {
+		clock.Add(usageSync)
+		in.srv.SyncOnce(t.Context())
+	}
+	for i, in := range insts {
+		var total int64
+		for _, e := range in.srv.Pool().Entries("gemini") {
+			total += e.Usage().Requests
+		}
+		if total != int64(served) {
+			t.Errorf("instance %d counts %d requests, the cluster served %d", i, total, served)
+		}
+	}
+}
