@@ -347,14 +347,39 @@ func (s *Store) refreshConfig(ctx context.Context) error {
 			s.tokens[id] = t
 		}
 	}
+	// Entries the list does not show are gone, but a list can lag behind
+	// this instance's own recent writes: read those back to be sure.
+	var check []string
 	for id := range s.keys {
-		if _, mine := s.recent[id]; !seenKeys[id] && !mine {
-			delete(s.keys, id) // deleted by another instance
+		if !seenKeys[id] {
+			if _, mine := s.recent[id]; mine {
+				check = append(check, keysPrefix+id)
+			} else {
+				delete(s.keys, id) // deleted by another instance
+			}
 		}
 	}
 	for id := range s.tokens {
-		if _, mine := s.recent[id]; !seenTokens[id] && !mine {
-			delete(s.tokens, id)
+		if !seenTokens[id] {
+			if _, mine := s.recent[id]; mine {
+				check = append(check, tokensPrefix+id)
+			} else {
+				delete(s.tokens, id)
+			}
+		}
+	}
+	present, err := s.bulkGet(ctx, check)
+	if err != nil {
+		return err
+	}
+	for _, name := range check {
+		if _, ok := present[name]; ok {
+			continue
+		}
+		if id, ok := strings.CutPrefix(name, keysPrefix); ok {
+			delete(s.keys, id)
+		} else {
+			delete(s.tokens, strings.TrimPrefix(name, tokensPrefix))
 		}
 	}
 	return nil
