@@ -31,13 +31,13 @@ type Config struct {
 	Store   string // STORE: bolt (default; the embedded file database) or cfkv (Cloudflare KV)
 	DataDir string // DATA_DIR: default ./data
 
-	CFAccountID        string        // CF_ACCOUNT_ID: for STORE=cfkv
-	CFAPIToken         string        // CF_API_TOKEN: permission Account → Workers KV Storage → Edit
-	CFNamespaceID      string        // CF_KV_NAMESPACE_ID
-	CFBaseURL          string        // CF_API_BASE_URL: default https://api.cloudflare.com (the emulator's in tests)
-	InstanceID         string        // INSTANCE_ID: names this instance's usage record in KV; default kept in DATA_DIR/instance.id
-	KVUsageFlush       time.Duration // KV_USAGE_FLUSH_INTERVAL: this instance writes its usage to KV at most this often; default 10m
-	KVUsageSync        time.Duration // KV_USAGE_SYNC_INTERVAL: other instances' usage is read this often; default 10m
+	CFAccountID   string        // CF_ACCOUNT_ID: for STORE=cfkv
+	CFAPIToken    string        // CF_API_TOKEN: permission Account → Workers KV Storage → Edit
+	CFNamespaceID string        // CF_KV_NAMESPACE_ID
+	CFBaseURL     string        // CF_API_BASE_URL: default https://api.cloudflare.com (the emulator's in tests)
+	InstanceID    string        // INSTANCE_ID: names this instance's usage record in KV; default kept in DATA_DIR/instance.id
+	KVUsageFlush  time.Duration // KV_USAGE_FLUSH_INTERVAL: this instance writes its usage to KV at most this often; default 10m
+	KVUsageSync   time.Duration // KV_USAGE_SYNC_INTERVAL: other instances' usage is read this often; default 10m
 
 	GeminiBase    string // GEMINI_BASE_URL: default https://generativelanguage.googleapis.com/v1beta
 	GeminiKeyIn   string // GEMINI_KEY_IN: header (x-goog-api-key, default) or query (?key=)
