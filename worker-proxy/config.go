@@ -62,6 +62,8 @@ type Config struct {
 	RetestInterval   time.Duration  // RETEST_INTERVAL: re-test disabled keys this often; default 30m (0 = never)
 	RetestBatch      int            // RETEST_BATCH: keys per re-test round; default 5
 
+	Pprof bool // PPROF: serve Go's profiler at /admin/debug/pprof/ (admin key required); default false
+
 	LogLevel  slog.Level // LOG_LEVEL: debug, info (default), warn, error
 	LogFormat string     // LOG_FORMAT: text (default) or json
 }
@@ -96,6 +98,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if len(t) < server.MinSecretLen {
 			bad("CLIENT_TOKENS", "token #%d is shorter than %d characters", i+1, server.MinSecretLen)
 		}
+	}
+	if v := getenv("PPROF"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("PPROF", "%q is not true or false", v)
+		}
+		c.Pprof = b
 	}
 	if v := getenv("ALLOW_ANONYMOUS_RELAY"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -76,7 +76,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	srv, err := server.New(ctx, server.Config{
 		AdminKey: adminKey, ClientTokens: cfg.ClientTokens, AllowAnonymous: cfg.AllowAnonymous,
 		AllowedOrigins: cfg.AllowedOrigins, MaxBodyBytes: cfg.MaxBodyBytes,
-		UpstreamTimeout: cfg.UpstreamTimeout, Logger: log, StoreName: cfg.Store,
+		UpstreamTimeout: cfg.UpstreamTimeout, Logger: log, StoreName: cfg.Store, Pprof: cfg.Pprof,
 		Policy: cfg.FailurePolicy, MaxRetries: serverRetries(cfg.MaxRetries),
 		RetryBudget: cfg.RetryBudget, FirstByteTimeout: cfg.FirstByteTimeout,
 		DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown,

@@ -195,7 +195,7 @@ type Pool struct {
 
 	mu       sync.Mutex // serializes changes to keys
 	byID     map[string]*Entry
-	bySecret map[string]*Entry // provider + "\x00" + secret
+	bySecret map[secretRef]*Entry
 
 	flushMu sync.Mutex // serializes Flush and ResetUsage
 }
@@ -205,7 +205,7 @@ func New(now func() time.Time) *Pool {
 	if now == nil {
 		now = time.Now
 	}
-	p := &Pool{now: now, byID: make(map[string]*Entry), bySecret: make(map[string]*Entry)}
+	p := &Pool{now: now, byID: make(map[string]*Entry), bySecret: make(map[secretRef]*Entry)}
 	m := map[string]*set{}
 	p.sets.Store(&m)
 	return p
@@ -218,7 +218,7 @@ func (p *Pool) Load(keys []Key, usage map[string]Usage) {
 	p.flushMu.Lock()
 	defer p.flushMu.Unlock()
 	p.byID = make(map[string]*Entry, len(keys))
-	p.bySecret = make(map[string]*Entry, len(keys))
+	p.bySecret = make(map[secretRef]*Entry, len(keys))
 	for _, k := range keys {
 		e := newEntry(k)
 		p.bySecret[secretKey(k.Provider, k.Secret)] = e
@@ -246,7 +246,10 @@ func (p *Pool) Load(keys []Key, usage map[string]Usage) {
 	}
 }
 
-func secretKey(provider, secret string) string { return provider + "\x00" + secret }
+// secretRef indexes keys by secret; its strings share the key's memory.
+type secretRef struct{ provider, secret string }
+
+func secretKey(provider, secret string) secretRef { return secretRef{provider, secret} }
 
 func newEntry(k Key) *Entry {
 	e := &Entry{}

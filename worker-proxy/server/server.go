@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -73,6 +74,9 @@ type Config struct {
 	Now func() time.Time
 	// StoreName names the backend in status ("bolt", "cfkv").
 	StoreName string
+	// Pprof serves Go's profiler under /admin/debug/pprof/, behind the
+	// admin key. Default off.
+	Pprof bool
 }
 
 // Server serves the admin API and the relay over one pool and store.
@@ -92,7 +96,7 @@ type Server struct {
 	policy     failure.Policy
 	classifier *failure.Classifier
 	storms     *storms
-	persistQ   chan pool.Key // key state changes to write, off the request path
+	persistQ   chan string // ids of keys whose state changed, to write off the request path
 
 	adminMu sync.Mutex // serializes admin writes
 }
@@ -146,7 +150,7 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 		policy:     cfg.Policy,
 		classifier: &failure.Classifier{Now: cfg.Now, DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown},
 		storms:     &storms{window: cfg.StormWindow, recent: map[stormKey]map[*pool.Entry]time.Time{}},
-		persistQ:   make(chan pool.Key, 4096),
+		persistQ:   make(chan string, 4096),
 	}
 	for _, o := range cfg.AllowedOrigins {
 		if o == "*" {
@@ -224,6 +228,13 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin/reset", s.requireAdmin(methods{"POST": s.handleReset}))
 	mux.Handle("/admin/tokens", s.requireAdmin(methods{"GET": s.handleListTokens, "POST": s.handleCreateToken}))
 	mux.Handle("/admin/tokens/{id}", s.requireAdmin(methods{"DELETE": s.handleDeleteToken}))
+	if s.cfg.Pprof {
+		mux.Handle("/admin/debug/pprof/", s.requireAdmin(http.StripPrefix("/admin", http.HandlerFunc(pprof.Index))))
+		mux.Handle("/admin/debug/pprof/cmdline", s.requireAdmin(http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("/admin/debug/pprof/profile", s.requireAdmin(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/admin/debug/pprof/symbol", s.requireAdmin(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("/admin/debug/pprof/trace", s.requireAdmin(http.HandlerFunc(pprof.Trace)))
+	}
 	mux.Handle("/api/{provider}/{rest...}", http.HandlerFunc(s.handleRelay))
 	mux.Handle("/v1/{rest...}", http.HandlerFunc(s.handleFrontDoor))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -317,7 +328,7 @@ func (s *Server) FlushUsage(ctx context.Context) error {
 // store; the request path never waits for it.
 func (s *Server) persist(k pool.Key) {
 	select {
-	case s.persistQ <- k:
+	case s.persistQ <- k.ID:
 	default:
 		s.log.Warn("key state queue full; change kept in memory only", "key", k.ID)
 	}
@@ -326,11 +337,11 @@ func (s *Server) persist(k pool.Key) {
 // writeQueued writes the queued key changes, the latest per key, and only
 // for keys still in the pool.
 func (s *Server) writeQueued(ctx context.Context) {
-	latest := map[string]pool.Key{}
+	latest := map[string]bool{}
 	for {
 		select {
-		case k := <-s.persistQ:
-			latest[k.ID] = k
+		case id := <-s.persistQ:
+			latest[id] = true
 			continue
 		default:
 		}
