@@ -47,7 +47,19 @@ func (s Strategy) String() string {
 // ParseStrategy reads a strategy name. The empty name is RoundRobin. Names
 // match case-insensitively, with or without '_' or '-' ("least_used").
 func ParseStrategy(name string) (Strategy, error) {
-	n := strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(name))
+	switch name { // the exact names, without allocating
+	case "", "roundRobin":
+		return RoundRobin, nil
+	case "leastUsed":
+		return LeastUsed, nil
+	case "random":
+		return Random, nil
+	case "weighted":
+		return Weighted, nil
+	case "leastBusy":
+		return LeastBusy, nil
+	}
+	n := strings.ToLower(nameFolder.Replace(name))
 	switch n {
 	case "", "roundrobin", "rr":
 		return RoundRobin, nil
@@ -62,6 +74,8 @@ func ParseStrategy(name string) (Strategy, error) {
 	}
 	return 0, invalid("unknown strategy %q: use roundRobin, leastUsed, random, weighted or leastBusy", truncate(name, 40))
 }
+
+var nameFolder = strings.NewReplacer("_", "", "-", "")
 
 func truncate(s string, n int) string {
 	r := []rune(s)

@@ -160,13 +160,16 @@ func (p *Provider) Target(escapedRest string, query url.Values, drop ...string) 
 	if u.EscapedPath() != raw {
 		u.RawPath = ""
 	}
-	q := url.Values{}
-	for k, v := range query {
-		if !slices.Contains(drop, k) {
-			q[k] = v
+	u.RawQuery = ""
+	if len(query) > 0 {
+		q := url.Values{}
+		for k, v := range query {
+			if !slices.Contains(drop, k) {
+				q[k] = v
+			}
 		}
+		u.RawQuery = q.Encode()
 	}
-	u.RawQuery = q.Encode()
 	return &u, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keypool/keypool/worker-proxy/failure"
@@ -150,40 +151,33 @@ const maxErrorPeek = 8 << 10
 
 // awaitFirstByte waits up to FirstByteTimeout for a stream's first data, so
 // a stream that never starts fails over like any other failure. The bytes
-// read are put back in front of the body.
+// read are put back in front of the body. A timer closes the body if the
+// wait runs out, which ends the read; no goroutine per stream.
 func (s *Server) awaitFirstByte(res *http.Response) (*http.Response, error) {
-	type result struct {
-		n   int
-		err error
-	}
-	buf := make([]byte, 4096)
-	done := make(chan result, 1)
-	go func() {
-		n, err := res.Body.Read(buf)
-		done <- result{n, err}
-	}()
-	timer := time.NewTimer(s.cfg.FirstByteTimeout)
-	defer timer.Stop()
-	select {
-	case r := <-done:
-		if r.err != nil && r.err != io.EOF && r.n == 0 {
-			res.Body.Close()
-			return nil, r.err
-		}
-		rest := io.Reader(res.Body)
-		if r.err == io.EOF {
-			rest = eofReader{}
-		}
-		res.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(buf[:r.n]), rest), res.Body}
-		return res, nil
-	case <-timer.C:
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(s.cfg.FirstByteTimeout, func() {
+		timedOut.Store(true)
 		res.Body.Close()
-		<-done
+	})
+	buf := make([]byte, 1024)
+	n, err := res.Body.Read(buf)
+	stopped := timer.Stop()
+	if !stopped && timedOut.Load() && n == 0 {
 		return nil, errFirstByteTimeout
 	}
+	if err != nil && err != io.EOF && n == 0 {
+		res.Body.Close()
+		return nil, err
+	}
+	rest := io.Reader(res.Body)
+	if err == io.EOF {
+		rest = eofReader{}
+	}
+	res.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf[:n]), rest), res.Body}
+	return res, nil
 }
 
 type eofReader struct{}

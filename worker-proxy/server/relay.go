@@ -9,7 +9,6 @@ import (
 	"log"
 	"log/slog"
 	"math"
-	"mime"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -88,7 +87,10 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 	if !s.authorizeClient(w, r) {
 		return
 	}
-	q := r.URL.Query()
+	var q url.Values
+	if r.URL.RawQuery != "" {
+		q = r.URL.Query()
+	}
 	strategy, err := pool.ParseStrategy(q.Get("strategy"))
 	if err != nil {
 		relayError(w, r, http.StatusBadRequest, "invalid_request_error", "invalid_strategy", errorText(err), map[string]any{"provider": name})
@@ -223,9 +225,10 @@ func (st *relayState) setKey(req *http.Request) {
 func (s *Server) modifyResponse(res *http.Response) error {
 	st := stateOf(res.Request.Context())
 	st.status = res.StatusCode
-	res.Header.Set("X-KeyPool-Key-Id", st.entry.ID())
+	// Canonical names, set directly: no allocation to canonicalize.
+	res.Header["X-Keypool-Key-Id"] = []string{st.entry.ID()}
 	if len(st.tried) > 1 {
-		res.Header.Set("X-KeyPool-Attempts", strconv.Itoa(len(st.tried)))
+		res.Header["X-Keypool-Attempts"] = []string{strconv.Itoa(len(st.tried))}
 	}
 	return nil
 }
@@ -298,11 +301,8 @@ func (s *Server) finish(r *http.Request, st *relayState, completed bool) {
 // isEventStream reports whether res is a server-sent event stream.
 func isEventStream(res *http.Response) bool {
 	ct := res.Header.Get("Content-Type")
-	if ct == "" {
-		return false
-	}
-	mt, _, _ := mime.ParseMediaType(ct)
-	return mt == "text/event-stream"
+	const sse = "text/event-stream"
+	return len(ct) >= len(sse) && strings.EqualFold(ct[:len(sse)], sse) && (len(ct) == len(sse) || ct[len(sse)] == ';' || ct[len(sse)] == ' ')
 }
 
 // upstreamMessage extracts a short description from a provider's error
