@@ -26,8 +26,13 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "kv-setup" {
-		os.Exit(kvSetup(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "kv-setup":
+			os.Exit(kvSetup(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+		case "healthcheck":
+			os.Exit(healthcheck(os.Getenv, os.Stderr))
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

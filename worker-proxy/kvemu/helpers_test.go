@@ -107,9 +107,17 @@ func put(ctx context.Context, c *kv.NamespaceService, ns, key, value string, met
 	if ttl != 0 {
 		p.ExpirationTTL.Value, p.ExpirationTTL.Present = ttl, true
 	}
+	// The SDK's multipart encoder races on its type cache when two
+	// goroutines encode at once (internal/apiform/encoder.go, v6.10.0):
+	// parallel tests take turns. The proxy's store writes only in bulk,
+	// as JSON, and never meets it.
+	multipartMu.Lock()
+	defer multipartMu.Unlock()
 	_, err := c.Values.Update(ctx, ns, url.PathEscape(key), p)
 	return err
 }
+
+var multipartMu sync.Mutex
 
 func get(ctx context.Context, c *kv.NamespaceService, ns, key string) (string, http.Header, error) {
 	var p kv.NamespaceValueGetParams
