@@ -29,7 +29,10 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := stateOf(req.Context())
 	for {
 		res, err := f.base.RoundTrip(req)
-		if err == nil && res.StatusCode < 400 && isEventStream(res) {
+		// A stream (SSE, or any answer of unknown length, like Gemini's
+		// JSON-array stream) must start within FirstByteTimeout.
+		streaming := err == nil && res.StatusCode < 400 && (isEventStream(res) || res.ContentLength < 0)
+		if streaming {
 			res, err = s.awaitFirstByte(res)
 		}
 		var v failure.Verdict
@@ -44,6 +47,9 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 			peek, res.Body = peekBody(res.Body, maxErrorPeek)
 			v = s.classifier.Response(res.StatusCode, res.Header, peek)
 		default:
+			if streaming {
+				res.Body = &streamWatch{rc: res.Body, s: s, st: st}
+			}
 			return res, nil
 		}
 		st.verdict = v
@@ -109,16 +115,29 @@ func (s *Server) judge(st *relayState, v failure.Verdict, act failure.Action, re
 	le := &pool.LastError{Status: status, Message: scrub(truncate(msg, 200), e.Secret()), At: now.UTC()}
 	st.lastErr = le
 
-	if (act.Disable || act.Cooldown || act.Blame) && s.storms.hit(st.prov.Name, v.Class, e, now, s.pool.Servable(st.prov.Name)) {
-		s.log.Warn("most keys fail the same way at once; not resting or disabling more",
-			"provider", st.prov.Name, "class", v.Class.String(), "key", e.ID())
-		act.Disable, act.Cooldown, act.Blame = false, false, false
-		if v.Class != failure.Upstream {
-			act.Retry = false
-		}
-	}
+	act = s.stormGuard(st.prov.Name, v, act, e, now)
 	e.Finish(pool.Outcome{Error: le, Blame: act.Blame})
 	st.finished = true
+	s.act(e, v, act, le, now)
+	return act
+}
+
+// stormGuard drops the key-blaming parts of act when most of the
+// provider's keys fail the same way at once: then the upstream or the
+// proxy's address is at fault, and resting or disabling more keys would
+// only empty the pool. Retries stay, so a healthy key left still serves.
+func (s *Server) stormGuard(provider string, v failure.Verdict, act failure.Action, e *pool.Entry, now time.Time) failure.Action {
+	if (act.Disable || act.Cooldown || act.Blame) && s.storms.hit(provider, v.Class, e, now, s.pool.Servable(provider)) {
+		s.log.Warn("most keys fail the same way at once; not resting or disabling more",
+			"provider", provider, "class", v.Class.String(), "key", e.ID())
+		act.Disable, act.Cooldown, act.Blame = false, false, false
+	}
+	return act
+}
+
+// act rests, disables or passively penalizes a key after a failure whose
+// outcome is already recorded.
+func (s *Server) act(e *pool.Entry, v failure.Verdict, act failure.Action, le *pool.LastError, now time.Time) {
 	switch {
 	case act.Disable:
 		k := s.pool.Disable(e, v.Class.String()+": "+le.Message, now)
@@ -133,7 +152,58 @@ func (s *Server) judge(st *relayState, v failure.Verdict, act failure.Action, re
 	case act.Blame && e.ConsecutiveFailures() >= int64(s.cfg.PassiveFailures):
 		s.pool.Cool(e, now.Add(s.cfg.PassiveCooldown), "passive health: "+v.Class.String())
 	}
-	return act
+}
+
+// streamWatch passes a stream through untouched while looking for an error
+// event inside it (Gemini's `data: {"error":…}`, OpenAI's error event,
+// Anthropic's `event: error`): the client sees it as the upstream sent
+// it, and the key is charged with a failure instead of a success. Only
+// chunks that contain "error" are parsed; an error line split across two
+// reads is put together from a short carry.
+type streamWatch struct {
+	rc    io.ReadCloser
+	s     *Server
+	st    *relayState
+	carry []byte
+}
+
+var errorMark = []byte(`"error"`)
+
+func (w *streamWatch) Read(p []byte) (int, error) {
+	n, err := w.rc.Read(p)
+	if n > 0 && w.st.streamErr == nil && (len(w.carry) > 0 || bytes.Contains(p[:n], errorMark)) {
+		w.inspect(p[:n])
+	}
+	return n, err
+}
+
+func (w *streamWatch) Close() error { return w.rc.Close() }
+
+func (w *streamWatch) inspect(chunk []byte) {
+	buf := chunk
+	if len(w.carry) > 0 {
+		buf = append(w.carry, chunk...)
+		w.carry = nil
+	}
+	for len(buf) > 0 {
+		line, rest, complete := bytes.Cut(buf, []byte("\n"))
+		if !complete {
+			if bytes.Contains(line, errorMark) && len(line) < maxErrorPeek {
+				w.carry = append([]byte(nil), line...)
+			}
+			return
+		}
+		buf = rest
+		if !bytes.Contains(line, errorMark) {
+			continue
+		}
+		payload := bytes.TrimSpace(line)
+		payload = bytes.TrimSpace(bytes.TrimPrefix(payload, []byte("data:")))
+		if v, ok := w.s.classifier.StreamError(payload); ok {
+			w.st.streamErr = &v
+			return
+		}
+	}
 }
 
 // peekBody reads up to n bytes of body and returns them with a body that

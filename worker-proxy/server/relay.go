@@ -42,6 +42,8 @@ type relayState struct {
 	lastErr *pool.LastError // the final attempt's failure, if any
 	verdict failure.Verdict // the final attempt's classification
 	proxErr error           // the final attempt's transport error
+
+	streamErr *failure.Verdict // an error event inside a 200 stream
 }
 
 type relayKey struct{}
@@ -274,10 +276,23 @@ func (s *Server) finish(r *http.Request, st *relayState, completed bool) {
 			// The response broke after it started: never a success.
 			o.Error = &pool.LastError{Status: status, Message: "response interrupted mid-stream", At: s.cfg.Now().UTC()}
 			o.Blame = true
+		case st.streamErr != nil:
+			// The upstream reported an error inside the stream.
+			v := *st.streamErr
+			now := s.cfg.Now()
+			act := s.stormGuard(st.prov.Name, v, s.policy.For(v.Class), st.entry, now)
+			o.Error = &pool.LastError{Status: status, Message: scrub("error inside the stream: "+v.Reason, st.entry.Secret()), At: now.UTC()}
+			o.Blame = act.Blame
+			st.entry.Finish(o)
+			s.act(st.entry, v, act, o.Error, now)
+			st.verdict = v
+			st.finished = true
 		default:
 			o.Success = status < 400
 		}
-		st.entry.Finish(o)
+		if !st.finished {
+			st.entry.Finish(o)
+		}
 	}
 	attrs := []slog.Attr{
 		slog.String("provider", st.prov.Name),
