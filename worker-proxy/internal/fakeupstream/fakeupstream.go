@@ -210,7 +210,9 @@ func Start(opts Options) (*Server, error) {
 		ids:  idGen{seed: rand.Uint64()},
 	}
 	s.behaviors.Store(&map[string]Behavior{})
-	s.srv = &http.Server{Handler: handler{s}, ReadHeaderTimeout: 10 * time.Second}
+	// Idle connections stay open like a real API's (well past the proxy's
+	// reuse), so tests never race a connection the fake is closing.
+	s.srv = &http.Server{Handler: handler{s}, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
 	go s.srv.Serve(ln)
 	return s, nil
 }
