@@ -269,15 +269,9 @@ func (s *Server) finish(r *http.Request, st *relayState, completed bool) {
 	if !st.finished {
 		var o pool.Outcome
 		switch {
-		case r.Context().Err() != nil && (st.proxErr != nil || !completed):
-			o.Aborted = true
-			status = 499
-		case !completed:
-			// The response broke after it started: never a success.
-			o.Error = &pool.LastError{Status: status, Message: "response interrupted mid-stream", At: s.cfg.Now().UTC()}
-			o.Blame = true
 		case st.streamErr != nil:
-			// The upstream reported an error inside the stream.
+			// The upstream reported an error inside the stream (the client
+			// may have hung up on reading it: still the key's failure).
 			v := *st.streamErr
 			now := s.cfg.Now()
 			act := s.stormGuard(st.prov.Name, v, s.policy.For(v.Class), st.entry, now)
@@ -287,6 +281,13 @@ func (s *Server) finish(r *http.Request, st *relayState, completed bool) {
 			s.act(st.entry, v, act, o.Error, now)
 			st.verdict = v
 			st.finished = true
+		case r.Context().Err() != nil && (st.proxErr != nil || !completed):
+			o.Aborted = true
+			status = 499
+		case !completed:
+			// The response broke after it started: never a success.
+			o.Error = &pool.LastError{Status: status, Message: "response interrupted mid-stream", At: s.cfg.Now().UTC()}
+			o.Blame = true
 		default:
 			o.Success = status < 400
 		}
