@@ -1,0 +1,616 @@
+//go:build !js
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/adminclient"
+	"github.com/keypool/keypool/worker-proxy/pool"
+)
+
+const (
+	e2eAdminKey = "e2e-admin-key-0123456789abcdef"
+	sitePrefix  = "/keypool" // served the way GitHub Pages serves a project page
+
+	e2eClientToken = "kp-e2e-client-token-0123456789"
+)
+
+// chromiumPath finds Debian's real chromium binary (not the wrapper script).
+func chromiumPath() string {
+	for _, p := range []string{os.Getenv("CHROMIUM_PATH"), "/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	b, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(b)))
+}
+
+// servePages serves dir under prefix like GitHub Pages: files as they are,
+// a missing path gets 404.html with status 404, responses cacheable for
+// 600 s.
+func servePages(t *testing.T, dir, prefix string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := http.FileServer(http.Dir(dir))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == prefix {
+			http.Redirect(w, r, prefix+"/", http.StatusMovedPermanently)
+			return
+		}
+		rest, ok := strings.CutPrefix(r.URL.Path, prefix+"/")
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=600")
+		p := filepath.Join(dir, filepath.FromSlash(rest))
+		if st, err := os.Stat(p); err != nil || (st.IsDir() && !exists(filepath.Join(p, "index.html"))) {
+			b, _ := os.ReadFile(filepath.Join(dir, "404.html"))
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusNotFound)
+			w.Write(b)
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/" + rest
+		fs.ServeHTTP(w, r2)
+	})
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// startProxy runs the proxy binary on 127.0.0.1 with its embedded store.
+func startProxy(t *testing.T, bin string, env ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append([]string{"HOST=127.0.0.1", "PORT=0", "DATA_DIR=" + t.TempDir(), "ADMIN_KEY=" + e2eAdminKey,
+		"CLIENT_TOKENS=" + e2eClientToken, "FLUSH_INTERVAL=200ms", "SHUTDOWN_TIMEOUT=5s", "LOG_LEVEL=warn",
+		"PATH=" + os.Getenv("PATH")}, env...)
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); pw.Close(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+		}
+	})
+	found := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`listening on (http://\S+)`)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case u := <-found:
+		return u
+	case <-done:
+		t.Fatalf("proxy exited: %s", stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("proxy did not start")
+	}
+	return ""
+}
+
+// missing skips, or fails under KEYPOOL_REQUIRE_ALL=1 (as .ci/run sets).
+// It mirrors worker-proxy/internal/testenv.Missing, which Go's internal
+// package rule keeps out of reach from wasm/.
+func missing(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("KEYPOOL_REQUIRE_ALL") == "1" {
+		t.Fatalf("%s is missing and KEYPOOL_REQUIRE_ALL=1 forbids skipping", what)
+	}
+	t.Skipf("%s is missing; skipping (set KEYPOOL_REQUIRE_ALL=1 to fail instead)", what)
+}
+
+func artifactDir(t *testing.T) string {
+	if d := os.Getenv("KEYPOOL_ARTIFACTS"); d != "" {
+		os.MkdirAll(d, 0o755)
+		return d
+	}
+	return t.TempDir()
+}
+
+// TestDashboardInChromium builds the Pages site, serves it under a project
+// subpath, runs the real proxy, and drives the dashboard in headless
+// Chromium, checking every change against the proxy through the admin API.
+func TestDashboardInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	chrome := chromiumPath()
+	if chrome == "" {
+		missing(t, "chromium")
+	}
+	env := setupE2E(t)
+	tmp := t.TempDir()
+	siteOrigin := servePages(t, env.site, sitePrefix)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, ":generateContent") {
+			io.WriteString(w, `{"candidates":[{"content":{"parts":[{"text":"pong from the fake Gemini"}],"role":"model"}}]}`)
+			return
+		}
+		io.WriteString(w, `{"models":[{"name":"models/gemini-2.5-flash"}]}`)
+	}))
+	t.Cleanup(upstream.Close)
+	proxyURL := startProxy(t, env.proxyBin, "ALLOWED_ORIGINS="+siteOrigin, "GEMINI_BASE_URL="+upstream.URL+"/v1beta", "RETEST_INTERVAL=0")
+	closedURL := startProxy(t, env.proxyBin) // allows no browser origin
+	admin := adminclient.New(proxyURL, e2eAdminKey)
+	ctx := newBrowser(t, chrome, tmp)
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			shot(t, ctx, "failure")
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	// waitJS polls a boolean expression in the page.
+	waitJS := func(what, expr string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+			shot(t, ctx, "failure")
+			t.Fatalf("%s: %v\npage text:\n%s", what, err, body)
+		}
+	}
+	textOf := func(id string) string {
+		return fmt.Sprintf(`((document.getElementById(%q)||{}).innerText||"")`, id)
+	}
+
+	// clear empties an input; the next SendKeys fires input events with
+	// the whole new value.
+	clear := func(id string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const el = document.getElementById(%q); el.value = ""; return el.dispatchEvent(new Event("input", {bubbles: true})) })()`, id)))
+			return err
+		})
+	}
+
+	// choose sets a <select> and fires its change event.
+	choose := func(id, value string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const el = document.getElementById(%q); el.value = %q; return el.dispatchEvent(new Event("change", {bubbles: true})) })()`, id, value)))
+			return err
+		})
+	}
+
+	browserStart := time.Now()
+	do("browser start", chromedp.Navigate("about:blank"))
+	t.Logf("browser start: %v", time.Since(browserStart).Round(time.Millisecond))
+
+	// A deep client route under the prefix is served by 404.html and boots.
+	navStart := time.Now()
+	do("navigate", chromedp.Navigate(siteOrigin+sitePrefix+"/"))
+	waitJS("wasm loaded", `!document.getElementById("app-wasm-loader") && !!document.getElementById("proxy-url")`)
+	t.Logf("navigation to usable connect screen: %v", time.Since(navStart).Round(time.Millisecond))
+
+	// CORS: a proxy that does not list this origin. The message names it.
+	do("connect to closed proxy",
+		chromedp.SendKeys(chromedp.ID("proxy-url"), closedURL),
+		chromedp.SendKeys(chromedp.ID("admin-key"), e2eAdminKey),
+		chromedp.Click(chromedp.ID("connect")),
+	)
+	waitJS("CORS advice", textOf("connect-error")+`.includes("ALLOWED_ORIGINS=`+siteOrigin+`")`)
+
+	// Wrong key on the right proxy.
+	do("wrong key",
+		clear("proxy-url"), chromedp.SendKeys(chromedp.ID("proxy-url"), proxyURL),
+		clear("admin-key"), chromedp.SendKeys(chromedp.ID("admin-key"), "wrong-key-0000000000000000"),
+		chromedp.Click(chromedp.ID("connect")),
+	)
+	waitJS("wrong key message", textOf("connect-error")+`.includes("401")`)
+
+	// Connect.
+	connectStart := time.Now()
+	do("connect",
+		clear("admin-key"), chromedp.SendKeys(chromedp.ID("admin-key"), e2eAdminKey),
+		chromedp.Click(chromedp.ID("connect")),
+		chromedp.WaitVisible(chromedp.ID("overview")),
+	)
+	t.Logf("connect to overview: %v", time.Since(connectStart).Round(time.Millisecond))
+	if s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`sessionStorage.getItem("keypool.conn") || ""`)); !strings.Contains(s, proxyURL) {
+		t.Errorf("connection not in session storage: %q", s)
+	}
+	if s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`localStorage.getItem("keypool.conn") || ""`)); s != "" {
+		t.Errorf("admin key in local storage without opting in: %q", s)
+	}
+
+	// Add a key.
+	const secret = "AIzaSyE2eDashboardKey000000001"
+	do("add key",
+		chromedp.Click(chromedp.ID("tab-keys")),
+		chromedp.WaitVisible(chromedp.ID("add-form")),
+		chromedp.SendKeys(chromedp.ID("add-key"), secret),
+		chromedp.SendKeys(chromedp.ID("add-max"), "500"),
+		chromedp.SendKeys(chromedp.ID("add-desc"), "e2e key"),
+		chromedp.SendKeys(chromedp.ID("add-tags"), "ci, e2e"),
+		chromedp.Click(chromedp.ID("add-submit")),
+	)
+	masked := pool.Mask(secret)
+	waitJS("key in table", textOf("keys-table")+`.includes(`+fmt.Sprintf("%q", masked)+`)`)
+	st, err := admin.ProviderStatus(t.Context(), "gemini")
+	if err != nil || len(st.Keys) != 1 {
+		t.Fatalf("proxy after add: %v %+v", err, st)
+	}
+	k := st.Keys[0]
+	if k.MaskedKey != masked || k.Description != "e2e key" || k.MaxRequests != 500 || strings.Join(k.Tags, ",") != "ci,e2e" {
+		t.Fatalf("added key: %+v", k)
+	}
+	// The row shows what the proxy holds (decoded in the browser's fast path).
+	waitJS("row content", fmt.Sprintf(`(() => { const r = %s; return r.includes("0 / 500") && r.includes("e2e key") && r.includes("ci") && r.includes("active") && r.includes("never") })()`, textOf("row-"+k.ID)))
+	if html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`)); strings.Contains(html, secret) {
+		t.Fatal("the secret is still in the page after adding")
+	}
+	if v, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("add-key").value`)); v != "" {
+		t.Fatal("the add form still holds the secret")
+	}
+
+	// Test the key: the fake upstream lists models.
+	do("test key", chromedp.Click(chromedp.ID("test-"+k.ID)))
+	waitJS("test result", textOf("msg-"+k.ID)+`.startsWith("OK")`)
+
+	// Bulk import: one new, one duplicate, one invalid, one the provider
+	// will reject later.
+	do("bulk import",
+		chromedp.SendKeys(chromedp.ID("bulk-text"), "AIzaSyE2eBulkKey00000000000002\n"+secret+"\nhas space\nAIzaSyE2eBadKey000000000000003\n"),
+		chromedp.Click(chromedp.ID("bulk-submit")),
+	)
+	waitJS("bulk result", textOf("bulk-summary")+` === "2 added, 1 duplicates, 1 invalid"`)
+	waitJS("bulk keys in table", textOf("keys-count")+`.startsWith("3 of 3")`)
+	if st, _ := admin.ProviderStatus(t.Context(), "gemini"); st == nil || st.TotalKeys != 3 {
+		t.Fatalf("proxy after bulk import: %+v", st)
+	}
+
+	// Edit: turn the key off, new weight and description.
+	do("edit key",
+		chromedp.Click(chromedp.ID("edit-"+k.ID)),
+		chromedp.WaitVisible(chromedp.ID("e-save")),
+		chromedp.Click(chromedp.ID("e-active")),
+		clear("e-weight"), chromedp.SendKeys(chromedp.ID("e-weight"), "9"),
+		clear("e-desc"), chromedp.SendKeys(chromedp.ID("e-desc"), "edited in e2e"),
+		chromedp.Click(chromedp.ID("e-save")),
+	)
+	waitJS("edited row", textOf("row-"+k.ID)+`.includes("edited in e2e")`)
+	if got, err := admin.GetKey(t.Context(), k.ID); err != nil || got.IsActive || got.Weight != 9 || got.Description != "edited in e2e" {
+		t.Fatalf("proxy after edit: %v %+v", err, got)
+	}
+
+	// Filter by text.
+	do("filter", chromedp.SendKeys(chromedp.ID("f-text"), "edited"))
+	waitJS("filtered", textOf("keys-count")+`.startsWith("1 of 3")`)
+	do("unfilter", clear("f-text"))
+	waitJS("unfiltered", textOf("keys-count")+`.startsWith("3 of 3")`)
+
+	// Bulk action on a selection: disable the two imported keys.
+	var others []string
+	if st, _ := admin.ProviderStatus(t.Context(), "gemini"); st != nil {
+		for _, o := range st.Keys {
+			if o.ID != k.ID {
+				others = append(others, o.ID)
+			}
+		}
+	}
+	if len(others) != 2 {
+		t.Fatalf("imported keys: %v", others)
+	}
+	do("bulk disable", chromedp.Click(chromedp.ID("sel-"+others[0])), chromedp.Click(chromedp.ID("sel-"+others[1])),
+		chromedp.Click(chromedp.ID("sel-disable")))
+	waitJS("bulk disabled", textOf("notice")+`.includes("2 keys disabled, 0 failed")`)
+	for _, id := range others {
+		if got, err := admin.GetKey(t.Context(), id); err != nil || got.IsActive {
+			t.Fatalf("%s after bulk disable: %v %+v", id, err, got)
+		}
+	}
+	shot(t, ctx, "keys")
+
+	// A reload keeps the session (session storage) and boots again.
+	do("reload", chromedp.Reload())
+	waitJS("reconnected after reload", `!document.getElementById("app-wasm-loader") && !!document.getElementById("overview")`)
+	do("back to keys", chromedp.Click(chromedp.ID("tab-keys")))
+	waitJS("table after reload", textOf("keys-count")+`.startsWith("3 of 3")`)
+
+	// Language switch.
+	do("switch language", chromedp.Click(chromedp.ID("lang")))
+	waitJS("Chinese UI", `document.querySelector("h1").innerText === "KeyPool 管理后台"`)
+	shot(t, ctx, "keys-zh")
+	do("switch back", chromedp.Click(chromedp.ID("lang")))
+	waitJS("English UI", `document.querySelector("h1").innerText === "KeyPool admin"`)
+
+	// Delete with confirmation.
+	do("delete key",
+		chromedp.Click(chromedp.ID("del-"+k.ID)),
+		chromedp.Click(chromedp.ID("del-yes-"+k.ID)),
+	)
+	waitJS("row gone", `!document.getElementById(`+fmt.Sprintf("%q", "row-"+k.ID)+`)`)
+	if _, err := admin.GetKey(t.Context(), k.ID); adminclient.StatusOf(err) != 404 {
+		t.Fatalf("proxy after delete: %v", err)
+	}
+
+	// Tokens: create (shown once), listed masked, revoke.
+	do("create token",
+		chromedp.Click(chromedp.ID("tab-tokens")),
+		chromedp.WaitVisible(chromedp.ID("token-form")),
+		chromedp.SendKeys(chromedp.ID("tok-name"), "e2e laptop"),
+		chromedp.Click(chromedp.ID("tok-create")),
+	)
+	waitJS("token shown", textOf("new-token-value")+`.startsWith("kp-")`)
+	tokText, _ := chromedp.Run(ctx, chromedp.Evaluate[string](textOf("new-token-value")))
+	toks, err := admin.Tokens(t.Context())
+	var created *adminapi.Token
+	for i := range toks {
+		if toks[i].Name == "e2e laptop" {
+			created = &toks[i]
+		}
+	}
+	if err != nil || created == nil || created.Masked != pool.Mask(tokText) {
+		t.Fatalf("proxy tokens: %v %+v (shown %q)", err, toks, tokText)
+	}
+	waitJS("token listed", textOf("tok-"+created.ID)+`.includes(`+fmt.Sprintf("%q", created.Masked)+`)`)
+	shot(t, ctx, "tokens")
+	do("revoke token", chromedp.Click(chromedp.ID("revoke-"+created.ID)), chromedp.Click(chromedp.ID("revoke-yes-"+created.ID)))
+	waitJS("token gone", `!document.getElementById(`+fmt.Sprintf("%q", "tok-"+created.ID)+`) && !document.getElementById("new-token")`)
+	if toks, _ := admin.Tokens(t.Context()); len(toks) != 1 { // the CLIENT_TOKENS one stays
+		t.Fatalf("proxy tokens after revoke: %+v", toks)
+	}
+
+	// Playground: one prompt through the relay with a client token; the
+	// answer and the (masked) key that served it are shown.
+	if _, err := admin.UpdateKey(t.Context(), others[0], adminapi.UpdateKeyRequest{IsActive: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	do("playground",
+		chromedp.Click(chromedp.ID("tab-playground")),
+		chromedp.WaitVisible(chromedp.ID("play-form")),
+		choose("play-provider", "gemini"),
+		choose("play-strategy", "leastUsed"),
+		chromedp.SendKeys(chromedp.ID("play-token"), e2eClientToken),
+		chromedp.SendKeys(chromedp.ID("play-prompt"), "ping"),
+		chromedp.Click(chromedp.ID("play-send")),
+	)
+	waitJS("playground answer", textOf("play-answer")+` === "pong from the fake Gemini"`)
+	waitJS("serving key shown", textOf("play-meta")+`.includes("Status 200") && `+textOf("play-meta")+`.includes(`+fmt.Sprintf("%q", others[0])+`)`)
+	if served, _ := admin.GetKey(t.Context(), others[0]); served != nil {
+		waitJS("serving key masked", textOf("play-meta")+`.includes(`+fmt.Sprintf("%q", served.MaskedKey)+`)`)
+	}
+	if got, err := admin.GetKey(t.Context(), others[0]); err != nil || got.Requests != 1 || got.Successes != 1 {
+		t.Fatalf("serving key after the playground: %v %+v", err, got)
+	}
+	shot(t, ctx, "playground")
+
+	// Reset usage from the overview.
+	do("reset", chromedp.Click(chromedp.ID("tab-overview")), chromedp.Click(chromedp.ID("reset-gemini")), chromedp.Click(chromedp.ID("reset-yes-gemini")))
+	waitJS("reset done", textOf("notice")+`.includes("keys of gemini reset")`)
+	waitJS("SVG chart drawn", `(() => { const c = document.getElementById("overview-chart"); return !!c && c.namespaceURI === "http://www.w3.org/2000/svg" && c.querySelectorAll("rect.seg-available").length > 0 && c.getBBox().width > 0 })()`)
+	shot(t, ctx, "overview")
+
+	// Phone width: the page must not scroll sideways (tables scroll in
+	// their own box).
+	do("phone width", chromedp.EmulateViewport(390, 844), chromedp.Click(chromedp.ID("tab-keys")))
+	waitJS("keys at phone width", `!!document.getElementById("keys-table")`)
+	waitJS("no sideways scrolling", `document.documentElement.scrollWidth <= window.innerWidth + 1`)
+	shot(t, ctx, "phone")
+	t.Logf("whole browser session: %v", time.Since(browserStart).Round(time.Millisecond))
+}
+
+type e2eEnv struct {
+	site, proxyBin string
+	err            error
+}
+
+var (
+	e2eOnce sync.Once
+	e2e     e2eEnv
+)
+
+// setupE2E builds the Pages site (prefix /keypool) and the proxy binary
+// once for all browser tests.
+func setupE2E(t *testing.T) *e2eEnv {
+	t.Helper()
+	e2eOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "keypool-e2e-")
+		if err != nil {
+			e2e.err = err
+			return
+		}
+		e2e.site, e2e.proxyBin = filepath.Join(dir, "site"), filepath.Join(dir, "worker-proxy")
+		root := moduleRoot(t)
+		start := time.Now()
+		for _, args := range [][]string{{"run", "./wasm/build", "-out", e2e.site, "-prefix", sitePrefix}, {"build", "-o", e2e.proxyBin, "./worker-proxy"}} {
+			cmd := exec.Command("go", args...)
+			cmd.Dir = root
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				e2e.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+				return
+			}
+			t.Logf("go %s: %s", args[0], strings.TrimSpace(string(out)))
+		}
+		t.Logf("builds: %v", time.Since(start).Round(time.Millisecond))
+	})
+	if e2e.err != nil {
+		t.Fatal(e2e.err)
+	}
+	return &e2e
+}
+
+// newBrowser starts headless Chromium with a fresh profile; the returned
+// context ends it when the test ends.
+func newBrowser(t *testing.T, chrome, tmp string) context.Context {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome), chromedp.UserDataDir(filepath.Join(tmp, "profile")),
+		chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelC := chromedp.NewContext(actx)
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
+	return ctx
+}
+
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	p := filepath.Join(artifactDir(t), "dashboard-"+name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	t.Logf("screenshot: %s", p)
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if e2e.site != "" {
+		os.RemoveAll(filepath.Dir(e2e.site))
+	}
+	os.Exit(code)
+}
+
+// TestTenThousandKeysInChromium measures, with the proxy holding 10,000
+// keys, the time from navigation to a usable keys table (budget 3 s), and
+// how fast filtering and paging answer.
+func TestTenThousandKeysInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	chrome := chromiumPath()
+	if chrome == "" {
+		missing(t, "chromium")
+	}
+	env := setupE2E(t)
+	siteOrigin := servePages(t, env.site, sitePrefix)
+	proxyURL := startProxy(t, env.proxyBin, "ALLOWED_ORIGINS="+siteOrigin, "RETEST_INTERVAL=0")
+	admin := adminclient.New(proxyURL, e2eAdminKey)
+	const n = 10_000
+	secrets := make([]string, n)
+	for i := range secrets {
+		secrets[i] = fmt.Sprintf("AIzaSyTenThousand%012d", i)
+	}
+	if r, err := admin.BulkAdd(t.Context(), adminapi.BulkAddRequest{Provider: "gemini", APIKeys: secrets}); err != nil || r.Added != n {
+		t.Fatalf("bulk add: %v %+v", err, r)
+	}
+	ctx := newBrowser(t, chrome, t.TempDir())
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			shot(t, ctx, "10k-failure")
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	wait := func(what, expr string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second), chromedp.WithPollingInterval(10*time.Millisecond))); err != nil {
+			shot(t, ctx, "10k-failure")
+			t.Fatalf("%s: %v", what, err)
+		}
+		return time.Since(start)
+	}
+	count := `((document.getElementById("keys-count")||{}).innerText||"")`
+
+	// An operator who connected before: the connection is in session storage.
+	run("first load", chromedp.Navigate(siteOrigin+sitePrefix+"/"))
+	wait("boot", `!document.getElementById("app-wasm-loader")`)
+	conn := fmt.Sprintf(`sessionStorage.setItem("keypool.conn", JSON.stringify({url: %q, key: %q})) === undefined`, proxyURL, e2eAdminKey)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](conn)); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	run("reload", chromedp.Reload())
+	wait("overview", `!document.getElementById("app-wasm-loader") && !!document.getElementById("overview")`)
+	overview := time.Since(start)
+	if perf, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(performance.getEntriesByType("resource").filter(e => /app.wasm|admin.status/.test(e.name)).map(e => [e.name.replace(/^.*\//, ""), Math.round(e.startTime), Math.round(e.responseEnd), e.transferSize, e.decodedBodySize]))`)); err == nil {
+		t.Logf("resources [name, start ms, end ms, transfer, size] since navigation: %s", perf)
+	}
+	run("keys tab", chromedp.Click(chromedp.ID("tab-keys")))
+	wait("keys table", count+`.startsWith("10000 of 10000") && document.querySelectorAll("#keys-table tbody tr").length === 50`)
+	usable := time.Since(start)
+	t.Logf("navigation → overview with 10,000 keys: %v; → usable keys table: %v (budget 3s)", overview.Round(time.Millisecond), usable.Round(time.Millisecond))
+	// The 3 s budget is enforced with KEYPOOL_STRICT_BUDGET=1 (a quiet
+	// machine); otherwise only a gross regression fails, because other
+	// processes on a shared 2-core machine swing this by seconds.
+	limit := 10 * time.Second
+	if os.Getenv("KEYPOOL_STRICT_BUDGET") == "1" {
+		limit = 3 * time.Second
+	}
+	if usable > limit {
+		t.Errorf("keys table usable after %v, over %v", usable, limit)
+	}
+
+	fstart := time.Now()
+	run("filter", chromedp.SendKeys(chromedp.ID("f-text"), "za…9999"))
+	wait("filtered", count+`.startsWith("1 of 10000")`)
+	filter := time.Since(fstart)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.getElementById("f-text").value = "", document.getElementById("f-text").dispatchEvent(new Event("input", {bubbles: true})))`)); err != nil {
+		t.Fatal(err)
+	}
+	wait("unfiltered", count+`.startsWith("10000 of 10000")`)
+	pstart := time.Now()
+	run("next page", chromedp.Click(chromedp.ID("page-next")))
+	wait("page 2", `document.getElementById("page-info").innerText === "Page 2 of 200"`)
+	page := time.Since(pstart)
+	t.Logf("typing a 7-character filter, each keystroke re-filtering 10,000 keys, until the answer: %v; next page: %v", filter.Round(time.Millisecond), page.Round(time.Millisecond))
+	shot(t, ctx, "10k")
+}
+
+func ptr[T any](v T) *T { return &v }

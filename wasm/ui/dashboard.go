@@ -1,0 +1,572 @@
+// Package ui is the admin dashboard's components (go-app v10). It builds
+// natively for tests and prerendering, and for GOOS=js GOARCH=wasm.
+package ui
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/adminclient"
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+)
+
+// Storage keys.
+const (
+	storeConn = "keypool.conn"
+	storeLang = "keypool.lang"
+)
+
+// DefaultProxyEnv names the build-time default proxy URL (public: it is
+// baked into app.js).
+const DefaultProxyEnv = "KEYPOOL_PROXY_URL"
+
+// Tabs.
+const (
+	TabOverview = "overview"
+	TabKeys     = "keys"
+	TabTokens   = "tokens"
+)
+
+type savedConn struct {
+	URL string `json:"url"`
+	Key string `json:"key"`
+}
+
+// Dashboard is the whole app: the connect screen until connected, then
+// the tabs.
+type Dashboard struct {
+	app.Compo
+
+	// NewClient makes the admin API client; tests replace it.
+	NewClient func(url, key string) *adminclient.Client
+	// Origin is this page's origin, named in the CORS advice.
+	Origin string
+
+	lang      string
+	self      app.Context // the Dashboard's own context, set on mount
+	hasSelf   bool
+	client    *adminclient.Client
+	tab       string
+	notice    string
+	noticeErr bool
+
+	// connect
+	url, key   string
+	remember   bool
+	connecting bool
+	connErr    string
+
+	// data
+	status  *adminapi.StatusResponse
+	keys    []adminapi.KeyStatus
+	loading bool
+
+	// keys view
+	filter    Filter
+	page      int
+	viewSig   string
+	filtered  []adminapi.KeyStatus
+	resetAsk  string
+	delAsk    string
+	editID    string
+	edit      editForm
+	rowMsg    map[string]string
+	add       addForm
+	bulk      bulkForm
+	tokens    []adminapi.Token
+	tokName   string
+	newToken  *adminapi.CreateTokenResponse
+	revokeAsk string
+
+	play       playForm
+	selected   map[string]bool
+	bulkBusy   string
+	bulkDelAsk bool
+}
+
+type editForm struct {
+	Active      bool
+	MaxRequests string
+	Weight      string
+	Description string
+	Tags        string
+}
+
+type addForm struct {
+	Provider, APIKey, MaxRequests, Description, Tags string
+}
+
+type bulkForm struct {
+	Provider string
+	Text     string
+	Busy     bool
+	Done     int
+	Total    int
+	Result   *adminapi.BulkAddResponse
+}
+
+var (
+	_ app.Initializer = (*Dashboard)(nil)
+	_ app.Mounter     = (*Dashboard)(nil)
+)
+
+// OnInit sets defaults; it also runs when prerendering.
+func (d *Dashboard) OnInit() {
+	if d.NewClient == nil {
+		d.NewClient = adminclient.New
+	}
+	if d.lang == "" {
+		d.lang = LangEN
+	}
+	if d.tab == "" {
+		d.tab = TabOverview
+	}
+	if d.url == "" {
+		d.url = app.Getenv(DefaultProxyEnv)
+	}
+	if d.rowMsg == nil {
+		d.rowMsg = map[string]string{}
+	}
+	if d.selected == nil {
+		d.selected = map[string]bool{}
+	}
+	if d.add.Provider == "" {
+		d.add.Provider = "gemini"
+	}
+	if d.bulk.Provider == "" {
+		d.bulk.Provider = "gemini"
+	}
+}
+
+// OnMount runs in the browser only: language, saved connection.
+func (d *Dashboard) OnMount(ctx app.Context) {
+	d.self, d.hasSelf = ctx, true
+	if app.IsClient {
+		d.Origin = app.Window().Get("location").Get("origin").String()
+	}
+	var lang string
+	ctx.LocalStorage().Get(storeLang, &lang)
+	if lang == "" && app.IsClient {
+		lang = LangFor(app.Window().Get("navigator").Get("language").String())
+	}
+	if lang == LangZH || lang == LangEN {
+		d.lang = lang
+	}
+	var c savedConn
+	if ctx.LocalStorage().Get(storeConn, &c); c.Key != "" {
+		d.remember = true
+	} else {
+		ctx.SessionStorage().Get(storeConn, &c)
+	}
+	if c.URL != "" {
+		d.url = c.URL
+	}
+	if c.Key != "" {
+		d.key = c.Key
+		d.connect(ctx)
+	}
+}
+
+// bind returns the context async work must dispatch through. An event's
+// context belongs to the element that fired it, and go-app silently drops
+// a Dispatch whose element was unmounted meanwhile (a confirm button that
+// disappears, a form re-created by a re-render). The Dashboard's own
+// context stays mounted.
+func (d *Dashboard) bind(ctx app.Context) app.Context {
+	if d.hasSelf {
+		return d.self
+	}
+	return ctx
+}
+
+func (d *Dashboard) t(key string, args ...any) string { return T(d.lang, key, args...) }
+
+// ErrorText turns a client error into the sentence the operator reads.
+func (d *Dashboard) ErrorText(err error) string {
+	var e *adminclient.Error
+	if !asError(err, &e) {
+		return err.Error()
+	}
+	switch e.Kind {
+	case adminclient.KindUnreachable:
+		return d.t("err.unreachable", d.baseURL())
+	case adminclient.KindCORS:
+		origin := d.Origin
+		if origin == "" {
+			origin = "<this page's origin>"
+		}
+		return d.t("err.cors", d.baseURL(), origin)
+	case adminclient.KindUnauthorized:
+		return d.t("err.unauthorized")
+	case adminclient.KindDecode:
+		return d.t("err.decode", e.Message)
+	}
+	return d.t("err.http", e.Status, e.Message)
+}
+
+func (d *Dashboard) baseURL() string {
+	if d.client != nil {
+		return d.client.BaseURL
+	}
+	return adminclient.NormalizeURL(d.url)
+}
+
+func (d *Dashboard) setNotice(msg string, isErr bool) {
+	d.notice, d.noticeErr = msg, isErr
+}
+
+func bg() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 60*time.Second)
+}
+
+// connect checks the URL and key with a status call.
+// Connect checks the URL and key with a status call.
+func (d *Dashboard) Connect(ctx app.Context) { d.connect(ctx) }
+
+func (d *Dashboard) connect(ctx app.Context) {
+	d.connErr = ""
+	switch {
+	case strings.TrimSpace(d.url) == "":
+		d.connErr = d.t("connect.needURL")
+		return
+	case d.key == "":
+		d.connErr = d.t("connect.needKey")
+		return
+	}
+	c := d.NewClient(d.url, d.key)
+	d.connecting = true
+	ctx = d.bind(ctx)
+	ctx.Async(func() {
+		cctx, cancel := bg()
+		defer cancel()
+		st, err := c.Status(cctx)
+		ctx.Dispatch(func(ctx app.Context) {
+			d.connecting = false
+			if err != nil {
+				d.client = c
+				d.connErr = d.ErrorText(err)
+				d.client = nil
+				return
+			}
+			d.client = c
+			d.setStatus(st)
+			saved := savedConn{URL: c.BaseURL, Key: d.key}
+			if d.remember {
+				ctx.LocalStorage().Set(storeConn, saved)
+				ctx.SessionStorage().Del(storeConn)
+			} else {
+				ctx.SessionStorage().Set(storeConn, saved)
+				ctx.LocalStorage().Del(storeConn)
+			}
+		})
+	})
+}
+
+func (d *Dashboard) disconnect(ctx app.Context, e app.Event) {
+	ctx.LocalStorage().Del(storeConn)
+	ctx.SessionStorage().Del(storeConn)
+	d.client, d.status, d.keys, d.tokens, d.key = nil, nil, nil, nil, ""
+	d.viewSig = ""
+	d.notice = ""
+}
+
+func (d *Dashboard) setStatus(st *adminapi.StatusResponse) {
+	d.status = st
+	d.keys = AllKeys(st)
+	d.viewSig = ""
+	// Drop selected ids that no longer exist.
+	if len(d.selected) > 0 {
+		live := make(map[string]bool, len(d.selected))
+		for _, k := range d.keys {
+			if d.selected[k.ID] {
+				live[k.ID] = true
+			}
+		}
+		d.selected = live
+	}
+}
+
+// refresh reloads the status (and tokens on that tab), then runs then.
+func (d *Dashboard) refresh(ctx app.Context) {
+	c := d.client
+	if c == nil {
+		return
+	}
+	d.loading = true
+	tab := d.tab
+	ctx = d.bind(ctx)
+	ctx.Async(func() {
+		cctx, cancel := bg()
+		defer cancel()
+		st, err := c.Status(cctx)
+		var toks []adminapi.Token
+		var terr error
+		if err == nil && tab == TabTokens {
+			toks, terr = c.Tokens(cctx)
+		}
+		ctx.Dispatch(func(ctx app.Context) {
+			d.loading = false
+			if err != nil {
+				d.setNotice(d.ErrorText(err), true)
+				return
+			}
+			d.setStatus(st)
+			if terr != nil {
+				d.setNotice(d.ErrorText(terr), true)
+			} else if tab == TabTokens {
+				d.tokens = toks
+			}
+		})
+	})
+}
+
+func (d *Dashboard) setLang(ctx app.Context, e app.Event) {
+	if d.lang == LangZH {
+		d.lang = LangEN
+	} else {
+		d.lang = LangZH
+	}
+	ctx.LocalStorage().Set(storeLang, d.lang)
+}
+
+func (d *Dashboard) setTab(tab string) app.EventHandler {
+	return func(ctx app.Context, e app.Event) {
+		d.tab = tab
+		d.notice = ""
+		d.refresh(ctx)
+	}
+}
+
+// Render draws the current screen.
+func (d *Dashboard) Render() app.UI {
+	return app.Div().ID("dashboard").Class("dash").Lang(d.lang).Body(
+		app.Header().Class("top").Body(
+			app.H1().Text(d.t("app.title")),
+			app.If(d.client != nil, func() app.UI {
+				return app.Nav().Class("tabs").Body(
+					d.tabButton(TabOverview, "tab.overview"),
+					d.tabButton(TabKeys, "tab.keys"),
+					d.tabButton(TabTokens, "tab.tokens"),
+					d.tabButton(TabPlayground, "tab.playground"),
+				)
+			}),
+			app.Div().Class("top-actions").Body(
+				app.If(d.client != nil, func() app.UI {
+					return app.Span().Class("conn").Text(d.t("nav.connectedTo", d.baseURL()))
+				}),
+				app.If(d.client != nil, func() app.UI {
+					return app.Button().ID("refresh").Type("button").Text(d.t("nav.refresh")).OnClick(func(ctx app.Context, e app.Event) { d.refresh(ctx) })
+				}),
+				app.If(d.client != nil, func() app.UI {
+					return app.Button().ID("disconnect").Type("button").Text(d.t("nav.disconnect")).OnClick(d.disconnect)
+				}),
+				app.Button().ID("lang").Type("button").Title(d.t("lang.label")).Text(d.t("lang.switch")).OnClick(d.setLang),
+			),
+		),
+		// Always present, so the screen below keeps its place in the tree
+		// and is not re-created when a notice comes and goes.
+		app.P().ID("notice").Class(noticeClass(d.notice, d.noticeErr)).Aria("live", "polite").Text(d.notice),
+		app.Main().Body(d.screen()),
+	)
+}
+
+// clearInput empties a form control in the page. Setting the bound field
+// to "" is not enough: the virtual DOM still holds "" from the last render,
+// sees no change, and would leave what the operator typed (a secret) there.
+func clearInput(id string) {
+	if !app.IsClient {
+		return
+	}
+	if el := app.Window().GetElementByID(id); el.Truthy() {
+		el.Set("value", "")
+	}
+}
+
+func noticeClass(msg string, isErr bool) string {
+	switch {
+	case msg == "":
+		return "notice empty"
+	case isErr:
+		return "notice error"
+	}
+	return "notice"
+}
+
+func (d *Dashboard) tabButton(tab, label string) app.UI {
+	cls := "tab"
+	if d.tab == tab {
+		cls += " current"
+	}
+	return app.Button().ID("tab-"+tab).Type("button").Class(cls).Aria("current", d.tab == tab).Text(d.t(label)).OnClick(d.setTab(tab))
+}
+
+func (d *Dashboard) screen() app.UI {
+	if d.client == nil {
+		return d.renderConnect()
+	}
+	switch d.tab {
+	case TabKeys:
+		return d.renderKeys()
+	case TabTokens:
+		return d.renderTokens()
+	case TabPlayground:
+		return d.renderPlayground()
+	}
+	return d.renderOverview()
+}
+
+func (d *Dashboard) renderConnect() app.UI {
+	return app.Form().ID("connect-form").Class("card connect").OnSubmit(func(ctx app.Context, e app.Event) {
+		e.PreventDefault()
+		d.connect(ctx)
+	}).Body(
+		app.H2().Text(d.t("connect.title")),
+		field("proxy-url", d.t("connect.url"), app.Input().ID("proxy-url").Type("url").Placeholder("http://127.0.0.1:8080").
+			Value(d.url).AutoComplete(true).OnInput(d.ValueTo(&d.url))),
+		field("admin-key", d.t("connect.key"), app.Input().ID("admin-key").Type("password").Value(d.key).
+			OnInput(d.ValueTo(&d.key))),
+		app.Label().Class("check").Body(
+			app.Input().ID("remember").Type("checkbox").Checked(d.remember).OnChange(func(ctx app.Context, e app.Event) {
+				d.remember = ctx.JSSrc().Get("checked").Bool()
+			}),
+			app.Text(" "+d.t("connect.remember")),
+		),
+		app.P().Class("hint").Text(d.t("connect.rememberHint")),
+		app.If(d.connErr != "", func() app.UI {
+			return app.P().ID("connect-error").Class("error").Aria("live", "assertive").Text(d.connErr)
+		}),
+		app.Button().ID("connect").Type("submit").Disabled(d.connecting).Text(func() string {
+			if d.connecting {
+				return d.t("connect.busy")
+			}
+			return d.t("connect.submit")
+		}()),
+	)
+}
+
+func field(id, label string, input app.UI) app.UI {
+	return app.Div().Class("field").Body(app.Label().For(id).Text(label), input)
+}
+
+func pct(rate float64) string {
+	if rate <= 1 {
+		rate *= 100
+	}
+	return strconv.FormatFloat(rate, 'f', 1, 64) + "%"
+}
+
+func (d *Dashboard) renderOverview() app.UI {
+	st := d.status
+	if st == nil {
+		return app.P().Text(d.t("common.loading"))
+	}
+	storeText := d.t("ov.storeOK", st.Store.Backend)
+	if !st.Store.OK {
+		since := ""
+		if st.Store.Since != nil {
+			since = *st.Store.Since
+		}
+		storeText = d.t("ov.storeBad", st.Store.Backend, since, st.Store.Detail)
+	}
+	rows := []app.UI{}
+	for _, p := range st.Providers {
+		var req, ok int64
+		for _, k := range p.Keys {
+			req += k.Requests
+			ok += k.Successes
+		}
+		rate := "—"
+		if req > 0 {
+			rate = pct(float64(ok) / float64(req))
+		}
+		name := p.Provider
+		rows = append(rows, app.Tr().ID("ov-"+name).Body(
+			app.Th().Scope("row").Text(name),
+			app.Td().Class("num").Text(p.TotalKeys),
+			app.Td().Class("num").Text(p.ActiveKeys),
+			app.Td().Class("num").Text(p.AvailableKeys),
+			app.Td().Class("num").Text(p.CoolingKeys),
+			app.Td().Class("num").Text(p.DisabledKeys),
+			app.Td().Class("num").Text(req),
+			app.Td().Class("num").Text(rate),
+			app.Td().Body(app.If(d.resetAsk == name, func() app.UI {
+				return app.Span().Body(
+					app.Text(d.t("ov.resetConfirm", name)+" "),
+					app.Button().ID("reset-yes-"+name).Type("button").Class("danger").Text(d.t("common.yes")).OnClick(d.doReset(name)),
+					app.Button().Type("button").Text(d.t("common.no")).OnClick(func(ctx app.Context, e app.Event) { d.resetAsk = "" }),
+				)
+			}).Else(func() app.UI {
+				return app.Button().ID("reset-" + name).Type("button").Text(d.t("ov.reset")).OnClick(func(ctx app.Context, e app.Event) { d.resetAsk = name })
+			})),
+		))
+	}
+	return app.Section().ID("overview").Class("card").Body(
+		app.H2().Text(d.t("ov.title")),
+		app.P().ID("store-health").Class(map[bool]string{true: "ok", false: "error"}[st.Store.OK]).Text(d.t("ov.store")+" — "+storeText),
+		app.Div().Class("tiles").Body(
+			tile(d.t("ov.total"), st.TotalKeys), tile(d.t("ov.active"), st.ActiveKeys), tile(d.t("ov.available"), st.AvailableKeys),
+			tile(d.t("ov.cooling"), st.CoolingKeys), tile(d.t("ov.disabled"), st.DisabledKeys),
+		),
+		app.If(st.TotalKeys == 0, func() app.UI { return app.P().Class("hint").Text(d.t("ov.noKeys")) }),
+		app.If(len(st.Providers) > 0, func() app.UI { return d.renderChart(st.Providers) }),
+		app.Div().Class("scroll").Body(app.Table().ID("overview-table").Body(
+			app.THead().Body(app.Tr().Body(
+				app.Th().Scope("col").Text(d.t("ov.provider")), app.Th().Scope("col").Text(d.t("ov.total")),
+				app.Th().Scope("col").Text(d.t("ov.active")), app.Th().Scope("col").Text(d.t("ov.available")),
+				app.Th().Scope("col").Text(d.t("ov.cooling")), app.Th().Scope("col").Text(d.t("ov.disabled")),
+				app.Th().Scope("col").Text(d.t("ov.requests")), app.Th().Scope("col").Text(d.t("ov.successRate")),
+				app.Th().Scope("col").Text(""),
+			)),
+			app.TBody().Body(rows...),
+		)),
+	)
+}
+
+func tile(label string, n int) app.UI {
+	return app.Div().Class("tile").Body(app.Div().Class("n").Text(n), app.Div().Class("l").Text(label))
+}
+
+func (d *Dashboard) doReset(provider string) app.EventHandler {
+	return func(ctx app.Context, e app.Event) {
+		d.resetAsk = ""
+		c := d.client
+		ctx = d.bind(ctx)
+		ctx.Async(func() {
+			cctx, cancel := bg()
+			defer cancel()
+			r, err := c.Reset(cctx, provider)
+			ctx.Dispatch(func(ctx app.Context) {
+				if err != nil {
+					d.setNotice(d.ErrorText(err), true)
+					return
+				}
+				d.setNotice(d.t("ov.resetDone", r.KeysReset, provider), false)
+				d.refresh(ctx)
+			})
+		})
+	}
+}
+
+// parseInt parses an optional whole number; empty is ok=true, set=false.
+func parseInt(s string) (n int64, set bool, err error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, false, nil
+	}
+	n, err = strconv.ParseInt(s, 10, 64)
+	return n, err == nil, err
+}
+
+func fmtTime(lang string, p *string) string {
+	if p == nil || *p == "" {
+		return T(lang, "never")
+	}
+	t, err := time.Parse(adminapi.TimeLayout, *p)
+	if err != nil {
+		return *p
+	}
+	return t.Local().Format("2006-01-02 15:04")
+}

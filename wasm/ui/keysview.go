@@ -1,0 +1,524 @@
+package ui
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/adminclient"
+	"github.com/keypool/keypool/worker-proxy/pool"
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+)
+
+func asError(err error, e **adminclient.Error) bool { return errors.As(err, e) }
+
+// view returns the filtered keys, recomputed only when the data or the
+// filter changed.
+func (d *Dashboard) view() []adminapi.KeyStatus {
+	sig := d.filter.Provider + "\x00" + d.filter.State + "\x00" + d.filter.Tag + "\x00" + d.filter.Text + "\x00" + d.filter.Sort
+	if d.viewSig != sig || d.filtered == nil {
+		d.filtered = FilterKeys(d.keys, d.filter)
+		d.viewSig = sig
+	}
+	return d.filtered
+}
+
+func (d *Dashboard) providers() []string {
+	var out []string
+	if d.status != nil {
+		for _, p := range d.status.Providers {
+			out = append(out, p.Provider)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"gemini", "openai", "anthropic"}
+	}
+	return out
+}
+
+// setFilter stores a filter control's value and goes back to the first
+// page. (go-app keeps one handler per event: a second OnInput replaces the
+// first.)
+func (d *Dashboard) setFilter(v *string) app.EventHandler {
+	return func(ctx app.Context, e app.Event) {
+		*v = ctx.JSSrc().Get("value").String()
+		d.page = 0
+	}
+}
+
+func (d *Dashboard) renderKeys() app.UI {
+	all := d.view()
+	rows, page, pages := Paginate(all, d.page)
+	d.page = page
+	provOpts := []app.UI{app.Option().Value("").Text(d.t("keys.any"))}
+	for _, p := range d.providers() {
+		provOpts = append(provOpts, app.Option().Value(p).Text(p).Selected(d.filter.Provider == p))
+	}
+	stateOpts := []app.UI{app.Option().Value("").Text(d.t("keys.any"))}
+	for _, s := range []string{adminapi.StateActive, adminapi.StateCooling, adminapi.StateDisabled, adminapi.StateInactive, adminapi.StateExhausted} {
+		stateOpts = append(stateOpts, app.Option().Value(s).Text(d.t("state."+s)).Selected(d.filter.State == s))
+	}
+	tagOpts := []app.UI{app.Option().Value("").Text(d.t("keys.any"))}
+	for _, tg := range Tags(d.keys) {
+		tagOpts = append(tagOpts, app.Option().Value(tg).Text(tg).Selected(d.filter.Tag == tg))
+	}
+	sortOpts := []app.UI{app.Option().Value("").Text(d.t("sort.default"))}
+	for _, s := range []string{"created", "lastUsed", "requests", "successRate"} {
+		sortOpts = append(sortOpts, app.Option().Value(s).Text(d.t("sort."+s)).Selected(d.filter.Sort == s))
+	}
+	body := make([]app.UI, 0, len(rows))
+	for _, k := range rows {
+		body = append(body, d.keyRow(k))
+	}
+	return app.Div().ID("keys").Body(
+		app.Section().Class("card").Body(
+			app.H2().Text(d.t("keys.title")),
+			app.Div().Class("filters").Body(
+				field("f-provider", d.t("keys.filterProvider"), app.Select().ID("f-provider").OnChange(d.setFilter(&d.filter.Provider)).Body(provOpts...)),
+				field("f-state", d.t("keys.filterState"), app.Select().ID("f-state").OnChange(d.setFilter(&d.filter.State)).Body(stateOpts...)),
+				field("f-tag", d.t("keys.filterTag"), app.Select().ID("f-tag").OnChange(d.setFilter(&d.filter.Tag)).Body(tagOpts...)),
+				field("f-sort", d.t("keys.sort"), app.Select().ID("f-sort").OnChange(d.ValueTo(&d.filter.Sort)).Body(sortOpts...)),
+				field("f-text", d.t("keys.search"), app.Input().ID("f-text").Type("search").Value(d.filter.Text).OnInput(d.setFilter(&d.filter.Text))),
+			),
+			app.P().ID("keys-count").Class("hint").Text(d.t("keys.count", len(all), len(d.keys))),
+			d.renderSelectionBar(all),
+			app.Div().Class("scroll").Body(app.Table().ID("keys-table").Body(
+				app.THead().Body(app.Tr().Body(
+					app.Th().Scope("col").Body(app.Input().ID("sel-page").Type("checkbox").Aria("label", d.t("sel.page")).
+						Checked(len(rows) > 0 && allSelected(rows, d.selected)).OnChange(func(ctx app.Context, e app.Event) {
+						d.selectKeys(rows, !allSelected(rows, d.selected))
+					})),
+					app.Th().Scope("col").Text(d.t("col.key")), app.Th().Scope("col").Text(d.t("col.provider")),
+					app.Th().Scope("col").Text(d.t("col.state")), app.Th().Scope("col").Text(d.t("col.usage")),
+					app.Th().Scope("col").Text(d.t("col.success")), app.Th().Scope("col").Text(d.t("col.lastUsed")),
+					app.Th().Scope("col").Text(d.t("col.description")), app.Th().Scope("col").Text(d.t("col.tags")),
+					app.Th().Scope("col").Text(d.t("col.actions")),
+				)),
+				app.TBody().Body(body...),
+			)),
+			app.If(len(all) == 0, func() app.UI { return app.P().ID("keys-none").Class("hint").Text(d.t("keys.none")) }),
+			app.Div().Class("pager").Body(
+				app.Button().ID("page-prev").Type("button").Disabled(page == 0).Text(d.t("keys.prev")).OnClick(func(ctx app.Context, e app.Event) { d.page-- }),
+				app.Span().ID("page-info").Text(d.t("keys.page", page+1, pages)),
+				app.Button().ID("page-next").Type("button").Disabled(page >= pages-1).Text(d.t("keys.next")).OnClick(func(ctx app.Context, e app.Event) { d.page++ }),
+			),
+		),
+		d.renderAdd(),
+		d.renderBulk(),
+	)
+}
+
+// StateText is the badge text of a key's state.
+func StateText(lang string, k adminapi.KeyStatus) string {
+	switch k.State {
+	case adminapi.StateCooling:
+		if k.CoolingUntil != nil {
+			return T(lang, "state.coolingUntil", fmtTime(lang, k.CoolingUntil))
+		}
+	case adminapi.StateDisabled:
+		if k.DisabledReason != "" {
+			return T(lang, "state.disabledWhy", k.DisabledReason)
+		}
+	}
+	if _, ok := messages["state."+k.State]; ok {
+		return T(lang, "state."+k.State)
+	}
+	return k.State
+}
+
+func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
+	id := k.ID
+	if d.editID == id {
+		return d.editRow(k)
+	}
+	limit := d.t("unlimited")
+	frac := 0.0
+	if k.MaxRequests > 0 {
+		limit = strconv.FormatInt(k.MaxRequests, 10)
+		frac = min(1, float64(k.Requests)/float64(k.MaxRequests))
+	}
+	rate := "—"
+	if k.Requests > 0 {
+		rate = pct(k.SuccessRate)
+	}
+	return app.Tr().ID("row-"+id).DataSet("id", id).Body(
+		app.Td().Body(app.Input().ID("sel-"+id).Type("checkbox").Aria("label", d.t("sel.row", k.MaskedKey)).Checked(d.selected[id]).OnChange(d.toggle(id))),
+		app.Td().Class("mono").Text(k.MaskedKey),
+		app.Td().Text(k.Provider),
+		app.Td().Body(app.Span().Class("badge "+k.State).Text(StateText(d.lang, k))),
+		app.Td().Body(
+			app.Div().Class("usage").Text(strconv.FormatInt(k.Requests, 10)+" / "+limit),
+			app.If(k.MaxRequests > 0, func() app.UI {
+				return app.Div().Class("bar").Body(app.Div().Style("width", strconv.FormatFloat(frac*100, 'f', 1, 64)+"%"))
+			}),
+		),
+		app.Td().Class("num").Text(rate),
+		app.Td().Text(fmtTime(d.lang, k.LastUsed)),
+		app.Td().Text(k.Description),
+		app.Td().Body(app.Range(k.Tags).Slice(func(i int) app.UI { return app.Span().Class("tag").Text(k.Tags[i]) })),
+		app.Td().Class("actions").Body(
+			app.If(d.delAsk == id, func() app.UI {
+				return app.Span().Body(
+					app.Text(d.t("act.deleteConfirm")+" "),
+					app.Button().ID("del-yes-"+id).Type("button").Class("danger").Text(d.t("common.yes")).OnClick(d.doDelete(id, k.MaskedKey)),
+					app.Button().ID("del-no-"+id).Type("button").Text(d.t("common.no")).OnClick(func(ctx app.Context, e app.Event) { d.delAsk = "" }),
+				)
+			}).Else(func() app.UI {
+				return app.Span().Body(
+					app.Button().ID("edit-"+id).Type("button").Text(d.t("act.edit")).OnClick(func(ctx app.Context, e app.Event) { d.startEdit(k) }),
+					app.Button().ID("test-"+id).Type("button").Text(d.t("act.test")).OnClick(d.doTest(id)),
+					app.Button().ID("del-"+id).Type("button").Class("danger").Text(d.t("act.delete")).OnClick(func(ctx app.Context, e app.Event) { d.delAsk = id }),
+				)
+			}),
+			app.If(d.rowMsg[id] != "", func() app.UI { return app.Div().ID("msg-" + id).Class("rowmsg").Text(d.rowMsg[id]) }),
+		),
+	)
+}
+
+func (d *Dashboard) startEdit(k adminapi.KeyStatus) {
+	d.editID = k.ID
+	d.edit = editForm{
+		Active: k.IsActive, MaxRequests: strconv.FormatInt(k.MaxRequests, 10), Weight: strconv.Itoa(k.Weight),
+		Description: k.Description, Tags: strings.Join(k.Tags, ", "),
+	}
+}
+
+func (d *Dashboard) editRow(k adminapi.KeyStatus) app.UI {
+	id := k.ID
+	return app.Tr().ID("row-"+id).Class("editing").Body(
+		app.Td(),
+		app.Td().Class("mono").Text(k.MaskedKey),
+		app.Td().Text(k.Provider),
+		app.Td().Body(app.Label().Class("check").Body(
+			app.Input().ID("e-active").Type("checkbox").Checked(d.edit.Active).OnChange(func(ctx app.Context, e app.Event) {
+				d.edit.Active = ctx.JSSrc().Get("checked").Bool()
+			}),
+			app.Text(" "+d.t("edit.active")),
+		)),
+		app.Td().Body(app.Input().ID("e-max").Type("number").Min(0).Aria("label", d.t("edit.maxRequests")).Title(d.t("edit.maxRequests")).Value(d.edit.MaxRequests).OnInput(d.ValueTo(&d.edit.MaxRequests))),
+		app.Td().Body(app.Input().ID("e-weight").Type("number").Min(0).Aria("label", d.t("edit.weight")).Title(d.t("edit.weight")).Value(d.edit.Weight).OnInput(d.ValueTo(&d.edit.Weight))),
+		app.Td(),
+		app.Td().Body(app.Input().ID("e-desc").Aria("label", d.t("col.description")).Value(d.edit.Description).OnInput(d.ValueTo(&d.edit.Description))),
+		app.Td().Body(app.Input().ID("e-tags").Aria("label", d.t("col.tags")).Value(d.edit.Tags).OnInput(d.ValueTo(&d.edit.Tags))),
+		app.Td().Class("actions").Body(
+			app.Button().ID("e-save").Type("button").Text(d.t("common.save")).OnClick(d.doUpdate(id, k.MaskedKey)),
+			app.Button().ID("e-cancel").Type("button").Text(d.t("common.no")).OnClick(func(ctx app.Context, e app.Event) { d.editID = "" }),
+			app.If(d.rowMsg[id] != "", func() app.UI { return app.Div().ID("msg-" + id).Class("rowmsg error").Text(d.rowMsg[id]) }),
+		),
+	)
+}
+
+// UpdateRequest builds the PUT body from the edit form.
+func (d *Dashboard) UpdateRequest() (adminapi.UpdateKeyRequest, error) {
+	f := d.edit
+	maxReq, _, err := parseInt(f.MaxRequests)
+	if err != nil {
+		return adminapi.UpdateKeyRequest{}, errors.New(d.t("edit.invalidNumber", d.t("edit.maxRequests")))
+	}
+	w, _, err := parseInt(f.Weight)
+	if err != nil {
+		return adminapi.UpdateKeyRequest{}, errors.New(d.t("edit.invalidNumber", d.t("edit.weight")))
+	}
+	weight := int(w)
+	desc := strings.TrimSpace(f.Description)
+	tags := ParseTags(f.Tags)
+	if err := pool.ValidateDescription(desc); err != nil {
+		return adminapi.UpdateKeyRequest{}, err
+	}
+	active := f.Active
+	req := adminapi.UpdateKeyRequest{IsActive: &active, MaxRequests: &maxReq, Metadata: &adminapi.Metadata{Description: &desc, Tags: &tags}}
+	if weight > 0 {
+		req.Weight = &weight
+	}
+	return req, nil
+}
+
+func (d *Dashboard) doUpdate(id, masked string) app.EventHandler {
+	return func(ctx app.Context, e app.Event) {
+		req, err := d.UpdateRequest()
+		if err != nil {
+			d.rowMsg[id] = err.Error()
+			return
+		}
+		c := d.client
+		ctx = d.bind(ctx)
+		ctx.Async(func() {
+			cctx, cancel := bg()
+			defer cancel()
+			_, err := c.UpdateKey(cctx, id, req)
+			ctx.Dispatch(func(ctx app.Context) {
+				if err != nil {
+					d.rowMsg[id] = d.ErrorText(err)
+					return
+				}
+				delete(d.rowMsg, id)
+				d.editID = ""
+				d.setNotice(d.t("act.updated", masked), false)
+				d.refresh(ctx)
+			})
+		})
+	}
+}
+
+func (d *Dashboard) doDelete(id, masked string) app.EventHandler {
+	return func(ctx app.Context, e app.Event) {
+		d.delAsk = ""
+		c := d.client
+		ctx = d.bind(ctx)
+		ctx.Async(func() {
+			cctx, cancel := bg()
+			defer cancel()
+			_, err := c.DeleteKey(cctx, id)
+			ctx.Dispatch(func(ctx app.Context) {
+				if err != nil {
+					d.rowMsg[id] = d.ErrorText(err)
+					return
+				}
+				d.setNotice(d.t("act.deleted", masked), false)
+				d.refresh(ctx)
+			})
+		})
+	}
+}
+
+func (d *Dashboard) doTest(id string) app.EventHandler {
+	return func(ctx app.Context, e app.Event) {
+		d.rowMsg[id] = d.t("act.testing")
+		c := d.client
+		ctx = d.bind(ctx)
+		ctx.Async(func() {
+			cctx, cancel := bg()
+			defer cancel()
+			r, err := c.TestKey(cctx, id)
+			ctx.Dispatch(func(ctx app.Context) {
+				switch {
+				case err != nil:
+					d.rowMsg[id] = d.ErrorText(err)
+				case r.OK:
+					d.rowMsg[id] = d.t("act.testOK", r.LatencyMs)
+				default:
+					d.rowMsg[id] = d.t("act.testFail", r.Class, r.Status, r.Message)
+				}
+				if err == nil && r.Key != nil {
+					for i := range d.keys {
+						if d.keys[i].ID == id {
+							d.keys[i] = *r.Key
+						}
+					}
+					d.viewSig = ""
+				}
+			})
+		})
+	}
+}
+
+func (d *Dashboard) providerSelect(id string, v *string) app.UI {
+	opts := []app.UI{}
+	for _, p := range d.providers() {
+		opts = append(opts, app.Option().Value(p).Text(p).Selected(*v == p))
+	}
+	return app.Select().ID(id).OnChange(d.ValueTo(v)).Body(opts...)
+}
+
+func (d *Dashboard) renderAdd() app.UI {
+	return app.Form().ID("add-form").Class("card").OnSubmit(d.doAdd).Body(
+		app.H2().Text(d.t("add.title")),
+		app.Div().Class("grid").Body(
+			field("add-provider", d.t("add.provider"), d.providerSelect("add-provider", &d.add.Provider)),
+			field("add-key", d.t("add.apiKey"), app.Input().ID("add-key").Type("password").AutoComplete(false).Value(d.add.APIKey).OnInput(d.ValueTo(&d.add.APIKey))),
+			field("add-max", d.t("add.maxRequests"), app.Input().ID("add-max").Type("number").Min(0).Value(d.add.MaxRequests).OnInput(d.ValueTo(&d.add.MaxRequests))),
+			field("add-desc", d.t("add.description"), app.Input().ID("add-desc").Value(d.add.Description).OnInput(d.ValueTo(&d.add.Description))),
+			field("add-tags", d.t("add.tags"), app.Input().ID("add-tags").Value(d.add.Tags).OnInput(d.ValueTo(&d.add.Tags))),
+		),
+		app.Button().ID("add-submit").Type("submit").Text(d.t("add.submit")),
+	)
+}
+
+// AddRequest builds the POST body from the add form, validated with the
+// pool core's rules.
+func (d *Dashboard) AddRequest() (adminapi.AddKeyRequest, error) {
+	f := d.add
+	key := strings.TrimSpace(f.APIKey)
+	if err := pool.ValidateProvider(f.Provider); err != nil {
+		return adminapi.AddKeyRequest{}, err
+	}
+	if err := pool.ValidateSecret(key); err != nil {
+		return adminapi.AddKeyRequest{}, err
+	}
+	req := adminapi.AddKeyRequest{Provider: f.Provider, APIKey: key}
+	n, set, err := parseInt(f.MaxRequests)
+	if err != nil {
+		return req, errors.New(d.t("edit.invalidNumber", d.t("add.maxRequests")))
+	}
+	if set {
+		req.MaxRequests = &n
+	}
+	desc := strings.TrimSpace(f.Description)
+	tags := ParseTags(f.Tags)
+	if desc != "" || len(tags) > 0 {
+		req.Metadata = &adminapi.Metadata{Description: &desc, Tags: &tags}
+	}
+	return req, nil
+}
+
+func (d *Dashboard) doAdd(ctx app.Context, e app.Event) {
+	e.PreventDefault()
+	d.AddKey(ctx)
+}
+
+// AddKey submits the add form.
+func (d *Dashboard) AddKey(ctx app.Context) {
+	req, err := d.AddRequest()
+	if err != nil {
+		d.setNotice(err.Error(), true)
+		return
+	}
+	c := d.client
+	ctx = d.bind(ctx)
+	ctx.Async(func() {
+		cctx, cancel := bg()
+		defer cancel()
+		r, err := c.AddKey(cctx, req)
+		ctx.Dispatch(func(ctx app.Context) {
+			if err != nil {
+				d.setNotice(d.ErrorText(err), true)
+				return
+			}
+			masked := pool.Mask(req.APIKey)
+			if r.Key != nil {
+				masked = r.Key.MaskedKey
+			}
+			d.add.APIKey = ""
+			clearInput("add-key")
+			d.setNotice(d.t("add.done", masked), false)
+			d.refresh(ctx)
+		})
+	})
+}
+
+func (d *Dashboard) renderBulk() app.UI {
+	b := d.bulk
+	return app.Form().ID("bulk-form").Class("card").OnSubmit(d.doBulk).Body(
+		app.H2().Text(d.t("bulk.title")),
+		field("bulk-provider", d.t("add.provider"), d.providerSelect("bulk-provider", &d.bulk.Provider)),
+		field("bulk-text", d.t("bulk.keys"), app.Textarea().ID("bulk-text").Rows(6).Spellcheck(false).Text(b.Text).OnInput(d.ValueTo(&d.bulk.Text))),
+		field("bulk-file", d.t("bulk.file"), app.Input().ID("bulk-file").Type("file").Accept(".txt,.csv,text/plain").OnChange(d.readFile)),
+		app.Button().ID("bulk-submit").Type("submit").Disabled(b.Busy).Text(map[bool]string{true: d.t("bulk.busy"), false: d.t("bulk.submit")}[b.Busy]),
+		app.If(b.Busy, func() app.UI {
+			return app.Div().Body(
+				app.Progress().ID("bulk-progress").Max(b.Total).Value(b.Done),
+				app.Span().Class("hint").Text(d.t("bulk.progress", b.Done, b.Total)),
+			)
+		}),
+		app.If(b.Result != nil, func() app.UI {
+			r := b.Result
+			items := make([]app.UI, 0, len(r.Results))
+			for _, x := range r.Results {
+				text := d.t("bulk.line", x.Index+1) + ": " + d.t("bulk."+x.Status)
+				if x.MaskedKey != "" {
+					text += " " + x.MaskedKey
+				}
+				if x.Error != "" {
+					text += " — " + x.Error
+				}
+				items = append(items, app.Li().Class("bulk-"+x.Status).Text(text))
+			}
+			return app.Div().ID("bulk-result").Body(
+				app.P().ID("bulk-summary").Text(d.t("bulk.summary", r.Added, r.Duplicates, r.Invalid)),
+				app.Ul().Class("bulk-lines").Body(items...),
+			)
+		}),
+	)
+}
+
+func (d *Dashboard) doBulk(ctx app.Context, e app.Event) {
+	e.PreventDefault()
+	d.BulkImport(ctx)
+}
+
+// BulkImport submits the bulk import form, bulkChunk lines per request
+// so any paste fits the admin API's body limit and the bar shows progress.
+// Duplicates within the paste and against the pool come back per line.
+func (d *Dashboard) BulkImport(ctx app.Context) {
+	lines := ParseLines(d.bulk.Text)
+	if len(lines) == 0 {
+		d.setNotice(d.t("bulk.empty"), true)
+		return
+	}
+	d.bulk.Busy = true
+	d.bulk.Result = nil
+	d.bulk.Done, d.bulk.Total = 0, len(lines)
+	c := d.client
+	provider := d.bulk.Provider
+	ctx = d.bind(ctx)
+	ctx.Async(func() {
+		cctx, cancel := bg()
+		defer cancel()
+		total := &adminapi.BulkAddResponse{Provider: provider}
+		var err error
+		for lo := 0; lo < len(lines); lo += bulkChunk {
+			chunk := lines[lo:min(lo+bulkChunk, len(lines))]
+			var r *adminapi.BulkAddResponse
+			r, err = c.BulkAdd(cctx, adminapi.BulkAddRequest{Provider: provider, APIKeys: chunk})
+			if err != nil {
+				break
+			}
+			total.Added += r.Added
+			total.Duplicates += r.Duplicates
+			total.Invalid += r.Invalid
+			for _, x := range r.Results {
+				x.Index += lo
+				total.Results = append(total.Results, x)
+			}
+			done := lo + len(chunk)
+			ctx.Dispatch(func(ctx app.Context) { d.bulk.Done = done })
+		}
+		ctx.Dispatch(func(ctx app.Context) {
+			d.bulk.Busy = false
+			if err != nil {
+				d.setNotice(d.ErrorText(err), true)
+			}
+			if len(total.Results) > 0 {
+				d.bulk.Result = total
+			}
+			if err == nil {
+				d.bulk.Text = ""
+				clearInput("bulk-text")
+			}
+			d.refresh(ctx)
+		})
+	})
+}
+
+// readFile appends a chosen text file's lines to the bulk import box.
+func (d *Dashboard) readFile(ctx app.Context, e app.Event) {
+	files := ctx.JSSrc().Get("files")
+	if !files.Truthy() || files.Length() == 0 {
+		return
+	}
+	ctx = d.bind(ctx)
+	files.Index(0).Call("text").Then(func(v app.Value) {
+		ctx.Dispatch(func(ctx app.Context) {
+			text := v.String()
+			if d.bulk.Text != "" && !strings.HasSuffix(d.bulk.Text, "\n") {
+				d.bulk.Text += "\n"
+			}
+			d.bulk.Text += text
+			if app.IsClient {
+				if el := app.Window().GetElementByID("bulk-text"); el.Truthy() {
+					el.Set("value", d.bulk.Text)
+				}
+			}
+		})
+	})
+}
+
+func allSelected(keys []adminapi.KeyStatus, sel map[string]bool) bool {
+	for _, k := range keys {
+		if !sel[k.ID] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,194 @@
+package ui
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/adminclient"
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+)
+
+// Bulk actions on the selected keys.
+const (
+	BulkEnable  = "enable"
+	BulkDisable = "disable"
+	BulkTest    = "test"
+	BulkDelete  = "delete"
+)
+
+// bulkChunk is how many keys one bulk request carries (the admin API
+// reads at most 1 MiB and tests at most 1000 keys per request).
+const bulkChunk = 500
+
+// Selected returns the selected key ids in table order.
+func (d *Dashboard) Selected() []string {
+	var ids []string
+	for _, k := range d.keys {
+		if d.selected[k.ID] {
+			ids = append(ids, k.ID)
+		}
+	}
+	return ids
+}
+
+func (d *Dashboard) toggle(id string) app.EventHandler {
+	return func(ctx app.Context, e app.Event) {
+		if d.selected[id] {
+			delete(d.selected, id)
+		} else {
+			d.selected[id] = true
+		}
+	}
+}
+
+func (d *Dashboard) selectKeys(keys []adminapi.KeyStatus, on bool) {
+	for _, k := range keys {
+		if on {
+			d.selected[k.ID] = true
+		} else {
+			delete(d.selected, k.ID)
+		}
+	}
+}
+
+func (d *Dashboard) renderSelectionBar(matching []adminapi.KeyStatus) app.UI {
+	n := len(d.selected)
+	return app.Div().ID("selection").Class("selection").Body(
+		app.Span().ID("selection-count").Text(d.t("sel.count", n)),
+		app.Button().ID("sel-all").Type("button").Text(d.t("sel.all", len(matching))).OnClick(func(ctx app.Context, e app.Event) {
+			d.selectKeys(matching, true)
+		}),
+		app.If(n > 0, func() app.UI {
+			return app.Span().Class("bulk-actions").Body(
+				app.Button().ID("sel-none").Type("button").Text(d.t("sel.none")).OnClick(func(ctx app.Context, e app.Event) {
+					clear(d.selected)
+				}),
+				app.Button().ID("sel-enable").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.enable")).OnClick(d.runBulk(BulkEnable)),
+				app.Button().ID("sel-disable").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.disable")).OnClick(d.runBulk(BulkDisable)),
+				app.Button().ID("sel-test").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.test")).OnClick(d.runBulk(BulkTest)),
+				app.If(d.bulkDelAsk, func() app.UI {
+					return app.Span().Body(
+						app.Text(d.t("sel.deleteConfirm", n)+" "),
+						app.Button().ID("sel-delete-yes").Type("button").Class("danger").Text(d.t("common.yes")).OnClick(d.runBulk(BulkDelete)),
+						app.Button().Type("button").Text(d.t("common.no")).OnClick(func(ctx app.Context, e app.Event) { d.bulkDelAsk = false }),
+					)
+				}).Else(func() app.UI {
+					return app.Button().ID("sel-delete").Type("button").Class("danger").Disabled(d.bulkBusy != "").Text(d.t("sel.delete")).OnClick(func(ctx app.Context, e app.Event) { d.bulkDelAsk = true })
+				}),
+			)
+		}),
+		app.If(d.bulkBusy != "", func() app.UI {
+			return app.Span().ID("selection-busy").Class("hint").Text(d.bulkBusy)
+		}),
+	)
+}
+
+// RunBulk applies action to the selected keys.
+func (d *Dashboard) RunBulk(ctx app.Context, action string) {
+	ids := d.Selected()
+	if len(ids) == 0 {
+		return
+	}
+	d.bulkDelAsk = false
+	d.bulkBusy = d.t("sel.working", 0, len(ids))
+	c := d.client
+	ctx = d.bind(ctx)
+	progress := func(done int) {
+		ctx.Dispatch(func(ctx app.Context) { d.bulkBusy = d.t("sel.working", done, len(ids)) })
+	}
+	ctx.Async(func() {
+		cctx, cancel := bg()
+		defer cancel()
+		ok, failed, err := bulkApply(cctx, c, action, ids, progress)
+		ctx.Dispatch(func(ctx app.Context) {
+			d.bulkBusy = ""
+			if err != nil {
+				d.setNotice(d.ErrorText(err), true)
+			} else {
+				d.setNotice(d.t("sel.done."+action, ok, failed), failed > 0)
+			}
+			if action == BulkDelete {
+				clear(d.selected)
+			}
+			d.refresh(ctx)
+		})
+	})
+}
+
+func (d *Dashboard) runBulk(action string) app.EventHandler {
+	return func(ctx app.Context, e app.Event) { d.RunBulk(ctx, action) }
+}
+
+// bulkApply runs action over ids: deletes and tests in chunks, updates
+// four at a time. It returns how many succeeded and failed; err is the
+// first error that stopped it.
+func bulkApply(ctx context.Context, c *adminclient.Client, action string, ids []string, progress func(int)) (ok, failed int, err error) {
+	switch action {
+	case BulkDelete, BulkTest:
+		for lo := 0; lo < len(ids); lo += bulkChunk {
+			chunk := ids[lo:min(lo+bulkChunk, len(ids))]
+			if action == BulkDelete {
+				r, err := c.BulkDelete(ctx, chunk)
+				if err != nil {
+					return ok, failed, err
+				}
+				ok += r.Deleted
+				failed += len(r.NotFound)
+			} else {
+				r, err := c.BulkTest(ctx, chunk)
+				if err != nil {
+					return ok, failed, err
+				}
+				ok += r.Passed
+				failed += r.Failed
+			}
+			progress(lo + len(chunk))
+		}
+		return ok, failed, nil
+	}
+	active := action == BulkEnable
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		next int
+		errs []string
+	)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if next >= len(ids) || ctx.Err() != nil {
+					mu.Unlock()
+					return
+				}
+				id := ids[next]
+				next++
+				mu.Unlock()
+				_, err := c.UpdateKey(ctx, id, adminapi.UpdateKeyRequest{IsActive: &active})
+				mu.Lock()
+				if err != nil {
+					failed++
+					if adminclient.KindOf(err) != adminclient.KindHTTP {
+						errs = append(errs, err.Error())
+					}
+				} else {
+					ok++
+				}
+				done := ok + failed
+				mu.Unlock()
+				if done%50 == 0 || done == len(ids) {
+					progress(done)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 && ok == 0 {
+		return ok, failed, &adminclient.Error{Kind: adminclient.KindUnreachable, Message: strings.Join(errs[:1], "")}
+	}
+	return ok, failed, nil
+}

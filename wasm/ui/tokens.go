@@ -1,0 +1,113 @@
+package ui
+
+import (
+	"strings"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"github.com/keypool/keypool/worker-proxy/adminapi"
+)
+
+func (d *Dashboard) renderTokens() app.UI {
+	rows := make([]app.UI, 0, len(d.tokens))
+	for _, t := range d.tokens {
+		id := t.ID
+		source := t.Source
+		if source == adminapi.TokenSourceEnv {
+			source = d.t("tok.env")
+		}
+		rows = append(rows, app.Tr().ID("tok-"+id).Body(
+			app.Td().Text(t.Name),
+			app.Td().Class("mono").Text(t.Masked),
+			app.Td().Text(source),
+			app.Td().Text(fmtTime(d.lang, t.CreatedAt)),
+			app.Td().Class("actions").Body(app.If(t.Source != adminapi.TokenSourceEnv, func() app.UI {
+				if d.revokeAsk == id {
+					return app.Span().Body(
+						app.Text(d.t("tok.revokeConfirm")+" "),
+						app.Button().ID("revoke-yes-"+id).Type("button").Class("danger").Text(d.t("common.yes")).OnClick(d.doRevoke(id)),
+						app.Button().Type("button").Text(d.t("common.no")).OnClick(func(ctx app.Context, e app.Event) { d.revokeAsk = "" }),
+					)
+				}
+				return app.Button().ID("revoke-" + id).Type("button").Class("danger").Text(d.t("tok.revoke")).OnClick(func(ctx app.Context, e app.Event) { d.revokeAsk = id })
+			})),
+		))
+	}
+	return app.Div().ID("tokens").Body(
+		app.Form().ID("token-form").Class("card").OnSubmit(d.doCreateToken).Body(
+			app.H2().Text(d.t("tok.title")),
+			field("tok-name", d.t("tok.name"), app.Input().ID("tok-name").Value(d.tokName).OnInput(d.ValueTo(&d.tokName))),
+			app.Button().ID("tok-create").Type("submit").Text(d.t("tok.create")),
+			app.If(d.newToken != nil, func() app.UI {
+				return app.Div().ID("new-token").Class("once").Body(
+					app.P().Text(d.t("tok.created")),
+					app.Code().ID("new-token-value").Text(d.newToken.Token),
+				)
+			}),
+		),
+		app.Section().Class("card").Body(
+			app.Div().Class("scroll").Body(app.Table().ID("tokens-table").Body(
+				app.THead().Body(app.Tr().Body(
+					app.Th().Scope("col").Text(d.t("tok.name")), app.Th().Scope("col").Text(d.t("tok.masked")),
+					app.Th().Scope("col").Text(d.t("tok.source")), app.Th().Scope("col").Text(d.t("tok.createdAt")),
+					app.Th().Scope("col").Text(d.t("col.actions")),
+				)),
+				app.TBody().Body(rows...),
+			)),
+			app.If(len(d.tokens) == 0, func() app.UI { return app.P().Class("hint").Text(d.t("tok.none")) }),
+		),
+	)
+}
+
+func (d *Dashboard) doCreateToken(ctx app.Context, e app.Event) {
+	e.PreventDefault()
+	d.CreateToken(ctx)
+}
+
+// CreateToken submits the token form.
+func (d *Dashboard) CreateToken(ctx app.Context) {
+	name := strings.TrimSpace(d.tokName)
+	if name == "" {
+		d.setNotice(d.t("tok.needName"), true)
+		return
+	}
+	c := d.client
+	ctx = d.bind(ctx)
+	ctx.Async(func() {
+		cctx, cancel := bg()
+		defer cancel()
+		r, err := c.CreateToken(cctx, name)
+		ctx.Dispatch(func(ctx app.Context) {
+			if err != nil {
+				d.setNotice(d.ErrorText(err), true)
+				return
+			}
+			d.newToken = r
+			d.tokName = ""
+			clearInput("tok-name")
+			d.notice = ""
+			d.refresh(ctx)
+		})
+	})
+}
+
+func (d *Dashboard) doRevoke(id string) app.EventHandler {
+	return func(ctx app.Context, e app.Event) {
+		d.revokeAsk = ""
+		c := d.client
+		ctx = d.bind(ctx)
+		ctx.Async(func() {
+			cctx, cancel := bg()
+			defer cancel()
+			err := c.RevokeToken(cctx, id)
+			ctx.Dispatch(func(ctx app.Context) {
+				if err != nil {
+					d.setNotice(d.ErrorText(err), true)
+					return
+				}
+				d.newToken = nil
+				d.refresh(ctx)
+			})
+		})
+	}
+}

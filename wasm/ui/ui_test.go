@@ -1,0 +1,427 @@
+//go:build !js
+
+package ui
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/adminclient"
+	"github.com/keypool/keypool/worker-proxy/pool"
+	"github.com/keypool/keypool/worker-proxy/provider"
+	"github.com/keypool/keypool/worker-proxy/server"
+	"github.com/keypool/keypool/worker-proxy/store/boltstore"
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+)
+
+const adminKey = "ui-test-admin-key-0123456789abcdef"
+
+func startServer(t *testing.T, origins ...string) *httptest.Server {
+	t.Helper()
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "keypool.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	reg, _ := provider.NewRegistry(provider.Defaults()...)
+	s, err := server.New(t.Context(), server.Config{
+		AdminKey: adminKey, AllowedOrigins: origins,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, st, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// probe mounts a Dashboard in go-app's test engine and keeps the Context
+// that OnPreRender receives (OnMount never runs natively).
+type probe struct {
+	app.Compo
+	d   *Dashboard
+	ctx app.Context
+	ok  bool
+}
+
+func (p *probe) OnPreRender(ctx app.Context) { p.ctx, p.ok = ctx, true }
+func (p *probe) Render() app.UI              { return p.d }
+
+var _ app.PreRenderer = (*probe)(nil)
+
+type harness struct {
+	t *testing.T
+	e app.TestEngine
+	p *probe
+	d *Dashboard
+}
+
+func mount(t *testing.T, d *Dashboard) *harness {
+	t.Helper()
+	p := &probe{d: d}
+	e := app.NewTestEngine()
+	if err := e.Load(p); err != nil {
+		t.Fatal(err)
+	}
+	e.ConsumeAll()
+	if !p.ok {
+		t.Fatal("OnPreRender did not run")
+	}
+	return &harness{t: t, e: e, p: p, d: d}
+}
+
+// do runs f with the component's context, then all async work.
+func (h *harness) do(f func(ctx app.Context)) {
+	h.p.ctx.Dispatch(f)
+	for i := 0; i < 5; i++ { // async work dispatches more (refresh after add)
+		h.e.ConsumeAll()
+	}
+}
+
+func (h *harness) html() string { return app.HTMLString(h.d.Render()) }
+
+func (h *harness) contains(subs ...string) {
+	h.t.Helper()
+	html := h.html()
+	for _, s := range subs {
+		if !strings.Contains(html, s) {
+			h.t.Errorf("HTML lacks %q", s)
+		}
+	}
+}
+
+func (h *harness) connect(url, key string) {
+	h.d.url, h.d.key = url, key
+	h.do(h.d.Connect)
+}
+
+func TestConnectErrors(t *testing.T) {
+	ts := startServer(t, "http://allowed.example")
+
+	h := mount(t, &Dashboard{})
+	h.connect(ts.URL, "wrong-admin-key-0000000000000")
+	if h.d.client != nil || !strings.Contains(h.d.connErr, "Wrong admin key") {
+		t.Fatalf("wrong key: client %v err %q", h.d.client, h.d.connErr)
+	}
+	h.contains(`id="connect-error"`, "401")
+
+	dead := httptest.NewServer(nil)
+	dead.Close()
+	h.connect(dead.URL, adminKey)
+	if want := "Cannot reach " + dead.URL; !strings.Contains(h.d.connErr, want) {
+		t.Fatalf("unreachable: %q lacks %q", h.d.connErr, want)
+	}
+
+	// A page on an origin the proxy does not allow: the advice names it.
+	d := &Dashboard{Origin: "https://me.github.io", NewClient: func(u, k string) *adminclient.Client {
+		c := adminclient.New(u, k)
+		c.Doer = &adminclient.HTTPDoer{Origin: "https://me.github.io"}
+		return c
+	}}
+	h = mount(t, d)
+	h.connect(ts.URL, adminKey)
+	if want := "ALLOWED_ORIGINS=https://me.github.io"; !strings.Contains(h.d.connErr, want) {
+		t.Fatalf("cors: %q lacks %q", h.d.connErr, want)
+	}
+
+	h.connect("", adminKey)
+	if h.d.connErr != T(LangEN, "connect.needURL") {
+		t.Fatalf("empty URL: %q", h.d.connErr)
+	}
+}
+
+func TestConnectAddBulkEditDeleteTokens(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	h := mount(t, &Dashboard{})
+	h.connect(ts.URL+"/", adminKey)
+	if h.d.client == nil {
+		t.Fatalf("not connected: %q", h.d.connErr)
+	}
+	h.contains(`id="overview"`, `id="tab-keys"`, `id="store-health"`, `<svg`, `id="overview-chart"`, `class="seg-available"`)
+
+	h.d.tab = TabKeys
+	const secret = "sk-dashboard-test-key-00000001"
+	h.d.add = addForm{Provider: "openai", APIKey: secret, MaxRequests: "100", Description: "from the test", Tags: "a, b"}
+	h.do(h.d.AddKey)
+	if h.d.noticeErr {
+		t.Fatalf("add: %s", h.d.notice)
+	}
+	st, err := c.ProviderStatus(t.Context(), "openai")
+	if err != nil || len(st.Keys) != 1 {
+		t.Fatalf("proxy state after add: %v %+v", err, st)
+	}
+	k := st.Keys[0]
+	if k.MaxRequests != 100 || k.Description != "from the test" || strings.Join(k.Tags, ",") != "a,b" {
+		t.Fatalf("added key: %+v", k)
+	}
+	h.contains(`id="row-`+k.ID+`"`, pool.Mask(secret), "0 / 100", `class="tag"`)
+	if strings.Contains(h.html(), secret) {
+		t.Fatal("the secret appears in the page")
+	}
+
+	h.d.bulk = bulkForm{Provider: "openai", Text: "sk-bulk-line-one-000000001\n\n" + secret + "\nhas space\n"}
+	h.do(h.d.BulkImport)
+	r := h.d.bulk.Result
+	if r == nil || r.Added != 1 || r.Duplicates != 1 || r.Invalid != 1 {
+		t.Fatalf("bulk: %+v notice %q", r, h.d.notice)
+	}
+	h.contains(`id="bulk-summary"`, "1 added, 1 duplicates, 1 invalid", "Line 2: duplicate", "Line 3: invalid")
+
+	h.d.startEdit(k)
+	h.contains(`id="e-save"`)
+	h.d.edit.Active = false
+	h.d.edit.Weight = "7"
+	h.d.edit.Description = "edited"
+	h.do(func(ctx app.Context) { h.d.doUpdate(k.ID, k.MaskedKey)(ctx, app.Event{}) })
+	got, err := c.GetKey(t.Context(), k.ID)
+	if err != nil || got.IsActive || got.Weight != 7 || got.Description != "edited" {
+		t.Fatalf("after edit: %v %+v (row msg %q)", err, got, h.d.rowMsg[k.ID])
+	}
+	h.contains(`id="row-`+k.ID+`"`, "edited", `badge inactive`)
+
+	// Delete asks first.
+	h.do(func(ctx app.Context) { h.d.delAsk = k.ID })
+	h.contains(`id="del-yes-` + k.ID + `"`)
+	h.do(func(ctx app.Context) { h.d.doDelete(k.ID, k.MaskedKey)(ctx, app.Event{}) })
+	if _, err := c.GetKey(t.Context(), k.ID); adminclient.StatusOf(err) != 404 {
+		t.Fatalf("after delete: %v", err)
+	}
+	if strings.Contains(h.html(), `id="row-`+k.ID+`"`) {
+		t.Fatal("deleted key still in the table")
+	}
+
+	// Tokens: shown once, listed masked, revoked.
+	h.do(func(ctx app.Context) { h.d.setTab(TabTokens)(ctx, app.Event{}) })
+	h.d.tokName = "laptop"
+	h.do(h.d.CreateToken)
+	if h.d.newToken == nil {
+		t.Fatalf("no token: %q", h.d.notice)
+	}
+	tok := h.d.newToken
+	h.contains(`id="new-token-value"`, tok.Token, `id="tok-`+tok.ID+`"`, tok.Masked)
+	h.do(func(ctx app.Context) { h.d.doRevoke(tok.ID)(ctx, app.Event{}) })
+	if list, _ := c.Tokens(t.Context()); len(list) != 0 {
+		t.Fatalf("after revoke: %+v", list)
+	}
+	if html := h.html(); strings.Contains(html, tok.Token) || strings.Contains(html, `id="tok-`+tok.ID+`"`) {
+		t.Fatal("revoked token still shown")
+	}
+
+	// Reset from the overview.
+	h.do(func(ctx app.Context) { h.d.doReset("openai")(ctx, app.Event{}) })
+	if h.d.noticeErr || !strings.Contains(h.d.notice, "of openai reset") {
+		t.Fatalf("reset: %q", h.d.notice)
+	}
+}
+
+func manyKeys(n int) []adminapi.KeyStatus {
+	keys := make([]adminapi.KeyStatus, n)
+	states := []string{adminapi.StateActive, adminapi.StateCooling, adminapi.StateDisabled}
+	for i := range keys {
+		created := fmt.Sprintf("2026-01-01T00:00:%02d.%03dZ", i/1000%60, i%1000)
+		keys[i] = adminapi.KeyStatus{
+			ID: fmt.Sprintf("key_%05d", i), Provider: []string{"gemini", "openai"}[i%2],
+			MaskedKey: fmt.Sprintf("AIza…%04d", i), State: states[i%3], CreatedAt: &created,
+			Requests: int64(i), Tags: []string{fmt.Sprintf("t%d", i%10)},
+		}
+	}
+	return keys
+}
+
+func TestKeysTableTenThousand(t *testing.T) {
+	d := &Dashboard{}
+	d.OnInit()
+	d.client = adminclient.New("http://127.0.0.1:1", adminKey)
+	d.tab = TabKeys
+	d.keys = manyKeys(10_000)
+	html := app.HTMLString(d.Render())
+	if n := strings.Count(html, `id="row-`); n != PageSize {
+		t.Fatalf("%d rows rendered, want %d", n, PageSize)
+	}
+	if !strings.Contains(html, "Page 1 of 200") || !strings.Contains(html, "10000 of 10000 keys") {
+		t.Fatal("pager or count missing")
+	}
+	d.filter = Filter{Provider: "openai", State: adminapi.StateCooling, Text: "t7"}
+	html = app.HTMLString(d.Render())
+	// i odd, i%3==1, i%10==7: i ≡ 7 mod 30 → 10000/30 → 334.
+	if !strings.Contains(html, "334 of 10000 keys") {
+		t.Fatalf("filter count wrong: %s", between(html, `id="keys-count"`, "</p>"))
+	}
+	d.filter, d.page = Filter{Sort: "requests"}, 199
+	html = app.HTMLString(d.Render())
+	if !strings.Contains(html, "Page 200 of 200") || !strings.Contains(html, `id="row-key_00049"`) {
+		t.Fatal("last page by requests should end with key_00049")
+	}
+}
+
+func between(s, a, b string) string {
+	i := strings.Index(s, a)
+	if i < 0 {
+		return ""
+	}
+	s = s[i:]
+	if j := strings.Index(s, b); j >= 0 {
+		return s[:j]
+	}
+	return s
+}
+
+func BenchmarkFilterTenThousand(b *testing.B) {
+	keys := manyKeys(10_000)
+	for b.Loop() {
+		FilterKeys(keys, Filter{Text: "t7"})
+	}
+}
+
+func TestTranslations(t *testing.T) {
+	for k, v := range messages {
+		if v[0] == "" || v[1] == "" {
+			t.Errorf("%s: missing a language: %q", k, v)
+		}
+		if strings.Count(v[0], "%") != strings.Count(v[1], "%") {
+			t.Errorf("%s: format verbs differ: %q vs %q", k, v[0], v[1])
+		}
+	}
+	// Render every screen in both languages; no string may be missing.
+	clear(missing)
+	for _, lang := range []string{LangEN, LangZH} {
+		d := &Dashboard{}
+		d.OnInit()
+		d.lang = lang
+		d.connErr = "x"
+		html := app.HTMLString(d.Render())
+		if lang == LangZH && !strings.Contains(html, "连接到你的代理") {
+			t.Error("connect screen not in Chinese")
+		}
+		d.client = adminclient.New("http://127.0.0.1:1", adminKey)
+		d.keys = manyKeys(3)
+		d.keys[1].CoolingUntil = d.keys[1].CreatedAt
+		d.keys[2].DisabledReason = "invalid_key"
+		d.status = &adminapi.StatusResponse{Store: adminapi.StoreHealth{Backend: "bolt", OK: true},
+			Providers: []adminapi.ProviderStatus{{Provider: "gemini", Keys: d.keys}}}
+		d.tokens = []adminapi.Token{{ID: "tok_1", Name: "n", Masked: "kp-…abcd", Source: adminapi.TokenSourceEnv}}
+		d.bulk.Result = &adminapi.BulkAddResponse{Results: []adminapi.BulkResult{{Status: adminapi.BulkAdded}, {Status: adminapi.BulkInvalid}, {Status: adminapi.BulkDuplicate}}}
+		d.delAsk, d.resetAsk, d.notice = "key_00000", "gemini", "n"
+		d.play = playForm{Status: 200, Answer: "hi", KeyID: "key_00000", Err: "x"}
+		for _, tab := range []string{TabOverview, TabKeys, TabTokens, TabPlayground} {
+			d.tab = tab
+			app.HTMLString(d.Render())
+		}
+		d.startEdit(d.keys[0])
+		d.tab = TabKeys
+		app.HTMLString(d.Render())
+	}
+	if len(missing) > 0 {
+		t.Fatalf("strings missing from the translation table: %v", missing)
+	}
+	if LangFor("zh-CN") != LangZH || LangFor("zh-TW") != LangZH || LangFor("en-US") != LangEN || LangFor("") != LangEN {
+		t.Fatal("LangFor")
+	}
+}
+
+func TestStateText(t *testing.T) {
+	until := "2026-01-01T10:30:00.000Z"
+	k := adminapi.KeyStatus{State: adminapi.StateCooling, CoolingUntil: &until}
+	if s := StateText(LangEN, k); !strings.HasPrefix(s, "cooling until 2026-01-01") {
+		t.Errorf("cooling: %q", s)
+	}
+	k = adminapi.KeyStatus{State: adminapi.StateDisabled, DisabledReason: "invalid_key: 401"}
+	if s := StateText(LangZH, k); s != "已禁用：invalid_key: 401" {
+		t.Errorf("disabled zh: %q", s)
+	}
+}
+
+func TestFormsValidate(t *testing.T) {
+	d := &Dashboard{}
+	d.OnInit()
+	d.add = addForm{Provider: "gemini", APIKey: "has space"}
+	if _, err := d.AddRequest(); err == nil {
+		t.Error("a key with a space passed")
+	}
+	d.add = addForm{Provider: "gemini", APIKey: " AIzaOK000000000 ", MaxRequests: "x"}
+	if _, err := d.AddRequest(); err == nil {
+		t.Error("maxRequests x passed")
+	}
+	d.add.MaxRequests = ""
+	req, err := d.AddRequest()
+	if err != nil || req.APIKey != "AIzaOK000000000" || req.MaxRequests != nil || req.Metadata != nil {
+		t.Errorf("add request: %v %+v", err, req)
+	}
+	if got := ParseLines(" a \r\n\nb\n"); strings.Join(got, "|") != "a|b" {
+		t.Errorf("ParseLines: %q", got)
+	}
+}
+
+func TestSelectionBulkActionsAndChunkedImport(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	h := mount(t, &Dashboard{})
+	h.connect(ts.URL, adminKey)
+	h.d.tab = TabKeys
+
+	// 1,200 lines: three requests of bulkChunk; line 1,201 repeats line 1.
+	var b strings.Builder
+	for i := range 1200 {
+		fmt.Fprintf(&b, "AIzaSyChunked%016d\n", i)
+	}
+	b.WriteString("AIzaSyChunked0000000000000000\n")
+	h.d.bulk = bulkForm{Provider: "gemini", Text: b.String()}
+	h.do(h.d.BulkImport)
+	r := h.d.bulk.Result
+	if r == nil || r.Added != 1200 || r.Duplicates != 1 || len(r.Results) != 1201 || r.Results[1200].Index != 1200 {
+		t.Fatalf("chunked import: %+v (notice %q)", r != nil, h.d.notice)
+	}
+	if h.d.bulk.Done != 1201 || h.d.bulk.Busy {
+		t.Fatalf("progress: %d busy %v", h.d.bulk.Done, h.d.bulk.Busy)
+	}
+	if st, _ := c.ProviderStatus(t.Context(), "gemini"); st.TotalKeys != 1200 {
+		t.Fatalf("proxy holds %d keys", st.TotalKeys)
+	}
+
+	// Select everything matching a filter, disable, enable, delete.
+	h.d.filter.Text = "…000" // masked "AIza…000N": keys 0-9 (ids never contain …)
+	matching := h.d.view()
+	if len(matching) != 10 {
+		t.Fatalf("filter …000 matched %d", len(matching))
+	}
+	h.d.selectKeys(matching, true)
+	h.contains(`id="selection-count"`, "10 selected", `id="sel-disable"`)
+	h.do(func(ctx app.Context) { h.d.RunBulk(ctx, BulkDisable) })
+	if !strings.Contains(h.d.notice, "10 keys disabled, 0 failed") {
+		t.Fatalf("disable: %q", h.d.notice)
+	}
+	for _, k := range matching {
+		if got, _ := c.GetKey(t.Context(), k.ID); got.IsActive {
+			t.Fatalf("%s still active", k.ID)
+		}
+	}
+	h.do(func(ctx app.Context) { h.d.RunBulk(ctx, BulkEnable) })
+	if got, _ := c.GetKey(t.Context(), matching[0].ID); !got.IsActive {
+		t.Fatal("enable did not reach the proxy")
+	}
+	h.do(func(ctx app.Context) { h.d.RunBulk(ctx, BulkDelete) })
+	if !strings.Contains(h.d.notice, "10 keys deleted") || len(h.d.selected) != 0 {
+		t.Fatalf("delete: %q, %d selected", h.d.notice, len(h.d.selected))
+	}
+	if st, _ := c.ProviderStatus(t.Context(), "gemini"); st.TotalKeys != 1190 {
+		t.Fatalf("proxy holds %d keys after bulk delete", st.TotalKeys)
+	}
+}
+
+func TestTagFilter(t *testing.T) {
+	keys := manyKeys(100)
+	if got := Tags(keys); len(got) != 10 || got[0] != "t0" {
+		t.Fatalf("Tags: %v", got)
+	}
+	if n := len(FilterKeys(keys, Filter{Tag: "t3"})); n != 10 {
+		t.Fatalf("tag t3: %d", n)
+	}
+}

@@ -1,0 +1,237 @@
+//go:build !js
+
+package adminclient_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/adminclient"
+	"github.com/keypool/keypool/worker-proxy/pool"
+	"github.com/keypool/keypool/worker-proxy/provider"
+	"github.com/keypool/keypool/worker-proxy/server"
+	"github.com/keypool/keypool/worker-proxy/store/boltstore"
+)
+
+const adminKey = "adminclient-test-admin-key-0123456789"
+
+// startServer runs the real admin API in process over a bbolt store.
+func startServer(t *testing.T, origins ...string) *httptest.Server {
+	t.Helper()
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "keypool.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	reg, _ := provider.NewRegistry(provider.Defaults()...)
+	s, err := server.New(t.Context(), server.Config{
+		AdminKey: adminKey, AllowedOrigins: origins,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, st, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestKeysLifecycle(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL+"/", adminKey)
+	ctx := t.Context()
+
+	const secret = "AIzaSyLifecycleKey00000000001"
+	add, err := c.AddKey(ctx, adminapi.AddKeyRequest{
+		Provider: "gemini", APIKey: secret, MaxRequests: ptr(int64(100)),
+		Metadata: &adminapi.Metadata{Description: ptr("first"), Tags: &[]string{"prod"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if add.KeyID == "" || add.Key == nil || add.Key.MaskedKey != pool.Mask(secret) {
+		t.Fatalf("add: %+v", add)
+	}
+	// A duplicate is 409 with the server's message.
+	_, err = c.AddKey(ctx, adminapi.AddKeyRequest{Provider: "gemini", APIKey: secret})
+	if adminclient.StatusOf(err) != 409 || adminclient.KindOf(err) != adminclient.KindHTTP {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if e := err.(*adminclient.Error); e.Message == "" {
+		t.Fatalf("no server message: %#v", e)
+	}
+
+	bulk, err := c.BulkAdd(ctx, adminapi.BulkAddRequest{Provider: "gemini", APIKeys: []string{
+		"AIzaSyBulkKey0000000000000001", secret, "has space", "AIzaSyBulkKey0000000000000002",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bulk.Added != 2 || bulk.Duplicates != 1 || bulk.Invalid != 1 || len(bulk.Results) != 4 {
+		t.Fatalf("bulk: %+v", bulk)
+	}
+
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TotalKeys != 3 || !st.Store.OK {
+		t.Fatalf("status: total %d store %+v", st.TotalKeys, st.Store)
+	}
+	ps, err := c.ProviderStatus(ctx, "gemini")
+	if err != nil || ps.TotalKeys != 3 || len(ps.Keys) != 3 {
+		t.Fatalf("provider status: %v %+v", err, ps)
+	}
+
+	up, err := c.UpdateKey(ctx, add.KeyID, adminapi.UpdateKeyRequest{IsActive: ptr(false), Weight: ptr(5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.Key.IsActive || up.Key.Weight != 5 || up.Key.State != adminapi.StateInactive {
+		t.Fatalf("update: %+v", up.Key)
+	}
+	got, err := c.GetKey(ctx, add.KeyID)
+	if err != nil || got.Description != "first" {
+		t.Fatalf("get: %v %+v", err, got)
+	}
+
+	rs, err := c.Reset(ctx, "gemini")
+	if err != nil || rs.KeysReset != 3 {
+		t.Fatalf("reset: %v %+v", err, rs)
+	}
+
+	if _, err := c.DeleteKey(ctx, add.KeyID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetKey(ctx, add.KeyID); adminclient.StatusOf(err) != 404 {
+		t.Fatalf("after delete: %v", err)
+	}
+	var ids []string
+	for _, r := range bulk.Results {
+		if r.Status == adminapi.BulkAdded {
+			ids = append(ids, r.KeyID)
+		}
+	}
+	bd, err := c.BulkDelete(ctx, append(ids, "key_missing"))
+	if err != nil || bd.Deleted != 2 || len(bd.NotFound) != 1 {
+		t.Fatalf("bulk delete: %v %+v", err, bd)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	ctx := t.Context()
+	tok, err := c.CreateToken(ctx, "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Token == "" || tok.Masked != pool.Mask(tok.Token) {
+		t.Fatalf("create: %+v", tok)
+	}
+	list, err := c.Tokens(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != tok.ID || list[0].Masked != tok.Masked {
+		t.Fatalf("list: %v %+v", err, list)
+	}
+	if err := c.RevokeToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RevokeToken(ctx, tok.ID); adminclient.StatusOf(err) != 404 {
+		t.Fatalf("second revoke: %v", err)
+	}
+	list, err = c.Tokens(ctx)
+	if err != nil || len(list) != 0 {
+		t.Fatalf("after revoke: %v %+v", err, list)
+	}
+}
+
+func TestTestKeyUnreachableUpstreamIsAResult(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	// Unknown key id: 404 from the API.
+	if _, err := c.TestKey(t.Context(), "key_nope"); adminclient.StatusOf(err) != 404 {
+		t.Fatalf("test unknown: %v", err)
+	}
+}
+
+func TestErrorKinds(t *testing.T) {
+	ts := startServer(t, "http://allowed.example")
+	ctx := t.Context()
+
+	_, err := adminclient.New(ts.URL, "wrong-admin-key-000000000000").Status(ctx)
+	if adminclient.KindOf(err) != adminclient.KindUnauthorized || adminclient.StatusOf(err) != 401 {
+		t.Fatalf("wrong key: %v", err)
+	}
+
+	dead := httptest.NewServer(nil)
+	deadURL := dead.URL
+	dead.Close()
+	_, err = adminclient.New(deadURL, adminKey).Status(ctx)
+	if adminclient.KindOf(err) != adminclient.KindUnreachable {
+		t.Fatalf("unreachable: %v", err)
+	}
+
+	c := adminclient.New(ts.URL, adminKey)
+	c.Doer = &adminclient.HTTPDoer{Origin: "http://other.example"}
+	_, err = c.Status(ctx)
+	if adminclient.KindOf(err) != adminclient.KindCORS {
+		t.Fatalf("cors: %v", err)
+	}
+	c.Doer = &adminclient.HTTPDoer{Origin: "http://allowed.example"}
+	if _, err := c.Status(ctx); err != nil {
+		t.Fatalf("allowed origin: %v", err)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := adminclient.New(ts.URL, adminKey).Status(cctx); adminclient.KindOf(err) != adminclient.KindUnreachable {
+		t.Fatalf("cancelled: %v", err)
+	}
+}
+
+func TestNormalizeURL(t *testing.T) {
+	for in, want := range map[string]string{
+		" http://h:1/ ":    "http://h:1",
+		"127.0.0.1:8080":   "http://127.0.0.1:8080",
+		"https://x.dev///": "https://x.dev",
+		"":                 "",
+	} {
+		if got := adminclient.NormalizeURL(in); got != want {
+			t.Errorf("NormalizeURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestPlaygroundRequestAndAnswerText(t *testing.T) {
+	path, h, body := adminclient.PlaygroundRequest("gemini", "gemini-2.5-flash", "leastUsed", "kp-tok", "hi")
+	if path != "/api/gemini/models/gemini-2.5-flash:generateContent?strategy=leastUsed" || h["x-goog-api-key"] != "kp-tok" || !strings.Contains(string(body), `"text":"hi"`) {
+		t.Errorf("gemini: %s %v %s", path, h, body)
+	}
+	path, h, _ = adminclient.PlaygroundRequest("openai", "gpt-4o-mini", "", "kp-tok", "hi")
+	if path != "/api/openai/chat/completions" || h["Authorization"] != "Bearer kp-tok" {
+		t.Errorf("openai: %s %v", path, h)
+	}
+	path, h, _ = adminclient.PlaygroundRequest("anthropic", "claude-sonnet-4-5", "", "kp-tok", "hi")
+	if path != "/api/anthropic/messages" || h["x-api-key"] != "kp-tok" {
+		t.Errorf("anthropic: %s %v", path, h)
+	}
+	for body, want := range map[string]string{
+		`{"candidates":[{"content":{"parts":[{"text":"a"},{"text":"b"}]}}]}`: "ab",
+		`{"choices":[{"message":{"content":"c"}}]}`:                          "c",
+		`{"content":[{"type":"text","text":"d"}]}`:                           "d",
+		`{"error":"No available API keys"}`:                                  "No available API keys",
+		`{"error":{"message":"bad key"}}`:                                    "bad key",
+	} {
+		if got := adminclient.AnswerText("x", []byte(body)); got != want {
+			t.Errorf("AnswerText(%s) = %q, want %q", body, got, want)
+		}
+	}
+}

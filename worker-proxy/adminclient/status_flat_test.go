@@ -1,0 +1,65 @@
+//go:build !js
+
+package adminclient
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/keypool/keypool/worker-proxy/adminapi"
+)
+
+// The browser decodes status through statusFlattenJS and parseFlat. Run the
+// same JavaScript in Node and check the result equals encoding/json's.
+// (The Chromium end-to-end test in wasm/ covers this path in a browser.)
+func TestStatusFlattenMatchesEncodingJSON(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is missing; the browser end-to-end test covers this path")
+	}
+	at := "2026-01-02T03:04:05.006Z"
+	st := adminapi.StatusResponse{
+		Store:     adminapi.StoreHealth{Backend: "cfkv", OK: false, Since: &at, Detail: "KV 503"},
+		TotalKeys: 3, ActiveKeys: 2, AvailableKeys: 1, CoolingKeys: 1, DisabledKeys: 1,
+		Providers: []adminapi.ProviderStatus{
+			{Provider: "anthropic", Keys: []adminapi.KeyStatus{}},
+			{Provider: "gemini", TotalKeys: 3, ActiveKeys: 2, AvailableKeys: 1, CoolingKeys: 1, DisabledKeys: 1, Keys: []adminapi.KeyStatus{
+				{ID: "key_1", Provider: "gemini", IsActive: true, Usage: "150/1000", LastUsed: &at, MaskedKey: "AIza…x7Q2", State: "active",
+					Available: true, MaxRequests: 1000, Weight: 3, Requests: 150, Successes: 149, Failures: 1, SuccessRate: 0.9933333333333333,
+					InFlight: 2, Description: "Gemini 键 1, \"quoted\"\ttab", Tags: []string{"production", "备份"}, CreatedAt: &at, UpdatedAt: &at},
+				{ID: "key_2", Provider: "gemini", Usage: "5/unlimited", MaskedKey: "AIza…0002", State: "cooling", CoolingUntil: &at,
+					CoolingReason: "rate_limited", ConsecutiveFailures: 4, LastError: &adminapi.LastError{Status: 429, Message: "Resource\nexhausted", At: &at},
+					Tags: []string{}, CreatedAt: &at},
+				{ID: "key_3", Provider: "gemini", MaskedKey: "…", State: "disabled", DisabledReason: "invalid_key: 401", DisabledAt: &at,
+					LastError: &adminapi.LastError{Status: 401, Message: "bad", At: nil}, Tags: []string{}},
+			}},
+		},
+	}
+	body, _ := json.Marshal(st)
+	dir := t.TempDir()
+	script := "const text = require('fs').readFileSync(process.argv[2], 'utf8');\nprocess.stdout.write((function(text){" + statusFlattenJS + "})(text));\n"
+	os.WriteFile(filepath.Join(dir, "flat.js"), []byte(script), 0o644)
+	os.WriteFile(filepath.Join(dir, "status.json"), body, 0o644)
+	out, err := exec.Command(node, filepath.Join(dir, "flat.js"), filepath.Join(dir, "status.json")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want adminapi.StatusResponse
+	if err := parseFlat(string(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(body, &want)
+	// Control characters become spaces on the fast path.
+	want.Providers[1].Keys[0].Description = strings.ReplaceAll(want.Providers[1].Keys[0].Description, "\t", " ")
+	want.Providers[1].Keys[1].LastError.Message = "Resource exhausted"
+	if !reflect.DeepEqual(got, want) {
+		gj, _ := json.MarshalIndent(got, "", " ")
+		wj, _ := json.MarshalIndent(want, "", " ")
+		t.Fatalf("fast path differs:\n got %s\nwant %s", gj, wj)
+	}
+}
