@@ -21,7 +21,7 @@ func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
 
 func TestErr(t *testing.T) {
-	const key = "AIzaSyD8x3Vq0Lm5Kt2Rw9Yb7Nc4Pe1Hf6Gj0sT"
+	const key = "AIzaSyFAKEFAKEFAKEtestKEYnotREAL000000"
 	u := "https://generativelanguage.googleapis.com/v1beta/models/m:generateContent?key=" + key
 	wrap := func(err error) error { return &url.Error{Op: "Post", URL: u, Err: err} }
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
@@ -67,7 +67,7 @@ func TestErr(t *testing.T) {
 
 // TestErrRealTransport classifies errors returned by a real http.Client.
 func TestErrRealTransport(t *testing.T) {
-	const key = "AIzaSyD8x3Vq0Lm5Kt2Rw9Yb7Nc4Pe1Hf6Gj0sT"
+	const key = "AIzaSyFAKEFAKEFAKEtestKEYnotREAL000000"
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {

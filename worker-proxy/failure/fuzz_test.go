@@ -132,7 +132,7 @@ func checkVerdict(t *testing.T, v Verdict, secret string) {
 }
 
 func FuzzScrub(f *testing.F) {
-	f.Add("Consumer 'api_key:AIzaSyD8x3Vq0Lm5Kt2Rw9Yb7Nc4Pe1Hf6Gj0sT'", "AIzaSyD8x3Vq0Lm5Kt2Rw9Yb7Nc4Pe1Hf6Gj0sT")
+	f.Add("Consumer 'api_key:AIzaSyFAKEFAKEFAKEtestKEYnotREAL000000'", "AIzaSyFAKEFAKEFAKEtestKEYnotREAL000000")
 	f.Add("aaaaaaaa", "aaa")
 	f.Fuzz(func(t *testing.T, msg, secret string) {
 		if len(secret) < 4 || strings.Contains("…", secret) {

@@ -7,13 +7,13 @@ import (
 )
 
 func TestScrub(t *testing.T) {
-	const key = "AIzaSyD8x3Vq0Lm5Kt2Rw9Yb7Nc4Pe1Hf6Gj0sT"
+	const key = "AIzaSyFAKEFAKEFAKEtestKEYnotREAL000000"
 	tests := []struct {
 		name, msg, secret, want string
 	}{
-		{"google key", "Consumer 'api_key:" + key + "' has been suspended.", key, "Consumer 'api_key:AIza…j0sT' has been suspended."},
-		{"every occurrence", key + " and " + key, key, "AIza…j0sT and AIza…j0sT"},
-		{"in a URL", "GET /v1beta/models?key=" + key + "&alt=sse", key, "GET /v1beta/models?key=AIza…j0sT&alt=sse"},
+		{"google key", "Consumer 'api_key:" + key + "' has been suspended.", key, "Consumer 'api_key:AIza…0000' has been suspended."},
+		{"every occurrence", key + " and " + key, key, "AIza…0000 and AIza…0000"},
+		{"in a URL", "GET /v1beta/models?key=" + key + "&alt=sse", key, "GET /v1beta/models?key=AIza…0000&alt=sse"},
 		{"short secret hidden entirely", "token abc123def here", "abc123def", "token … here"},
 		{"empty secret", "nothing " + key, "", "nothing " + key},
 		{"absent", "nothing to see", key, "nothing to see"},
@@ -35,9 +35,9 @@ func TestScrub(t *testing.T) {
 func TestRedact(t *testing.T) {
 	tests := []struct{ in, want string }{
 		// Hidden: keys of the common providers and long random ids.
-		{"key AIzaSyD8x3Vq0Lm5Kt2Rw9Yb7Nc4Pe1Hf6Gj0sT.", "key AIza…."},
-		{"api_key:AIzaSyD8x3Vq0Lm5Kt2Rw9Yb7Nc4Pe1Hf6Gj0sT'", "api_key:AIza…'"},
-		{"sk-proj-Zx81kQm2Lr7TnB4vYc9WdE3fHj6GpA5sU0oKi", "sk-…"},
+		{"key AIzaSyFAKEFAKEFAKEtestKEYnotREAL000000.", "key AIza…."},
+		{"api_key:AIzaSyFAKEFAKEFAKEtestKEYnotREAL000000'", "api_key:AIza…'"},
+		{"sk-proj-FAKEfakeFAKEtestKEYnotREAL0000000000", "sk-…"},
 		{"sk-ant-api03-Zx81kQm2-Lr7TnB4_vYc9WdE3fH", "sk-…"},
 		{"gsk_Zx81kQm2Lr7TnB4vYc9WdE3fHj6GpA5sU0oKi", "gsk_…"},
 		{"xai-Zx81kQm2Lr7TnB4vYc9WdE3fHj6GpA5sU0oKi", "xai-…"},
@@ -76,7 +76,7 @@ func TestCleanLength(t *testing.T) {
 		t.Errorf("clean spaces = %q", got)
 	}
 	// A key straddling the cut is hidden, not half shown.
-	key := "AIzaSyD8x3Vq0Lm5Kt2Rw9Yb7Nc4Pe1Hf6Gj0sT"
+	key := "AIzaSyFAKEFAKEFAKEtestKEYnotREAL000000"
 	got = clean(strings.Repeat("x ", 75) + key)
 	if strings.Contains(got, "AIzaSyD8") {
 		t.Errorf("clean left part of the key: %q", got)
