@@ -267,3 +267,32 @@ type StoreHealth struct {
 	Since   *string `json:"since"`
 	Detail  string  `json:"detail,omitempty"`
 }
+
+// TrafficBucket counts the client requests one provider finished within
+// one bucket. Requests = Success + Errors + requests the client abandoned;
+// Unserved (503: no key could serve) is part of Errors; Retries counts the
+// extra upstream attempts failover made.
+type TrafficBucket struct {
+	Requests int64 `json:"requests"`
+	Success  int64 `json:"success"`
+	Errors   int64 `json:"errors"`
+	Unserved int64 `json:"unserved"`
+	Retries  int64 `json:"retries"`
+}
+
+// ProviderTraffic is one provider's buckets, oldest first.
+type ProviderTraffic struct {
+	Provider string          `json:"provider"`
+	Buckets  []TrafficBucket `json:"buckets"`
+}
+
+// TrafficResponse answers GET /admin/traffic?minutes=N: the requests this
+// proxy instance relayed, per provider, in buckets of BucketSeconds from
+// Start, the last one still filling. Counts live in memory and start at
+// Since (the instance's start).
+type TrafficResponse struct {
+	BucketSeconds int               `json:"bucketSeconds"`
+	Start         string            `json:"start"`
+	Since         string            `json:"since"`
+	Providers     []ProviderTraffic `json:"providers"`
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
@@ -269,4 +270,11 @@ func (c *Client) CreateToken(ctx context.Context, name string) (*adminapi.Create
 // RevokeToken revokes a token created through the admin API.
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.call(ctx, "DELETE", "/admin/tokens/"+url.PathEscape(id), nil, nil)
+}
+
+// Traffic returns the requests relayed per provider over the last minutes
+// (1..1440), one bucket a minute.
+func (c *Client) Traffic(ctx context.Context, minutes int) (*adminapi.TrafficResponse, error) {
+	var out adminapi.TrafficResponse
+	return &out, c.call(ctx, "GET", "/admin/traffic?minutes="+strconv.Itoa(minutes), nil, &out)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/pool"
+	"github.com/keypool/keypool/worker-proxy/traffic"
 )
 
 // Admin request bodies are small; bulk imports may be large.
@@ -295,6 +296,20 @@ func (s *Server) handleBulkAdd(w http.ResponseWriter, r *http.Request) {
 }
 
 // idTaken reports whether a key id is in use (ids carry 6 random
+// handleTraffic answers GET /admin/traffic?minutes=N (1..1440, default 60).
+func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
+	minutes := 60
+	if v := r.URL.Query().Get("minutes"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > traffic.Window {
+			writeError(w, http.StatusBadRequest, "minutes must be a whole number from 1 to 1440")
+			return
+		}
+		minutes = n
+	}
+	writeJSON(w, http.StatusOK, s.traffic.Series(minutes))
+}
+
 // characters, so ids made in one millisecond can collide).
 func (s *Server) idTaken(id string) bool {
 	_, ok := s.pool.Entry(id)

@@ -22,6 +22,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/failure"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
+	"github.com/keypool/keypool/worker-proxy/traffic"
 )
 
 // relayState carries one relayed request through the reverse proxy and its
@@ -159,6 +160,7 @@ func (s *Server) noKey(w http.ResponseWriter, r *http.Request, st *relayState) {
 		w.Header().Set("X-Should-Retry", "false")
 	}
 	relayError(w, r, http.StatusServiceUnavailable, "service_unavailable", "no_available_keys", "No available API keys", body)
+	s.traffic.Record(st.prov.Name, traffic.Unserved, 0)
 	s.log.LogAttrs(r.Context(), slog.LevelWarn, "relay", slog.String("provider", st.prov.Name),
 		slog.String("strategy", st.strategy.String()), slog.Int("status", http.StatusServiceUnavailable),
 		slog.String("error", "no available keys"))
@@ -266,6 +268,7 @@ func transportDetail(err error, secret string) string {
 // transport already did) and logs one line for the request.
 func (s *Server) finish(r *http.Request, st *relayState, completed bool) {
 	status := st.status
+	aborted := r.Context().Err() != nil && (st.proxErr != nil || !completed)
 	if !st.finished {
 		var o pool.Outcome
 		switch {
@@ -281,7 +284,7 @@ func (s *Server) finish(r *http.Request, st *relayState, completed bool) {
 			s.act(st.entry, v, act, o.Error, now)
 			st.verdict = v
 			st.finished = true
-		case r.Context().Err() != nil && (st.proxErr != nil || !completed):
+		case aborted:
 			o.Aborted = true
 			status = 499
 		case !completed:
@@ -295,6 +298,14 @@ func (s *Server) finish(r *http.Request, st *relayState, completed bool) {
 			st.entry.Finish(o)
 		}
 	}
+	outcome := traffic.Success
+	switch {
+	case aborted && st.streamErr == nil:
+		outcome, status = traffic.Abandoned, 499
+	case !completed || st.streamErr != nil || status >= 400:
+		outcome = traffic.Error
+	}
+	s.traffic.Record(st.prov.Name, outcome, len(st.tried)-1)
 	attrs := []slog.Attr{
 		slog.String("provider", st.prov.Name),
 		slog.String("strategy", st.strategy.String()),

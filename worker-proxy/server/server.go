@@ -23,6 +23,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
 	"github.com/keypool/keypool/worker-proxy/store"
+	"github.com/keypool/keypool/worker-proxy/traffic"
 )
 
 // Config configures a Server. Zero values take the documented defaults.
@@ -97,6 +98,7 @@ type Server struct {
 	classifier *failure.Classifier
 	storms     *storms
 	persistQ   chan string // ids of keys whose state changed, to write off the request path
+	traffic    *traffic.Counter
 
 	adminMu sync.Mutex // serializes admin writes
 }
@@ -144,7 +146,7 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	cfg.StormWindow = cmp.Or(cfg.StormWindow, 10*time.Second)
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, store: st, providers: providers,
-		pool: pool.New(cfg.Now), tokens: newTokens(),
+		pool: pool.New(cfg.Now), tokens: newTokens(), traffic: traffic.New(cfg.Now),
 		admin:      adminAuth{sum: sha256.Sum256([]byte(cfg.AdminKey))},
 		origins:    map[string]bool{},
 		policy:     cfg.Policy,
@@ -225,6 +227,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin/keys/{id}/test", s.requireAdmin(methods{"POST": s.handleTestKey}))
 	mux.Handle("/admin/keys/{id}", s.requireAdmin(methods{"GET": s.handleGetKey, "PUT": s.handleUpdateKey, "DELETE": s.handleDeleteKey}))
 	mux.Handle("/admin/status", s.requireAdmin(methods{"GET": s.handleStatus}))
+	mux.Handle("/admin/traffic", s.requireAdmin(methods{"GET": s.handleTraffic}))
 	mux.Handle("/admin/reset", s.requireAdmin(methods{"POST": s.handleReset}))
 	mux.Handle("/admin/tokens", s.requireAdmin(methods{"GET": s.handleListTokens, "POST": s.handleCreateToken}))
 	mux.Handle("/admin/tokens/{id}", s.requireAdmin(methods{"DELETE": s.handleDeleteToken}))
