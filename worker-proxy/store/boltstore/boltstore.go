@@ -172,7 +172,21 @@ func (s *Store) update(ctx context.Context, op string, fn func(tx *bolt.Tx) erro
 	if err := s.db.Update(fn); err != nil {
 		return fmt.Errorf("boltstore: %s: %w", op, err)
 	}
+	s.releaseMapping()
 	return nil
+}
+
+// releaseMapping drops the data file's pages from this process's resident
+// memory after a transaction read them through bbolt's memory map (a usage
+// flush touches every page of the keys it updates; Load touches them all).
+// The read transaction holds bbolt's map lock, so the mapping cannot move
+// meanwhile. Without this, a 10,000-key file stays resident: about 7 MB of
+// the process's RSS for data that is only read again at the next flush.
+func (s *Store) releaseMapping() {
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		dropPages(s.db.Info().Data, int(tx.Size()))
+		return nil
+	})
 }
 
 // Load returns every key, usage record and token. Keys and tokens are in id
@@ -215,6 +229,7 @@ func (s *Store) Load(ctx context.Context) (*store.Contents, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: load: %w", err)
 	}
+	s.releaseMapping()
 	return c, nil
 }
 
@@ -277,14 +292,19 @@ func (s *Store) AddUsage(ctx context.Context, deltas []pool.UsageDelta) error {
 		keys, usage := tx.Bucket(bucketKeys), tx.Bucket(bucketUsage)
 		for _, d := range deltas {
 			id := []byte(d.ID)
-			if d.ID == "" || keys.Get(id) == nil {
+			if d.ID == "" {
 				continue
 			}
+			// A usage record exists only beside its key (DeleteKeys removes
+			// both), so the keys bucket, and its pages, are read only for
+			// a key's first usage.
 			var u pool.Usage
 			if v := usage.Get(id); v != nil {
 				if err := json.Unmarshal(v, &u); err != nil {
 					return fmt.Errorf("usage of key %q: %w", d.ID, err)
 				}
+			} else if keys.Get(id) == nil {
+				continue
 			}
 			v, err := json.Marshal(u.Apply(d))
 			if err != nil {
