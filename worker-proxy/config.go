@@ -66,6 +66,10 @@ type Config struct {
 
 	LogLevel  slog.Level // LOG_LEVEL: debug, info (default), warn, error
 	LogFormat string     // LOG_FORMAT: text (default) or json
+	// LOG_FLUSH_INTERVAL: log lines are written out together at most this
+	// late (one system call per batch, not per request); 0 writes each line
+	// at once; default 200ms, at most 10s.
+	LogFlush time.Duration
 }
 
 // LoadConfig reads the configuration through getenv and checks it.
@@ -177,6 +181,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.FlushInterval = dur("FLUSH_INTERVAL", 5*time.Second, 100*time.Millisecond)
 	c.SyncInterval = dur("SYNC_INTERVAL", 30*time.Second, 100*time.Millisecond)
 	c.ShutdownTimeout = dur("SHUTDOWN_TIMEOUT", 30*time.Second, 0)
+	if c.LogFlush = dur("LOG_FLUSH_INTERVAL", 200*time.Millisecond, 0); c.LogFlush > 10*time.Second {
+		bad("LOG_FLUSH_INTERVAL", "%s is longer than 10s: log lines would arrive too late to follow", c.LogFlush)
+	}
 	c.RetryBudget = dur("RETRY_BUDGET", 2*time.Minute, 0)
 	c.FirstByteTimeout = dur("FIRST_BYTE_TIMEOUT", 60*time.Second, 100*time.Millisecond)
 	c.DefaultCooldown = dur("DEFAULT_COOLDOWN", 60*time.Second, time.Second)

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keypool/keypool/worker-proxy/logbatch"
 	"github.com/keypool/keypool/worker-proxy/server"
 	"github.com/keypool/keypool/worker-proxy/store"
 	"github.com/keypool/keypool/worker-proxy/store/boltstore"
@@ -48,12 +49,14 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "configuration error:\n%v\n", err)
 		return 2
 	}
+	logs := logbatch.New(stderr, cfg.LogFlush)
+	defer logs.Flush()
 	var h slog.Handler
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
-		h = slog.NewJSONHandler(stderr, opts)
+		h = slog.NewJSONHandler(logs, opts)
 	} else {
-		h = slog.NewTextHandler(stderr, opts)
+		h = slog.NewTextHandler(logs, opts)
 	}
 	log := slog.New(h)
 	if err := serve(ctx, cfg, log, stdout); err != nil {
