@@ -87,6 +87,9 @@ func startProxy(t *testing.T, env map[string]string) *proxy {
 		"HOST": "127.0.0.1", "PORT": "0", "DATA_DIR": t.TempDir(),
 		"ADMIN_KEY": testAdminKey, "CLIENT_TOKENS": testClientToken,
 		"FLUSH_INTERVAL": "200ms", "SHUTDOWN_TIMEOUT": "5s",
+		// Log lines at once, so a test reading the log sees every line;
+		// TestLogLinesBatched runs the default.
+		"LOG_FLUSH_INTERVAL": "0",
 		"PATH": os.Getenv("PATH"),
 	}
 	for k, v := range env {
