@@ -90,7 +90,7 @@ func startProxy(t *testing.T, env map[string]string) *proxy {
 		// Log lines at once, so a test reading the log sees every line;
 		// TestLogLinesBatched runs the default.
 		"LOG_FLUSH_INTERVAL": "0",
-		"PATH": os.Getenv("PATH"),
+		"PATH":               os.Getenv("PATH"),
 	}
 	for k, v := range env {
 		if v == "" {
