@@ -187,23 +187,24 @@ func bench(ctx context.Context, cfg Config) (res *Results, err error) {
 	return res, nil
 }
 
-// proxySpecs lists the proxy runs: the small and the large pool with the
-// request log off, and the small pool with it on, which only runs the
-// OpenAI modes (the log line is the same for every provider).
+// proxySpecs lists the proxy runs: the small and the large pool as
+// configured by default (LOG_LEVEL=info: one log line per request), and the
+// small pool with the request log off, which only runs the OpenAI modes
+// (the log line is the same for every provider).
 func proxySpecs(cfg Config) []proxySpec {
 	specs := []proxySpec{
-		{name: "proxy-" + keysLabel(cfg.SmallKeys), keys: cfg.SmallKeys, logLevel: "warn", modes: cfg.Modes},
-		{name: "proxy-" + keysLabel(cfg.Keys), keys: cfg.Keys, logLevel: "warn", modes: cfg.Modes},
+		{name: "proxy-" + keysLabel(cfg.SmallKeys), keys: cfg.SmallKeys, logLevel: "info", modes: cfg.Modes},
+		{name: "proxy-" + keysLabel(cfg.Keys), keys: cfg.Keys, logLevel: "info", modes: cfg.Modes},
 	}
 	if specs[0].name == specs[1].name {
 		specs[1].name += "-b"
 	}
-	if cfg.InfoLog {
+	if cfg.QuietLog {
 		openai := slices.DeleteFunc(slices.Clone(cfg.Modes), func(m string) bool { return modes[m].provider != "openai" })
 		if len(openai) == 0 {
 			openai = cfg.Modes
 		}
-		specs = append(specs, proxySpec{name: specs[0].name + "-loginfo", keys: cfg.SmallKeys, logLevel: "info", modes: openai})
+		specs = append(specs, proxySpec{name: specs[0].name + "-nolog", keys: cfg.SmallKeys, logLevel: "warn", modes: openai})
 	}
 	return specs
 }

@@ -65,7 +65,7 @@ func TestSmoke(t *testing.T) {
 		{"baseline", all},
 		{"proxy-10", all},
 		{"proxy-100", all},
-		{"proxy-10-loginfo", []string{"json", "stream"}},
+		{"proxy-10-nolog", []string{"json", "stream"}},
 	}
 	if len(res.Targets) != len(want) {
 		t.Fatalf("%d targets, want %d", len(res.Targets), len(want))

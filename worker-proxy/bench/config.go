@@ -24,9 +24,9 @@ type Config struct {
 	Chunks        int           // text chunks per streamed answer of the fake upstream
 	ChunkInterval time.Duration // delay between two streamed chunks
 
-	Modes   []string      // request kinds to run, see [modeNames]
-	InfoLog bool          // also run the small-pool proxy with LOG_LEVEL=info
-	Idle    time.Duration // how long the servers sit idle after the load to measure idle CPU
+	Modes    []string      // request kinds to run, see [modeNames]
+	QuietLog bool          // also run the small-pool proxy with LOG_LEVEL=warn (no request log)
+	Idle     time.Duration // how long the servers sit idle after the load to measure idle CPU
 
 	ProxyBin string        // a proxy binary to use instead of building one
 	Race     bool          // build the proxy with the race detector (for tests: slow to run, quick to build there)
@@ -43,9 +43,9 @@ func DefaultConfig() Config {
 		Conns: 32, Duration: 5 * time.Second, Warmup: 500 * time.Millisecond, Rounds: 3,
 		SmallKeys: 10, Keys: 10000,
 		Chunks: 5, ChunkInterval: 2 * time.Millisecond,
-		Modes:   slices.Clone(modeNames),
-		InfoLog: true,
-		Idle:    3 * time.Second,
+		Modes:    slices.Clone(modeNames),
+		QuietLog: true,
+		Idle:     3 * time.Second,
 	}
 }
 
@@ -69,7 +69,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 		}
 		return nil
 	})
-	fs.BoolVar(&c.InfoLog, "info-log", c.InfoLog, "also run the small-pool proxy with LOG_LEVEL=info (cost of the request log)")
+	fs.BoolVar(&c.QuietLog, "nolog", c.QuietLog, "also run the small-pool proxy with LOG_LEVEL=warn, without the request log (its cost)")
 	fs.DurationVar(&c.Idle, "idle", c.Idle, "idle time after the load over which idle CPU is measured")
 	fs.StringVar(&c.ProxyBin, "proxy-bin", c.ProxyBin, "use this proxy binary instead of building ./worker-proxy")
 	fs.BoolVar(&c.Race, "race", c.Race, "build the proxy with the race detector (its figures then mean little)")
@@ -78,8 +78,8 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 
 // Flags renders c as the command-line flags that reproduce it.
 func (c Config) Flags() string {
-	f := fmt.Sprintf("-conns=%d -duration=%s -warmup=%s -rounds=%d -small-keys=%d -keys=%d -chunks=%d -chunk-interval=%s -modes=%s -info-log=%t -idle=%s",
-		c.Conns, c.Duration, c.Warmup, c.Rounds, c.SmallKeys, c.Keys, c.Chunks, c.ChunkInterval, strings.Join(c.Modes, ","), c.InfoLog, c.Idle)
+	f := fmt.Sprintf("-conns=%d -duration=%s -warmup=%s -rounds=%d -small-keys=%d -keys=%d -chunks=%d -chunk-interval=%s -modes=%s -nolog=%t -idle=%s",
+		c.Conns, c.Duration, c.Warmup, c.Rounds, c.SmallKeys, c.Keys, c.Chunks, c.ChunkInterval, strings.Join(c.Modes, ","), c.QuietLog, c.Idle)
 	if c.ProxyBin != "" {
 		f += " -proxy-bin=" + c.ProxyBin
 	}
