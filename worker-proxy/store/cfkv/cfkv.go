@@ -577,33 +577,28 @@ func (s *Store) AddUsage(ctx context.Context, deltas []pool.UsageDelta) error {
 		if ep := s.epoch(k); e.Epoch != ep {
 			e = usageEntry{Epoch: ep, LastUsed: e.LastUsed, LastError: e.LastError}
 		}
-		s.own.Keys[d.ID] = mergeEntry(e, usageEntry{Epoch: e.Epoch, Requests: d.Requests, Successes: d.Successes, Failures: d.Failures, LastUsed: d.LastUsed, LastError: d.LastError})
+		s.own.Keys[d.ID] = e.add(d)
 		s.ownDirty = true
 	}
 	return nil
 }
 
-// mergeEntry adds b's counts to a's (same epoch) and keeps the newest
-// LastUsed and LastError.
+// mergeEntry adds b to a: counts of the newer epoch only (a reset
+// started it), the newest LastUsed and LastError (pool.Usage.Apply).
 func mergeEntry(a, b usageEntry) usageEntry {
-	if a.Epoch != b.Epoch {
-		if b.Epoch > a.Epoch {
-			a.Epoch, a.Requests, a.Successes, a.Failures = b.Epoch, 0, 0, 0
-		} else {
-			b.Requests, b.Successes, b.Failures = 0, 0, 0
-		}
+	switch {
+	case b.Epoch > a.Epoch:
+		a.Epoch, a.Requests, a.Successes, a.Failures = b.Epoch, 0, 0, 0
+	case b.Epoch < a.Epoch:
+		b.Requests, b.Successes, b.Failures = 0, 0, 0
 	}
-	a.Requests += b.Requests
-	a.Successes += b.Successes
-	a.Failures += b.Failures
-	if b.LastUsed.After(a.LastUsed) {
-		a.LastUsed = b.LastUsed
-	}
-	if b.LastError != nil && (a.LastError == nil || !b.LastError.At.Before(a.LastError.At)) {
-		le := *b.LastError
-		a.LastError = &le
-	}
-	return a
+	return a.add(pool.UsageDelta{Requests: b.Requests, Successes: b.Successes, Failures: b.Failures, LastUsed: b.LastUsed, LastError: b.LastError})
+}
+
+// add returns e, in its epoch, with d applied.
+func (e usageEntry) add(d pool.UsageDelta) usageEntry {
+	u := pool.Usage{Requests: e.Requests, Successes: e.Successes, Failures: e.Failures, LastUsed: e.LastUsed, LastError: e.LastError}.Apply(d)
+	return usageEntry{Epoch: e.Epoch, Requests: u.Requests, Successes: u.Successes, Failures: u.Failures, LastUsed: u.LastUsed, LastError: u.LastError}
 }
 
 // FlushUsage writes this instance's usage record now if it changed.
