@@ -156,22 +156,26 @@ func (s *Server) act(e *pool.Entry, v failure.Verdict, act failure.Action, le *p
 
 // streamWatch passes a stream through untouched while looking for an error
 // event inside it (Gemini's `data: {"error":…}`, OpenAI's error event,
-// Anthropic's `event: error`): the client sees it as the upstream sent
-// it, and the key is charged with a failure instead of a success. Only
-// chunks that contain "error" are parsed; an error line split across two
-// reads is put together from a short carry.
+// Anthropic's `event: error`, or Gemini's error object pretty-printed over
+// several lines outside SSE framing): the client sees it as the upstream
+// sent it, and the key is charged with a failure instead of a success.
+// Only chunks that contain "error" are parsed; an error line split across
+// two reads is put together from a short carry.
 type streamWatch struct {
 	rc    io.ReadCloser
 	s     *Server
 	st    *relayState
 	carry []byte
+	// multi collects a pretty-printed `"error": {` object line by line
+	// until its braces close; nil when not collecting.
+	multi []byte
 }
 
 var errorMark = []byte(`"error"`)
 
 func (w *streamWatch) Read(p []byte) (int, error) {
 	n, err := w.rc.Read(p)
-	if n > 0 && w.st.streamErr == nil && (len(w.carry) > 0 || bytes.Contains(p[:n], errorMark)) {
+	if n > 0 && w.st.streamErr == nil && (len(w.carry) > 0 || w.multi != nil || bytes.Contains(p[:n], errorMark)) {
 		w.inspect(p[:n])
 	}
 	return n, err
@@ -188,12 +192,16 @@ func (w *streamWatch) inspect(chunk []byte) {
 	for len(buf) > 0 {
 		line, rest, complete := bytes.Cut(buf, []byte("\n"))
 		if !complete {
-			if bytes.Contains(line, errorMark) && len(line) < maxErrorPeek {
+			if (w.multi != nil || bytes.Contains(line, errorMark)) && len(line) < maxErrorPeek {
 				w.carry = append([]byte(nil), line...)
 			}
 			return
 		}
 		buf = rest
+		if w.multi != nil {
+			w.collect(line)
+			continue
+		}
 		if !bytes.Contains(line, errorMark) {
 			continue
 		}
@@ -203,7 +211,52 @@ func (w *streamWatch) inspect(chunk []byte) {
 			w.st.streamErr = &v
 			return
 		}
+		if bytes.HasPrefix(payload, errorMark) {
+			// `"error": {` opening a pretty-printed object.
+			w.multi = append([]byte("{"), payload...)
+			w.collect(nil)
+		}
 	}
+}
+
+// collect adds one line to a pretty-printed error object and, once its
+// braces balance, classifies `{"error": {…}}`.
+func (w *streamWatch) collect(line []byte) {
+	w.multi = append(w.multi, bytes.TrimSpace(line)...)
+	if len(w.multi) > maxErrorPeek {
+		w.multi = nil
+		return
+	}
+	if jsonDepth(w.multi) > 1 {
+		return
+	}
+	obj := append(bytes.TrimRight(w.multi, ","), '}')
+	w.multi = nil
+	if v, ok := w.s.classifier.StreamError(obj); ok {
+		w.st.streamErr = &v
+	}
+}
+
+// jsonDepth returns how many braces and brackets of b are still open,
+// skipping those inside strings.
+func jsonDepth(b []byte) int {
+	depth, inString, escaped := 0, false, false
+	for _, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return depth
 }
 
 // peekBody reads up to n bytes of body and returns them with a body that
