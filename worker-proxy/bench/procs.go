@@ -49,7 +49,7 @@ func (cs *children) start(ctx context.Context, name, path string, args, env []st
 	c.cmd = exec.Command(path, args...)
 	c.cmd.Env = env
 	c.cmd.Stderr = logf
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	c.cmd.SysProcAttr = childAttr()
 	out, err := c.cmd.StdoutPipe()
 	if err == nil {
 		c.stdin, err = c.cmd.StdinPipe()
