@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/adminclient"
@@ -267,11 +268,19 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Errorf("admin key in local storage without opting in: %q", s)
 	}
 
+	// A key the pool core rejects: the error shows in the form.
+	do("add a bad key",
+		chromedp.Click(chromedp.ID("tab-keys")),
+		chromedp.WaitVisible(chromedp.ID("add-form")),
+		chromedp.SendKeys(chromedp.ID("add-key"), "bad key"),
+		chromedp.Click(chromedp.ID("add-submit")),
+	)
+	waitJS("error in the add form", textOf("add-msg")+` === "API key must not contain spaces or control characters."`)
+
 	// Add a key.
 	const secret = "AIzaSyE2eDashboardKey000000001"
 	do("add key",
-		chromedp.Click(chromedp.ID("tab-keys")),
-		chromedp.WaitVisible(chromedp.ID("add-form")),
+		clear("add-key"),
 		chromedp.SendKeys(chromedp.ID("add-key"), secret),
 		chromedp.SendKeys(chromedp.ID("add-max"), "500"),
 		chromedp.SendKeys(chromedp.ID("add-desc"), "e2e key"),
@@ -368,7 +377,15 @@ func TestDashboardInChromium(t *testing.T) {
 	do("switch back", chromedp.Click(chromedp.ID("lang")))
 	waitJS("English UI", `document.querySelector("h1").innerText === "KeyPool admin"`)
 
-	// Delete with confirmation.
+	// Delete with confirmation. The confirmation takes the focus (on
+	// Cancel); Escape closes it and gives the focus back.
+	active := func(id string) string {
+		return fmt.Sprintf(`document.activeElement && document.activeElement.id === %q`, id)
+	}
+	do("ask to delete", chromedp.Click(chromedp.ID("del-"+k.ID)))
+	waitJS("focus on Cancel", active("del-no-"+k.ID))
+	do("Escape", chromedp.KeyEvent(kb.Escape))
+	waitJS("confirmation closed, focus back", `!document.getElementById(`+fmt.Sprintf("%q", "del-yes-"+k.ID)+`) && `+active("del-"+k.ID))
 	do("delete key",
 		chromedp.Click(chromedp.ID("del-"+k.ID)),
 		chromedp.Click(chromedp.ID("del-yes-"+k.ID)),
@@ -429,8 +446,36 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	shot(t, ctx, "playground")
 
+	// The overview's requests-over-time chart counts the relayed request,
+	// as GET /admin/traffic does.
+	do("overview", chromedp.Click(chromedp.ID("tab-overview")))
+	relayed := func(minutes int) int64 {
+		t.Helper()
+		tr, err := admin.Traffic(t.Context(), minutes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, p := range tr.Providers {
+			for _, b := range p.Buckets {
+				n += b.Requests
+			}
+		}
+		return n
+	}
+	chart := `document.getElementById("traffic-chart")`
+	waitJS("traffic chart with the relayed request", fmt.Sprintf(`(() => { const c = %s; return !!c && c.namespaceURI === "http://www.w3.org/2000/svg" && c.dataset.range === "60" && +c.dataset.total >= 1 && !!c.querySelector('path.line[data-provider="gemini"]') })()`, chart))
+	if got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](chart+`.dataset.total`)); got != fmt.Sprint(relayed(60)) || got == "0" {
+		t.Fatalf("chart total %s, proxy counted %d", got, relayed(60))
+	}
+	waitJS("legend", textOf("traffic-legend-gemini")+`.includes("gemini: `+fmt.Sprint(relayed(60))+` requests")`)
+	do("6 h range", chromedp.Click(chromedp.ID("range-6h")))
+	waitJS("6 h chart", fmt.Sprintf(`(() => { const c = %s; return c.dataset.range === "360" && c.dataset.total === "%d" && document.getElementById("range-6h").getAttribute("aria-pressed") === "true" })()`, chart, relayed(360)))
+	do("1 h range", chromedp.Click(chromedp.ID("range-1h")))
+	waitJS("1 h chart", chart+`.dataset.range === "60"`)
+
 	// Reset usage from the overview.
-	do("reset", chromedp.Click(chromedp.ID("tab-overview")), chromedp.Click(chromedp.ID("reset-gemini")), chromedp.Click(chromedp.ID("reset-yes-gemini")))
+	do("reset", chromedp.Click(chromedp.ID("reset-gemini")), chromedp.Click(chromedp.ID("reset-yes-gemini")))
 	waitJS("reset done", textOf("notice")+`.includes("keys of gemini reset")`)
 	waitJS("SVG chart drawn", `(() => { const c = document.getElementById("overview-chart"); return !!c && c.namespaceURI === "http://www.w3.org/2000/svg" && c.querySelectorAll("rect.seg-available").length > 0 && c.getBBox().width > 0 })()`)
 	shot(t, ctx, "overview")

@@ -2,6 +2,8 @@ package ui
 
 import (
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
@@ -67,4 +69,162 @@ func (d *Dashboard) renderChart(providers []adminapi.ProviderStatus) app.UI {
 	}
 	return svg("svg").ID("overview-chart").Class("chart").Attr("role", "img").Attr("aria-label", d.t("chart.title")).
 		Attr("viewBox", "0 0 "+strconv.Itoa(barX+barW+140)+" "+strconv.Itoa(h)).Body(nodes...)
+}
+
+// Traffic chart geometry (SVG units; the SVG scales to its box).
+const (
+	trafficW, trafficH = 720, 216
+	trafficLabelY      = 199 // top of the time labels (hanging), whatever their size
+)
+
+var trafficBox = plotBox{X: 48, Y: 12, W: trafficW - 48 - 16, H: 180}
+
+// seriesClass colors series i (six colors, then they repeat).
+func seriesClass(i int) string { return "s" + strconv.Itoa(i%6) }
+
+func hhmm(t time.Time) string { return t.Local().Format("15:04") }
+
+// renderTraffic draws the requests-over-time chart of the chosen range:
+// one line (with a light area) per provider, a dashed line for the errors
+// of all providers, time labels on the local clock, the y axis's top, a
+// <title> tooltip per point, a legend with each provider's totals and
+// success rate, and a text summary for screen readers.
+func (d *Dashboard) renderTraffic() app.UI {
+	rng := TrafficRanges[d.trafficRange]
+	buttons := make([]app.UI, 0, len(TrafficRanges))
+	for i, r := range TrafficRanges {
+		cls := "range-btn"
+		if i == d.trafficRange {
+			cls += " current"
+		}
+		buttons = append(buttons, app.Button().ID("range-"+r.Key).Type("button").Class(cls).Aria("pressed", strconv.FormatBool(i == d.trafficRange)).
+			Text(d.t("traffic."+r.Key)).OnClick(d.setTrafficRange(i)))
+	}
+	var body app.UI
+	switch {
+	case d.trafficErr != "":
+		body = app.P().ID("traffic-error").Class("error").Aria("live", "polite").Text(d.trafficErr)
+	case d.traffic == nil:
+		body = app.P().Class("hint").Text(d.t("common.loading"))
+	default:
+		body = d.trafficChart(d.traffic, d.trafficShown)
+	}
+	return app.Section().ID("traffic").Class("traffic").Aria("labelledby", "traffic-title").Aria("busy", strconv.FormatBool(d.trafficBusy)).Body(
+		app.Div().Class("traffic-head").Body(
+			app.H3().ID("traffic-title").Text(d.t("traffic.title")+" · "+d.t("traffic.per", rng.Step)),
+			app.Div().Class("ranges").Role("group").Aria("label", d.t("traffic.range")).Body(buttons...),
+		),
+		body,
+	)
+}
+
+func (d *Dashboard) trafficChart(td *TrafficData, rng TrafficRange) app.UI {
+	b := trafficBox
+	n := len(td.Starts)
+	top := NiceMax(td.Peak)
+	first, last := td.Starts[0], td.Starts[n-1]
+	summary := d.t("traffic.summary", td.Total.Requests, d.t("traffic.last."+rng.Key), td.Total.Success, td.Total.Errors)
+
+	nodes := []app.UI{
+		svg("title").Text(d.t("traffic.title")),
+		svg("desc").Text(summary),
+	}
+	// Before the proxy instance started, nothing was counted.
+	if td.Since.After(first) {
+		x := b.xAt(td.Since, first, last)
+		nodes = append(nodes, svg("rect").Class("uncounted").Attr("x", num(b.X)).Attr("y", num(b.Y)).
+			Attr("width", num(x-b.X)).Attr("height", num(b.H)).
+			Body(svg("title").Text(d.t("traffic.uncounted", hhmm(td.Since)))))
+	}
+	// Grid and y labels: 0, half (when whole), top.
+	levels := []int64{0, top}
+	if top >= 2 {
+		levels = []int64{0, top / 2, top}
+	}
+	for _, v := range levels {
+		y := b.py(v, top)
+		nodes = append(nodes,
+			svg("line").Class("grid").Attr("x1", num(b.X)).Attr("x2", num(b.X+b.W)).Attr("y1", num(y)).Attr("y2", num(y)),
+			svg("text").Class("axis").Attr("x", num(b.X-6)).Attr("y", num(y+4)).Attr("text-anchor", "end").Text(strconv.FormatInt(v, 10)),
+		)
+	}
+	// Time labels at round local times.
+	for _, t := range Ticks(first, last, rng.Tick, time.Local) {
+		x := num(b.xAt(t, first, last))
+		nodes = append(nodes,
+			svg("line").Class("tick").Attr("x1", x).Attr("x2", x).Attr("y1", num(b.Y+b.H)).Attr("y2", num(b.Y+b.H+4)),
+			svg("text").Class("axis").Attr("x", x).Attr("y", trafficLabelY).Attr("text-anchor", "middle").Attr("dominant-baseline", "hanging").Text(hhmm(t)),
+		)
+	}
+	for i, s := range td.Series {
+		vals := s.values()
+		cls := seriesClass(i)
+		nodes = append(nodes,
+			svg("path").Class("area "+cls).Attr("d", b.AreaPath(vals, top)),
+			svg("path").Class("line "+cls).Attr("d", b.LinePath(vals, top)).
+				DataSet("provider", s.Provider).DataSet("total", s.Total.Requests).
+				Body(svg("title").Text(d.t("traffic.legend", s.Provider, s.Total.Requests, Rate(s.Total), s.Total.Errors))),
+		)
+	}
+	if td.Total.Errors > 0 {
+		nodes = append(nodes, svg("path").Class("line errs").Attr("d", b.LinePath(td.Errors, top)).DataSet("total", td.Total.Errors).
+			Body(svg("title").Text(d.t("traffic.errors")+": "+strconv.FormatInt(td.Total.Errors, 10))))
+	}
+	if td.Total.Requests == 0 {
+		nodes = append(nodes, svg("text").ID("traffic-none").Class("empty").Attr("x", num(b.X+b.W/2)).Attr("y", num(b.Y+b.H/2)).
+			Attr("text-anchor", "middle").Text(d.t("traffic.none")))
+	}
+	// One hover band per point, its tooltip naming every provider.
+	for i := range n {
+		lo, hi := b.X, b.X+b.W
+		if i > 0 {
+			lo = (b.px(i-1, n) + b.px(i, n)) / 2
+		}
+		if i < n-1 {
+			hi = (b.px(i, n) + b.px(i+1, n)) / 2
+		}
+		nodes = append(nodes, svg("rect").Class("slot").Attr("x", num(lo)).Attr("y", num(b.Y)).
+			Attr("width", num(hi-lo)).Attr("height", num(b.H)).Body(svg("title").Text(d.pointTitle(td, i))))
+	}
+
+	legend := make([]app.UI, 0, len(td.Series)+1)
+	for i, s := range td.Series {
+		legend = append(legend, app.Li().ID("traffic-legend-"+s.Provider).Body(
+			app.Span().Class("swatch "+seriesClass(i)).Aria("hidden", "true"),
+			app.Text(d.t("traffic.legend", s.Provider, s.Total.Requests, Rate(s.Total), s.Total.Errors)),
+		))
+	}
+	if td.Total.Errors > 0 {
+		legend = append(legend, app.Li().Body(app.Span().Class("swatch errs").Aria("hidden", "true"), app.Text(d.t("traffic.errors"))))
+	}
+	return app.Div().Body(
+		svg("svg").ID("traffic-chart").Class("chart traffic-chart").Attr("role", "img").Attr("aria-label", summary).
+			Attr("viewBox", "0 0 "+strconv.Itoa(trafficW)+" "+strconv.Itoa(trafficH)).
+			DataSet("range", rng.Minutes).DataSet("points", n).DataSet("total", td.Total.Requests).
+			DataSet("errors", td.Total.Errors).DataSet("peak", td.Peak).DataSet("top", top).
+			Body(nodes...),
+		app.Ul().ID("traffic-legend").Class("legend").Body(legend...),
+		app.P().ID("traffic-summary").Class("hint").Text(summary+sentenceGap(d.lang)+d.t("traffic.since", fmtTime(d.lang, adminapi.FormatTime(td.Since)))),
+	)
+}
+
+// sentenceGap goes between two sentences: a space in English, nothing
+// after "。".
+func sentenceGap(lang string) string {
+	if lang == LangZH {
+		return ""
+	}
+	return " "
+}
+
+// pointTitle is the tooltip of point i: its time span and each provider's
+// requests.
+func (d *Dashboard) pointTitle(td *TrafficData, i int) string {
+	var s strings.Builder
+	s.WriteString(hhmm(td.Starts[i]) + "–" + hhmm(td.Starts[i].Add(td.Step)))
+	for _, se := range td.Series {
+		p := se.Points[i]
+		s.WriteString("\n" + d.t("traffic.point", se.Provider, p.Requests, p.Errors))
+	}
+	return s.String()
 }

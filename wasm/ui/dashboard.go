@@ -80,11 +80,20 @@ type Dashboard struct {
 	tokName   string
 	newToken  *adminapi.CreateTokenResponse
 	revokeAsk string
+	tokErr    string
 
 	play       playForm
 	selected   map[string]bool
 	bulkBusy   string
 	bulkDelAsk bool
+
+	// requests-over-time chart
+	trafficRange int          // index into TrafficRanges
+	traffic      *TrafficData // what the chart shows
+	trafficShown TrafficRange // the range of traffic
+	trafficErr   string
+	trafficBusy  bool
+	trafficSeq   int // answers to older requests are dropped
 }
 
 type editForm struct {
@@ -97,6 +106,8 @@ type editForm struct {
 
 type addForm struct {
 	Provider, APIKey, MaxRequests, Description, Tags string
+	Msg                                              string // the last result, shown in the form
+	Err                                              bool
 }
 
 type bulkForm struct {
@@ -106,6 +117,7 @@ type bulkForm struct {
 	Done     int
 	Total    int
 	Result   *adminapi.BulkAddResponse
+	Err      string // shown in the form
 }
 
 var (
@@ -155,6 +167,7 @@ func (d *Dashboard) OnMount(ctx app.Context) {
 	if lang == LangZH || lang == LangEN {
 		d.lang = lang
 	}
+	d.showLang(ctx)
 	var c savedConn
 	if ctx.LocalStorage().Get(storeConn, &c); c.Key != "" {
 		d.remember = true
@@ -196,7 +209,7 @@ func (d *Dashboard) ErrorText(err error) string {
 	case adminclient.KindCORS:
 		origin := d.Origin
 		if origin == "" {
-			origin = "<this page's origin>"
+			origin = d.t("err.thisOrigin")
 		}
 		return d.t("err.cors", d.baseURL(), origin)
 	case adminclient.KindUnauthorized:
@@ -222,7 +235,6 @@ func bg() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 60*time.Second)
 }
 
-// connect checks the URL and key with a status call.
 // Connect checks the URL and key with a status call.
 func (d *Dashboard) Connect(ctx app.Context) { d.connect(ctx) }
 
@@ -253,6 +265,9 @@ func (d *Dashboard) connect(ctx app.Context) {
 			}
 			d.client = c
 			d.setStatus(st)
+			if d.tab == TabOverview {
+				d.loadTraffic(ctx)
+			}
 			saved := savedConn{URL: c.BaseURL, Key: d.key}
 			if d.remember {
 				ctx.LocalStorage().Set(storeConn, saved)
@@ -271,6 +286,10 @@ func (d *Dashboard) disconnect(ctx app.Context, e app.Event) {
 	d.client, d.status, d.keys, d.tokens, d.key = nil, nil, nil, nil, ""
 	d.viewSig = ""
 	d.notice = ""
+	d.traffic, d.trafficErr, d.trafficBusy = nil, "", false
+	d.trafficSeq++
+	clear(d.selected)
+	d.newToken, d.tokErr, d.add.Msg, d.bulk.Err, d.bulk.Result = nil, "", "", "", nil
 }
 
 func (d *Dashboard) setStatus(st *adminapi.StatusResponse) {
@@ -297,6 +316,9 @@ func (d *Dashboard) refresh(ctx app.Context) {
 	}
 	d.loading = true
 	tab := d.tab
+	if tab == TabOverview {
+		d.loadTraffic(ctx)
+	}
 	ctx = d.bind(ctx)
 	ctx.Async(func() {
 		cctx, cancel := bg()
@@ -323,6 +345,48 @@ func (d *Dashboard) refresh(ctx app.Context) {
 	})
 }
 
+// loadTraffic fetches the chart's range. The answer to an older request
+// (the operator switched ranges meanwhile) is dropped.
+func (d *Dashboard) loadTraffic(ctx app.Context) {
+	c := d.client
+	if c == nil {
+		return
+	}
+	d.trafficSeq++
+	seq := d.trafficSeq
+	rng := TrafficRanges[d.trafficRange]
+	d.trafficBusy = true
+	ctx = d.bind(ctx)
+	ctx.Async(func() {
+		cctx, cancel := bg()
+		defer cancel()
+		r, err := c.Traffic(cctx, rng.Minutes)
+		var td TrafficData
+		if err == nil {
+			td, err = AggregateTraffic(r, rng)
+		}
+		ctx.Dispatch(func(ctx app.Context) {
+			if seq != d.trafficSeq {
+				return
+			}
+			d.trafficBusy = false
+			if err != nil {
+				d.trafficErr = d.t("traffic.error", d.ErrorText(err))
+				return
+			}
+			d.trafficErr = ""
+			d.traffic, d.trafficShown = &td, rng
+		})
+	})
+}
+
+func (d *Dashboard) setTrafficRange(i int) app.EventHandler {
+	return func(ctx app.Context, e app.Event) {
+		d.trafficRange = i
+		d.loadTraffic(ctx)
+	}
+}
+
 func (d *Dashboard) setLang(ctx app.Context, e app.Event) {
 	if d.lang == LangZH {
 		d.lang = LangEN
@@ -330,12 +394,58 @@ func (d *Dashboard) setLang(ctx app.Context, e app.Event) {
 		d.lang = LangZH
 	}
 	ctx.LocalStorage().Set(storeLang, d.lang)
+	d.showLang(ctx)
+}
+
+// showLang puts the language on the document (its lang attribute, for
+// screen readers, and the window title).
+func (d *Dashboard) showLang(ctx app.Context) {
+	if !app.IsClient {
+		return
+	}
+	app.Window().Get("document").Get("documentElement").Set("lang", map[string]string{LangZH: "zh-CN", LangEN: "en"}[d.lang])
+	ctx.Page().SetTitle(d.t("app.title"))
+}
+
+// focus moves the keyboard focus to the element id once the current
+// update is on screen: a confirmation's Cancel when it opens, the button
+// that opened it when it closes.
+func (d *Dashboard) focus(ctx app.Context, id string) {
+	if !app.IsClient {
+		return
+	}
+	d.bind(ctx).Defer(func(app.Context) {
+		if el := app.Window().GetElementByID(id); el.Truthy() {
+			el.Call("focus")
+		}
+	})
+}
+
+// confirm is an inline confirmation: the question, Yes and Cancel. The
+// opener gives Cancel the focus (see focus); Escape cancels.
+func (d *Dashboard) confirm(question, yesID, noID string, yes, no app.EventHandler) app.UI {
+	return app.Span().Class("confirm").Role("group").Aria("label", question).OnKeyDown(onEscape(no)).Body(
+		app.Text(question+" "),
+		app.Button().ID(yesID).Type("button").Class("danger").Text(d.t("common.yes")).OnClick(yes),
+		app.Button().ID(noID).Type("button").Text(d.t("common.no")).OnClick(no),
+	)
+}
+
+// onEscape runs h when Escape is pressed.
+func onEscape(h app.EventHandler) app.EventHandler {
+	return func(ctx app.Context, e app.Event) {
+		if e.Get("key").String() == "Escape" {
+			e.PreventDefault()
+			h(ctx, e)
+		}
+	}
 }
 
 func (d *Dashboard) setTab(tab string) app.EventHandler {
 	return func(ctx app.Context, e app.Event) {
 		d.tab = tab
 		d.notice = ""
+		d.newToken = nil // shown once: gone when the operator leaves
 		d.refresh(ctx)
 	}
 }
@@ -363,7 +473,8 @@ func (d *Dashboard) Render() app.UI {
 				app.If(d.client != nil, func() app.UI {
 					return app.Button().ID("disconnect").Type("button").Text(d.t("nav.disconnect")).OnClick(d.disconnect)
 				}),
-				app.Button().ID("lang").Type("button").Title(d.t("lang.label")).Text(d.t("lang.switch")).OnClick(d.setLang),
+				app.Button().ID("lang").Type("button").Title(d.t("lang.label")).Lang(map[string]string{LangZH: "en", LangEN: "zh"}[d.lang]).
+					Text(d.t("lang.switch")).OnClick(d.setLang),
 			),
 		),
 		// Always present, so the screen below keeps its place in the tree
@@ -400,7 +511,7 @@ func (d *Dashboard) tabButton(tab, label string) app.UI {
 	if d.tab == tab {
 		cls += " current"
 	}
-	return app.Button().ID("tab-"+tab).Type("button").Class(cls).Aria("current", d.tab == tab).Text(d.t(label)).OnClick(d.setTab(tab))
+	return app.Button().ID("tab-"+tab).Type("button").Class(cls).Aria("current", map[bool]string{true: "page", false: "false"}[d.tab == tab]).Text(d.t(label)).OnClick(d.setTab(tab))
 }
 
 func (d *Dashboard) screen() app.UI {
@@ -492,14 +603,16 @@ func (d *Dashboard) renderOverview() app.UI {
 			app.Td().Class("num").Text(p.DisabledKeys),
 			app.Td().Class("num").Text(req),
 			app.Td().Class("num").Text(rate),
-			app.Td().Body(app.If(d.resetAsk == name, func() app.UI {
-				return app.Span().Body(
-					app.Text(d.t("ov.resetConfirm", name)+" "),
-					app.Button().ID("reset-yes-"+name).Type("button").Class("danger").Text(d.t("common.yes")).OnClick(d.doReset(name)),
-					app.Button().Type("button").Text(d.t("common.no")).OnClick(func(ctx app.Context, e app.Event) { d.resetAsk = "" }),
-				)
+			app.Td().Class("actions").Body(app.If(d.resetAsk == name, func() app.UI {
+				return d.confirm(d.t("ov.resetConfirm", name), "reset-yes-"+name, "reset-no-"+name, d.doReset(name), func(ctx app.Context, e app.Event) {
+					d.resetAsk = ""
+					d.focus(ctx, "reset-"+name)
+				})
 			}).Else(func() app.UI {
-				return app.Button().ID("reset-" + name).Type("button").Text(d.t("ov.reset")).OnClick(func(ctx app.Context, e app.Event) { d.resetAsk = name })
+				return app.Button().ID("reset-" + name).Type("button").Text(d.t("ov.reset")).OnClick(func(ctx app.Context, e app.Event) {
+					d.resetAsk = name
+					d.focus(ctx, "reset-no-"+name)
+				})
 			})),
 		))
 	}
@@ -511,6 +624,7 @@ func (d *Dashboard) renderOverview() app.UI {
 			tile(d.t("ov.cooling"), st.CoolingKeys), tile(d.t("ov.disabled"), st.DisabledKeys),
 		),
 		app.If(st.TotalKeys == 0, func() app.UI { return app.P().Class("hint").Text(d.t("ov.noKeys")) }),
+		d.renderTraffic(),
 		app.If(len(st.Providers) > 0, func() app.UI { return d.renderChart(st.Providers) }),
 		app.Div().Class("scroll").Body(app.Table().ID("overview-table").Body(
 			app.THead().Body(app.Tr().Body(
@@ -518,7 +632,7 @@ func (d *Dashboard) renderOverview() app.UI {
 				app.Th().Scope("col").Text(d.t("ov.active")), app.Th().Scope("col").Text(d.t("ov.available")),
 				app.Th().Scope("col").Text(d.t("ov.cooling")), app.Th().Scope("col").Text(d.t("ov.disabled")),
 				app.Th().Scope("col").Text(d.t("ov.requests")), app.Th().Scope("col").Text(d.t("ov.successRate")),
-				app.Th().Scope("col").Text(""),
+				app.Th().Scope("col").Text(d.t("col.actions")),
 			)),
 			app.TBody().Body(rows...),
 		)),

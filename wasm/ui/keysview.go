@@ -146,7 +146,11 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 		app.Td().Body(app.Input().ID("sel-"+id).Type("checkbox").Aria("label", d.t("sel.row", k.MaskedKey)).Checked(d.selected[id]).OnChange(d.toggle(id))),
 		app.Td().Class("mono").Text(k.MaskedKey),
 		app.Td().Text(k.Provider),
-		app.Td().Body(app.Span().Class("badge "+k.State).Text(StateText(d.lang, k))),
+		app.Td().Body(func() app.UI {
+			// Long reasons are cut on screen; the tooltip has all of it.
+			text := StateText(d.lang, k)
+			return app.Span().Class("badge " + k.State).Title(text).Text(text)
+		}()),
 		app.Td().Body(
 			app.Div().Class("usage").Text(strconv.FormatInt(k.Requests, 10)+" / "+limit),
 			app.If(k.MaxRequests > 0, func() app.UI {
@@ -154,24 +158,31 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 			}),
 		),
 		app.Td().Class("num").Text(rate),
-		app.Td().Text(fmtTime(d.lang, k.LastUsed)),
+		app.Td().Class("when").Text(fmtTime(d.lang, k.LastUsed)),
 		app.Td().Text(k.Description),
 		app.Td().Body(app.Range(k.Tags).Slice(func(i int) app.UI { return app.Span().Class("tag").Text(k.Tags[i]) })),
 		app.Td().Class("actions").Body(
 			app.If(d.delAsk == id, func() app.UI {
-				return app.Span().Body(
-					app.Text(d.t("act.deleteConfirm")+" "),
-					app.Button().ID("del-yes-"+id).Type("button").Class("danger").Text(d.t("common.yes")).OnClick(d.doDelete(id, k.MaskedKey)),
-					app.Button().ID("del-no-"+id).Type("button").Text(d.t("common.no")).OnClick(func(ctx app.Context, e app.Event) { d.delAsk = "" }),
-				)
+				return d.confirm(d.t("act.deleteConfirm"), "del-yes-"+id, "del-no-"+id, d.doDelete(id, k.MaskedKey), func(ctx app.Context, e app.Event) {
+					d.delAsk = ""
+					d.focus(ctx, "del-"+id)
+				})
 			}).Else(func() app.UI {
 				return app.Span().Body(
-					app.Button().ID("edit-"+id).Type("button").Text(d.t("act.edit")).OnClick(func(ctx app.Context, e app.Event) { d.startEdit(k) }),
-					app.Button().ID("test-"+id).Type("button").Text(d.t("act.test")).OnClick(d.doTest(id)),
-					app.Button().ID("del-"+id).Type("button").Class("danger").Text(d.t("act.delete")).OnClick(func(ctx app.Context, e app.Event) { d.delAsk = id }),
+					app.Button().ID("edit-"+id).Type("button").Text(d.t("act.edit")).Aria("label", d.t("act.editKey", k.MaskedKey)).OnClick(func(ctx app.Context, e app.Event) {
+						d.startEdit(k)
+						d.focus(ctx, "e-active")
+					}),
+					app.Button().ID("test-"+id).Type("button").Text(d.t("act.test")).Aria("label", d.t("act.testKey", k.MaskedKey)).OnClick(d.doTest(id)),
+					app.Button().ID("del-"+id).Type("button").Class("danger").Text(d.t("act.delete")).Aria("label", d.t("act.deleteKey", k.MaskedKey)).OnClick(func(ctx app.Context, e app.Event) {
+						d.delAsk = id
+						d.focus(ctx, "del-no-"+id)
+					}),
 				)
 			}),
-			app.If(d.rowMsg[id] != "", func() app.UI { return app.Div().ID("msg-" + id).Class("rowmsg").Text(d.rowMsg[id]) }),
+			app.If(d.rowMsg[id] != "", func() app.UI {
+				return app.Div().ID("msg-"+id).Class("rowmsg").Aria("live", "polite").Text(d.rowMsg[id])
+			}),
 		),
 	)
 }
@@ -186,7 +197,27 @@ func (d *Dashboard) startEdit(k adminapi.KeyStatus) {
 
 func (d *Dashboard) editRow(k adminapi.KeyStatus) app.UI {
 	id := k.ID
-	return app.Tr().ID("row-"+id).Class("editing").Body(
+	cancel := func(ctx app.Context, e app.Event) {
+		d.editID = ""
+		delete(d.rowMsg, id)
+		d.focus(ctx, "edit-"+id)
+	}
+	save := d.doUpdate(id, k.MaskedKey)
+	// Escape cancels; Enter in a text box saves (a table row cannot hold
+	// a form).
+	keys := func(ctx app.Context, e app.Event) {
+		switch e.Get("key").String() {
+		case "Escape":
+			e.PreventDefault()
+			cancel(ctx, e)
+		case "Enter":
+			if t := e.Get("target"); t.Get("tagName").String() == "INPUT" && t.Get("type").String() != "checkbox" {
+				e.PreventDefault()
+				save(ctx, e)
+			}
+		}
+	}
+	return app.Tr().ID("row-"+id).Class("editing").OnKeyDown(keys).Body(
 		app.Td(),
 		app.Td().Class("mono").Text(k.MaskedKey),
 		app.Td().Text(k.Provider),
@@ -202,9 +233,11 @@ func (d *Dashboard) editRow(k adminapi.KeyStatus) app.UI {
 		app.Td().Body(app.Input().ID("e-desc").Aria("label", d.t("col.description")).Value(d.edit.Description).OnInput(d.ValueTo(&d.edit.Description))),
 		app.Td().Body(app.Input().ID("e-tags").Aria("label", d.t("col.tags")).Value(d.edit.Tags).OnInput(d.ValueTo(&d.edit.Tags))),
 		app.Td().Class("actions").Body(
-			app.Button().ID("e-save").Type("button").Text(d.t("common.save")).OnClick(d.doUpdate(id, k.MaskedKey)),
-			app.Button().ID("e-cancel").Type("button").Text(d.t("common.no")).OnClick(func(ctx app.Context, e app.Event) { d.editID = "" }),
-			app.If(d.rowMsg[id] != "", func() app.UI { return app.Div().ID("msg-" + id).Class("rowmsg error").Text(d.rowMsg[id]) }),
+			app.Button().ID("e-save").Type("button").Text(d.t("common.save")).OnClick(save),
+			app.Button().ID("e-cancel").Type("button").Text(d.t("common.no")).OnClick(cancel),
+			app.If(d.rowMsg[id] != "", func() app.UI {
+				return app.Div().ID("msg-"+id).Class("rowmsg error").Aria("live", "assertive").Text(d.rowMsg[id])
+			}),
 		),
 	)
 }
@@ -222,9 +255,19 @@ func (d *Dashboard) UpdateRequest() (adminapi.UpdateKeyRequest, error) {
 	}
 	weight := int(w)
 	desc := strings.TrimSpace(f.Description)
-	tags := ParseTags(f.Tags)
-	if err := pool.ValidateDescription(desc); err != nil {
-		return adminapi.UpdateKeyRequest{}, err
+	tags, err := pool.NormalizeTags(ParseTags(f.Tags))
+	for _, c := range []struct {
+		label string
+		err   error
+	}{
+		{d.t("edit.maxRequests"), pool.ValidateMaxRequests(maxReq)},
+		{d.t("edit.weight"), pool.ValidateWeight(weight)},
+		{d.t("col.description"), pool.ValidateDescription(desc)},
+		{d.t("col.tags"), err},
+	} {
+		if c.err != nil {
+			return adminapi.UpdateKeyRequest{}, errors.New(d.FieldError(c.label, c.err))
+		}
 	}
 	active := f.Active
 	req := adminapi.UpdateKeyRequest{IsActive: &active, MaxRequests: &maxReq, Metadata: &adminapi.Metadata{Description: &desc, Tags: &tags}}
@@ -255,6 +298,7 @@ func (d *Dashboard) doUpdate(id, masked string) app.EventHandler {
 				delete(d.rowMsg, id)
 				d.editID = ""
 				d.setNotice(d.t("act.updated", masked), false)
+				d.focus(ctx, "edit-"+id)
 				d.refresh(ctx)
 			})
 		})
@@ -332,7 +376,19 @@ func (d *Dashboard) renderAdd() app.UI {
 			field("add-tags", d.t("add.tags"), app.Input().ID("add-tags").Value(d.add.Tags).OnInput(d.ValueTo(&d.add.Tags))),
 		),
 		app.Button().ID("add-submit").Type("submit").Text(d.t("add.submit")),
+		formMsg("add-msg", d.add.Msg, d.add.Err),
 	)
+}
+
+// formMsg is a form's own result line, where the operator is looking.
+// Always present (empty when there is nothing to say) so screen readers
+// announce its changes.
+func formMsg(id, msg string, isErr bool) app.UI {
+	cls := "formmsg ok"
+	if isErr {
+		cls = "formmsg error"
+	}
+	return app.P().ID(id).Class(cls).Aria("live", "polite").Text(msg)
 }
 
 // AddRequest builds the POST body from the add form, validated with the
@@ -341,21 +397,30 @@ func (d *Dashboard) AddRequest() (adminapi.AddKeyRequest, error) {
 	f := d.add
 	key := strings.TrimSpace(f.APIKey)
 	if err := pool.ValidateProvider(f.Provider); err != nil {
-		return adminapi.AddKeyRequest{}, err
+		return adminapi.AddKeyRequest{}, errors.New(d.FieldError(d.t("add.provider"), err))
 	}
 	if err := pool.ValidateSecret(key); err != nil {
-		return adminapi.AddKeyRequest{}, err
+		return adminapi.AddKeyRequest{}, errors.New(d.FieldError(d.t("add.apiKey"), err))
 	}
 	req := adminapi.AddKeyRequest{Provider: f.Provider, APIKey: key}
 	n, set, err := parseInt(f.MaxRequests)
 	if err != nil {
 		return req, errors.New(d.t("edit.invalidNumber", d.t("add.maxRequests")))
 	}
+	if err := pool.ValidateMaxRequests(n); err != nil {
+		return req, errors.New(d.FieldError(d.t("add.maxRequests"), err))
+	}
 	if set {
 		req.MaxRequests = &n
 	}
 	desc := strings.TrimSpace(f.Description)
-	tags := ParseTags(f.Tags)
+	if err := pool.ValidateDescription(desc); err != nil {
+		return req, errors.New(d.FieldError(d.t("add.description"), err))
+	}
+	tags, err := pool.NormalizeTags(ParseTags(f.Tags))
+	if err != nil {
+		return req, errors.New(d.FieldError(d.t("col.tags"), err))
+	}
 	if desc != "" || len(tags) > 0 {
 		req.Metadata = &adminapi.Metadata{Description: &desc, Tags: &tags}
 	}
@@ -371,9 +436,10 @@ func (d *Dashboard) doAdd(ctx app.Context, e app.Event) {
 func (d *Dashboard) AddKey(ctx app.Context) {
 	req, err := d.AddRequest()
 	if err != nil {
-		d.setNotice(err.Error(), true)
+		d.add.Msg, d.add.Err = err.Error(), true
 		return
 	}
+	d.add.Msg, d.add.Err = d.t("add.busy"), false
 	c := d.client
 	ctx = d.bind(ctx)
 	ctx.Async(func() {
@@ -382,7 +448,7 @@ func (d *Dashboard) AddKey(ctx app.Context) {
 		r, err := c.AddKey(cctx, req)
 		ctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
-				d.setNotice(d.ErrorText(err), true)
+				d.add.Msg, d.add.Err = d.ErrorText(err), true
 				return
 			}
 			masked := pool.Mask(req.APIKey)
@@ -391,7 +457,7 @@ func (d *Dashboard) AddKey(ctx app.Context) {
 			}
 			d.add.APIKey = ""
 			clearInput("add-key")
-			d.setNotice(d.t("add.done", masked), false)
+			d.add.Msg, d.add.Err = d.t("add.done", masked), false
 			d.refresh(ctx)
 		})
 	})
@@ -405,6 +471,7 @@ func (d *Dashboard) renderBulk() app.UI {
 		field("bulk-text", d.t("bulk.keys"), app.Textarea().ID("bulk-text").Rows(6).Spellcheck(false).Text(b.Text).OnInput(d.ValueTo(&d.bulk.Text))),
 		field("bulk-file", d.t("bulk.file"), app.Input().ID("bulk-file").Type("file").Accept(".txt,.csv,text/plain").OnChange(d.readFile)),
 		app.Button().ID("bulk-submit").Type("submit").Disabled(b.Busy).Text(map[bool]string{true: d.t("bulk.busy"), false: d.t("bulk.submit")}[b.Busy]),
+		formMsg("bulk-msg", b.Err, true),
 		app.If(b.Busy, func() app.UI {
 			return app.Div().Body(
 				app.Progress().ID("bulk-progress").Max(b.Total).Value(b.Done),
@@ -419,8 +486,8 @@ func (d *Dashboard) renderBulk() app.UI {
 				if x.MaskedKey != "" {
 					text += " " + x.MaskedKey
 				}
-				if x.Error != "" {
-					text += " — " + x.Error
+				if why := d.bulkReason(r, x); why != "" {
+					text += " — " + why
 				}
 				items = append(items, app.Li().Class("bulk-"+x.Status).Text(text))
 			}
@@ -430,6 +497,28 @@ func (d *Dashboard) renderBulk() app.UI {
 			)
 		}),
 	)
+}
+
+// bulkReason says, translated, why a line was not added: the pool core's
+// rule it broke, or which line (or the pool) already holds its key. The
+// server's "same as entry N" counts within one request; lines are counted
+// over the whole paste here.
+func (d *Dashboard) bulkReason(r *adminapi.BulkAddResponse, x adminapi.BulkResult) string {
+	switch x.Status {
+	case adminapi.BulkInvalid:
+		if x.Error == "" {
+			return ""
+		}
+		return d.FieldError(d.t("add.apiKey"), errors.New(x.Error))
+	case adminapi.BulkDuplicate:
+		for _, y := range r.Results {
+			if y.Status == adminapi.BulkAdded && y.KeyID == x.KeyID && y.Index < x.Index {
+				return d.t("bulk.sameAs", y.Index+1)
+			}
+		}
+		return d.t("bulk.inPool")
+	}
+	return ""
 }
 
 func (d *Dashboard) doBulk(ctx app.Context, e app.Event) {
@@ -442,8 +531,9 @@ func (d *Dashboard) doBulk(ctx app.Context, e app.Event) {
 // Duplicates within the paste and against the pool come back per line.
 func (d *Dashboard) BulkImport(ctx app.Context) {
 	lines := ParseLines(d.bulk.Text)
+	d.bulk.Err = ""
 	if len(lines) == 0 {
-		d.setNotice(d.t("bulk.empty"), true)
+		d.bulk.Err = d.t("bulk.empty")
 		return
 	}
 	d.bulk.Busy = true
@@ -477,7 +567,7 @@ func (d *Dashboard) BulkImport(ctx app.Context) {
 		ctx.Dispatch(func(ctx app.Context) {
 			d.bulk.Busy = false
 			if err != nil {
-				d.setNotice(d.ErrorText(err), true)
+				d.bulk.Err = d.ErrorText(err)
 			}
 			if len(total.Results) > 0 {
 				d.bulk.Result = total

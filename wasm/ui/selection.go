@@ -69,19 +69,19 @@ func (d *Dashboard) renderSelectionBar(matching []adminapi.KeyStatus) app.UI {
 				app.Button().ID("sel-disable").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.disable")).OnClick(d.runBulk(BulkDisable)),
 				app.Button().ID("sel-test").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.test")).OnClick(d.runBulk(BulkTest)),
 				app.If(d.bulkDelAsk, func() app.UI {
-					return app.Span().Body(
-						app.Text(d.t("sel.deleteConfirm", n)+" "),
-						app.Button().ID("sel-delete-yes").Type("button").Class("danger").Text(d.t("common.yes")).OnClick(d.runBulk(BulkDelete)),
-						app.Button().Type("button").Text(d.t("common.no")).OnClick(func(ctx app.Context, e app.Event) { d.bulkDelAsk = false }),
-					)
+					return d.confirm(d.t("sel.deleteConfirm", n), "sel-delete-yes", "sel-delete-no", d.runBulk(BulkDelete), func(ctx app.Context, e app.Event) {
+						d.bulkDelAsk = false
+						d.focus(ctx, "sel-delete")
+					})
 				}).Else(func() app.UI {
-					return app.Button().ID("sel-delete").Type("button").Class("danger").Disabled(d.bulkBusy != "").Text(d.t("sel.delete")).OnClick(func(ctx app.Context, e app.Event) { d.bulkDelAsk = true })
+					return app.Button().ID("sel-delete").Type("button").Class("danger").Disabled(d.bulkBusy != "").Text(d.t("sel.delete")).OnClick(func(ctx app.Context, e app.Event) {
+						d.bulkDelAsk = true
+						d.focus(ctx, "sel-delete-no")
+					})
 				}),
 			)
 		}),
-		app.If(d.bulkBusy != "", func() app.UI {
-			return app.Span().ID("selection-busy").Class("hint").Text(d.bulkBusy)
-		}),
+		app.Span().ID("selection-busy").Class("hint").Aria("live", "polite").Text(d.bulkBusy),
 	)
 }
 

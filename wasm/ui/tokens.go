@@ -23,13 +23,16 @@ func (d *Dashboard) renderTokens() app.UI {
 			app.Td().Text(fmtTime(d.lang, t.CreatedAt)),
 			app.Td().Class("actions").Body(app.If(t.Source != adminapi.TokenSourceEnv, func() app.UI {
 				if d.revokeAsk == id {
-					return app.Span().Body(
-						app.Text(d.t("tok.revokeConfirm")+" "),
-						app.Button().ID("revoke-yes-"+id).Type("button").Class("danger").Text(d.t("common.yes")).OnClick(d.doRevoke(id)),
-						app.Button().Type("button").Text(d.t("common.no")).OnClick(func(ctx app.Context, e app.Event) { d.revokeAsk = "" }),
-					)
+					return d.confirm(d.t("tok.revokeConfirm"), "revoke-yes-"+id, "revoke-no-"+id, d.doRevoke(id), func(ctx app.Context, e app.Event) {
+						d.revokeAsk = ""
+						d.focus(ctx, "revoke-"+id)
+					})
 				}
-				return app.Button().ID("revoke-" + id).Type("button").Class("danger").Text(d.t("tok.revoke")).OnClick(func(ctx app.Context, e app.Event) { d.revokeAsk = id })
+				return app.Button().ID("revoke-"+id).Type("button").Class("danger").Text(d.t("tok.revoke")).Aria("label", d.t("tok.revokeName", t.Name)).
+					OnClick(func(ctx app.Context, e app.Event) {
+						d.revokeAsk = id
+						d.focus(ctx, "revoke-no-"+id)
+					})
 			})),
 		))
 	}
@@ -38,6 +41,7 @@ func (d *Dashboard) renderTokens() app.UI {
 			app.H2().Text(d.t("tok.title")),
 			field("tok-name", d.t("tok.name"), app.Input().ID("tok-name").Value(d.tokName).OnInput(d.ValueTo(&d.tokName))),
 			app.Button().ID("tok-create").Type("submit").Text(d.t("tok.create")),
+			formMsg("tok-msg", d.tokErr, true),
 			app.If(d.newToken != nil, func() app.UI {
 				return app.Div().ID("new-token").Class("once").Body(
 					app.P().Text(d.t("tok.created")),
@@ -67,8 +71,9 @@ func (d *Dashboard) doCreateToken(ctx app.Context, e app.Event) {
 // CreateToken submits the token form.
 func (d *Dashboard) CreateToken(ctx app.Context) {
 	name := strings.TrimSpace(d.tokName)
+	d.tokErr = ""
 	if name == "" {
-		d.setNotice(d.t("tok.needName"), true)
+		d.tokErr = d.t("tok.needName")
 		return
 	}
 	c := d.client
@@ -79,7 +84,7 @@ func (d *Dashboard) CreateToken(ctx app.Context) {
 		r, err := c.CreateToken(cctx, name)
 		ctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
-				d.setNotice(d.ErrorText(err), true)
+				d.tokErr = d.ErrorText(err)
 				return
 			}
 			d.newToken = r

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/adminclient"
@@ -20,7 +21,10 @@ import (
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 )
 
-const adminKey = "ui-test-admin-key-0123456789abcdef"
+const (
+	adminKey    = "ui-test-admin-key-0123456789abcdef"
+	clientToken = "kp-ui-test-client-token-0123456789"
+)
 
 func startServer(t *testing.T, origins ...string) *httptest.Server {
 	t.Helper()
@@ -31,7 +35,7 @@ func startServer(t *testing.T, origins ...string) *httptest.Server {
 	t.Cleanup(func() { st.Close() })
 	reg, _ := provider.NewRegistry(provider.Defaults()...)
 	s, err := server.New(t.Context(), server.Config{
-		AdminKey: adminKey, AllowedOrigins: origins,
+		AdminKey: adminKey, AllowedOrigins: origins, ClientTokens: []string{clientToken},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, st, reg)
 	if err != nil {
@@ -151,8 +155,8 @@ func TestConnectAddBulkEditDeleteTokens(t *testing.T) {
 	const secret = "sk-dashboard-test-key-00000001"
 	h.d.add = addForm{Provider: "openai", APIKey: secret, MaxRequests: "100", Description: "from the test", Tags: "a, b"}
 	h.do(h.d.AddKey)
-	if h.d.noticeErr {
-		t.Fatalf("add: %s", h.d.notice)
+	if h.d.add.Err || !strings.Contains(h.d.add.Msg, "Added") {
+		t.Fatalf("add: %s", h.d.add.Msg)
 	}
 	st, err := c.ProviderStatus(t.Context(), "openai")
 	if err != nil || len(st.Keys) != 1 {
@@ -173,7 +177,8 @@ func TestConnectAddBulkEditDeleteTokens(t *testing.T) {
 	if r == nil || r.Added != 1 || r.Duplicates != 1 || r.Invalid != 1 {
 		t.Fatalf("bulk: %+v notice %q", r, h.d.notice)
 	}
-	h.contains(`id="bulk-summary"`, "1 added, 1 duplicates, 1 invalid", "Line 2: duplicate", "Line 3: invalid")
+	h.contains(`id="bulk-summary"`, "1 added, 1 duplicates, 1 invalid", "Line 2: duplicate", "already in the pool",
+		"Line 3: invalid — API key must not contain spaces or control characters.")
 
 	h.d.startEdit(k)
 	h.contains(`id="e-save"`)
@@ -203,13 +208,13 @@ func TestConnectAddBulkEditDeleteTokens(t *testing.T) {
 	h.d.tokName = "laptop"
 	h.do(h.d.CreateToken)
 	if h.d.newToken == nil {
-		t.Fatalf("no token: %q", h.d.notice)
+		t.Fatalf("no token: %q", h.d.tokErr)
 	}
 	tok := h.d.newToken
 	h.contains(`id="new-token-value"`, tok.Token, `id="tok-`+tok.ID+`"`, tok.Masked)
 	h.do(func(ctx app.Context) { h.d.doRevoke(tok.ID)(ctx, app.Event{}) })
-	if list, _ := c.Tokens(t.Context()); len(list) != 0 {
-		t.Fatalf("after revoke: %+v", list)
+	if list, _ := c.Tokens(t.Context()); len(list) != 1 || list[0].Source != adminapi.TokenSourceEnv {
+		t.Fatalf("after revoke: %+v", list) // the CLIENT_TOKENS one stays
 	}
 	if html := h.html(); strings.Contains(html, tok.Token) || strings.Contains(html, `id="tok-`+tok.ID+`"`) {
 		t.Fatal("revoked token still shown")
@@ -311,6 +316,20 @@ func TestTranslations(t *testing.T) {
 		d.bulk.Result = &adminapi.BulkAddResponse{Results: []adminapi.BulkResult{{Status: adminapi.BulkAdded}, {Status: adminapi.BulkInvalid}, {Status: adminapi.BulkDuplicate}}}
 		d.delAsk, d.resetAsk, d.notice = "key_00000", "gemini", "n"
 		d.play = playForm{Status: 200, Answer: "hi", KeyID: "key_00000", Err: "x"}
+		d.add.Msg, d.bulk.Err, d.tokErr = "x", "x", "x"
+		td, err := AggregateTraffic(&adminapi.TrafficResponse{BucketSeconds: 60, Start: "2026-01-01T10:00:00.000Z", Since: "2026-01-01T10:30:00.000Z",
+			Providers: []adminapi.ProviderTraffic{{Provider: "gemini", Buckets: []adminapi.TrafficBucket{{Requests: 2, Success: 1, Errors: 1}}}}}, TrafficRanges[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.traffic, d.trafficShown = &td, TrafficRanges[0]
+		d.tab = TabOverview
+		if html := app.HTMLString(d.Render()); !strings.Contains(html, `class="uncounted"`) || !strings.Contains(html, `class="line errs"`) {
+			t.Error("traffic chart lacks the uncounted band or the error line")
+		}
+		d.trafficErr = "x"
+		app.HTMLString(d.Render())
+		d.trafficErr = ""
 		for _, tab := range []string{TabOverview, TabKeys, TabTokens, TabPlayground} {
 			d.tab = tab
 			app.HTMLString(d.Render())
@@ -379,6 +398,8 @@ func TestSelectionBulkActionsAndChunkedImport(t *testing.T) {
 	if r == nil || r.Added != 1200 || r.Duplicates != 1 || len(r.Results) != 1201 || r.Results[1200].Index != 1200 {
 		t.Fatalf("chunked import: %+v (notice %q)", r != nil, h.d.notice)
 	}
+	// Line 1,201 was in the third request, its twin in the first.
+	h.contains("Line 1201: duplicate AIza…0000 — same key as line 1")
 	if h.d.bulk.Done != 1201 || h.d.bulk.Busy {
 		t.Fatalf("progress: %d busy %v", h.d.bulk.Done, h.d.bulk.Busy)
 	}
@@ -423,5 +444,113 @@ func TestTagFilter(t *testing.T) {
 	}
 	if n := len(FilterKeys(keys, Filter{Tag: "t3"})); n != 10 {
 		t.Fatalf("tag t3: %d", n)
+	}
+}
+
+// The overview's requests-over-time chart shows what GET /admin/traffic
+// counts, per range, in both languages; an error is shown in its place.
+func TestTrafficChart(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	h := mount(t, &Dashboard{})
+	h.connect(ts.URL, adminKey)
+	if h.d.client == nil {
+		t.Fatalf("not connected: %q", h.d.connErr)
+	}
+	// Loaded with the overview; nothing relayed yet.
+	h.contains(`id="traffic-chart"`, `data-range="60"`, `data-total="0"`, `id="traffic-none"`, "No requests in this period.",
+		`id="range-1h"`, "Requests over time · per 1 min")
+	// (HTMLString writes a "true" attribute bare; the browser gets "true".)
+	if n := strings.Count(h.html(), `aria-pressed="false"`); n != 2 {
+		t.Errorf("%d range buttons not pressed, want 2", n)
+	}
+
+	// Three requests the proxy cannot serve (no gemini keys): 503, counted
+	// as errors.
+	for range 3 {
+		path, hdr, body := adminclient.PlaygroundRequest("gemini", "gemini-2.5-flash", "", clientToken, "hi")
+		if r, err := c.Relay(t.Context(), "POST", path, hdr, body); err != nil || r.Status != 503 {
+			t.Fatalf("relay: %v %+v", err, r)
+		}
+	}
+	want, err := c.Traffic(t.Context(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, p := range want.Providers {
+		for _, b := range p.Buckets {
+			total += b.Requests
+		}
+	}
+	if total != 3 {
+		t.Fatalf("proxy counted %d requests", total)
+	}
+	h.do(func(ctx app.Context) { h.d.refresh(ctx) })
+	h.contains(`data-total="3"`, `data-errors="3"`, `data-peak="3"`, `data-top="5"`, `data-points="60"`,
+		`class="line s0"`, `d="M48.0 192.0 L`, `data-provider="gemini"`, `class="line errs"`, `id="traffic-legend-gemini"`,
+		"gemini: 3 requests, 0.0% ok, 3 errors", "3 requests in the last hour: 0 succeeded, 3 failed.", `class="slot"`)
+	if n := strings.Count(h.html(), `class="slot"`); n != 60 {
+		t.Errorf("%d hover bands, want one per point (60)", n)
+	}
+	if strings.Contains(h.html(), `id="traffic-none"`) {
+		t.Error("empty-chart text with requests")
+	}
+
+	// 24 h: 15-minute points, the same total.
+	h.do(func(ctx app.Context) { h.d.setTrafficRange(2)(ctx, app.Event{}) })
+	h.contains(`data-range="1440"`, `data-total="3"`, "per 15 min", "in the last 24 hours")
+	if td := h.d.traffic; len(td.Starts) < 96 || len(td.Starts) > 97 || td.Step != 15*time.Minute {
+		t.Errorf("24 h: %d points of %v", len(td.Starts), td.Step)
+	}
+
+	// Switching again before the first answer: only the last one shows.
+	h.do(func(ctx app.Context) {
+		h.d.setTrafficRange(0)(ctx, app.Event{})
+		h.d.setTrafficRange(1)(ctx, app.Event{})
+	})
+	if h.d.trafficShown.Minutes != 360 || h.d.trafficBusy {
+		t.Errorf("after two switches: showing %d minutes, busy %v", h.d.trafficShown.Minutes, h.d.trafficBusy)
+	}
+
+	h.d.lang = LangZH
+	h.contains("请求趋势 · 每 5 分钟", "最近 6 小时共 3 个请求：成功 0 个，失败 3 个。", "gemini：3 个请求，成功率 0.0%，错误 3 个")
+
+	// An error shows in the chart's place (here: the proxy went away).
+	h.d.lang = LangEN
+	ts.Close()
+	h.do(func(ctx app.Context) { h.d.loadTraffic(ctx) })
+	h.contains(`id="traffic-error"`, "Request history unavailable: Cannot reach")
+}
+
+// Form errors show in the form, translated.
+func TestFormMessages(t *testing.T) {
+	ts := startServer(t)
+	h := mount(t, &Dashboard{})
+	h.connect(ts.URL, adminKey)
+	h.d.tab = TabKeys
+	h.d.lang = LangZH
+	h.d.add = addForm{Provider: "gemini", APIKey: "has space"}
+	h.do(h.d.AddKey)
+	if !h.d.add.Err || h.d.add.Msg != "API 密钥不能包含空格或控制字符。" {
+		t.Fatalf("add error: %q", h.d.add.Msg)
+	}
+	h.contains(`id="add-msg"`, `class="formmsg error"`, "API 密钥不能包含空格或控制字符。")
+	h.d.bulk = bulkForm{Provider: "gemini", Text: "\n \n"}
+	h.do(h.d.BulkImport)
+	h.contains(`id="bulk-msg"`, "请至少粘贴一个密钥。")
+	h.d.tab = TabTokens
+	h.do(h.d.CreateToken)
+	h.contains(`id="tok-msg"`, "请输入名称。")
+	if h.d.notice != "" {
+		t.Errorf("form errors went to the page notice: %q", h.d.notice)
+	}
+
+	// Edit: a weight out of range is caught before the request.
+	h.d.lang = LangEN
+	h.d.startEdit(adminapi.KeyStatus{ID: "key_x", Weight: 1})
+	h.d.edit.Weight = "5000"
+	if _, err := h.d.UpdateRequest(); err == nil || err.Error() != "Weight must be between 0 and 1000." {
+		t.Errorf("weight 5000: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/adminclient"
@@ -232,6 +233,54 @@ func TestPlaygroundRequestAndAnswerText(t *testing.T) {
 	} {
 		if got := adminclient.AnswerText("x", []byte(body)); got != want {
 			t.Errorf("AnswerText(%s) = %q, want %q", body, got, want)
+		}
+	}
+}
+
+// Traffic reports the relayed requests per provider and minute; the
+// range is checked by the server.
+func TestTraffic(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	ctx := t.Context()
+	tok, err := c.CreateToken(ctx, "traffic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty, err := c.Traffic(ctx, 5)
+	if err != nil || empty.BucketSeconds != 60 || empty.Start == "" || empty.Since == "" || len(empty.Providers) != 0 {
+		t.Fatalf("before any request: %v %+v", err, empty)
+	}
+	// No gemini key: the proxy answers 503, counted as an unserved error.
+	path, hdr, body := adminclient.PlaygroundRequest("gemini", "gemini-2.5-flash", "", tok.Token, "hi")
+	if r, err := c.Relay(ctx, "POST", path, hdr, body); err != nil || r.Status != 503 {
+		t.Fatalf("relay: %v %+v", err, r)
+	}
+	got, err := c.Traffic(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Providers) != 1 || got.Providers[0].Provider != "gemini" || len(got.Providers[0].Buckets) != 5 {
+		t.Fatalf("traffic: %+v", got)
+	}
+	var sum adminapi.TrafficBucket
+	for _, b := range got.Providers[0].Buckets {
+		sum.Requests += b.Requests
+		sum.Success += b.Success
+		sum.Errors += b.Errors
+		sum.Unserved += b.Unserved
+		sum.Retries += b.Retries
+	}
+	if sum != (adminapi.TrafficBucket{Requests: 1, Errors: 1, Unserved: 1}) {
+		t.Fatalf("gemini over 5 minutes: %+v, want 1 unserved request", sum)
+	}
+	start, err := time.Parse(adminapi.TimeLayout, got.Start)
+	if err != nil || time.Since(start) < 4*time.Minute || time.Since(start) > 5*time.Minute+time.Second {
+		t.Fatalf("start %q for 5 minutes: %v", got.Start, err)
+	}
+	for _, n := range []int{0, 1441} {
+		if _, err := c.Traffic(ctx, n); adminclient.StatusOf(err) != 400 || adminclient.KindOf(err) != adminclient.KindHTTP {
+			t.Errorf("minutes=%d: %v, want a 400", n, err)
 		}
 	}
 }
