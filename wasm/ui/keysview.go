@@ -501,7 +501,7 @@ func (d *Dashboard) renderBulk() app.UI {
 
 // bulkReason says, translated, why a line was not added: the pool core's
 // rule it broke, or which line (or the pool) already holds its key. The
-// server's "same as entry N" counts within one request; lines are counted
+// server's "same key as apiKeys[N]" counts within one request; lines are counted
 // over the whole paste here.
 func (d *Dashboard) bulkReason(r *adminapi.BulkAddResponse, x adminapi.BulkResult) string {
 	switch x.Status {

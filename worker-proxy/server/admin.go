@@ -263,7 +263,7 @@ func (s *Server) handleBulkAdd(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if j, dup := seen[secret]; dup {
-			res.Status, res.KeyID, res.Error = adminapi.BulkDuplicate, keys[j].ID, fmt.Sprintf("same as entry %d", resp.Results[j].Index)
+			res.Status, res.KeyID, res.Error = adminapi.BulkDuplicate, keys[j].ID, fmt.Sprintf("same key as apiKeys[%d] of this request", resp.Results[j].Index)
 			resp.Duplicates++
 			continue
 		}
