@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/keypool/keypool/wasm/pages"
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/adminclient"
 	"github.com/keypool/keypool/worker-proxy/pool"
@@ -57,46 +58,19 @@ func moduleRoot(t *testing.T) string {
 	return filepath.Dir(strings.TrimSpace(string(b)))
 }
 
-// servePages serves dir under prefix like GitHub Pages: files as they are,
-// a missing path gets 404.html with status 404, responses cacheable for
-// 600 s.
+// servePages serves dir under prefix from 127.0.0.1 the way GitHub Pages
+// does (package pages).
 func servePages(t *testing.T, dir, prefix string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := http.FileServer(http.Dir(dir))
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == prefix {
-			http.Redirect(w, r, prefix+"/", http.StatusMovedPermanently)
-			return
-		}
-		rest, ok := strings.CutPrefix(r.URL.Path, prefix+"/")
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Cache-Control", "max-age=600")
-		p := filepath.Join(dir, filepath.FromSlash(rest))
-		if st, err := os.Stat(p); err != nil || (st.IsDir() && !exists(filepath.Join(p, "index.html"))) {
-			b, _ := os.ReadFile(filepath.Join(dir, "404.html"))
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.WriteHeader(http.StatusNotFound)
-			w.Write(b)
-			return
-		}
-		r2 := r.Clone(r.Context())
-		r2.URL.Path = "/" + rest
-		fs.ServeHTTP(w, r2)
-	})
-	srv := &http.Server{Handler: h}
+	srv := &http.Server{Handler: pages.Handler(dir, prefix)}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String()
 }
-
-func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // startProxy runs the proxy binary on 127.0.0.1 with its embedded store.
 func startProxy(t *testing.T, bin string, env ...string) string {

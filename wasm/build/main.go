@@ -1,6 +1,7 @@
 // Command build produces the dashboard's static site (GitHub Pages):
 //
 //	go run ./wasm/build -out web/dist -prefix /REPO
+//	go run ./wasm/build -serve 127.0.0.1:8081   # build, then serve it like Pages
 //
 // It builds app.wasm (GOOS=js GOARCH=wasm, -ldflags=-s -w), prerenders the
 // pages with go-app, copies web/static, writes local PNG icons, 404.html
@@ -23,12 +24,15 @@ import (
 	"image/png"
 	"io"
 	"log"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/keypool/keypool/wasm/pages"
 	"github.com/keypool/keypool/wasm/ui"
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 )
@@ -40,9 +44,19 @@ func main() {
 	prefix := flag.String("prefix", "", `path the site is served under, e.g. "/keypool" for https://USER.github.io/keypool/; empty for a domain root`)
 	proxy := flag.String("proxy", "", "default proxy URL shown on the connect screen (public: baked into app.js)")
 	static := flag.String("static", "", "static assets directory (default: web/static in the module)")
+	serve := flag.String("serve", "", "after the build, serve the site on this address (like 127.0.0.1:8081) the way GitHub Pages does")
 	flag.Parse()
 	if err := build(*out, *prefix, *proxy, *static); err != nil {
 		log.Fatal(err)
+	}
+	if *serve != "" {
+		ln, err := net.Listen("tcp", *serve)
+		if err != nil {
+			log.Fatal(err)
+		}
+		origin := "http://" + ln.Addr().String()
+		fmt.Printf("dashboard: %s%s/\nallow it on the proxy: ALLOWED_ORIGINS=%s\n", origin, strings.TrimRight(*prefix, "/"), origin)
+		log.Fatal(http.Serve(ln, pages.Handler(*out, *prefix)))
 	}
 }
 
