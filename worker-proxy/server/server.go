@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/http/pprof"
+	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -198,10 +200,22 @@ func (s *Server) Pool() *pool.Pool { return s.pool }
 
 // NewTransport returns the upstream transport: HTTP/2 where offered, a deep
 // idle pool per host so bursts reuse connections, and no transparent
+// proxyFromEnvironment returns http.ProxyFromEnvironment when one of its
+// variables is set (HTTPS_PROXY, HTTP_PROXY, in either case), else nil:
+// without a proxy configured, no request pays for the per-request lookup.
+func proxyFromEnvironment(getenv func(string) string) func(*http.Request) (*url.URL, error) {
+	for _, v := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
+		if getenv(v) != "" {
+			return http.ProxyFromEnvironment
+		}
+	}
+	return nil
+}
+
 // decompression so bodies pass through as the upstream sent them.
 func NewTransport(headerTimeout time.Duration) *http.Transport {
 	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy:                 proxyFromEnvironment(os.Getenv),
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          1024,

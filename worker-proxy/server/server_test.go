@@ -226,3 +226,21 @@ func TestUnknownPathsAndMethodsAreJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestProxyFromEnvironmentOnlyWhenSet(t *testing.T) {
+	none := func(string) string { return "" }
+	if proxyFromEnvironment(none) != nil {
+		t.Fatal("a proxy function without any proxy variable")
+	}
+	for _, v := range []string{"HTTPS_PROXY", "http_proxy"} {
+		env := func(k string) string {
+			if k == v {
+				return "http://127.0.0.1:3128"
+			}
+			return ""
+		}
+		if proxyFromEnvironment(env) == nil {
+			t.Fatalf("%s set, but no proxy function", v)
+		}
+	}
+}
