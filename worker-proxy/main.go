@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keypool/keypool/worker-proxy/deploy"
 	"github.com/keypool/keypool/worker-proxy/logbatch"
 	"github.com/keypool/keypool/worker-proxy/server"
 	"github.com/keypool/keypool/worker-proxy/store"
@@ -33,6 +34,8 @@ func main() {
 			os.Exit(kvSetup(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 		case "healthcheck":
 			os.Exit(healthcheck(os.Getenv, os.Stderr))
+		case "deploy":
+			os.Exit(deploy.Run(context.Background(), os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

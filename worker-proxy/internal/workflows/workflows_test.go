@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -10,13 +11,20 @@ import (
 )
 
 // TestWorkflowsLint runs actionlint over .github/workflows: syntax,
-// expressions, action inputs, job dependencies.
+// expressions, action inputs, job dependencies. The three workflows the
+// project depends on must be there.
 func TestWorkflowsLint(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-	files, err := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
+	dir := filepath.Join(root, ".github", "workflows")
+	for _, name := range []string{"ci.yml", "pages.yml", "release.yml"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("workflow %s is missing: %v", name, err)
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.yml"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no workflows found under %s: %v", root, err)
+		t.Fatalf("no workflows found under %s: %v", dir, err)
 	}
 	var out bytes.Buffer
 	l, err := actionlint.NewLinter(&out, &actionlint.LinterOptions{Oneline: true})
@@ -29,8 +37,5 @@ func TestWorkflowsLint(t *testing.T) {
 	}
 	for _, e := range errs {
 		t.Errorf("%s:%d:%d: %s [%s]", filepath.Base(e.Filepath), e.Line, e.Column, e.Message, e.Kind)
-	}
-	if len(files) < 2 {
-		t.Errorf("expected ci.yml and release.yml, found %v", files)
 	}
 }

@@ -20,15 +20,46 @@ const PermissionHint = "Account → Workers KV Storage → Edit"
 // creates it, and returns its id. It is what `worker-proxy kv-setup` and
 // the deploy scripts run; safe to repeat.
 func EnsureNamespace(ctx context.Context, baseURL, accountID, token, title string) (id string, created bool, err error) {
+	ns, err := namespaces(baseURL, accountID, token, title)
+	if err != nil {
+		return "", false, err
+	}
+	if id, found, err := findNamespace(ctx, ns, accountID, title); err != nil || found {
+		return id, false, err
+	}
+	var params kv.NamespaceNewParams
+	params.AccountID.Value, params.AccountID.Present = accountID, true
+	params.Title.Value, params.Title.Present = title, true
+	n, err := ns.New(ctx, params)
+	if err != nil {
+		return "", false, explain("create namespace", err)
+	}
+	return n.ID, true, nil
+}
+
+// FindNamespace returns the id of the account's KV namespace titled title;
+// found is false if there is none. It only reads (a deploy's dry run).
+func FindNamespace(ctx context.Context, baseURL, accountID, token, title string) (id string, found bool, err error) {
+	ns, err := namespaces(baseURL, accountID, token, title)
+	if err != nil {
+		return "", false, err
+	}
+	return findNamespace(ctx, ns, accountID, title)
+}
+
+func namespaces(baseURL, accountID, token, title string) (*kv.NamespaceService, error) {
 	if accountID == "" || token == "" || title == "" {
-		return "", false, errors.New("an account id, an API token and a namespace title are required")
+		return nil, errors.New("an account id, an API token and a namespace title are required")
 	}
 	base := strings.TrimRight(baseURL, "/")
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	ns := kv.NewNamespaceService(option.WithBaseURL(base+"/client/v4/"), option.WithAPIToken(token),
-		option.WithMaxRetries(1), option.WithRequestTimeout(30*time.Second))
+	return kv.NewNamespaceService(option.WithBaseURL(base+"/client/v4/"), option.WithAPIToken(token),
+		option.WithMaxRetries(1), option.WithRequestTimeout(30*time.Second)), nil
+}
+
+func findNamespace(ctx context.Context, ns *kv.NamespaceService, accountID, title string) (string, bool, error) {
 	for page := 1; ; page++ {
 		var params kv.NamespaceListParams
 		params.AccountID.Value, params.AccountID.Present = accountID, true
@@ -47,21 +78,13 @@ func EnsureNamespace(ctx context.Context, baseURL, accountID, token, title strin
 		json.Unmarshal([]byte(res.JSON.RawJSON()), &raw)
 		for _, n := range raw.Result {
 			if n.Title == title {
-				return n.ID, false, nil
+				return n.ID, true, nil
 			}
 		}
 		if len(raw.Result) < 100 {
-			break
+			return "", false, nil
 		}
 	}
-	var params kv.NamespaceNewParams
-	params.AccountID.Value, params.AccountID.Present = accountID, true
-	params.Title.Value, params.Title.Present = title, true
-	n, err := ns.New(ctx, params)
-	if err != nil {
-		return "", false, explain("create namespace", err)
-	}
-	return n.ID, true, nil
 }
 
 // explain turns an API failure into a message an operator can act on.
