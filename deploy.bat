@@ -26,6 +26,8 @@ set "TMPBIN=%TEMP%\keypool-deploy-%RANDOM%%RANDOM%"
 mkdir "%TMPBIN%"
 if errorlevel 1 exit /b 1
 >&2 echo deploy: %HAVE%; building the deploy tool (go build ./worker-proxy)
+rem Pure Go: no C compiler needed.
+set CGO_ENABLED=0
 call go build -trimpath -o "%TMPBIN%\worker-proxy.exe" ./worker-proxy
 if errorlevel 1 goto :buildfailed
 "%TMPBIN%\worker-proxy.exe" deploy %*

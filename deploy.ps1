@@ -76,8 +76,11 @@ $exe = ''
 if ($env:OS -eq 'Windows_NT') { $exe = '.exe' }
 $bin = Join-Path $tmp ('worker-proxy' + $exe)
 Write-Err "deploy: $have; building the deploy tool (go build ./worker-proxy)"
+$cgo = $env:CGO_ENABLED
+$env:CGO_ENABLED = '0'  # pure Go: no C compiler needed
 & go build -trimpath -o $bin ./worker-proxy
 $code = $LASTEXITCODE
+$env:CGO_ENABLED = $cgo
 if ($code -eq 0) {
     & $bin deploy @args
     $code = $LASTEXITCODE

@@ -61,7 +61,8 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/keypool-deploy.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 say "deploy: $have; building the deploy tool (go build ./worker-proxy)"
-go build -trimpath -o "$tmp/worker-proxy" ./worker-proxy
+# Pure Go: no C compiler needed, whatever CGO_ENABLED says.
+CGO_ENABLED=0 go build -trimpath -o "$tmp/worker-proxy" ./worker-proxy
 set +e
 "$tmp/worker-proxy" deploy "$@"
 code=$?
