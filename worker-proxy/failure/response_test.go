@@ -155,7 +155,7 @@ func TestResponse(t *testing.T) {
 			InvalidKey, 0, "400 invalid_api_key: Invalid API Key"},
 		{"openai bad request", 400, nil, `{"error":{"message":"you must provide a model parameter","type":"invalid_request_error","param":null,"code":null}}`,
 			Client, 0, "400 invalid_request_error: you must provide a model parameter"},
-		{"openai full key echoed", 401, nil, `{"error":{"message":"Incorrect API key provided: sk-proj-FAKEfakeFAKEtestKEYnotREAL0000000000. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","code":"invalid_api_key"}}`,
+		{"openai full key echoed", 401, nil, `{"error":{"message":"Incorrect API key provided: sk-proj-test-key-0000-not-real-0000. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","code":"invalid_api_key"}}`,
 			InvalidKey, 0, "401 invalid_api_key: Incorrect API key provided: sk-…. You can find your API key at https://platform.openai.com/account/api-keys."},
 
 		// Anthropic, §3.

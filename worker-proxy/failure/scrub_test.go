@@ -37,8 +37,8 @@ func TestRedact(t *testing.T) {
 		// Hidden: keys of the common providers and long random ids.
 		{"key AIzaSyFAKEFAKEFAKEtestKEYnotREAL000000.", "key AIza…."},
 		{"api_key:AIzaSyFAKEFAKEFAKEtestKEYnotREAL000000'", "api_key:AIza…'"},
-		{"sk-proj-FAKEfakeFAKEtestKEYnotREAL0000000000", "sk-…"},
-		{"sk-ant-api03-Zx81kQm2-Lr7TnB4_vYc9WdE3fH", "sk-…"},
+		{"sk-proj-test-key-0000-not-real-0000", "sk-…"},
+		{"sk-ant-api03-test-key-not-real-0000", "sk-…"},
 		{"gsk_Zx81kQm2Lr7TnB4vYc9WdE3fHj6GpA5sU0oKi", "gsk_…"},
 		{"xai-Zx81kQm2Lr7TnB4vYc9WdE3fHj6GpA5sU0oKi", "xai-…"},
 		{"bearer Zx81kQm2Lr7TnB4vYc9WdE3fHj6GpA5s", "bearer …"},

@@ -21,7 +21,7 @@ const (
 	gemModel    = "gemini-2.5-flash"
 	oaiModel    = "gpt-4o-mini"
 	claudeModel = "claude-sonnet-4-5-20250929"
-	secretKey   = "sk-this-is-a-secret-key-0123456789abcdef"
+	secretKey   = "sk-fakeupstream-test-key-not-real-0000"
 )
 
 func start(t testing.TB, opts Options) *Server {
@@ -924,7 +924,7 @@ func TestBehaviors(t *testing.T) {
 		}),
 		DailyQuota: oai(429, "insufficient_quota", "insufficient_quota", nil),
 		Invalid: oai(401, "invalid_request_error", "invalid_api_key", func(t *testing.T, resp *http.Response, e openaiError) {
-			if !strings.HasPrefix(e.Error.Message, "Incorrect API key provided: sk-this-***...") {
+			if !strings.HasPrefix(e.Error.Message, "Incorrect API key provided: sk-fakeu***...") {
 				t.Errorf("message %q", e.Error.Message)
 			}
 		}),
@@ -1502,13 +1502,13 @@ func TestAppendEsc(t *testing.T) {
 }
 
 func TestMaskKey(t *testing.T) {
-	for _, k := range []string{"short", "sixteen-chars-ok", secretKey, "sk-VKMIsxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxwjh3"} {
+	for _, k := range []string{"short", "sixteen-chars-ok", secretKey, "sk-TEST-not-a-real-key-xxxx-xxxx-xxxx-0000"} {
 		m := maskKey(k)
 		if strings.Contains(m, k) || len(k) >= 16 && len(strings.ReplaceAll(m, "***...", "")) > len(k)/2 {
 			t.Errorf("maskKey(%q) = %q shows too much", k, m)
 		}
 	}
-	if got := maskKey("sk-VKMIsxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxwjh3"); got != "sk-VKMIs***...wjh3" {
+	if got := maskKey("sk-TEST-not-a-real-key-xxxx-xxxx-xxxx-0000"); got != "sk-TEST-***...0000" {
 		t.Errorf("got %q", got)
 	}
 }
