@@ -41,11 +41,7 @@ func TestTrafficCountsRelayedRequests(t *testing.T) {
 		}
 		var s adminapi.TrafficBucket
 		for _, b := range pt.Buckets {
-			s.Requests += b.Requests
-			s.Success += b.Success
-			s.Errors += b.Errors
-			s.Unserved += b.Unserved
-			s.Retries += b.Retries
+			s.Add(b)
 		}
 		sum[pt.Provider] = s
 	}

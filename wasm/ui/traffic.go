@@ -45,14 +45,6 @@ type TrafficData struct {
 	Peak   int64 // the largest point of any series (requests)
 }
 
-func addBucket(a *adminapi.TrafficBucket, b adminapi.TrafficBucket) {
-	a.Requests += b.Requests
-	a.Success += b.Success
-	a.Errors += b.Errors
-	a.Unserved += b.Unserved
-	a.Retries += b.Retries
-}
-
 // AggregateTraffic sums r's buckets (rng.Minutes of them, the answer to
 // ?minutes=rng.Minutes) into points of rng.Step minutes aligned on
 // multiples of the step since the epoch (:00, :05, …; every time zone's
@@ -95,14 +87,14 @@ func AggregateTraffic(r *adminapi.TrafficResponse, rng TrafficRange) (TrafficDat
 		s := TrafficSeries{Provider: p.Provider, Points: make([]adminapi.TrafficBucket, points)}
 		for j, b := range p.Buckets {
 			i := floorDiv(first+int64(j)*bucket, span) - firstPt
-			addBucket(&s.Points[i], b)
-			addBucket(&s.Total, b)
+			s.Points[i].Add(b)
+			s.Total.Add(b)
 			d.Errors[i] += b.Errors
 		}
 		for _, pt := range s.Points {
 			d.Peak = max(d.Peak, pt.Requests)
 		}
-		addBucket(&d.Total, s.Total)
+		d.Total.Add(s.Total)
 		d.Series = append(d.Series, s)
 	}
 	for _, e := range d.Errors {

@@ -280,6 +280,15 @@ type TrafficBucket struct {
 	Retries  int64 `json:"retries"`
 }
 
+// Add adds o's counts to b.
+func (b *TrafficBucket) Add(o TrafficBucket) {
+	b.Requests += o.Requests
+	b.Success += o.Success
+	b.Errors += o.Errors
+	b.Unserved += o.Unserved
+	b.Retries += o.Retries
+}
+
 // ProviderTraffic is one provider's buckets, oldest first.
 type ProviderTraffic struct {
 	Provider string          `json:"provider"`

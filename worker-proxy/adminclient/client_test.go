@@ -265,11 +265,7 @@ func TestTraffic(t *testing.T) {
 	}
 	var sum adminapi.TrafficBucket
 	for _, b := range got.Providers[0].Buckets {
-		sum.Requests += b.Requests
-		sum.Success += b.Success
-		sum.Errors += b.Errors
-		sum.Unserved += b.Unserved
-		sum.Retries += b.Retries
+		sum.Add(b)
 	}
 	if sum != (adminapi.TrafficBucket{Requests: 1, Errors: 1, Unserved: 1}) {
 		t.Fatalf("gemini over 5 minutes: %+v, want 1 unserved request", sum)
