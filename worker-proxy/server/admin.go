@@ -212,7 +212,9 @@ func (s *Server) handleAddKey(w http.ResponseWriter, r *http.Request) {
 		k.ID = pool.NewKeyID(k.CreatedAt)
 	}
 	if err := s.store.PutKeys(r.Context(), k); err != nil {
-		s.storeError(w, "add key", err)
+		if !storeDuplicate(w, err, nil) {
+			s.storeError(w, "add key", err)
+		}
 		return
 	}
 	s.pool.Add(k)
@@ -281,7 +283,9 @@ func (s *Server) handleBulkAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(keys) > 0 {
 		if err := s.store.PutKeys(r.Context(), keys...); err != nil {
-			s.storeError(w, "bulk add keys", err)
+			if !storeDuplicate(w, err, resp.Results) {
+				s.storeError(w, "bulk add keys", err)
+			}
 			return
 		}
 		s.pool.AddAll(keys)

@@ -13,6 +13,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/keypool/keypool/worker-proxy/pool"
@@ -28,7 +29,104 @@ var (
 	// ErrConflict: a key was changed by someone else since the revision
 	// the write was based on. Nothing was written.
 	ErrConflict = errors.New("store: conflict")
+	// ErrDuplicate: a key holds the same secret as another key with a
+	// different id. Nothing was written. The error is a *DuplicateError.
+	ErrDuplicate = errors.New("store: duplicate secret")
 )
+
+// DuplicateError says which key of a PutKeys call holds a secret that
+// another key already holds. It names ids and positions, never the secret.
+// It matches ErrDuplicate.
+type DuplicateError struct {
+	Index int    // position of the refused key in the PutKeys call
+	ID    string // id of the refused key
+	// ExistingID is the key that holds the secret: a stored key, or an
+	// earlier key of the same call.
+	ExistingID string
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("store: key %q (#%d of the call) holds the same secret as key %q", e.ID, e.Index, e.ExistingID)
+}
+
+// Is makes errors.Is(err, ErrDuplicate) true.
+func (e *DuplicateError) Is(target error) bool { return target == ErrDuplicate }
+
+// Fingerprints finds keys holding the same secret, by Fingerprint: it never
+// compares plaintext, so it works on sealed secrets too. The zero value is
+// empty and ready; not safe for concurrent use.
+type Fingerprints struct {
+	ids  map[string]map[string]bool // fingerprint → ids holding it
+	byID map[string]string          // id → fingerprint
+}
+
+// Set records that key id holds secret, replacing what id held before.
+func (f *Fingerprints) Set(id, secret string) {
+	if f.ids == nil {
+		f.ids, f.byID = map[string]map[string]bool{}, map[string]string{}
+	}
+	f.Remove(id)
+	fp := Fingerprint(secret)
+	if f.ids[fp] == nil {
+		f.ids[fp] = map[string]bool{}
+	}
+	f.ids[fp][id] = true
+	f.byID[id] = fp
+}
+
+// Remove forgets key id.
+func (f *Fingerprints) Remove(id string) {
+	fp, ok := f.byID[id]
+	if !ok {
+		return
+	}
+	delete(f.byID, id)
+	delete(f.ids[fp], id)
+	if len(f.ids[fp]) == 0 {
+		delete(f.ids, fp)
+	}
+}
+
+// CheckNew returns a *DuplicateError for the first key of keys that would
+// add a second copy of a secret: one held by a recorded key with another
+// id, or by an earlier key of keys. A key that already holds its secret is
+// never refused, so duplicates stored before this check existed can still
+// be edited and deleted.
+func (f *Fingerprints) CheckNew(keys []pool.Key) error {
+	type first struct {
+		index int
+		id    string
+	}
+	inCall := make(map[string]first, len(keys))
+	for i, k := range keys {
+		fp := Fingerprint(k.Secret)
+		if f.byID[k.ID] == fp {
+			continue // already holds it
+		}
+		if prev, ok := inCall[fp]; ok && prev.id != k.ID {
+			return &DuplicateError{Index: i, ID: k.ID, ExistingID: prev.id}
+		}
+		inCall[fp] = first{i, k.ID}
+		for other := range f.ids[fp] {
+			if other != k.ID && !replacedInCall(keys, other, fp) {
+				return &DuplicateError{Index: i, ID: k.ID, ExistingID: other}
+			}
+		}
+	}
+	return nil
+}
+
+// replacedInCall reports whether keys gives id another secret than the
+// one with fingerprint fp (a secret moving from one key to another in one
+// call).
+func replacedInCall(keys []pool.Key, id, fp string) bool {
+	for _, k := range keys {
+		if k.ID == id {
+			return Fingerprint(k.Secret) != fp
+		}
+	}
+	return false
+}
 
 // Contents is everything a Store holds.
 type Contents struct {
@@ -47,6 +145,10 @@ type Store interface {
 	// Revision above 0 is written only if the stored key is absent or has
 	// a lower Revision; otherwise PutKeys returns an error matching
 	// ErrConflict and writes nothing. Revision 0 writes unconditionally.
+	// A key whose secret another key (stored, or earlier in keys) holds
+	// under a different id is refused with a *DuplicateError matching
+	// ErrDuplicate, and nothing is written; secrets are compared by
+	// Fingerprint.
 	PutKeys(ctx context.Context, keys ...pool.Key) error
 
 	// DeleteKeys removes keys and their usage by id. Unknown ids are

@@ -7,6 +7,10 @@
 // version ("1"). Every method runs as a single bbolt transaction, so it
 // writes all or nothing, and is durable (fsynced) when it returns.
 //
+// PutKeys refuses a second copy of a secret (store.ErrDuplicate), checked
+// against fingerprints of the stored secrets kept in memory. Health reports
+// whether writes reach the file.
+//
 // Only one process may have the file open; a second Open fails after a short
 // timeout with an error saying the file is locked.
 package boltstore
@@ -20,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -49,10 +54,20 @@ var (
 // Store is a store.Store over a bbolt file. It is safe for concurrent use;
 // bbolt serialises writers.
 type Store struct {
-	db *bolt.DB
+	db   *bolt.DB
+	file *os.File // the data file bbolt writes through
+
+	keysMu sync.Mutex         // held over a key write and its fingerprint check
+	fps    store.Fingerprints // secrets of the stored keys, by fingerprint
+
+	healthMu sync.Mutex
+	health   store.Health
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store          = (*Store)(nil)
+	_ store.HealthReporter = (*Store)(nil)
+)
 
 // Open opens the data file at path, creating it (mode 0600) and its parent
 // directory (mode 0700) if missing. It fails, rather than waiting, when
@@ -115,7 +130,28 @@ func open(path string, timeout time.Duration) (s *Store, err error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	s = &Store{db: db, file: file, health: store.Health{OK: true}}
+	if err := s.indexSecrets(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// indexSecrets records the fingerprint of every stored key's secret.
+func (s *Store) indexSecrets() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketKeys).ForEach(func(id, v []byte) error {
+			var k struct {
+				Secret string `json:"apiKey"`
+			}
+			if err := json.Unmarshal(v, &k); err != nil {
+				return fmt.Errorf("key %q: %w", id, err)
+			}
+			s.fps.Set(string(id), k.Secret)
+			return nil
+		})
+	})
 }
 
 // isIOError reports whether err comes from the operating system (opening,
@@ -165,15 +201,45 @@ func initialise(db *bolt.DB) error {
 }
 
 // update runs fn in one read-write transaction unless ctx is already done.
+// A transaction that fn accepted but the file refused (a write or fsync
+// failing) degrades the store's health; the next one that commits heals it.
 func (s *Store) update(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("boltstore: %s: %w", op, err)
 	}
-	if err := s.db.Update(fn); err != nil {
+	var fnErr error
+	if err := s.db.Update(func(tx *bolt.Tx) error { fnErr = fn(tx); return fnErr }); err != nil {
+		if fnErr == nil {
+			s.observe(op, err)
+		}
 		return fmt.Errorf("boltstore: %s: %w", op, err)
 	}
+	s.observe(op, nil)
 	s.releaseMapping()
 	return nil
+}
+
+// observe records whether a write reached the file.
+func (s *Store) observe(op string, err error) {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	switch {
+	case err == nil && !s.health.OK:
+		s.health = store.Health{OK: true, Since: time.Now()}
+	case err != nil:
+		if s.health.OK {
+			s.health.OK, s.health.Since = false, time.Now()
+		}
+		s.health.Detail = fmt.Sprintf("writing the data file %s failed (%s): %v", filepath.Base(s.db.Path()), op, err)
+	}
+}
+
+// Health reports whether the last write reached the data file: a disk
+// that fails writes degrades it until a write succeeds again.
+func (s *Store) Health() store.Health {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	return s.health
 }
 
 // releaseMapping drops the data file's pages from this process's resident
@@ -236,7 +302,12 @@ func (s *Store) Load(ctx context.Context) (*store.Contents, error) {
 // PutKeys creates or replaces keys by id, all or none. An empty id is an
 // error. The keys' usage is left as it is.
 func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
-	return s.update(ctx, "put keys", func(tx *bolt.Tx) error {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	if err := s.fps.CheckNew(keys); err != nil {
+		return fmt.Errorf("boltstore: put keys: %w", err)
+	}
+	err := s.update(ctx, "put keys", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKeys)
 		for _, k := range keys {
 			if k.ID == "" {
@@ -263,12 +334,21 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		s.fps.Set(k.ID, k.Secret)
+	}
+	return nil
 }
 
 // DeleteKeys removes keys and their usage by id, all or none. Unknown ids
 // are ignored.
 func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
-	return s.update(ctx, "delete keys", func(tx *bolt.Tx) error {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	err := s.update(ctx, "delete keys", func(tx *bolt.Tx) error {
 		keys, usage := tx.Bucket(bucketKeys), tx.Bucket(bucketUsage)
 		for _, id := range ids {
 			if id == "" {
@@ -283,6 +363,13 @@ func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		s.fps.Remove(id)
+	}
+	return nil
 }
 
 // AddUsage applies the deltas to the stored usage with pool.Usage.Apply, all

@@ -149,7 +149,7 @@ func TestOpenBadFile(t *testing.T) {
 	}
 	keys := make([]pool.Key, 2000)
 	for i := range keys {
-		keys[i] = pool.Key{ID: fmt.Sprintf("key_%04d", i), Provider: "p", Secret: "s"}
+		keys[i] = pool.Key{ID: fmt.Sprintf("key_%04d", i), Provider: "p", Secret: fmt.Sprintf("s-test-%04d", i)}
 	}
 	if err := s.PutKeys(t.Context(), keys...); err != nil {
 		t.Fatal(err)

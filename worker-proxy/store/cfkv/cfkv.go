@@ -19,6 +19,7 @@ import (
 	"github.com/cloudflare/cloudflare-go/v6/kv"
 	"github.com/cloudflare/cloudflare-go/v6/option"
 
+	"github.com/keypool/keypool/worker-proxy/journal"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/store"
 )
@@ -32,6 +33,7 @@ const (
 	tokensPrefix = prefix + "tokens/"
 	resetPrefix  = prefix + "reset/"
 	usagePrefix  = prefix + "usage/"
+	batchPrefix  = prefix + "batches/"
 	schemaValue  = `{"schema":1}`
 )
 
@@ -58,6 +60,10 @@ type Config struct {
 	// StaleWindow: own writes win over what KV lists for this long, as
 	// KV may serve older data for about 60 s. Default 2m.
 	StaleWindow time.Duration
+	// JournalPath is a local file where usage counted but not yet written
+	// to KV is kept, so a crash loses none of it (DATA_DIR/kv-usage.journal).
+	// Empty: no journal; a crash loses up to UsageFlushInterval of counts.
+	JournalPath string
 	HTTPClient  *http.Client
 	Now         func() time.Time
 	Logger      *slog.Logger
@@ -65,27 +71,44 @@ type Config struct {
 
 // Store is the Cloudflare KV backend. It keeps a copy of the namespace in
 // memory; see the package documentation for what it reads and writes when.
+//
+// Two locks: callMu serialises the operations that call KV and is held
+// across those calls; mu guards what AddUsage, Health and the contents
+// read, and is never held across a call, so a hanging KV never blocks
+// counting, health checks or status pages.
 type Store struct {
-	cfg Config
-	ns  *kv.NamespaceService
-	nk  *kv.NamespaceKeyService
+	cfg     Config
+	ns      *kv.NamespaceService
+	nk      *kv.NamespaceKeyService
+	journal *journal.Journal // nil without Config.JournalPath
 
-	mu        sync.Mutex
-	keys      map[string]pool.Key
+	callMu sync.Mutex
+
+	// Written under callMu and mu; read under either.
+	keys   map[string]pool.Key
+	resets map[string]map[string]int64 // provider → key id → reset stamp (unix ns)
+	// Under mu.
+	mu       sync.Mutex
+	own      usageRecord // this instance's record
+	ownDirty bool        // own has changes not written
+	ownGen   uint64      // counts changes to own
+	seq      uint64      // last journal record counted into own
+
+	// Under callMu only.
 	tokens    map[string]pool.ClientToken
-	resets    map[string]map[string]int64 // provider → key id → reset stamp (unix ns)
-	resetSeen map[string]int64            // provider → newest stamp read
-	own       usageRecord                 // this instance's record
-	ownDirty  bool                        // own has changes not written
-	others    map[string]usageRecord      // other instances' records
-	otherSeen map[string]int64            // their updatedAt, from list metadata
-	recent    map[string]time.Time        // key/token ids this instance wrote or deleted lately
-	deleted   map[string]time.Time        // ids deleted here lately (tombstones)
+	resetSeen map[string]int64       // provider → newest stamp read
+	others    map[string]usageRecord // other instances' records
+	otherSeen map[string]int64       // their updatedAt, from list metadata
+	recent    map[string]time.Time   // key/token ids this instance wrote or deleted lately
+	deleted   map[string]time.Time   // ids deleted here lately (tombstones)
+	garbage   []string               // names of a failed import's staged keys, to delete
 	lastRev   string
 	lastUsage time.Time // last read of others' usage
 	lastFlush time.Time // last write of own usage
 	loaded    bool      // Load has run: own is authoritative
-	health    health
+
+	hmu    sync.Mutex
+	health health
 }
 
 var (
@@ -96,9 +119,12 @@ var (
 
 // usageRecord is one instance's usage, per key id.
 type usageRecord struct {
-	Instance  string                `json:"instance"`
-	UpdatedAt time.Time             `json:"updatedAt"`
-	Keys      map[string]usageEntry `json:"keys"`
+	Instance  string    `json:"instance"`
+	UpdatedAt time.Time `json:"updatedAt"`
+	// JournalSeq is the last local journal record the counts include: a
+	// replay after a crash skips the records up to it.
+	JournalSeq uint64                `json:"journalSeq,omitempty"`
+	Keys       map[string]usageEntry `json:"keys"`
 }
 
 // usageEntry counts one key's usage since its provider's reset Epoch.
@@ -118,6 +144,9 @@ type keyMeta struct {
 	Revision int64  `json:"revision"`
 	Active   bool   `json:"active"`
 	Disabled string `json:"disabled,omitempty"`
+	// Batch names the import that staged the key: it exists only once
+	// that import's marker keypool/v1/batches/<Batch> does.
+	Batch string `json:"batch,omitempty"`
 }
 
 // Open connects to the namespace, checks the schema (writing it into an
@@ -163,6 +192,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cfkv: open namespace: %w", err)
 	}
+	if cfg.JournalPath != "" {
+		if s.journal, err = journal.Open(cfg.JournalPath); err != nil {
+			cfg.Logger.Warn("cfkv: no usage journal: a crash loses the usage not yet written to KV", "err", err)
+		}
+	}
 	switch v, ok := vals[schemaName]; {
 	case !ok:
 		if err := s.bulkWrite(ctx, []pair{{Key: schemaName, Value: schemaValue}}); err != nil {
@@ -189,8 +223,8 @@ func newRev() string {
 
 // Load reads the whole namespace.
 func (s *Store) Load(ctx context.Context) (*store.Contents, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
 	rev, err := s.readRev(ctx)
 	if err != nil {
 		return nil, err
@@ -202,6 +236,8 @@ func (s *Store) Load(ctx context.Context) (*store.Contents, error) {
 		return nil, err
 	}
 	s.lastRev = rev
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if o, ok := s.others[s.cfg.InstanceID]; ok {
 		// This instance's own record from before a restart; what it
 		// counted since it started stays on top.
@@ -213,8 +249,12 @@ func (s *Store) Load(ctx context.Context) (*store.Contents, error) {
 			if o.Keys == nil {
 				o.Keys = map[string]usageEntry{}
 			}
-			s.own = o
+			o.JournalSeq = max(o.JournalSeq, s.seq)
+			s.own, s.seq = o, o.JournalSeq
 		}
+	}
+	if !s.loaded {
+		s.replayJournalLocked()
 	}
 	s.loaded = true
 	return s.contentsLocked(), nil
@@ -225,13 +265,14 @@ func (s *Store) Load(ctx context.Context) (*store.Contents, error) {
 // record when UsageFlushInterval has passed. It returns nil contents when
 // nothing changed.
 func (s *Store) Sync(ctx context.Context) (*store.Contents, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
 	now := s.cfg.Now()
 	s.expireRecentLocked(now)
-	if err := s.flushOwnLocked(ctx, false); err != nil {
+	if err := s.flushOwn(ctx, false); err != nil {
 		s.cfg.Logger.Warn("cfkv: writing usage failed; kept for later", "err", err)
 	}
+	s.collectGarbage(ctx)
 	changed := false
 	rev, err := s.readRev(ctx)
 	if err != nil {
@@ -252,6 +293,8 @@ func (s *Store) Sync(ctx context.Context) (*store.Contents, error) {
 	if !changed {
 		return nil, nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.contentsLocked(), nil
 }
 
@@ -279,11 +322,18 @@ func (s *Store) readRev(ctx context.Context) (string, error) {
 
 // refreshConfig lists keys, tokens and resets and reads the keys and
 // tokens whose revision changed. Recent own writes and deletes win over
-// what the list shows, which may be up to a minute old.
+// what the list shows, which may be up to a minute old. Keys staged by an
+// import whose marker is absent do not exist (yet). Called under callMu.
 func (s *Store) refreshConfig(ctx context.Context) error {
 	listed, err := s.list(ctx, prefix)
 	if err != nil {
 		return err
+	}
+	committed := map[string]bool{}
+	for _, it := range listed {
+		if b, ok := strings.CutPrefix(it.name, batchPrefix); ok {
+			committed[b] = true
+		}
 	}
 	var fetch []string
 	seenKeys, seenTokens := map[string]bool{}, map[string]bool{}
@@ -291,12 +341,15 @@ func (s *Store) refreshConfig(ctx context.Context) error {
 		switch {
 		case strings.HasPrefix(it.name, keysPrefix):
 			id := strings.TrimPrefix(it.name, keysPrefix)
+			var m keyMeta
+			json.Unmarshal(it.meta, &m)
+			if m.Batch != "" && !committed[m.Batch] {
+				continue // staged by an import not (yet) published
+			}
 			seenKeys[id] = true
 			if _, gone := s.deleted[id]; gone {
 				continue
 			}
-			var m keyMeta
-			json.Unmarshal(it.meta, &m)
 			if k, ok := s.keys[id]; !ok || m.Revision > k.Revision || m.Revision == 0 && !ok {
 				fetch = append(fetch, it.name)
 			}
@@ -323,6 +376,7 @@ func (s *Store) refreshConfig(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
 	for name, v := range vals {
 		if id, ok := strings.CutPrefix(name, keysPrefix); ok {
 			var k pool.Key
@@ -359,6 +413,7 @@ func (s *Store) refreshConfig(ctx context.Context) error {
 			}
 		}
 	}
+	s.mu.Unlock()
 	for id := range s.tokens {
 		if !seenTokens[id] {
 			if _, mine := s.recent[id]; mine {
@@ -372,6 +427,8 @@ func (s *Store) refreshConfig(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, name := range check {
 		if _, ok := present[name]; ok {
 			continue
@@ -463,13 +520,31 @@ func (s *Store) contentsLocked() *store.Contents {
 	return c
 }
 
-// PutKeys writes keys in one bulk request, refusing any whose known
-// revision is not older (store.ErrConflict).
+// maxBulk is the most pairs one bulk write takes.
+const maxBulk = 10_000
+
+// PutKeys writes keys, all or none, refusing any whose known revision is
+// not older (store.ErrConflict) and any second copy of a secret this
+// instance knows of (store.ErrDuplicate).
+//
+// Keys and the "rev" marker that fit one bulk request (9,999 keys) go in
+// one. More take several requests, so they are staged: the new keys are
+// written with the batch's id in their metadata, which makes every reader
+// skip them, and published by one last request that writes the batch's
+// marker, the replaced keys and "rev". A failure before that publishes
+// nothing, and the staged keys are deleted (now, or at a later sync).
 func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
 	if err := s.writable(); err != nil {
 		return err
+	}
+	var fps store.Fingerprints
+	for id, k := range s.keys {
+		fps.Set(id, k.Secret)
+	}
+	if err := fps.CheckNew(keys); err != nil {
+		return fmt.Errorf("cfkv: put keys: %w", err)
 	}
 	// Edits (revision above 1) are checked against what KV holds now, not
 	// only this instance's copy: another instance may have written since
@@ -486,37 +561,58 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 	if err != nil {
 		return fmt.Errorf("cfkv: put keys: %w", err)
 	}
-	pairs := make([]pair, 0, len(keys)+1)
+	staged := len(keys)+1 > maxBulk
+	batch := ""
+	if staged {
+		batch = newRev()
+	}
+	var fresh, replaced []pair
 	for _, k := range keys {
 		if k.ID == "" {
 			return errors.New("cfkv: put keys: key with empty id")
 		}
-		stored := s.keys[k.ID].Revision
+		stored, exists := s.keys[k.ID]
 		if v, ok := current[keysPrefix+k.ID]; ok {
 			var cur pool.Key
-			if json.Unmarshal([]byte(v), &cur) == nil && cur.Revision > stored {
-				stored = cur.Revision
+			if json.Unmarshal([]byte(v), &cur) == nil && cur.Revision > stored.Revision {
+				stored.Revision = cur.Revision
 			}
+			exists = true
 		}
-		if k.Revision > 0 && stored >= k.Revision {
-			return fmt.Errorf("cfkv: key %q: revision %d is not newer than %d: %w", k.ID, k.Revision, stored, store.ErrConflict)
+		if k.Revision > 0 && stored.Revision >= k.Revision {
+			return fmt.Errorf("cfkv: key %q: revision %d is not newer than %d: %w", k.ID, k.Revision, stored.Revision, store.ErrConflict)
 		}
 		v, err := json.Marshal(k)
 		if err != nil {
 			return fmt.Errorf("cfkv: key %q: %w", k.ID, err)
 		}
-		pairs = append(pairs, pair{Key: keysPrefix + k.ID, Value: string(v), Metadata: keyMeta{
+		p := pair{Key: keysPrefix + k.ID, Value: string(v), Metadata: keyMeta{
 			Provider: k.Provider, Masked: pool.Mask(k.Secret), Revision: k.Revision, Active: k.IsActive, Disabled: trim(k.DisabledReason, 100),
-		}})
+		}}
+		if staged && !exists {
+			m := p.Metadata.(keyMeta)
+			m.Batch = batch
+			p.Metadata = m
+			fresh = append(fresh, p)
+		} else {
+			replaced = append(replaced, p)
+		}
 	}
 	rev := newRev()
-	pairs = append(pairs, pair{Key: revName, Value: rev})
-	if err := s.bulkWrite(ctx, pairs); err != nil {
+	if !staged {
+		if err := s.bulkWrite(ctx, append(replaced, pair{Key: revName, Value: rev})); err != nil {
+			return fmt.Errorf("cfkv: put keys: %w", err)
+		}
+	} else if err := s.publish(ctx, batch, fresh, replaced, rev); err != nil {
 		return fmt.Errorf("cfkv: put keys: %w", err)
 	}
 	now := s.cfg.Now()
+	s.mu.Lock()
 	for _, k := range keys {
 		s.keys[k.ID] = k.Clone()
+	}
+	s.mu.Unlock()
+	for _, k := range keys {
 		s.recent[k.ID] = now
 		delete(s.deleted, k.ID)
 	}
@@ -524,11 +620,63 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 	return nil
 }
 
+// publish writes a staged import: the new keys in requests of maxBulk,
+// then the marker, the replaced keys and rev in one last request.
+func (s *Store) publish(ctx context.Context, batch string, fresh, replaced []pair, rev string) error {
+	marker := pair{Key: batchPrefix + batch, Value: fmt.Sprintf(`{"keys":%d}`, len(fresh)+len(replaced)), Metadata: map[string]int64{"at": s.cfg.Now().UnixNano()}}
+	last := append(replaced, marker, pair{Key: revName, Value: rev})
+	if len(last) > maxBulk {
+		return fmt.Errorf("%d keys replace stored ones: at most %d can change together with an import", len(replaced), maxBulk-2)
+	}
+	names := make([]string, len(fresh))
+	for i, p := range fresh {
+		names[i] = p.Key
+	}
+	for i := 0; i < len(fresh); i += maxBulk {
+		if err := s.bulkWrite(ctx, fresh[i:min(i+maxBulk, len(fresh))]); err != nil {
+			s.discard(ctx, names[:min(i+maxBulk, len(fresh))])
+			return fmt.Errorf("staging keys: %w (nothing was published)", err)
+		}
+	}
+	err := s.bulkWrite(ctx, last)
+	if err == nil {
+		return nil
+	}
+	// The last request may have been applied though its answer was lost:
+	// the marker says.
+	if vals, rerr := s.read(ctx, []string{marker.Key}, false); rerr == nil {
+		if _, ok := vals[marker.Key]; ok {
+			return nil
+		}
+		s.discard(ctx, names)
+		return fmt.Errorf("publishing keys: %w (nothing was published)", err)
+	}
+	return fmt.Errorf("publishing keys: %w (its marker %s could not be read back: the import is published only if it exists)", err, marker.Key)
+}
+
+// discard deletes a failed import's staged keys, or leaves them for the
+// next sync: readers skip them meanwhile.
+func (s *Store) discard(ctx context.Context, names []string) {
+	if err := s.bulkDelete(ctx, names); err != nil {
+		s.garbage = append(s.garbage, names...)
+	}
+}
+
+// collectGarbage deletes staged keys of failed imports.
+func (s *Store) collectGarbage(ctx context.Context) {
+	if len(s.garbage) == 0 {
+		return
+	}
+	if err := s.bulkDelete(ctx, s.garbage); err == nil {
+		s.garbage = nil
+	}
+}
+
 // DeleteKeys removes keys (their usage goes with this instance's next
 // usage write, and is no longer counted at once).
 func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -546,12 +694,17 @@ func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
 		s.cfg.Logger.Warn("cfkv: marking a change failed; other instances see it on their next full read", "err", err)
 	}
 	now := s.cfg.Now()
+	s.mu.Lock()
 	for _, id := range ids {
 		delete(s.keys, id)
 		if _, ok := s.own.Keys[id]; ok {
 			delete(s.own.Keys, id)
 			s.ownDirty = true
+			s.ownGen++
 		}
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
 		s.deleted[id] = now
 		delete(s.recent, id)
 	}
@@ -568,19 +721,105 @@ func (s *Store) AddUsage(ctx context.Context, deltas []pool.UsageDelta) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var entries []journal.Entry
 	for _, d := range deltas {
 		k, ok := s.keys[d.ID]
 		if !ok {
 			continue
 		}
-		e := s.own.Keys[d.ID]
-		if ep := s.epoch(k); e.Epoch != ep {
-			e = usageEntry{Epoch: ep, LastUsed: e.LastUsed, LastError: e.LastError}
+		ep := s.epoch(k)
+		s.addOwnLocked(d, ep)
+		entries = append(entries, journal.Entry{ID: d.ID, Epoch: ep, Requests: d.Requests, Successes: d.Successes,
+			Failures: d.Failures, LastUsed: d.LastUsed, LastError: d.LastError})
+	}
+	if len(entries) > 0 && s.journal != nil {
+		// On disk before the counts are acknowledged; one sync per batch.
+		s.seq++
+		if err := s.journal.Append(journal.Record{Seq: s.seq, Instance: s.cfg.InstanceID, Entries: entries}); err != nil {
+			s.cfg.Logger.Warn("cfkv: usage journal write failed; these counts are lost if the proxy crashes before the next KV write", "err", err)
 		}
-		s.own.Keys[d.ID] = e.add(d)
-		s.ownDirty = true
 	}
 	return nil
+}
+
+// addOwnLocked counts d into this instance's record, in epoch ep.
+func (s *Store) addOwnLocked(d pool.UsageDelta, ep int64) {
+	e := s.own.Keys[d.ID]
+	if e.Epoch != ep {
+		e = usageEntry{Epoch: ep, LastUsed: e.LastUsed, LastError: e.LastError}
+	}
+	s.own.Keys[d.ID] = e.add(d)
+	s.ownDirty = true
+	s.ownGen++
+}
+
+// replayJournalLocked counts the journal's records that KV's usage records
+// do not include yet (a crash came before their flush), then rewrites the
+// journal as one record of this instance holding them: replaying it again
+// before the next flush gives the same totals, never double ones.
+func (s *Store) replayJournalLocked() {
+	if s.journal == nil {
+		return
+	}
+	recs := s.journal.Records()
+	if len(recs) == 0 {
+		return
+	}
+	flushed := func(inst string) uint64 {
+		if inst == s.cfg.InstanceID {
+			return s.own.JournalSeq
+		}
+		return s.others[inst].JournalSeq
+	}
+	applied := map[string]pool.UsageDelta{}
+	var order []string
+	for _, r := range recs {
+		s.seq = max(s.seq, r.Seq)
+		if r.Seq <= flushed(r.Instance) {
+			continue
+		}
+		for _, e := range r.Entries {
+			k, ok := s.keys[e.ID]
+			if !ok {
+				continue // deleted since
+			}
+			d := pool.UsageDelta{ID: e.ID, LastUsed: e.LastUsed, LastError: e.LastError}
+			if e.Epoch == s.epoch(k) {
+				d.Requests, d.Successes, d.Failures = e.Requests, e.Successes, e.Failures
+			}
+			s.addOwnLocked(d, s.epoch(k))
+			if _, seen := applied[e.ID]; !seen {
+				order = append(order, e.ID)
+			}
+			sum := applied[e.ID]
+			sum.ID = e.ID
+			sum.Requests += d.Requests
+			sum.Successes += d.Successes
+			sum.Failures += d.Failures
+			if d.LastUsed.After(sum.LastUsed) {
+				sum.LastUsed = d.LastUsed
+			}
+			if d.LastError != nil {
+				sum.LastError = d.LastError
+			}
+			applied[e.ID] = sum
+		}
+	}
+	var keep []journal.Record
+	if len(order) > 0 {
+		s.seq++
+		r := journal.Record{Seq: s.seq, Instance: s.cfg.InstanceID}
+		for _, id := range order {
+			d := applied[id]
+			r.Entries = append(r.Entries, journal.Entry{ID: id, Epoch: s.epoch(s.keys[id]), Requests: d.Requests,
+				Successes: d.Successes, Failures: d.Failures, LastUsed: d.LastUsed, LastError: d.LastError})
+		}
+		keep = append(keep, r)
+		s.cfg.Logger.Info("cfkv: usage not yet in KV recovered from the journal", "keys", len(order))
+	}
+	if err := s.journal.Replace(keep); err != nil {
+		s.cfg.Logger.Warn("cfkv: rewriting the usage journal failed", "err", err)
+	}
 }
 
 // mergeEntry adds b to a: counts of the newer epoch only (a reset
@@ -603,30 +842,47 @@ func (e usageEntry) add(d pool.UsageDelta) usageEntry {
 
 // FlushUsage writes this instance's usage record now if it changed.
 func (s *Store) FlushUsage(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.flushOwnLocked(ctx, true)
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
+	return s.flushOwn(ctx, true)
 }
 
-func (s *Store) flushOwnLocked(ctx context.Context, force bool) error {
+// flushOwn writes this instance's usage record if it changed and is due
+// (or force), then drops the journal records it covers. Called under
+// callMu.
+func (s *Store) flushOwn(ctx context.Context, force bool) error {
 	now := s.cfg.Now()
+	s.mu.Lock()
 	if !s.ownDirty || !force && now.Sub(s.lastFlush) < s.cfg.UsageFlushInterval {
+		s.mu.Unlock()
 		return nil
 	}
-	if err := s.writable(); err != nil {
+	rec := s.own
+	rec.UpdatedAt, rec.JournalSeq = now, s.seq
+	gen := s.ownGen
+	v, err := json.Marshal(rec)
+	s.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	rec := s.own
-	rec.UpdatedAt = now
-	v, err := json.Marshal(rec)
-	if err != nil {
+	if err := s.writable(); err != nil {
 		return err
 	}
 	err = s.bulkWrite(ctx, []pair{{Key: usagePrefix + s.cfg.InstanceID, Value: string(v), Metadata: map[string]int64{"updatedAt": now.UnixNano()}}})
 	if err != nil {
 		return fmt.Errorf("cfkv: write usage: %w", err)
 	}
-	s.own.UpdatedAt, s.ownDirty, s.lastFlush = now, false, now
+	s.mu.Lock()
+	s.own.UpdatedAt, s.own.JournalSeq, s.lastFlush = now, rec.JournalSeq, now
+	if s.ownGen == gen {
+		s.ownDirty = false
+	}
+	s.mu.Unlock()
+	if s.journal != nil {
+		if err := s.journal.Compact(rec.JournalSeq); err != nil {
+			s.cfg.Logger.Warn("cfkv: compacting the usage journal failed", "err", err)
+		}
+	}
 	return nil
 }
 
@@ -634,8 +890,8 @@ func (s *Store) flushOwnLocked(ctx context.Context, force bool) error {
 // it no longer add up, in any instance. One write per provider: the
 // provider's reset entry maps key ids to reset times.
 func (s *Store) ResetUsage(ctx context.Context, ids []string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -671,10 +927,12 @@ func (s *Store) ResetUsage(ctx context.Context, ids []string) error {
 	if err := s.bulkWrite(ctx, pairs); err != nil {
 		return fmt.Errorf("cfkv: reset usage: %w", err)
 	}
+	s.mu.Lock()
 	for p, m := range next {
 		s.resets[p] = m
 		s.resetSeen[p] = stamp
 	}
+	s.mu.Unlock()
 	s.lastRev = rev
 	return nil
 }
@@ -702,8 +960,8 @@ func (s *Store) mergeResetsLocked(prov string, stamps map[string]int64) {
 
 // PutToken writes a client token.
 func (s *Store) PutToken(ctx context.Context, t pool.ClientToken) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -726,8 +984,8 @@ func (s *Store) PutToken(ctx context.Context, t pool.ClientToken) error {
 
 // DeleteToken removes a client token.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
 	if _, ok := s.tokens[id]; !ok {
 		return fmt.Errorf("cfkv: token %q: %w", id, store.ErrNotFound)
 	}
@@ -745,17 +1003,21 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	return nil
 }
 
-// Close writes this instance's pending usage.
+// Close writes this instance's pending usage; what cannot be written
+// stays in the journal for the next start.
 func (s *Store) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ownDirty {
-		s.health.blockedUntil = time.Time{} // a last try, whatever the backoff says
-		return s.flushOwnLocked(ctx, true)
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
+	s.hmu.Lock()
+	s.health.blockedUntil = time.Time{} // a last try, whatever the backoff says
+	s.hmu.Unlock()
+	err := s.flushOwn(ctx, true)
+	if s.journal != nil {
+		s.journal.Close()
 	}
-	return nil
+	return err
 }
 
 func trim(s string, n int) string {

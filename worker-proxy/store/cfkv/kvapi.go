@@ -46,16 +46,19 @@ type health struct {
 }
 
 // Health reports whether KV answers; while it does not, the proxy serves
-// from memory and admin writes answer 503.
+// from memory and admin writes answer 503. It answers from what the last
+// calls found, at once, even while a call hangs.
 func (s *Store) Health() store.Health {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
 	return store.Health{OK: s.health.ok, Since: s.health.since, Detail: s.health.detail}
 }
 
 // writable fails fast while KV asked to be left alone or writes are out
 // of today's budget.
 func (s *Store) writable() error {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
 	now := s.cfg.Now()
 	if now.Before(s.health.blockedUntil) {
 		return fmt.Errorf("cfkv: backing off until %s: %s: %w", s.health.blockedUntil.UTC().Format(time.RFC3339), s.health.detail, store.ErrUnavailable)
@@ -68,6 +71,8 @@ func (s *Store) writable() error {
 
 // callable fails fast while KV asked to be left alone.
 func (s *Store) callable() error {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
 	if now := s.cfg.Now(); now.Before(s.health.blockedUntil) {
 		return fmt.Errorf("cfkv: backing off until %s: %s: %w", s.health.blockedUntil.UTC().Format(time.RFC3339), s.health.detail, store.ErrUnavailable)
 	}
@@ -78,6 +83,8 @@ func (s *Store) callable() error {
 // error that says what happened, matching store.ErrUnavailable when KV is
 // down, slow or limiting.
 func (s *Store) observe(op string, err error) error {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
 	now := s.cfg.Now()
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%s: %w", op, err) // the caller gave up; KV is not to blame
@@ -166,12 +173,20 @@ func transportMessage(err error) string {
 // bulkGet reads up to any number of values, 100 per request; absent names
 // are absent from the result.
 func (s *Store) bulkGet(ctx context.Context, names []string) (map[string]string, error) {
+	return s.read(ctx, names, true)
+}
+
+// read is bulkGet; backoff false reads even while backing off (to learn
+// the outcome of a write whose answer was lost).
+func (s *Store) read(ctx context.Context, names []string, backoff bool) (map[string]string, error) {
 	out := make(map[string]string, len(names))
 	for len(names) > 0 {
 		batch := names[:min(100, len(names))]
 		names = names[len(batch):]
-		if err := s.callable(); err != nil {
-			return nil, err
+		if backoff {
+			if err := s.callable(); err != nil {
+				return nil, err
+			}
 		}
 		// Fields are set directly: cloudflare.F lives in the SDK's root
 		// package, which pulls in every Cloudflare service.
