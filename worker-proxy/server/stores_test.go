@@ -247,3 +247,18 @@ func TestKVHealthAnswersWhileKVHangs(t *testing.T) {
 		t.Fatalf("sync after release: %v", err)
 	}
 }
+
+// A bolt store whose writes fail says so in the status, and heals with the
+// next write that succeeds (the store package tests a real failing disk).
+func TestBoltWriteFailureShowsInStatus(t *testing.T) {
+	s, st := newTestServer(t)
+	st.Close() // every later write fails
+	if w := serve(s, "POST", "/admin/keys", `{"provider":"openai","apiKey":"sk-test-status-0000001"}`); w.Code != 500 {
+		t.Fatalf("add on a closed store: %d %s", w.Code, w.Body)
+	}
+	var status adminapi.StatusResponse
+	json.Unmarshal(serve(s, "GET", "/admin/status", "").Body.Bytes(), &status)
+	if status.Store.OK || status.Store.Since == nil || status.Store.Detail == "" {
+		t.Fatalf("store health after a failed write: %+v", status.Store)
+	}
+}
