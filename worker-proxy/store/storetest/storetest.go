@@ -67,6 +67,7 @@ func Run(t *testing.T, h Harness) {
 		{"ConcurrentAddUsage", testConcurrentAddUsage},
 		{"Bulk", testBulk},
 		{"CancelledContext", testCancelledContext},
+		{"Sealed", testSealed},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
