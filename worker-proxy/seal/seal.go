@@ -234,6 +234,15 @@ func ParseKeyring(current, previous string) (*Keyring, error) {
 	return NewKeyring(cur, prev...), nil
 }
 
+// With returns a keyring with r's keys and more previous keys.
+func (r *Keyring) With(previous ...*Key) *Keyring {
+	n := NewKeyring(r.current, previous...)
+	for id, k := range r.byID {
+		n.byID[id] = k
+	}
+	return n
+}
+
 // Current returns the key that seals, or nil for a nil keyring.
 func (r *Keyring) Current() *Key {
 	if r == nil {
