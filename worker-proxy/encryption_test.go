@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/keypool/keypool/worker-proxy/kvemu"
 	"github.com/keypool/keypool/worker-proxy/seal"
 )
 
@@ -183,4 +186,76 @@ func TestNewEncryptionKeySubcommand(t *testing.T) {
 	if !strings.Contains(stderr.String(), keyID(t, k)) {
 		t.Errorf("key id not reported: %s", stderr.String())
 	}
+}
+
+// kvContents returns everything the emulator stores, values decoded.
+func kvContents(t *testing.T, kv *kvemu.Server) string {
+	t.Helper()
+	var dump bytes.Buffer
+	if err := kv.Emu.Save(&dump); err != nil {
+		t.Fatal(err)
+	}
+	var tree any
+	if err := json.Unmarshal(dump.Bytes(), &tree); err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	var walk func(name string, v any)
+	walk = func(name string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				walk(k, x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(name, x)
+			}
+		case string:
+			if b, err := base64.StdEncoding.DecodeString(v); err == nil && name == "value" {
+				all.Write(b)
+			} else {
+				all.WriteString(v)
+			}
+		}
+		all.WriteByte('\n')
+	}
+	walk("", tree)
+	return all.String()
+}
+
+// With STORE=cfkv the KV values hold only sealed secrets, and the
+// rotation subcommand works through KV too.
+func TestEncryptionAtRestKV(t *testing.T) {
+	up := startUpstream(t)
+	kv, ns := startKV(t)
+	k1, k2 := seal.GenerateKey(), seal.GenerateKey()
+	id1, id2 := keyID(t, k1), keyID(t, k2)
+	const secret = "sk-test-fake-sealed-in-kv-0003"
+
+	env := kvEnv(kv, ns, up, "i-a")
+	env["ENCRYPTION_KEY"] = k1
+	p := startProxy(t, env)
+	p.addKey("openai", secret, 0)
+	p.stop()
+	if c := kvContents(t, kv); strings.Contains(c, secret) || !strings.Contains(c, "kpseal1:"+id1+":") {
+		t.Fatal("KV holds the plaintext secret, or no value sealed with ENCRYPTION_KEY")
+	}
+
+	cmd := exec(t, "STORE=cfkv", "CF_ACCOUNT_ID="+kvAccount, "CF_API_TOKEN="+kvToken, "CF_KV_NAMESPACE_ID="+ns,
+		"CF_API_BASE_URL="+kv.URL, "ENCRYPTION_KEY="+k2, "ENCRYPTION_KEY_PREVIOUS="+k1)
+	cmd.Args = append(cmd.Args, "rotate-encryption-key")
+	out, err := cmd.CombinedOutput()
+	if want := "1 re-sealed with key id " + id2 + " (1 from key id " + id1 + ")"; err != nil || !strings.Contains(string(out), want) {
+		t.Fatalf("rotate-encryption-key on KV: %v\n%s\nwant %q", err, out, want)
+	}
+	if c := kvContents(t, kv); strings.Contains(c, secret) || strings.Contains(c, "kpseal1:"+id1+":") || !strings.Contains(c, "kpseal1:"+id2+":") {
+		t.Fatal("after rotation KV holds plaintext, the old sealing, or no value sealed with the new key")
+	}
+	env = kvEnv(kv, ns, up, "i-b")
+	env["ENCRYPTION_KEY"] = k2
+	p = startProxy(t, env)
+	relayUses(t, p, up, secret)
+	p.stop()
+	p.assertNoSecretsLogged(secret, k1, k2)
 }
