@@ -14,6 +14,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/failure"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
+	"github.com/keypool/keypool/worker-proxy/seal"
 	"github.com/keypool/keypool/worker-proxy/server"
 )
 
@@ -30,6 +31,11 @@ type Config struct {
 
 	Store   string // STORE: bolt (default; the embedded file database) or cfkv (Cloudflare KV)
 	DataDir string // DATA_DIR: default ./data
+
+	// ENCRYPTION_KEY: 32 random bytes (base64 or hex) sealing API keys at
+	// rest; ENCRYPTION_KEY_PREVIOUS: comma-separated older keys still read
+	// during a rotation. Nil (unset): API keys are stored in plaintext.
+	Keyring *seal.Keyring
 
 	CFAccountID   string        // CF_ACCOUNT_ID: for STORE=cfkv
 	CFAPIToken    string        // CF_API_TOKEN: permission Account → Workers KV Storage → Edit
@@ -92,6 +98,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
 	}
+	c.Keyring = loadKeyring(getenv, bad)
 	if p, err := strconv.Atoi(c.Port); err != nil || p < 0 || p > 65535 {
 		bad("PORT", "%q is not a port number", c.Port)
 	}

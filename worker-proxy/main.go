@@ -25,6 +25,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/store"
 	"github.com/keypool/keypool/worker-proxy/store/boltstore"
 	"github.com/keypool/keypool/worker-proxy/store/cfkv"
+	"github.com/keypool/keypool/worker-proxy/store/sealed"
 )
 
 func main() {
@@ -32,6 +33,10 @@ func main() {
 		switch os.Args[1] {
 		case "kv-setup":
 			os.Exit(kvSetup(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+		case "rotate-encryption-key":
+			os.Exit(rotateEncryptionKey(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+		case "new-encryption-key":
+			os.Exit(newEncryptionKey(os.Stdout, os.Stderr))
 		case "healthcheck":
 			os.Exit(healthcheck(os.Getenv, os.Stderr))
 		case "deploy":
@@ -82,6 +87,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
+	st = sealed.Wrap(st, cfg.Keyring, log) // API keys sealed at rest with ENCRYPTION_KEY
 	defer st.Close()
 
 	srv, err := server.New(ctx, server.Config{

@@ -15,6 +15,10 @@ import (
 // ErrNotFound is returned for an unknown key id.
 var ErrNotFound = errors.New("not found")
 
+// ErrChanged is returned by UpdateIf when the key changed after the
+// revision the update was based on.
+var ErrChanged = errors.New("key changed meanwhile")
+
 // Entry is a key as the pool holds it: its configuration and its live
 // counters. The relay gets an *Entry from Pick and reports back with Finish.
 // An Entry must not be copied.
@@ -357,6 +361,10 @@ func (p *Pool) Update(k Key) error {
 	if !ok {
 		return ErrNotFound
 	}
+	return p.updateLocked(e, k)
+}
+
+func (p *Pool) updateLocked(e *Entry, k Key) error {
 	old := e.cfg.Load()
 	k = k.Clone()
 	k.Provider = old.Provider
@@ -365,6 +373,24 @@ func (p *Pool) Update(k Key) error {
 	e.cfg.Store(&k)
 	p.rebuildLocked(k.Provider)
 	return nil
+}
+
+// UpdateIf is Update applied only while the key is still at revision
+// base; otherwise it returns ErrChanged and changes nothing. A caller that
+// read a key, wrote a changed copy to the store and comes back with it
+// cannot so overwrite a change made meanwhile, like the relay disabling
+// the key.
+func (p *Pool) UpdateIf(k Key, base int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.byID[k.ID]
+	if !ok {
+		return ErrNotFound
+	}
+	if e.cfg.Load().Revision != base {
+		return ErrChanged
+	}
+	return p.updateLocked(e, k)
 }
 
 // Remove deletes the keys with the given ids; unknown ids are ignored. It

@@ -328,6 +328,14 @@ func errorText(err error) string {
 	return msg
 }
 
+// maxEditAttempts bounds how often an edit is re-applied because the key
+// changed while it was being written (each retry needs another change).
+const maxEditAttempts = 10
+
+// handleUpdateKey applies the fields a PUT names, and only those, to the
+// key as the pool holds it. If the relay changes the key (disables it)
+// while the edit is being written to the store, the edit is applied again
+// onto the changed key, so it never writes back an older copy.
 func (s *Server) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var req adminapi.UpdateKeyRequest
@@ -335,14 +343,59 @@ func (s *Server) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
+	var tags []string
+	if md := req.Metadata; md != nil && md.Tags != nil {
+		var err error
+		if tags, err = pool.NormalizeTags(*md.Tags); err != nil {
+			badRequest(w, err)
+			return
+		}
+	}
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
-	e, ok := s.pool.Entry(id)
-	if !ok {
-		s.keyNotFound(w, id)
+	for attempt := 1; ; attempt++ {
+		e, ok := s.pool.Entry(id)
+		if !ok {
+			s.keyNotFound(w, id)
+			return
+		}
+		cur := e.Key()
+		k := editKey(cur, req, tags)
+		if err := k.Validate(); err != nil {
+			badRequest(w, err)
+			return
+		}
+		k.UpdatedAt = s.cfg.Now().UTC()
+		k.Revision = cur.Revision + 1
+		if err := s.store.PutKeys(r.Context(), k); err != nil {
+			s.storeError(w, "update key", err)
+			return
+		}
+		switch err := s.pool.UpdateIf(k, cur.Revision); {
+		case errors.Is(err, pool.ErrNotFound):
+			s.keyNotFound(w, id)
+			return
+		case errors.Is(err, pool.ErrChanged):
+			if attempt < maxEditAttempts {
+				continue // apply the edit again onto the changed key
+			}
+			s.persist(e.Key())
+			writeError(w, http.StatusConflict, "The key kept changing while it was being edited; try again")
+			return
+		}
+		if req.IsActive != nil && *req.IsActive {
+			s.pool.Uncool(e)
+		}
+		st := keyStatus(e, s.cfg.Now())
+		s.log.Info("key updated", "provider", k.Provider, "key", k.ID)
+		writeJSON(w, http.StatusOK, adminapi.KeyResponse{Message: "Key updated successfully", KeyID: id, Key: &st})
 		return
 	}
-	k := e.Key()
+}
+
+// editKey returns k with the fields req names set; tags are req's,
+// normalized. An explicit isActive:true also clears a disabled state.
+func editKey(k pool.Key, req adminapi.UpdateKeyRequest, tags []string) pool.Key {
 	if req.IsActive != nil {
 		k.IsActive = *req.IsActive
 		if *req.IsActive {
@@ -360,34 +413,10 @@ func (s *Server) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 			k.Description = *md.Description
 		}
 		if md.Tags != nil {
-			tags, err := pool.NormalizeTags(*md.Tags)
-			if err != nil {
-				badRequest(w, err)
-				return
-			}
 			k.Tags = tags
 		}
 	}
-	if err := k.Validate(); err != nil {
-		badRequest(w, err)
-		return
-	}
-	k.UpdatedAt = s.cfg.Now().UTC()
-	k.Revision++
-	if err := s.store.PutKeys(r.Context(), k); err != nil {
-		s.storeError(w, "update key", err)
-		return
-	}
-	if err := s.pool.Update(k); err != nil {
-		s.keyNotFound(w, id)
-		return
-	}
-	if req.IsActive != nil && *req.IsActive {
-		s.pool.Uncool(e)
-	}
-	st := keyStatus(e, s.cfg.Now())
-	s.log.Info("key updated", "provider", k.Provider, "key", k.ID)
-	writeJSON(w, http.StatusOK, adminapi.KeyResponse{Message: "Key updated successfully", KeyID: id, Key: &st})
+	return k
 }
 
 func (s *Server) handleDeleteKey(w http.ResponseWriter, r *http.Request) {

@@ -38,6 +38,11 @@ type Harness struct {
 	// HonoursContext says the backend fails calls made with a done
 	// context. When false the cancelled-context case is skipped.
 	HonoursContext bool
+
+	// Seals says the store seals secrets itself (store/sealed) and so
+	// refuses secrets already in the sealed form; the cases that hand it
+	// pre-sealed secrets are skipped.
+	Seals bool
 }
 
 // Run runs every conformance case as a subtest of t.
@@ -68,6 +73,7 @@ func Run(t *testing.T, h Harness) {
 		{"Bulk", testBulk},
 		{"CancelledContext", testCancelledContext},
 		{"Duplicates", testDuplicates},
+		{"Sealed", testSealed},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
