@@ -36,13 +36,22 @@ const (
 	e2eClientToken = "kp-e2e-client-token-0123456789"
 )
 
-// chromiumPath finds Debian's real chromium binary (not the wrapper script).
+// chromiumPath finds a Chromium or Chrome for the dashboard tests, in this
+// order (.ci/run looks the same way): $CHROMIUM_PATH; Debian's real chromium
+// binary (not the wrapper script); $CHROME_BIN, which GitHub's Ubuntu runners
+// set to their preinstalled Chrome; then google-chrome, google-chrome-stable,
+// chromium and chromium-browser on PATH.
 func chromiumPath() string {
-	for _, p := range []string{os.Getenv("CHROMIUM_PATH"), "/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+	for _, p := range []string{os.Getenv("CHROMIUM_PATH"), "/usr/lib/chromium/chromium", os.Getenv("CHROME_BIN")} {
 		if p == "" {
 			continue
 		}
 		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	for _, name := range []string{"google-chrome", "google-chrome-stable", "chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
 	}

@@ -36,13 +36,13 @@ func (d *deployer) report() {
 	}
 	line("   Free hosts lose their disk on restart: STORE=cfkv keeps the keys in Cloudflare KV.")
 	line("   On a VPS with a disk the default STORE=bolt works too (no Cloudflare needed).")
-	line("7. Start it — each host with its steps in README.md → Deploying (部署):")
+	line("7. Start it — each host with its steps in worker-proxy/DEPLOY.md (部署):")
 	img := r.Image() + ":latest"
 	line("     Render     New → Web Service → Existing image %s; Health Check Path /healthz", img)
 	line("     Fly.io     fly launch --image %s --no-deploy; fly secrets set CF_API_TOKEN=... ADMIN_KEY=...; fly deploy", img)
 	line("     Koyeb      Create Service → Docker image %s, port 8080, health check /healthz", img)
 	line("     Cloud Run  gcloud run deploy keypool --image %s --port 8080 --allow-unauthenticated", img)
-	line("     VPS        the worker-proxy binary from Releases under systemd (unit file in the README)")
+	line("     VPS        the worker-proxy binary from Releases under systemd (unit file in worker-proxy/DEPLOY.md)")
 	line("8. Open %s, enter the proxy's URL and ADMIN_KEY, and add your keys.", r.PagesURL())
 	fmt.Fprint(d.out, b.String())
 }
