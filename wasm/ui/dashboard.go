@@ -424,10 +424,10 @@ func (d *Dashboard) focus(ctx app.Context, id string) {
 // confirm is an inline confirmation: the question, Yes and Cancel. The
 // opener gives Cancel the focus (see focus); Escape cancels.
 func (d *Dashboard) confirm(question, yesID, noID string, yes, no app.EventHandler) app.UI {
-	return app.Span().Class("confirm").Role("group").Aria("label", question).OnKeyDown(onEscape(no)).Body(
+	return app.Span().Class("confirm").Role("group").Aria("label", question).OnKeyDown(onEscape(no), on(yesID)).Body(
 		app.Text(question+" "),
-		app.Button().ID(yesID).Type("button").Class("danger").Text(d.t("common.yes")).OnClick(yes),
-		app.Button().ID(noID).Type("button").Text(d.t("common.no")).OnClick(no),
+		app.Button().ID(yesID).Type("button").Class("danger").Text(d.t("common.yes")).OnClick(yes, on(yesID)),
+		app.Button().ID(noID).Type("button").Text(d.t("common.no")).OnClick(no, on(noID)),
 	)
 }
 
@@ -468,13 +468,13 @@ func (d *Dashboard) Render() app.UI {
 					return app.Span().Class("conn").Text(d.t("nav.connectedTo", d.baseURL()))
 				}),
 				app.If(d.client != nil, func() app.UI {
-					return app.Button().ID("refresh").Type("button").Text(d.t("nav.refresh")).OnClick(func(ctx app.Context, e app.Event) { d.refresh(ctx) })
+					return app.Button().ID("refresh").Type("button").Text(d.t("nav.refresh")).OnClick(func(ctx app.Context, e app.Event) { d.refresh(ctx) }, on("refresh"))
 				}),
 				app.If(d.client != nil, func() app.UI {
-					return app.Button().ID("disconnect").Type("button").Text(d.t("nav.disconnect")).OnClick(d.disconnect)
+					return app.Button().ID("disconnect").Type("button").Text(d.t("nav.disconnect")).OnClick(d.disconnect, on("disconnect"))
 				}),
 				app.Button().ID("lang").Type("button").Title(d.t("lang.label")).Lang(map[string]string{LangZH: "en", LangEN: "zh"}[d.lang]).
-					Text(d.t("lang.switch")).OnClick(d.setLang),
+					Text(d.t("lang.switch")).OnClick(d.setLang, on("lang")),
 			),
 		),
 		// Always present, so the screen below keeps its place in the tree
@@ -511,7 +511,7 @@ func (d *Dashboard) tabButton(tab, label string) app.UI {
 	if d.tab == tab {
 		cls += " current"
 	}
-	return app.Button().ID("tab-"+tab).Type("button").Class(cls).Aria("current", map[bool]string{true: "page", false: "false"}[d.tab == tab]).Text(d.t(label)).OnClick(d.setTab(tab))
+	return app.Button().ID("tab-"+tab).Type("button").Class(cls).Aria("current", map[bool]string{true: "page", false: "false"}[d.tab == tab]).Text(d.t(label)).OnClick(d.setTab(tab), on("tab", tab))
 }
 
 func (d *Dashboard) screen() app.UI {
@@ -533,16 +533,16 @@ func (d *Dashboard) renderConnect() app.UI {
 	return app.Form().ID("connect-form").Class("card connect").OnSubmit(func(ctx app.Context, e app.Event) {
 		e.PreventDefault()
 		d.connect(ctx)
-	}).Body(
+	}, on("connect-form")).Body(
 		app.H2().Text(d.t("connect.title")),
 		field("proxy-url", d.t("connect.url"), app.Input().ID("proxy-url").Type("url").Placeholder("http://127.0.0.1:8080").
-			Value(d.url).AutoComplete(true).OnInput(d.ValueTo(&d.url))),
+			Value(d.url).AutoComplete(true).OnInput(d.ValueTo(&d.url), on("proxy-url"))),
 		field("admin-key", d.t("connect.key"), app.Input().ID("admin-key").Type("password").Value(d.key).
-			OnInput(d.ValueTo(&d.key))),
+			OnInput(d.ValueTo(&d.key), on("admin-key"))),
 		app.Label().Class("check").Body(
 			app.Input().ID("remember").Type("checkbox").Checked(d.remember).OnChange(func(ctx app.Context, e app.Event) {
 				d.remember = ctx.JSSrc().Get("checked").Bool()
-			}),
+			}, on("remember")),
 			app.Text(" "+d.t("connect.remember")),
 		),
 		app.P().Class("hint").Text(d.t("connect.rememberHint")),
@@ -609,10 +609,10 @@ func (d *Dashboard) renderOverview() app.UI {
 					d.focus(ctx, "reset-"+name)
 				})
 			}).Else(func() app.UI {
-				return app.Button().ID("reset-" + name).Type("button").Text(d.t("ov.reset")).OnClick(func(ctx app.Context, e app.Event) {
+				return app.Button().ID("reset-"+name).Type("button").Text(d.t("ov.reset")).OnClick(func(ctx app.Context, e app.Event) {
 					d.resetAsk = name
 					d.focus(ctx, "reset-no-"+name)
-				})
+				}, on("reset", name))
 			})),
 		))
 	}

@@ -57,17 +57,19 @@ func (d *Dashboard) renderSelectionBar(matching []adminapi.KeyStatus) app.UI {
 	n := len(d.selected)
 	return app.Div().ID("selection").Class("selection").Body(
 		app.Span().ID("selection-count").Text(d.t("sel.count", n)),
+		// The handler reads the filter when clicked: a closure over this
+		// render's list would be the one go-app keeps (see on).
 		app.Button().ID("sel-all").Type("button").Text(d.t("sel.all", len(matching))).OnClick(func(ctx app.Context, e app.Event) {
-			d.selectKeys(matching, true)
-		}),
+			d.selectKeys(d.view(), true)
+		}, on("sel-all")),
 		app.If(n > 0, func() app.UI {
 			return app.Span().Class("bulk-actions").Body(
 				app.Button().ID("sel-none").Type("button").Text(d.t("sel.none")).OnClick(func(ctx app.Context, e app.Event) {
 					clear(d.selected)
-				}),
-				app.Button().ID("sel-enable").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.enable")).OnClick(d.runBulk(BulkEnable)),
-				app.Button().ID("sel-disable").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.disable")).OnClick(d.runBulk(BulkDisable)),
-				app.Button().ID("sel-test").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.test")).OnClick(d.runBulk(BulkTest)),
+				}, on("sel-none")),
+				app.Button().ID("sel-enable").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.enable")).OnClick(d.runBulk(BulkEnable), on("sel", BulkEnable)),
+				app.Button().ID("sel-disable").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.disable")).OnClick(d.runBulk(BulkDisable), on("sel", BulkDisable)),
+				app.Button().ID("sel-test").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.test")).OnClick(d.runBulk(BulkTest), on("sel", BulkTest)),
 				app.If(d.bulkDelAsk, func() app.UI {
 					return d.confirm(d.t("sel.deleteConfirm", n), "sel-delete-yes", "sel-delete-no", d.runBulk(BulkDelete), func(ctx app.Context, e app.Event) {
 						d.bulkDelAsk = false
@@ -77,7 +79,7 @@ func (d *Dashboard) renderSelectionBar(matching []adminapi.KeyStatus) app.UI {
 					return app.Button().ID("sel-delete").Type("button").Class("danger").Disabled(d.bulkBusy != "").Text(d.t("sel.delete")).OnClick(func(ctx app.Context, e app.Event) {
 						d.bulkDelAsk = true
 						d.focus(ctx, "sel-delete-no")
-					})
+					}, on("sel-delete"))
 				}),
 			)
 		}),

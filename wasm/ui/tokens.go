@@ -32,14 +32,14 @@ func (d *Dashboard) renderTokens() app.UI {
 					OnClick(func(ctx app.Context, e app.Event) {
 						d.revokeAsk = id
 						d.focus(ctx, "revoke-no-"+id)
-					})
+					}, on("revoke", id))
 			})),
 		))
 	}
 	return app.Div().ID("tokens").Body(
-		app.Form().ID("token-form").Class("card").OnSubmit(d.doCreateToken).Body(
+		app.Form().ID("token-form").Class("card").OnSubmit(d.doCreateToken, on("token-form")).Body(
 			app.H2().Text(d.t("tok.title")),
-			field("tok-name", d.t("tok.name"), app.Input().ID("tok-name").Value(d.tokName).OnInput(d.ValueTo(&d.tokName))),
+			field("tok-name", d.t("tok.name"), app.Input().ID("tok-name").Value(d.tokName).OnInput(d.ValueTo(&d.tokName), on("tok-name"))),
 			app.Button().ID("tok-create").Type("submit").Text(d.t("tok.create")),
 			formMsg("tok-msg", d.tokErr, true),
 			app.If(d.newToken != nil, func() app.UI {

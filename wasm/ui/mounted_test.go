@@ -1,0 +1,342 @@
+//go:build !js
+
+package ui
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/adminclient"
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+)
+
+// The helpers below reach into go-app's mounted tree: what the browser
+// holds after go-app's diff, with the event handlers it really attached
+// (go-app keeps a mounted handler when the new one has the same code
+// pointer and scope). Firing them there is what a click does; calling a
+// handler built by a fresh Render would hide a stale one.
+
+// open makes an unexported field usable.
+func open(v reflect.Value) reflect.Value {
+	return reflect.NewAt(v.Type(), unsafe.Pointer(v.UnsafeAddr())).Elem()
+}
+
+// mountedElem is one mounted HTML element: its attributes, handlers, children.
+type mountedElem struct{ v reflect.Value } // the htmlElement struct, addressable
+
+func (m mountedElem) attr(name string) string {
+	a := open(m.v.FieldByName("attributes"))
+	if a.IsNil() {
+		return ""
+	}
+	if x := a.MapIndex(reflect.ValueOf(name)); x.IsValid() {
+		return x.String()
+	}
+	return ""
+}
+
+// handlers returns event → (handler, scope).
+func (m mountedElem) handlers() map[string]struct {
+	h     app.EventHandler
+	scope string
+} {
+	out := map[string]struct {
+		h     app.EventHandler
+		scope string
+	}{}
+	evs := open(m.v.FieldByName("eventHandlers"))
+	for _, k := range evs.MapKeys() {
+		cp := reflect.New(evs.Type().Elem()).Elem()
+		cp.Set(evs.MapIndex(k))
+		out[k.String()] = struct {
+			h     app.EventHandler
+			scope string
+		}{open(cp.FieldByName("goHandler")).Interface().(app.EventHandler), open(cp.FieldByName("scope")).String()}
+	}
+	return out
+}
+
+// walk visits every mounted HTML element under n (components included).
+func walk(n reflect.Value, visit func(mountedElem)) {
+	for n.Kind() == reflect.Interface || n.Kind() == reflect.Pointer {
+		if n.IsNil() {
+			return
+		}
+		n = n.Elem()
+	}
+	if n.Kind() != reflect.Struct {
+		return
+	}
+	if c := n.FieldByName("Compo"); c.IsValid() && c.Type() == reflect.TypeOf(app.Compo{}) {
+		walk(open(c.FieldByName("rootElement")), visit)
+		return
+	}
+	e := n.FieldByName("htmlElement")
+	if !e.IsValid() {
+		return // text, raw
+	}
+	m := mountedElem{e}
+	visit(m)
+	kids := open(e.FieldByName("children"))
+	for i := 0; i < kids.Len(); i++ {
+		walk(kids.Index(i), visit)
+	}
+}
+
+// mounted returns the mounted element whose id attribute is id.
+func (h *harness) mounted(id string) (mountedElem, bool) {
+	var found mountedElem
+	ok := false
+	walk(reflect.ValueOf(h.d), func(m mountedElem) {
+		if !ok && m.attr("id") == id {
+			found, ok = m, true
+		}
+	})
+	return found, ok
+}
+
+// fire runs the handler go-app attached for event on the element with id,
+// as a browser event would, then all async work.
+func (h *harness) fire(id, event string) {
+	h.t.Helper()
+	m, ok := h.mounted(id)
+	if !ok {
+		h.t.Fatalf("no mounted element #%s", id)
+	}
+	eh, ok := m.handlers()[event]
+	if !ok {
+		h.t.Fatalf("#%s has no %s handler", id, event)
+	}
+	h.do(func(ctx app.Context) { eh.h(ctx, app.Event{Value: app.Undefined()}) })
+}
+
+// rowIDs lists the key ids of the mounted table rows, in order.
+func (h *harness) rowIDs() []string {
+	var ids []string
+	walk(reflect.ValueOf(h.d), func(m mountedElem) {
+		if id, ok := strings.CutPrefix(m.attr("id"), "row-"); ok {
+			ids = append(ids, id)
+		}
+	})
+	return ids
+}
+
+// keysIn lists the ids the proxy holds, sorted.
+func keysIn(t *testing.T, c *adminclient.Client) map[string]adminapi.KeyStatus {
+	t.Helper()
+	st, err := c.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]adminapi.KeyStatus{}
+	for _, k := range AllKeys(st) {
+		out[k.ID] = k
+	}
+	return out
+}
+
+func sortedIDs(keys []adminapi.KeyStatus) []string {
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
+		ids = append(ids, k.ID)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// taggedPool fills a proxy with n gemini keys; key i is tagged "canary"
+// when i%3 == 0, else "backup", and described "key NNN".
+func taggedPool(t *testing.T, c *adminclient.Client, n int) {
+	t.Helper()
+	for i := range n {
+		tag := "backup"
+		if i%3 == 0 {
+			tag = "canary"
+		}
+		desc := fmt.Sprintf("key %03d", i)
+		tags := []string{tag}
+		if _, err := c.AddKey(t.Context(), adminapi.AddKeyRequest{Provider: "gemini", APIKey: fmt.Sprintf("AIzaSyFakeRowTest%012d", i),
+			Metadata: &adminapi.Metadata{Description: &desc, Tags: &tags}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Defect: after a page change, a filter, a search or a sort, a row's
+// buttons and checkbox acted on the key that row showed before (go-app
+// kept the first render's closures). Every action must hit the key the
+// row shows, and "select all matching" must select exactly the matching keys.
+func TestRowActionsHitTheKeyTheRowShows(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	taggedPool(t, c, 120)
+	h := mount(t, &Dashboard{})
+	h.connect(ts.URL, adminKey)
+	h.fire("tab-keys", "click")
+	first := h.rowIDs()
+	if len(first) != PageSize {
+		t.Fatalf("%d rows", len(first))
+	}
+
+	// Page 2: Edit and the checkbox of its first row.
+	h.fire("page-next", "click")
+	page2 := h.rowIDs()
+	if page2[0] == first[0] {
+		t.Fatal("page 2 shows page 1's rows")
+	}
+	h.fire("edit-"+page2[0], "click")
+	if h.d.editID != page2[0] {
+		t.Fatalf("Edit on page 2's first row edits %q, want %q", h.d.editID, page2[0])
+	}
+	h.fire("e-cancel", "click")
+	h.fire("sel-"+page2[1], "change")
+	if got := h.d.Selected(); !slices.Equal(got, []string{page2[1]}) {
+		t.Fatalf("ticking page 2's second row selected %v, want %v", got, page2[1])
+	}
+	h.fire("sel-none", "click")
+
+	// A search leaving one row: Delete asks on that row and deletes it.
+	h.do(func(ctx app.Context) { h.d.filter.Text = "key 077"; h.d.page = 0 })
+	rows := h.rowIDs()
+	if len(rows) != 1 {
+		t.Fatalf("search: %d rows", len(rows))
+	}
+	target := rows[0]
+	h.fire("del-"+target, "click")
+	if h.d.delAsk != target {
+		t.Fatalf("Delete asks about %q, want %q", h.d.delAsk, target)
+	}
+	before := keysIn(t, c)
+	h.fire("del-yes-"+target, "click")
+	after := keysIn(t, c)
+	if _, still := after[target]; still || len(after) != len(before)-1 {
+		t.Fatalf("delete of the one searched row: %d → %d keys, target still there: %v", len(before), len(after), still)
+	}
+
+	// Sort, then tick rows of a tag filter and disable them.
+	h.do(func(ctx app.Context) { h.d.filter = Filter{Tag: "backup", Sort: "created"} })
+	h.do(func(ctx app.Context) { h.d.filter.Sort = "" })
+	rows = h.rowIDs()
+	for _, id := range rows[:5] {
+		h.fire("sel-"+id, "change")
+	}
+	h.fire("sel-disable", "click")
+	after = keysIn(t, c)
+	var disabled []string
+	for id, k := range after {
+		if !k.IsActive {
+			disabled = append(disabled, id)
+		}
+	}
+	sort.Strings(disabled)
+	want := slices.Clone(rows[:5])
+	sort.Strings(want)
+	if !slices.Equal(disabled, want) {
+		t.Fatalf("disabled %v, want the 5 ticked backup keys %v", disabled, want)
+	}
+	h.fire("sel-none", "click")
+
+	// Select all matching a filter, then bulk delete: exactly those go.
+	h.do(func(ctx app.Context) { h.d.filter = Filter{Tag: "canary"} })
+	matching := h.d.view()
+	h.fire("sel-all", "click")
+	if got := h.d.Selected(); !slices.Equal(sortedIDs(matching), sortedSlice(got)) {
+		t.Fatalf("select all matching selected %d keys, want the %d canary keys", len(got), len(matching))
+	}
+	h.fire("sel-delete", "click")
+	h.contains(fmt.Sprintf("Delete %d keys?", len(matching)))
+	before = keysIn(t, c)
+	h.fire("sel-delete-yes", "click")
+	after = keysIn(t, c)
+	for id, k := range before {
+		_, kept := after[id]
+		if isCanary := slices.Contains(k.Tags, "canary"); kept == isCanary {
+			t.Fatalf("key %s (tags %v) kept=%v after deleting all canary keys", id, k.Tags, kept)
+		}
+	}
+}
+
+func sortedSlice(s []string) []string {
+	s = slices.Clone(s)
+	sort.Strings(s)
+	return s
+}
+
+// Every handler in the mounted tree is scoped: go-app compares handlers by
+// code pointer and scope, so an unscoped closure over row data would be
+// kept when the row shows another key.
+func TestEveryMountedHandlerIsScoped(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	taggedPool(t, c, 3)
+	h := mount(t, &Dashboard{})
+	h.connect(ts.URL, adminKey)
+	check := func(screen string) {
+		t.Helper()
+		walk(reflect.ValueOf(h.d), func(m mountedElem) {
+			for ev, x := range m.handlers() {
+				if x.scope == "" {
+					t.Errorf("%s: #%s (%s) has an unscoped %s handler", screen, m.attr("id"), m.attr("class"), ev)
+				}
+			}
+		})
+	}
+	check("overview")
+	for _, tab := range []string{TabKeys, TabTokens, TabPlayground} {
+		h.fire("tab-"+tab, "click")
+		check(tab)
+	}
+	h.fire("tab-keys", "click")
+	id := h.rowIDs()[0]
+	h.fire("edit-"+id, "click")
+	check("edit")
+	h.fire("e-cancel", "click")
+	h.fire("del-"+id, "click")
+	check("delete confirmation")
+}
+
+var optionValue = regexp.MustCompile(`value="([^"]*)"`)
+
+// Defect: go-app drops an empty value attribute, so the "All" option's
+// value was its text, and choosing "All" again filtered on the word "All"
+// (0 of N keys). Every option has a value, and "All" means no filter.
+func TestFilterOptionsHaveValues(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	taggedPool(t, c, 3)
+	for _, lang := range []string{LangEN, LangZH} {
+		h := mount(t, &Dashboard{})
+		h.connect(ts.URL, adminKey)
+		h.d.lang = lang
+		h.fire("tab-keys", "click")
+		html := h.html()
+		for _, sel := range []string{"f-provider", "f-state", "f-tag", "f-sort"} {
+			body := between(html, `id="`+sel+`"`, "</select>")
+			opts := strings.Split(body, "<option")[1:]
+			if len(opts) < 2 {
+				t.Fatalf("#%s: %d options", sel, len(opts))
+			}
+			for i, o := range opts {
+				m := optionValue.FindStringSubmatch(strings.SplitN(o, ">", 2)[0])
+				if m == nil || m[1] == "" {
+					t.Fatalf("#%s option %d has no value: <option%s", sel, i, o)
+				}
+				if got := FilterValue(m[1]); (i == 0) != (got == "") {
+					t.Fatalf("#%s option %d value %q means filter %q", sel, i, m[1], got)
+				}
+			}
+		}
+		// All again after a state: every key.
+		h.do(func(ctx app.Context) { h.d.filter.State = FilterValue(adminapi.StateDisabled) })
+		h.contains(T(lang, "keys.count", 0, 3))
+		h.do(func(ctx app.Context) { h.d.filter.State = FilterValue(AnyOption) })
+		h.contains(T(lang, "keys.count", 3, 3))
+	}
+}
