@@ -285,6 +285,18 @@ func TestRowActionsInChromium(t *testing.T) {
 		t.Fatalf("deleted %d keys, %d left; want 40 and 79", len(gone), len(after))
 	}
 	shot(t, p.ctx, "rows")
+
+	// Add from the top of the page while a filter hides the new key: the
+	// table clears the filter, turns to the key's page and highlights it.
+	p.do("tag backup", selectText("f-tag", "backup"), selectIndex("f-sort", 0))
+	p.wait("backup keys", count+`.startsWith("79 of 79")`)
+	p.do("open the add panel", chromedp.Click(chromedp.ID("add-open")))
+	p.wait("add form above the table", `(() => { const f = document.getElementById("add-form"), t = document.getElementById("keys-table"); return !!f && f.getBoundingClientRect().top < t.getBoundingClientRect().top && document.activeElement.id === "add-key" })()`)
+	p.do("add", typeInto("add-key", "AIzaSyFakeE2eRevealed0000001"), typeInto("add-desc", "revealed"), chromedp.Click(chromedp.ID("add-submit")))
+	p.wait("new key shown and highlighted", `(() => { const r = document.querySelector("#keys-table tr.fresh"); if (!r || !r.innerText.includes("revealed")) return false; const b = r.getBoundingClientRect(); return b.top >= 0 && b.bottom <= innerHeight })()`)
+	p.wait("filter cleared, last page", count+`.startsWith("80 of 80") && document.getElementById("f-tag").selectedIndex === 0 && `+textOfID("page-info")+` === "Page 2 of 2"`)
+	p.do("close the panel", chromedp.Click(chromedp.ID("panel-close")))
+	p.wait("panel closed", `!document.getElementById("add-form") && document.activeElement.id === "add-open"`)
 }
 
 // TestNothingWiderThanAPhone opens every page at 390 px, with the content

@@ -245,6 +245,7 @@ func TestDashboardInChromium(t *testing.T) {
 	// A key the pool core rejects: the error shows in the form.
 	do("add a bad key",
 		chromedp.Click(chromedp.ID("tab-keys")),
+		chromedp.Click(chromedp.ID("add-open")), // at the top of the page
 		chromedp.WaitVisible(chromedp.ID("add-form")),
 		chromedp.SendKeys(chromedp.ID("add-key"), "bad key"),
 		chromedp.Click(chromedp.ID("add-submit")),
@@ -287,6 +288,8 @@ func TestDashboardInChromium(t *testing.T) {
 	// Bulk import: one new, one duplicate, one invalid, one the provider
 	// will reject later.
 	do("bulk import",
+		chromedp.Click(chromedp.ID("bulk-open")),
+		chromedp.WaitVisible(chromedp.ID("bulk-form")),
 		chromedp.SendKeys(chromedp.ID("bulk-text"), "AIzaSyE2eBulkKey00000000000002\n"+secret+"\nhas space\nAIzaSyE2eBadKey000000000000003\n"),
 		chromedp.Click(chromedp.ID("bulk-submit")),
 	)

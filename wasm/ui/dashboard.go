@@ -82,6 +82,10 @@ type Dashboard struct {
 	revokeAsk string
 	tokErr    string
 
+	panel       string // PanelAdd, PanelBulk or "" above the keys table
+	fresh       string // the key just added: highlighted
+	revealAfter string // the key to reveal once the status is reloaded
+
 	play       playForm
 	selected   map[string]bool
 	bulkBusy   string
@@ -336,6 +340,10 @@ func (d *Dashboard) refresh(ctx app.Context) {
 				return
 			}
 			d.setStatus(st)
+			if id := d.revealAfter; id != "" {
+				d.revealAfter = ""
+				d.revealKey(ctx, id)
+			}
 			if terr != nil {
 				d.setNotice(d.ErrorText(terr), true)
 			} else if tab == TabTokens {

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -101,8 +102,11 @@ func (d *Dashboard) renderKeys() app.UI {
 		body = append(body, d.keyRow(k))
 	}
 	return app.Div().ID("keys").Body(
-		app.Section().Class("card").Body(
-			app.H2().Text(d.t("keys.title")),
+		// Fixed positions: the toolbar, the panel (empty when closed),
+		// the table; opening a panel does not re-create the table.
+		d.renderKeysToolbar(),
+		d.renderKeyPanel(),
+		app.Section().ID("keys-card").Class("card").Body(
 			app.Div().Class("filters").Body(
 				field("f-provider", d.t("keys.filterProvider"), app.Select().ID("f-provider").OnChange(d.setFilter(&d.filter.Provider), on("f-provider")).Body(provOpts...)),
 				field("f-state", d.t("keys.filterState"), app.Select().ID("f-state").OnChange(d.setFilter(&d.filter.State), on("f-state")).Body(stateOpts...)),
@@ -134,9 +138,107 @@ func (d *Dashboard) renderKeys() app.UI {
 				app.Button().ID("page-next").Type("button").Disabled(page >= pages-1).Text(d.t("keys.next")).OnClick(func(ctx app.Context, e app.Event) { d.page++ }, on("page-next")),
 			),
 		),
-		d.renderAdd(),
-		d.renderBulk(),
 	)
+}
+
+// Panels above the keys table.
+const (
+	PanelAdd  = "add"
+	PanelBulk = "bulk"
+)
+
+func (d *Dashboard) renderKeysToolbar() app.UI {
+	btn := func(panel, label string) app.UI {
+		open := d.panel == panel
+		return app.Button().ID(panel+"-open").Type("button").Class(map[bool]string{true: "primary current", false: "primary"}[open]).
+			Aria("expanded", map[bool]string{true: "true", false: "false"}[open]).Aria("controls", "key-panel").
+			Text(d.t(label)).OnClick(func(ctx app.Context, e app.Event) { d.openPanel(ctx, panel) }, on(panel+"-open"))
+	}
+	return app.Div().ID("keys-toolbar").Class("toolbar").Body(
+		app.H2().Text(d.t("keys.title")),
+		app.Span().Class("toolbar-actions").Body(
+			btn(PanelAdd, "add.open"),
+			btn(PanelBulk, "bulk.open"),
+		),
+	)
+}
+
+// openPanel opens the add or bulk import panel (closes it when open) and
+// puts the focus in its first field.
+func (d *Dashboard) openPanel(ctx app.Context, panel string) {
+	if d.panel == panel {
+		d.panel = ""
+		return
+	}
+	d.panel = panel
+	d.focus(ctx, map[string]string{PanelAdd: "add-key", PanelBulk: "bulk-text"}[panel])
+}
+
+func (d *Dashboard) renderKeyPanel() app.UI {
+	var body app.UI
+	switch d.panel {
+	case PanelAdd:
+		body = d.renderAdd()
+	case PanelBulk:
+		body = d.renderBulk()
+	}
+	close := func(ctx app.Context, e app.Event) {
+		opener := d.panel + "-open"
+		d.panel = ""
+		d.focus(ctx, opener)
+	}
+	return app.Div().ID("key-panel").Class(map[bool]string{true: "panel", false: "panel empty"}[body != nil]).OnKeyDown(onEscape(close), on("key-panel")).Body(
+		app.If(body != nil, func() app.UI {
+			return app.Div().Class("card").Body(
+				app.Button().ID("panel-close").Type("button").Class("close").Aria("label", d.t("common.close")).Title(d.t("common.close")).Text("×").OnClick(close, on("panel-close")),
+				body,
+			)
+		}),
+	)
+}
+
+// revealKey shows the key with id in the table after it was added: the
+// filters are cleared if they hide it, the table turns to its page, and
+// its row is highlighted and scrolled to.
+func (d *Dashboard) revealKey(ctx app.Context, id string) {
+	find := func() int {
+		return slices.IndexFunc(d.view(), func(k adminapi.KeyStatus) bool { return k.ID == id })
+	}
+	i := find()
+	if i < 0 {
+		d.filter = Filter{Sort: d.filter.Sort}
+		d.syncFilterControls()
+		i = find()
+	}
+	if i < 0 {
+		return
+	}
+	d.page = i / PageSize
+	d.fresh = id
+	if app.IsClient {
+		d.bind(ctx).Defer(func(app.Context) {
+			if el := app.Window().GetElementByID("row-" + id); el.Truthy() {
+				el.Call("scrollIntoView", map[string]any{"block": "center"})
+			}
+		})
+	}
+}
+
+// syncFilterControls puts the filter into the page's controls: a re-render
+// does not clear a text box (go-app drops an empty value attribute).
+func (d *Dashboard) syncFilterControls() {
+	if !app.IsClient {
+		return
+	}
+	doc := app.Window()
+	if el := doc.GetElementByID("f-text"); el.Truthy() {
+		el.Set("value", d.filter.Text)
+	}
+	for id, v := range map[string]string{"f-provider": d.filter.Provider, "f-state": d.filter.State, "f-tag": d.filter.Tag} {
+		if el := doc.GetElementByID(id); el.Truthy() && v == "" {
+			el.Set("value", AnyOption)
+		}
+	}
 }
 
 // StateText is the badge text of a key's state.
@@ -172,7 +274,7 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 	if k.Requests > 0 {
 		rate = pct(k.SuccessRate)
 	}
-	return app.Tr().ID("row-"+id).DataSet("id", id).Body(
+	return app.Tr().ID("row-"+id).DataSet("id", id).Class(map[bool]string{true: "fresh", false: ""}[d.fresh == id]).Body(
 		app.Td().Body(app.Input().ID("sel-"+id).Type("checkbox").Aria("label", d.t("sel.row", k.MaskedKey)).Checked(d.selected[id]).OnChange(d.toggle(id), on("sel", id))),
 		app.Td().Class("mono").Text(k.MaskedKey),
 		app.Td().Text(k.Provider),
@@ -396,7 +498,7 @@ func (d *Dashboard) providerSelect(id string, v *string) app.UI {
 }
 
 func (d *Dashboard) renderAdd() app.UI {
-	return app.Form().ID("add-form").Class("card").OnSubmit(d.doAdd, on("add-form")).Body(
+	return app.Form().ID("add-form").OnSubmit(d.doAdd, on("add-form")).Body(
 		app.H2().Text(d.t("add.title")),
 		app.Div().Class("grid").Body(
 			field("add-provider", d.t("add.provider"), d.providerSelect("add-provider", &d.add.Provider)),
@@ -488,6 +590,7 @@ func (d *Dashboard) AddKey(ctx app.Context) {
 			d.add.APIKey = ""
 			clearInput("add-key")
 			d.add.Msg, d.add.Err = d.t("add.done", masked), false
+			d.revealAfter = r.KeyID
 			d.refresh(ctx)
 		})
 	})
@@ -495,7 +598,7 @@ func (d *Dashboard) AddKey(ctx app.Context) {
 
 func (d *Dashboard) renderBulk() app.UI {
 	b := d.bulk
-	return app.Form().ID("bulk-form").Class("card").OnSubmit(d.doBulk, on("bulk-form")).Body(
+	return app.Form().ID("bulk-form").OnSubmit(d.doBulk, on("bulk-form")).Body(
 		app.H2().Text(d.t("bulk.title")),
 		field("bulk-provider", d.t("add.provider"), d.providerSelect("bulk-provider", &d.bulk.Provider)),
 		field("bulk-text", d.t("bulk.keys"), app.Textarea().ID("bulk-text").Rows(6).Spellcheck(false).Text(b.Text).OnInput(d.ValueTo(&d.bulk.Text), on("bulk-text"))),

@@ -340,3 +340,58 @@ func TestFilterOptionsHaveValues(t *testing.T) {
 		h.contains(T(lang, "keys.count", 3, 3))
 	}
 }
+
+// Add and Bulk import open from the top of the Keys page, above the
+// table; after adding, the table shows the new key (filters that hide it
+// are cleared, the page is turned) and highlights it.
+func TestAddFromTheTopRevealsTheNewKey(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	taggedPool(t, c, 120)
+	h := mount(t, &Dashboard{})
+	h.connect(ts.URL, adminKey)
+	h.fire("tab-keys", "click")
+	h.do(func(ctx app.Context) { h.d.filter.Tag = "canary" })
+	if strings.Contains(h.html(), `id="add-form"`) {
+		t.Fatal("the add form shows before it is opened")
+	}
+	h.fire("add-open", "click")
+	html := h.html()
+	if i, j := strings.Index(html, `id="add-form"`), strings.Index(html, `id="keys-table"`); i < 0 || i > j {
+		t.Fatalf("add form at %d, table at %d: the form must come first", i, j)
+	}
+	if m, _ := h.mounted("add-open"); m.attr("aria-expanded") != "true" {
+		t.Fatalf("add-open aria-expanded=%q", m.attr("aria-expanded"))
+	}
+	h.d.add.APIKey = "AIzaSyFakeRevealMe0000000001"
+	h.d.add.Description = "the new one"
+	h.fire("add-form", "submit")
+	var added adminapi.KeyStatus
+	for _, k := range keysIn(t, c) {
+		if k.Description == "the new one" {
+			added = k
+		}
+	}
+	if added.ID == "" {
+		t.Fatalf("not added: %q", h.d.add.Msg)
+	}
+	if rows := h.rowIDs(); !slices.Contains(rows, added.ID) {
+		t.Fatalf("the new key %s is not among the rows shown (page %d, filter %+v)", added.ID, h.d.page, h.d.filter)
+	}
+	if h.d.filter.Tag != "" || h.d.page != 2 {
+		t.Fatalf("filter %+v page %d: want the canary filter cleared and the last page", h.d.filter, h.d.page)
+	}
+	h.contains(`class="fresh"`)
+	// The panel stays open for the next key; Close (or Escape) shuts it.
+	h.contains(`id="add-form"`, "Added "+added.MaskedKey)
+	h.fire("panel-close", "click")
+	if strings.Contains(h.html(), `id="add-form"`) {
+		t.Fatal("the panel did not close")
+	}
+	h.fire("bulk-open", "click")
+	h.contains(`id="bulk-form"`)
+	h.fire("bulk-open", "click")
+	if strings.Contains(h.html(), `id="bulk-form"`) {
+		t.Fatal("the bulk import button does not close its panel")
+	}
+}

@@ -171,6 +171,7 @@ func TestConnectAddBulkEditDeleteTokens(t *testing.T) {
 		t.Fatal("the secret appears in the page")
 	}
 
+	h.d.panel = PanelBulk
 	h.d.bulk = bulkForm{Provider: "openai", Text: "sk-bulk-line-one-000000001\n\n" + secret + "\nhas space\n"}
 	h.do(h.d.BulkImport)
 	r := h.d.bulk.Result
@@ -392,6 +393,7 @@ func TestSelectionBulkActionsAndChunkedImport(t *testing.T) {
 		fmt.Fprintf(&b, "AIzaSyChunked%016d\n", i)
 	}
 	b.WriteString("AIzaSyChunked0000000000000000\n")
+	h.d.panel = PanelBulk
 	h.d.bulk = bulkForm{Provider: "gemini", Text: b.String()}
 	h.do(h.d.BulkImport)
 	r := h.d.bulk.Result
@@ -530,12 +532,14 @@ func TestFormMessages(t *testing.T) {
 	h.connect(ts.URL, adminKey)
 	h.d.tab = TabKeys
 	h.d.lang = LangZH
+	h.d.panel = PanelAdd
 	h.d.add = addForm{Provider: "gemini", APIKey: "has space"}
 	h.do(h.d.AddKey)
 	if !h.d.add.Err || h.d.add.Msg != "API 密钥不能包含空格或控制字符。" {
 		t.Fatalf("add error: %q", h.d.add.Msg)
 	}
 	h.contains(`id="add-msg"`, `class="formmsg error"`, "API 密钥不能包含空格或控制字符。")
+	h.d.panel = PanelBulk
 	h.d.bulk = bulkForm{Provider: "gemini", Text: "\n \n"}
 	h.do(h.d.BulkImport)
 	h.contains(`id="bulk-msg"`, "请至少粘贴一个密钥。")
