@@ -258,7 +258,8 @@ func TestRowActionsInChromium(t *testing.T) {
 	if len(off) != 5 {
 		t.Fatalf("%d keys disabled, want the 5 ticked", len(off))
 	}
-	p.do("clear selection", chromedp.Click(chromedp.ID("sel-none")))
+	p.do("clear selection and dismiss the notice", chromedp.Click(chromedp.ID("sel-none")), chromedp.Click(chromedp.ID("notice-close")))
+	p.wait("notice dismissed", `document.getElementById("notice").classList.contains("empty")`)
 
 	// Select all matching a filter and delete: exactly the filtered keys.
 	p.do("tag canary", selectText("f-tag", "canary"))
@@ -285,6 +286,8 @@ func TestRowActionsInChromium(t *testing.T) {
 		t.Fatalf("deleted %d keys, %d left; want 40 and 79", len(gone), len(after))
 	}
 	shot(t, p.ctx, "rows")
+	// A success notice goes by itself (NoticeTTL).
+	p.wait("notice faded", `document.getElementById("notice").classList.contains("empty")`)
 
 	// Add from the top of the page while a filter hides the new key: the
 	// table clears the filter, turns to the key's page and highlights it.

@@ -50,8 +50,9 @@ type Dashboard struct {
 	hasSelf   bool
 	client    *adminclient.Client
 	tab       string
-	notice    string
+	notice    func() string // the page notice, translated when shown
 	noticeErr bool
+	noticeSeq int // which notice a fade timer belongs to
 
 	// connect
 	url, key   string
@@ -231,8 +232,40 @@ func (d *Dashboard) baseURL() string {
 	return adminclient.NormalizeURL(d.url)
 }
 
-func (d *Dashboard) setNotice(msg string, isErr bool) {
-	d.notice, d.noticeErr = msg, isErr
+// NoticeTTL is how long a success notice stays; errors stay until
+// dismissed or replaced.
+const NoticeTTL = 8 * time.Second
+
+// setNotice shows the page notice. text runs at each render, so a notice
+// follows a language switch. A success notice fades after NoticeTTL.
+func (d *Dashboard) setNotice(ctx app.Context, text func() string, isErr bool) {
+	d.notice, d.noticeErr = text, isErr
+	d.noticeSeq++
+	if isErr || !app.IsClient {
+		return
+	}
+	seq := d.noticeSeq
+	d.bind(ctx).After(NoticeTTL, func(app.Context) { d.expireNotice(seq) })
+}
+
+// expireNotice clears notice seq if it is still the one shown.
+func (d *Dashboard) expireNotice(seq int) {
+	if seq == d.noticeSeq {
+		d.clearNotice()
+	}
+}
+
+func (d *Dashboard) clearNotice() {
+	d.notice, d.noticeErr = nil, false
+	d.noticeSeq++
+}
+
+// Notice is the page notice as shown now ("" when none).
+func (d *Dashboard) Notice() string {
+	if d.notice == nil {
+		return ""
+	}
+	return d.notice()
 }
 
 func bg() (context.Context, context.CancelFunc) {
@@ -289,7 +322,7 @@ func (d *Dashboard) disconnect(ctx app.Context, e app.Event) {
 	ctx.SessionStorage().Del(storeConn)
 	d.client, d.status, d.keys, d.tokens, d.key = nil, nil, nil, nil, ""
 	d.viewSig = ""
-	d.notice = ""
+	d.clearNotice()
 	d.traffic, d.trafficErr, d.trafficBusy = nil, "", false
 	d.trafficSeq++
 	clear(d.selected)
@@ -336,7 +369,7 @@ func (d *Dashboard) refresh(ctx app.Context) {
 		ctx.Dispatch(func(ctx app.Context) {
 			d.loading = false
 			if err != nil {
-				d.setNotice(d.ErrorText(err), true)
+				d.setNotice(ctx, func() string { return d.ErrorText(err) }, true)
 				return
 			}
 			d.setStatus(st)
@@ -345,7 +378,7 @@ func (d *Dashboard) refresh(ctx app.Context) {
 				d.revealKey(ctx, id)
 			}
 			if terr != nil {
-				d.setNotice(d.ErrorText(terr), true)
+				d.setNotice(ctx, func() string { return d.ErrorText(terr) }, true)
 			} else if tab == TabTokens {
 				d.tokens = toks
 			}
@@ -452,7 +485,7 @@ func onEscape(h app.EventHandler) app.EventHandler {
 func (d *Dashboard) setTab(tab string) app.EventHandler {
 	return func(ctx app.Context, e app.Event) {
 		d.tab = tab
-		d.notice = ""
+		d.clearNotice()
 		d.newToken = nil // shown once: gone when the operator leaves
 		d.refresh(ctx)
 	}
@@ -485,9 +518,7 @@ func (d *Dashboard) Render() app.UI {
 					Text(d.t("lang.switch")).OnClick(d.setLang, on("lang")),
 			),
 		),
-		// Always present, so the screen below keeps its place in the tree
-		// and is not re-created when a notice comes and goes.
-		app.P().ID("notice").Class(noticeClass(d.notice, d.noticeErr)).Aria("live", "polite").Text(d.notice),
+		d.renderNotice(),
 		app.Main().Body(d.screen()),
 	)
 }
@@ -502,6 +533,26 @@ func clearInput(id string) {
 	if el := app.Window().GetElementByID(id); el.Truthy() {
 		el.Set("value", "")
 	}
+}
+
+// renderNotice is the page notice with its dismiss button. Always present,
+// so the screen below keeps its place in the tree and is not re-created
+// when a notice comes and goes.
+func (d *Dashboard) renderNotice() app.UI {
+	msg := d.Notice()
+	// Success notices fade out over NoticeTTL; the animation's name
+	// alternates so a new notice in the same element starts it again.
+	cls := noticeClass(msg, d.noticeErr)
+	if msg != "" && !d.noticeErr {
+		cls += " fade-" + strconv.Itoa(d.noticeSeq%2)
+	}
+	return app.Div().ID("notice").Class(cls).Role(map[bool]string{true: "alert", false: "status"}[d.noticeErr]).Body(
+		app.Span().ID("notice-text").Text(msg),
+		app.If(msg != "", func() app.UI {
+			return app.Button().ID("notice-close").Type("button").Class("close").Aria("label", d.t("common.dismiss")).Title(d.t("common.dismiss")).Text("×").
+				OnClick(func(ctx app.Context, e app.Event) { d.clearNotice() }, on("notice-close"))
+		}),
+	)
 }
 
 func noticeClass(msg string, isErr bool) string {
@@ -662,10 +713,10 @@ func (d *Dashboard) doReset(provider string) app.EventHandler {
 			r, err := c.Reset(cctx, provider)
 			ctx.Dispatch(func(ctx app.Context) {
 				if err != nil {
-					d.setNotice(d.ErrorText(err), true)
+					d.setNotice(ctx, func() string { return d.ErrorText(err) }, true)
 					return
 				}
-				d.setNotice(d.t("ov.resetDone", r.KeysReset, provider), false)
+				d.setNotice(ctx, func() string { return d.t("ov.resetDone", r.KeysReset, provider) }, false)
 				d.refresh(ctx)
 			})
 		})

@@ -179,6 +179,7 @@ var messages = map[string][2]string{
 	"add.open":            {"+ Add key", "+ 添加密钥"},
 	"bulk.open":           {"Bulk import", "批量导入"},
 	"common.close":        {"Close", "关闭"},
+	"common.dismiss":      {"Dismiss", "关闭提示"},
 	"traffic.title":       {"Requests over time", "请求趋势"},
 	"traffic.per":         {"per %d min", "每 %d 分钟"},
 	"traffic.range":       {"Time range", "时间范围"},

@@ -429,7 +429,7 @@ func (d *Dashboard) doUpdate(id, masked string) app.EventHandler {
 				}
 				delete(d.rowMsg, id)
 				d.editID = ""
-				d.setNotice(d.t("act.updated", masked), false)
+				d.setNotice(ctx, func() string { return d.t("act.updated", masked) }, false)
 				d.focus(ctx, "edit-"+id)
 				d.refresh(ctx)
 			})
@@ -451,7 +451,7 @@ func (d *Dashboard) doDelete(id, masked string) app.EventHandler {
 					d.rowMsg[id] = d.ErrorText(err)
 					return
 				}
-				d.setNotice(d.t("act.deleted", masked), false)
+				d.setNotice(ctx, func() string { return d.t("act.deleted", masked) }, false)
 				d.refresh(ctx)
 			})
 		})

@@ -395,3 +395,47 @@ func TestAddFromTheTopRevealsTheNewKey(t *testing.T) {
 		t.Fatal("the bulk import button does not close its panel")
 	}
 }
+
+// Notices can be dismissed, success notices expire (errors stay), and a
+// notice follows a language switch.
+func TestNoticesDismissExpireAndTranslate(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	taggedPool(t, c, 2)
+	h := mount(t, &Dashboard{})
+	h.connect(ts.URL, adminKey)
+	h.fire("tab-keys", "click")
+	id := h.rowIDs()[0]
+	h.fire("sel-"+id, "change")
+	h.fire("sel-disable", "click")
+	if h.d.Notice() != "1 keys disabled, 0 failed." {
+		t.Fatalf("notice %q", h.d.Notice())
+	}
+	h.contains(`id="notice-close"`, "fade-")
+	h.fire("lang", "click")
+	if want := T(LangZH, "sel.done.disable", 1, 0); h.d.Notice() != want || !strings.Contains(h.html(), want) {
+		t.Fatalf("after switching to 中文 the notice reads %q, want %q", h.d.Notice(), want)
+	}
+	h.fire("notice-close", "click")
+	if h.d.Notice() != "" || !strings.Contains(h.html(), `class="notice empty"`) {
+		t.Fatalf("dismissed notice still shown: %q", h.d.Notice())
+	}
+
+	// A success notice expires; a timer from an older notice does not
+	// clear a newer one; errors carry no timer.
+	h.do(func(ctx app.Context) { h.d.setNotice(ctx, func() string { return "first" }, false) })
+	old := h.d.noticeSeq
+	h.do(func(ctx app.Context) { h.d.setNotice(ctx, func() string { return "second" }, false) })
+	h.d.expireNotice(old)
+	if h.d.Notice() != "second" {
+		t.Fatalf("an old timer cleared the new notice: %q", h.d.Notice())
+	}
+	h.d.expireNotice(h.d.noticeSeq)
+	if h.d.Notice() != "" {
+		t.Fatalf("notice did not expire: %q", h.d.Notice())
+	}
+	h.do(func(ctx app.Context) { h.d.setNotice(ctx, func() string { return "failed" }, true) })
+	if strings.Contains(h.html(), "fade-") {
+		t.Fatal("an error notice fades")
+	}
+}

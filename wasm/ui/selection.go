@@ -107,9 +107,9 @@ func (d *Dashboard) RunBulk(ctx app.Context, action string) {
 		ctx.Dispatch(func(ctx app.Context) {
 			d.bulkBusy = ""
 			if err != nil {
-				d.setNotice(d.ErrorText(err), true)
+				d.setNotice(ctx, func() string { return d.ErrorText(err) }, true)
 			} else {
-				d.setNotice(d.t("sel.done."+action, ok, failed), failed > 0)
+				d.setNotice(ctx, func() string { return d.t("sel.done."+action, ok, failed) }, failed > 0)
 			}
 			if action == BulkDelete {
 				clear(d.selected)

@@ -90,7 +90,7 @@ func (d *Dashboard) CreateToken(ctx app.Context) {
 			d.newToken = r
 			d.tokName = ""
 			clearInput("tok-name")
-			d.notice = ""
+			d.clearNotice()
 			d.refresh(ctx)
 		})
 	})
@@ -107,7 +107,7 @@ func (d *Dashboard) doRevoke(id string) app.EventHandler {
 			err := c.RevokeToken(cctx, id)
 			ctx.Dispatch(func(ctx app.Context) {
 				if err != nil {
-					d.setNotice(d.ErrorText(err), true)
+					d.setNotice(ctx, func() string { return d.ErrorText(err) }, true)
 					return
 				}
 				d.newToken = nil
