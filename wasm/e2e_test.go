@@ -392,6 +392,16 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("proxy tokens: %v %+v (shown %q)", err, toks, tokText)
 	}
 	waitJS("token listed", textOf("tok-"+created.ID)+`.includes(`+fmt.Sprintf("%q", created.Masked)+`)`)
+	waitJS("sources in words", textOf("tokens-table")+`.includes("from CLIENT_TOKENS") && `+textOf("tokens-table")+`.includes("when the proxy starts") && !`+textOf("tokens-table")+`.includes("never")`)
+	// Copy: the button hands the token to the clipboard API (stubbed: a
+	// headless browser has no clipboard to read back).
+	do("copy token",
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`Object.defineProperty(navigator, "clipboard", {configurable: true, value: {writeText: s => { window.copiedText = s; return Promise.resolve() }}}) === navigator`))
+			return err
+		}),
+		chromedp.Click(chromedp.ID("new-token-copy")))
+	waitJS("copied", textOf("new-token-copied")+` === "Copied." && window.copiedText === `+fmt.Sprintf("%q", tokText))
 	shot(t, ctx, "tokens")
 	do("revoke token", chromedp.Click(chromedp.ID("revoke-"+created.ID)), chromedp.Click(chromedp.ID("revoke-yes-"+created.ID)))
 	waitJS("token gone", `!document.getElementById(`+fmt.Sprintf("%q", "tok-"+created.ID)+`) && !document.getElementById("new-token")`)

@@ -66,22 +66,24 @@ type Dashboard struct {
 	loading bool
 
 	// keys view
-	filter    Filter
-	page      int
-	viewSig   string
-	filtered  []adminapi.KeyStatus
-	resetAsk  string
-	delAsk    string
-	editID    string
-	edit      editForm
-	rowMsg    map[string]string
-	add       addForm
-	bulk      bulkForm
-	tokens    []adminapi.Token
-	tokName   string
-	newToken  *adminapi.CreateTokenResponse
-	revokeAsk string
-	tokErr    string
+	filter     Filter
+	page       int
+	viewSig    string
+	filtered   []adminapi.KeyStatus
+	resetAsk   string
+	delAsk     string
+	editID     string
+	edit       editForm
+	rowMsg     map[string]string
+	add        addForm
+	bulk       bulkForm
+	tokens     []adminapi.Token
+	tokName    string
+	newToken   *adminapi.CreateTokenResponse
+	copied     bool // the new token went to the clipboard
+	copyFailed bool
+	revokeAsk  string
+	tokErr     string
 
 	panel       string // PanelAdd, PanelBulk or "" above the keys table
 	fresh       string // the key just added: highlighted

@@ -439,3 +439,39 @@ func TestNoticesDismissExpireAndTranslate(t *testing.T) {
 		t.Fatal("an error notice fades")
 	}
 }
+
+// Tokens say where they come from and when, in words; the shown-once
+// token has a Copy button beside it.
+func TestTokensInWordsWithCopy(t *testing.T) {
+	ts := startServer(t)
+	h := mount(t, &Dashboard{})
+	h.connect(ts.URL, adminKey)
+	h.fire("tab-tokens", "click")
+	if len(h.d.tokens) != 1 || h.d.tokens[0].Source != adminapi.TokenSourceEnv {
+		t.Fatalf("tokens: %+v", h.d.tokens)
+	}
+	env := between(h.html(), `id="tok-`+h.d.tokens[0].ID+`"`, "</tr>")
+	for _, want := range []string{"from CLIENT_TOKENS (environment)", "when the proxy starts", "Remove it from CLIENT_TOKENS"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("CLIENT_TOKENS row lacks %q: %s", want, env)
+		}
+	}
+	if strings.Contains(env, "never") {
+		t.Errorf("CLIENT_TOKENS row says never: %s", env)
+	}
+	h.d.tokName = "laptop"
+	h.fire("token-form", "submit")
+	if h.d.newToken == nil {
+		t.Fatalf("no token: %q", h.d.tokErr)
+	}
+	once := between(h.html(), `id="new-token"`, "</form>")
+	if i, j := strings.Index(once, h.d.newToken.Token), strings.Index(once, `id="new-token-copy"`); i < 0 || j < i {
+		t.Fatalf("the Copy button is not beside the token: %s", once)
+	}
+	row := between(h.html(), `id="tok-`+h.d.newToken.ID+`"`, "</tr>")
+	if !strings.Contains(row, "created here (admin API)") || strings.Contains(row, "never") {
+		t.Errorf("admin token row: %s", row)
+	}
+	h.fire("lang", "click")
+	h.contains("来自环境变量 CLIENT_TOKENS", "代理启动时载入", ">复制<")
+}
