@@ -150,6 +150,11 @@ func TestRowActionsInChromium(t *testing.T) {
 		tested = append(tested, key)
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
+		if strings.Contains(key, "Revoked") { // Gemini's answer to an invalid key
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}`)
+			return
+		}
 		io.WriteString(w, `{"models":[{"name":"models/gemini-2.5-flash"}]}`)
 	}))
 	t.Cleanup(upstream.Close)
@@ -300,6 +305,47 @@ func TestRowActionsInChromium(t *testing.T) {
 	p.wait("filter cleared, last page", count+`.startsWith("80 of 80") && document.getElementById("f-tag").selectedIndex === 0 && `+textOfID("page-info")+` === "Page 2 of 2"`)
 	p.do("close the panel", chromedp.Click(chromedp.ID("panel-close")))
 	p.wait("panel closed", `!document.getElementById("add-form") && document.activeElement.id === "add-open"`)
+
+	// Two keys the provider rejects: re-test them all, then remove them
+	// all, each after a confirmation naming the count.
+	var rejected []string
+	for i := range 2 {
+		r, err := admin.AddKey(t.Context(), adminapi.AddKeyRequest{Provider: "gemini", APIKey: fmt.Sprintf("AIzaSyFakeE2eRevoked%09d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin.TestKey(t.Context(), r.KeyID)
+		rejected = append(rejected, r.KeyID)
+	}
+	sort.Strings(rejected)
+	mu.Lock()
+	tested = nil
+	mu.Unlock()
+	p.do("refresh", chromedp.Click(chromedp.ID("refresh")))
+	p.wait("sweep buttons count them", textOfID("sweep-retest")+` === "Re-test all disabled (2)" && `+textOfID("sweep-remove")+` === "Remove all invalid keys (2)"`)
+	p.do("re-test all disabled", chromedp.Click(chromedp.ID("sweep-retest")))
+	p.wait("confirmation", textOfID("keys-toolbar")+`.includes("Test the 2 disabled keys again?")`)
+	p.do("yes", chromedp.Click(chromedp.ID("sweep-yes")))
+	p.wait("re-tested", textOfID("notice")+`.includes("0 keys passed the test, 2 failed.")`)
+	mu.Lock()
+	saw = slices.Clone(tested)
+	mu.Unlock()
+	if sort.Strings(saw); len(saw) != 2 || !strings.Contains(saw[0], "Revoked") || !strings.Contains(saw[1], "Revoked") {
+		t.Fatalf("re-test sent %q upstream, want the two rejected keys", saw)
+	}
+	p.do("remove all invalid", chromedp.Click(chromedp.ID("sweep-remove")))
+	p.wait("confirmation", textOfID("keys-toolbar")+`.includes("Delete the 2 keys the providers rejected?")`)
+	p.do("yes", chromedp.Click(chromedp.ID("sweep-yes")))
+	p.wait("removed", textOfID("notice")+`.includes("2 keys deleted")`)
+	after = keyState(t, admin)
+	for _, id := range rejected {
+		if _, ok := after[id]; ok {
+			t.Errorf("rejected key %s still there", id)
+		}
+	}
+	if len(after) != 80 {
+		t.Fatalf("%d keys left, want 80", len(after))
+	}
 }
 
 // TestNothingWiderThanAPhone opens every page at 390 px, with the content

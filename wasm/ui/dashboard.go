@@ -93,6 +93,8 @@ type Dashboard struct {
 	selected   map[string]bool
 	bulkBusy   string
 	bulkDelAsk bool
+	sweepAsk   string   // SweepRemove or SweepRetest awaiting confirmation
+	sweepIDs   []string // the keys that confirmation counted
 
 	// requests-over-time chart
 	trafficRange int          // index into TrafficRanges

@@ -160,6 +160,7 @@ func (d *Dashboard) renderKeysToolbar() app.UI {
 			btn(PanelAdd, "add.open"),
 			btn(PanelBulk, "bulk.open"),
 		),
+		d.renderSweeps(),
 	)
 }
 

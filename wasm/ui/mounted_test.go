@@ -4,16 +4,25 @@ package ui
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/adminclient"
+	"github.com/keypool/keypool/worker-proxy/provider"
+	"github.com/keypool/keypool/worker-proxy/server"
+	"github.com/keypool/keypool/worker-proxy/store/boltstore"
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 )
 
@@ -474,4 +483,116 @@ func TestTokensInWordsWithCopy(t *testing.T) {
 	}
 	h.fire("lang", "click")
 	h.contains("来自环境变量 CLIENT_TOKENS", "代理启动时载入", ">复制<")
+}
+
+// geminiUpstream answers like Gemini: a key with "revoked" in it gets
+// 400 API_KEY_INVALID, others a model list. It records the keys it saw.
+type geminiUpstream struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (g *geminiUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
+	key := r.Header.Get("X-Goog-Api-Key")
+	g.mu.Lock()
+	g.seen = append(g.seen, key)
+	g.mu.Unlock()
+	status, body := 200, `{"models":[{"name":"models/gemini-2.5-flash"}]}`
+	if strings.Contains(strings.ToLower(key), "revoked") {
+		status, body = 400, `{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}}]}}`
+	}
+	return &http.Response{StatusCode: status, Status: http.StatusText(status), Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}, nil
+}
+
+func (g *geminiUpstream) keys() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := slices.Clone(g.seen)
+	g.seen = nil
+	sort.Strings(s)
+	return slices.Compact(s)
+}
+
+func startServerUpstream(t *testing.T, up http.RoundTripper) *httptest.Server {
+	t.Helper()
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "keypool.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	reg, _ := provider.NewRegistry(provider.Defaults()...)
+	s, err := server.New(t.Context(), server.Config{
+		AdminKey: adminKey, ClientTokens: []string{clientToken}, Transport: up,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, st, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// "Re-test all disabled" and "Remove all invalid keys" name the count in
+// their confirmation and act on exactly the keys it counted.
+func TestSweepsActOnTheRejectedKeys(t *testing.T) {
+	up := &geminiUpstream{}
+	ts := startServerUpstream(t, up)
+	c := adminclient.New(ts.URL, adminKey)
+	var all, revoked []string
+	for i := range 6 {
+		secret := fmt.Sprintf("AIzaSyFakeSweepGood%010d", i)
+		if i%2 == 0 {
+			secret = fmt.Sprintf("AIzaSyFakeSweepRevoked%07d", i)
+		}
+		r, err := c.AddKey(t.Context(), adminapi.AddKeyRequest{Provider: "gemini", APIKey: secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, r.KeyID)
+		if i%2 == 0 {
+			revoked = append(revoked, r.KeyID)
+		}
+	}
+	if _, err := c.BulkTest(t.Context(), all); err != nil {
+		t.Fatal(err)
+	}
+	up.keys()
+	sort.Strings(revoked)
+
+	h := mount(t, &Dashboard{})
+	h.connect(ts.URL, adminKey)
+	h.fire("tab-keys", "click")
+	h.contains("Re-test all disabled (3)", "Remove all invalid keys (3)")
+
+	h.fire("sweep-retest", "click")
+	h.contains("Test the 3 disabled keys again?")
+	h.fire("sweep-yes", "click")
+	if got := up.keys(); len(got) != 3 || !strings.Contains(strings.Join(got, ","), "Revoked") || strings.Contains(strings.Join(got, ","), "Good") {
+		t.Fatalf("re-test sent %v to the upstream, want the 3 revoked keys", got)
+	}
+	h.contains("0 keys passed the test, 3 failed.")
+
+	// Remove: the confirmation counts 3; a key rejected meanwhile is not
+	// among the keys it deletes.
+	h.fire("sweep-remove", "click")
+	h.contains("Delete the 3 keys the providers rejected?")
+	late, err := c.AddKey(t.Context(), adminapi.AddKeyRequest{Provider: "gemini", APIKey: "AIzaSyFakeSweepRevokedLate0001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.TestKey(t.Context(), late.KeyID)
+	h.do(func(ctx app.Context) { h.d.refresh(ctx) })
+	h.fire("sweep-yes", "click")
+	left := keysIn(t, c)
+	for _, id := range revoked {
+		if _, ok := left[id]; ok {
+			t.Errorf("rejected key %s not removed", id)
+		}
+	}
+	if _, ok := left[late.KeyID]; !ok || len(left) != 4 {
+		t.Fatalf("%d keys left (late one kept: %v), want the 3 good ones and the late one", len(left), ok)
+	}
+	h.contains("Remove all invalid keys (1)")
 }

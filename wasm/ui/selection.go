@@ -89,11 +89,16 @@ func (d *Dashboard) renderSelectionBar(matching []adminapi.KeyStatus) app.UI {
 
 // RunBulk applies action to the selected keys.
 func (d *Dashboard) RunBulk(ctx app.Context, action string) {
-	ids := d.Selected()
+	d.bulkDelAsk = false
+	d.applyBulk(ctx, action, d.Selected())
+}
+
+// applyBulk applies action to the keys ids, with progress in the
+// selection bar and the result in the page notice.
+func (d *Dashboard) applyBulk(ctx app.Context, action string, ids []string) {
 	if len(ids) == 0 {
 		return
 	}
-	d.bulkDelAsk = false
 	d.bulkBusy = d.t("sel.working", 0, len(ids))
 	c := d.client
 	ctx = d.bind(ctx)
@@ -112,11 +117,65 @@ func (d *Dashboard) RunBulk(ctx app.Context, action string) {
 				d.setNotice(ctx, func() string { return d.t("sel.done."+action, ok, failed) }, failed > 0)
 			}
 			if action == BulkDelete {
-				clear(d.selected)
+				for _, id := range ids {
+					delete(d.selected, id)
+				}
 			}
 			d.refresh(ctx)
 		})
 	})
+}
+
+// Sweeps: one-click actions on every key the providers rejected.
+const (
+	SweepRemove = "remove" // delete every disabled key
+	SweepRetest = "retest" // test every disabled key again
+)
+
+// RejectedKeys are the ids of the keys in state disabled (a provider
+// rejected them: revoked, invalid, no permission), in table order.
+func RejectedKeys(keys []adminapi.KeyStatus) []string {
+	var ids []string
+	for _, k := range keys {
+		if k.State == adminapi.StateDisabled {
+			ids = append(ids, k.ID)
+		}
+	}
+	return ids
+}
+
+// askSweep opens the confirmation of sweep over the disabled keys as they
+// are now: Yes acts on exactly the keys the question counted.
+func (d *Dashboard) askSweep(ctx app.Context, sweep string) {
+	d.sweepAsk, d.sweepIDs = sweep, RejectedKeys(d.keys)
+	d.focus(ctx, "sweep-no")
+}
+
+// RunSweep runs the confirmed sweep.
+func (d *Dashboard) RunSweep(ctx app.Context) {
+	ids, sweep := d.sweepIDs, d.sweepAsk
+	d.sweepAsk, d.sweepIDs = "", nil
+	d.applyBulk(ctx, map[string]string{SweepRemove: BulkDelete, SweepRetest: BulkTest}[sweep], ids)
+}
+
+func (d *Dashboard) renderSweeps() app.UI {
+	if d.sweepAsk != "" {
+		return d.confirm(d.t("sweep.confirm."+d.sweepAsk, len(d.sweepIDs)), "sweep-yes", "sweep-no",
+			func(ctx app.Context, e app.Event) { d.RunSweep(ctx) },
+			func(ctx app.Context, e app.Event) {
+				opener := "sweep-" + d.sweepAsk
+				d.sweepAsk, d.sweepIDs = "", nil
+				d.focus(ctx, opener)
+			})
+	}
+	n := len(RejectedKeys(d.keys))
+	busy := d.bulkBusy != ""
+	return app.Span().Class("sweeps").Body(
+		app.Button().ID("sweep-retest").Type("button").Disabled(n == 0 || busy).Text(d.t("sweep.retest", n)).
+			OnClick(func(ctx app.Context, e app.Event) { d.askSweep(ctx, SweepRetest) }, on("sweep-retest")),
+		app.Button().ID("sweep-remove").Type("button").Class("danger").Disabled(n == 0 || busy).Text(d.t("sweep.remove", n)).
+			OnClick(func(ctx app.Context, e app.Event) { d.askSweep(ctx, SweepRemove) }, on("sweep-remove")),
+	)
 }
 
 func (d *Dashboard) runBulk(action string) app.EventHandler {
