@@ -254,6 +254,7 @@ func TestDashboardInChromium(t *testing.T) {
 	// A key the pool core rejects: the error shows in the form.
 	do("add a bad key",
 		chromedp.Click(chromedp.ID("tab-keys")),
+		chromedp.Click(chromedp.ID("add-open")), // at the top of the page
 		chromedp.WaitVisible(chromedp.ID("add-form")),
 		chromedp.SendKeys(chromedp.ID("add-key"), "bad key"),
 		chromedp.Click(chromedp.ID("add-submit")),
@@ -296,6 +297,8 @@ func TestDashboardInChromium(t *testing.T) {
 	// Bulk import: one new, one duplicate, one invalid, one the provider
 	// will reject later.
 	do("bulk import",
+		chromedp.Click(chromedp.ID("bulk-open")),
+		chromedp.WaitVisible(chromedp.ID("bulk-form")),
 		chromedp.SendKeys(chromedp.ID("bulk-text"), "AIzaSyE2eBulkKey00000000000002\n"+secret+"\nhas space\nAIzaSyE2eBadKey000000000000003\n"),
 		chromedp.Click(chromedp.ID("bulk-submit")),
 	)
@@ -398,6 +401,16 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("proxy tokens: %v %+v (shown %q)", err, toks, tokText)
 	}
 	waitJS("token listed", textOf("tok-"+created.ID)+`.includes(`+fmt.Sprintf("%q", created.Masked)+`)`)
+	waitJS("sources in words", textOf("tokens-table")+`.includes("from CLIENT_TOKENS") && `+textOf("tokens-table")+`.includes("when the proxy starts") && !`+textOf("tokens-table")+`.includes("never")`)
+	// Copy: the button hands the token to the clipboard API (stubbed: a
+	// headless browser has no clipboard to read back).
+	do("copy token",
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`Object.defineProperty(navigator, "clipboard", {configurable: true, value: {writeText: s => { window.copiedText = s; return Promise.resolve() }}}) === navigator`))
+			return err
+		}),
+		chromedp.Click(chromedp.ID("new-token-copy")))
+	waitJS("copied", textOf("new-token-copied")+` === "Copied." && window.copiedText === `+fmt.Sprintf("%q", tokText))
 	shot(t, ctx, "tokens")
 	do("revoke token", chromedp.Click(chromedp.ID("revoke-"+created.ID)), chromedp.Click(chromedp.ID("revoke-yes-"+created.ID)))
 	waitJS("token gone", `!document.getElementById(`+fmt.Sprintf("%q", "tok-"+created.ID)+`) && !document.getElementById("new-token")`)

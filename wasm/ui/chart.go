@@ -98,7 +98,7 @@ func (d *Dashboard) renderTraffic() app.UI {
 			cls += " current"
 		}
 		buttons = append(buttons, app.Button().ID("range-"+r.Key).Type("button").Class(cls).Aria("pressed", strconv.FormatBool(i == d.trafficRange)).
-			Text(d.t("traffic."+r.Key)).OnClick(d.setTrafficRange(i)))
+			Text(d.t("traffic."+r.Key)).OnClick(d.setTrafficRange(i), on("range", i)))
 	}
 	var body app.UI
 	switch {

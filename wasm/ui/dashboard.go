@@ -50,8 +50,9 @@ type Dashboard struct {
 	hasSelf   bool
 	client    *adminclient.Client
 	tab       string
-	notice    string
+	notice    func() string // the page notice, translated when shown
 	noticeErr bool
+	noticeSeq int // which notice a fade timer belongs to
 
 	// connect
 	url, key   string
@@ -65,27 +66,35 @@ type Dashboard struct {
 	loading bool
 
 	// keys view
-	filter    Filter
-	page      int
-	viewSig   string
-	filtered  []adminapi.KeyStatus
-	resetAsk  string
-	delAsk    string
-	editID    string
-	edit      editForm
-	rowMsg    map[string]string
-	add       addForm
-	bulk      bulkForm
-	tokens    []adminapi.Token
-	tokName   string
-	newToken  *adminapi.CreateTokenResponse
-	revokeAsk string
-	tokErr    string
+	filter     Filter
+	page       int
+	viewSig    string
+	filtered   []adminapi.KeyStatus
+	resetAsk   string
+	delAsk     string
+	editID     string
+	edit       editForm
+	rowMsg     map[string]string
+	add        addForm
+	bulk       bulkForm
+	tokens     []adminapi.Token
+	tokName    string
+	newToken   *adminapi.CreateTokenResponse
+	copied     bool // the new token went to the clipboard
+	copyFailed bool
+	revokeAsk  string
+	tokErr     string
+
+	panel       string // PanelAdd, PanelBulk or "" above the keys table
+	fresh       string // the key just added: highlighted
+	revealAfter string // the key to reveal once the status is reloaded
 
 	play       playForm
 	selected   map[string]bool
 	bulkBusy   string
 	bulkDelAsk bool
+	sweepAsk   string   // SweepRemove or SweepRetest awaiting confirmation
+	sweepIDs   []string // the keys that confirmation counted
 
 	// requests-over-time chart
 	trafficRange int          // index into TrafficRanges
@@ -227,8 +236,40 @@ func (d *Dashboard) baseURL() string {
 	return adminclient.NormalizeURL(d.url)
 }
 
-func (d *Dashboard) setNotice(msg string, isErr bool) {
-	d.notice, d.noticeErr = msg, isErr
+// NoticeTTL is how long a success notice stays; errors stay until
+// dismissed or replaced.
+const NoticeTTL = 8 * time.Second
+
+// setNotice shows the page notice. text runs at each render, so a notice
+// follows a language switch. A success notice fades after NoticeTTL.
+func (d *Dashboard) setNotice(ctx app.Context, text func() string, isErr bool) {
+	d.notice, d.noticeErr = text, isErr
+	d.noticeSeq++
+	if isErr || !app.IsClient {
+		return
+	}
+	seq := d.noticeSeq
+	d.bind(ctx).After(NoticeTTL, func(app.Context) { d.expireNotice(seq) })
+}
+
+// expireNotice clears notice seq if it is still the one shown.
+func (d *Dashboard) expireNotice(seq int) {
+	if seq == d.noticeSeq {
+		d.clearNotice()
+	}
+}
+
+func (d *Dashboard) clearNotice() {
+	d.notice, d.noticeErr = nil, false
+	d.noticeSeq++
+}
+
+// Notice is the page notice as shown now ("" when none).
+func (d *Dashboard) Notice() string {
+	if d.notice == nil {
+		return ""
+	}
+	return d.notice()
 }
 
 func bg() (context.Context, context.CancelFunc) {
@@ -285,7 +326,7 @@ func (d *Dashboard) disconnect(ctx app.Context, e app.Event) {
 	ctx.SessionStorage().Del(storeConn)
 	d.client, d.status, d.keys, d.tokens, d.key = nil, nil, nil, nil, ""
 	d.viewSig = ""
-	d.notice = ""
+	d.clearNotice()
 	d.traffic, d.trafficErr, d.trafficBusy = nil, "", false
 	d.trafficSeq++
 	clear(d.selected)
@@ -332,12 +373,16 @@ func (d *Dashboard) refresh(ctx app.Context) {
 		ctx.Dispatch(func(ctx app.Context) {
 			d.loading = false
 			if err != nil {
-				d.setNotice(d.ErrorText(err), true)
+				d.setNotice(ctx, func() string { return d.ErrorText(err) }, true)
 				return
 			}
 			d.setStatus(st)
+			if id := d.revealAfter; id != "" {
+				d.revealAfter = ""
+				d.revealKey(ctx, id)
+			}
 			if terr != nil {
-				d.setNotice(d.ErrorText(terr), true)
+				d.setNotice(ctx, func() string { return d.ErrorText(terr) }, true)
 			} else if tab == TabTokens {
 				d.tokens = toks
 			}
@@ -424,10 +469,10 @@ func (d *Dashboard) focus(ctx app.Context, id string) {
 // confirm is an inline confirmation: the question, Yes and Cancel. The
 // opener gives Cancel the focus (see focus); Escape cancels.
 func (d *Dashboard) confirm(question, yesID, noID string, yes, no app.EventHandler) app.UI {
-	return app.Span().Class("confirm").Role("group").Aria("label", question).OnKeyDown(onEscape(no)).Body(
+	return app.Span().Class("confirm").Role("group").Aria("label", question).OnKeyDown(onEscape(no), on(yesID)).Body(
 		app.Text(question+" "),
-		app.Button().ID(yesID).Type("button").Class("danger").Text(d.t("common.yes")).OnClick(yes),
-		app.Button().ID(noID).Type("button").Text(d.t("common.no")).OnClick(no),
+		app.Button().ID(yesID).Type("button").Class("danger").Text(d.t("common.yes")).OnClick(yes, on(yesID)),
+		app.Button().ID(noID).Type("button").Text(d.t("common.no")).OnClick(no, on(noID)),
 	)
 }
 
@@ -444,7 +489,7 @@ func onEscape(h app.EventHandler) app.EventHandler {
 func (d *Dashboard) setTab(tab string) app.EventHandler {
 	return func(ctx app.Context, e app.Event) {
 		d.tab = tab
-		d.notice = ""
+		d.clearNotice()
 		d.newToken = nil // shown once: gone when the operator leaves
 		d.refresh(ctx)
 	}
@@ -468,18 +513,16 @@ func (d *Dashboard) Render() app.UI {
 					return app.Span().Class("conn").Text(d.t("nav.connectedTo", d.baseURL()))
 				}),
 				app.If(d.client != nil, func() app.UI {
-					return app.Button().ID("refresh").Type("button").Text(d.t("nav.refresh")).OnClick(func(ctx app.Context, e app.Event) { d.refresh(ctx) })
+					return app.Button().ID("refresh").Type("button").Text(d.t("nav.refresh")).OnClick(func(ctx app.Context, e app.Event) { d.refresh(ctx) }, on("refresh"))
 				}),
 				app.If(d.client != nil, func() app.UI {
-					return app.Button().ID("disconnect").Type("button").Text(d.t("nav.disconnect")).OnClick(d.disconnect)
+					return app.Button().ID("disconnect").Type("button").Text(d.t("nav.disconnect")).OnClick(d.disconnect, on("disconnect"))
 				}),
 				app.Button().ID("lang").Type("button").Title(d.t("lang.label")).Lang(map[string]string{LangZH: "en", LangEN: "zh"}[d.lang]).
-					Text(d.t("lang.switch")).OnClick(d.setLang),
+					Text(d.t("lang.switch")).OnClick(d.setLang, on("lang")),
 			),
 		),
-		// Always present, so the screen below keeps its place in the tree
-		// and is not re-created when a notice comes and goes.
-		app.P().ID("notice").Class(noticeClass(d.notice, d.noticeErr)).Aria("live", "polite").Text(d.notice),
+		d.renderNotice(),
 		app.Main().Body(d.screen()),
 	)
 }
@@ -494,6 +537,26 @@ func clearInput(id string) {
 	if el := app.Window().GetElementByID(id); el.Truthy() {
 		el.Set("value", "")
 	}
+}
+
+// renderNotice is the page notice with its dismiss button. Always present,
+// so the screen below keeps its place in the tree and is not re-created
+// when a notice comes and goes.
+func (d *Dashboard) renderNotice() app.UI {
+	msg := d.Notice()
+	// Success notices fade out over NoticeTTL; the animation's name
+	// alternates so a new notice in the same element starts it again.
+	cls := noticeClass(msg, d.noticeErr)
+	if msg != "" && !d.noticeErr {
+		cls += " fade-" + strconv.Itoa(d.noticeSeq%2)
+	}
+	return app.Div().ID("notice").Class(cls).Role(map[bool]string{true: "alert", false: "status"}[d.noticeErr]).Body(
+		app.Span().ID("notice-text").Text(msg),
+		app.If(msg != "", func() app.UI {
+			return app.Button().ID("notice-close").Type("button").Class("close").Aria("label", d.t("common.dismiss")).Title(d.t("common.dismiss")).Text("×").
+				OnClick(func(ctx app.Context, e app.Event) { d.clearNotice() }, on("notice-close"))
+		}),
+	)
 }
 
 func noticeClass(msg string, isErr bool) string {
@@ -511,7 +574,7 @@ func (d *Dashboard) tabButton(tab, label string) app.UI {
 	if d.tab == tab {
 		cls += " current"
 	}
-	return app.Button().ID("tab-"+tab).Type("button").Class(cls).Aria("current", map[bool]string{true: "page", false: "false"}[d.tab == tab]).Text(d.t(label)).OnClick(d.setTab(tab))
+	return app.Button().ID("tab-"+tab).Type("button").Class(cls).Aria("current", map[bool]string{true: "page", false: "false"}[d.tab == tab]).Text(d.t(label)).OnClick(d.setTab(tab), on("tab", tab))
 }
 
 func (d *Dashboard) screen() app.UI {
@@ -533,16 +596,16 @@ func (d *Dashboard) renderConnect() app.UI {
 	return app.Form().ID("connect-form").Class("card connect").OnSubmit(func(ctx app.Context, e app.Event) {
 		e.PreventDefault()
 		d.connect(ctx)
-	}).Body(
+	}, on("connect-form")).Body(
 		app.H2().Text(d.t("connect.title")),
 		field("proxy-url", d.t("connect.url"), app.Input().ID("proxy-url").Type("url").Placeholder("http://127.0.0.1:8080").
-			Value(d.url).AutoComplete(true).OnInput(d.ValueTo(&d.url))),
+			Value(d.url).AutoComplete(true).OnInput(d.ValueTo(&d.url), on("proxy-url"))),
 		field("admin-key", d.t("connect.key"), app.Input().ID("admin-key").Type("password").Value(d.key).
-			OnInput(d.ValueTo(&d.key))),
+			OnInput(d.ValueTo(&d.key), on("admin-key"))),
 		app.Label().Class("check").Body(
 			app.Input().ID("remember").Type("checkbox").Checked(d.remember).OnChange(func(ctx app.Context, e app.Event) {
 				d.remember = ctx.JSSrc().Get("checked").Bool()
-			}),
+			}, on("remember")),
 			app.Text(" "+d.t("connect.remember")),
 		),
 		app.P().Class("hint").Text(d.t("connect.rememberHint")),
@@ -609,10 +672,10 @@ func (d *Dashboard) renderOverview() app.UI {
 					d.focus(ctx, "reset-"+name)
 				})
 			}).Else(func() app.UI {
-				return app.Button().ID("reset-" + name).Type("button").Text(d.t("ov.reset")).OnClick(func(ctx app.Context, e app.Event) {
+				return app.Button().ID("reset-"+name).Type("button").Text(d.t("ov.reset")).OnClick(func(ctx app.Context, e app.Event) {
 					d.resetAsk = name
 					d.focus(ctx, "reset-no-"+name)
-				})
+				}, on("reset", name))
 			})),
 		))
 	}
@@ -654,10 +717,10 @@ func (d *Dashboard) doReset(provider string) app.EventHandler {
 			r, err := c.Reset(cctx, provider)
 			ctx.Dispatch(func(ctx app.Context) {
 				if err != nil {
-					d.setNotice(d.ErrorText(err), true)
+					d.setNotice(ctx, func() string { return d.ErrorText(err) }, true)
 					return
 				}
-				d.setNotice(d.t("ov.resetDone", r.KeysReset, provider), false)
+				d.setNotice(ctx, func() string { return d.t("ov.resetDone", r.KeysReset, provider) }, false)
 				d.refresh(ctx)
 			})
 		})

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,33 +38,62 @@ func (d *Dashboard) providers() []string {
 	return out
 }
 
+// AnyOption is the value of a filter's "All" option (and the default
+// sort). It cannot be "": go-app drops an empty value attribute, and an
+// <option> without one has its text as value, so choosing "All" again
+// filtered on the word "All".
+const AnyOption = "*"
+
+// FilterValue is what a filter control's value means for the Filter.
+func FilterValue(v string) string {
+	if v == AnyOption {
+		return ""
+	}
+	return v
+}
+
+// anyOption is a filter's first option, meaning no filter.
+func anyOption(text, current string) app.UI {
+	return app.Option().Value(AnyOption).Text(text).Selected(current == "")
+}
+
 // setFilter stores a filter control's value and goes back to the first
 // page. (go-app keeps one handler per event: a second OnInput replaces the
 // first.)
 func (d *Dashboard) setFilter(v *string) app.EventHandler {
 	return func(ctx app.Context, e app.Event) {
-		*v = ctx.JSSrc().Get("value").String()
+		*v = FilterValue(ctx.JSSrc().Get("value").String())
 		d.page = 0
 	}
 }
+
+// on scopes an event handler by what it acts on. go-app v10 keeps the
+// handler it mounted when a re-render brings one with the same code
+// pointer and scope, so an unscoped closure over a row's key would keep
+// acting on the key that row showed first (after a search, a filter, a
+// sort or a page change). Every handler in the dashboard gets a scope
+// naming its element and the key, token or provider it acts on, and reads
+// lists (the filtered keys, the page) when it runs, not when rendered.
+// TestEveryMountedHandlerIsScoped checks the first rule.
+func on(what ...any) app.EventOption { return app.EventScope(what...) }
 
 func (d *Dashboard) renderKeys() app.UI {
 	all := d.view()
 	rows, page, pages := Paginate(all, d.page)
 	d.page = page
-	provOpts := []app.UI{app.Option().Value("").Text(d.t("keys.any"))}
+	provOpts := []app.UI{anyOption(d.t("keys.any"), d.filter.Provider)}
 	for _, p := range d.providers() {
 		provOpts = append(provOpts, app.Option().Value(p).Text(p).Selected(d.filter.Provider == p))
 	}
-	stateOpts := []app.UI{app.Option().Value("").Text(d.t("keys.any"))}
+	stateOpts := []app.UI{anyOption(d.t("keys.any"), d.filter.State)}
 	for _, s := range []string{adminapi.StateActive, adminapi.StateCooling, adminapi.StateDisabled, adminapi.StateInactive, adminapi.StateExhausted} {
 		stateOpts = append(stateOpts, app.Option().Value(s).Text(d.t("state."+s)).Selected(d.filter.State == s))
 	}
-	tagOpts := []app.UI{app.Option().Value("").Text(d.t("keys.any"))}
+	tagOpts := []app.UI{anyOption(d.t("keys.any"), d.filter.Tag)}
 	for _, tg := range Tags(d.keys) {
 		tagOpts = append(tagOpts, app.Option().Value(tg).Text(tg).Selected(d.filter.Tag == tg))
 	}
-	sortOpts := []app.UI{app.Option().Value("").Text(d.t("sort.default"))}
+	sortOpts := []app.UI{anyOption(d.t("sort.default"), d.filter.Sort)}
 	for _, s := range []string{"created", "lastUsed", "requests", "successRate"} {
 		sortOpts = append(sortOpts, app.Option().Value(s).Text(d.t("sort."+s)).Selected(d.filter.Sort == s))
 	}
@@ -72,14 +102,17 @@ func (d *Dashboard) renderKeys() app.UI {
 		body = append(body, d.keyRow(k))
 	}
 	return app.Div().ID("keys").Body(
-		app.Section().Class("card").Body(
-			app.H2().Text(d.t("keys.title")),
+		// Fixed positions: the toolbar, the panel (empty when closed),
+		// the table; opening a panel does not re-create the table.
+		d.renderKeysToolbar(),
+		d.renderKeyPanel(),
+		app.Section().ID("keys-card").Class("card").Body(
 			app.Div().Class("filters").Body(
-				field("f-provider", d.t("keys.filterProvider"), app.Select().ID("f-provider").OnChange(d.setFilter(&d.filter.Provider)).Body(provOpts...)),
-				field("f-state", d.t("keys.filterState"), app.Select().ID("f-state").OnChange(d.setFilter(&d.filter.State)).Body(stateOpts...)),
-				field("f-tag", d.t("keys.filterTag"), app.Select().ID("f-tag").OnChange(d.setFilter(&d.filter.Tag)).Body(tagOpts...)),
-				field("f-sort", d.t("keys.sort"), app.Select().ID("f-sort").OnChange(d.ValueTo(&d.filter.Sort)).Body(sortOpts...)),
-				field("f-text", d.t("keys.search"), app.Input().ID("f-text").Type("search").Value(d.filter.Text).OnInput(d.setFilter(&d.filter.Text))),
+				field("f-provider", d.t("keys.filterProvider"), app.Select().ID("f-provider").OnChange(d.setFilter(&d.filter.Provider), on("f-provider")).Body(provOpts...)),
+				field("f-state", d.t("keys.filterState"), app.Select().ID("f-state").OnChange(d.setFilter(&d.filter.State), on("f-state")).Body(stateOpts...)),
+				field("f-tag", d.t("keys.filterTag"), app.Select().ID("f-tag").OnChange(d.setFilter(&d.filter.Tag), on("f-tag")).Body(tagOpts...)),
+				field("f-sort", d.t("keys.sort"), app.Select().ID("f-sort").OnChange(d.setFilter(&d.filter.Sort), on("f-sort")).Body(sortOpts...)),
+				field("f-text", d.t("keys.search"), app.Input().ID("f-text").Type("search").Value(d.filter.Text).OnInput(d.setFilter(&d.filter.Text), on("f-text"))),
 			),
 			app.P().ID("keys-count").Class("hint").Text(d.t("keys.count", len(all), len(d.keys))),
 			d.renderSelectionBar(all),
@@ -87,8 +120,9 @@ func (d *Dashboard) renderKeys() app.UI {
 				app.THead().Body(app.Tr().Body(
 					app.Th().Scope("col").Body(app.Input().ID("sel-page").Type("checkbox").Aria("label", d.t("sel.page")).
 						Checked(len(rows) > 0 && allSelected(rows, d.selected)).OnChange(func(ctx app.Context, e app.Event) {
+						rows, _, _ := Paginate(d.view(), d.page) // now, not at render time (see on)
 						d.selectKeys(rows, !allSelected(rows, d.selected))
-					})),
+					}, on("sel-page"))),
 					app.Th().Scope("col").Text(d.t("col.key")), app.Th().Scope("col").Text(d.t("col.provider")),
 					app.Th().Scope("col").Text(d.t("col.state")), app.Th().Scope("col").Text(d.t("col.usage")),
 					app.Th().Scope("col").Text(d.t("col.success")), app.Th().Scope("col").Text(d.t("col.lastUsed")),
@@ -99,14 +133,113 @@ func (d *Dashboard) renderKeys() app.UI {
 			)),
 			app.If(len(all) == 0, func() app.UI { return app.P().ID("keys-none").Class("hint").Text(d.t("keys.none")) }),
 			app.Div().Class("pager").Body(
-				app.Button().ID("page-prev").Type("button").Disabled(page == 0).Text(d.t("keys.prev")).OnClick(func(ctx app.Context, e app.Event) { d.page-- }),
+				app.Button().ID("page-prev").Type("button").Disabled(page == 0).Text(d.t("keys.prev")).OnClick(func(ctx app.Context, e app.Event) { d.page-- }, on("page-prev")),
 				app.Span().ID("page-info").Text(d.t("keys.page", page+1, pages)),
-				app.Button().ID("page-next").Type("button").Disabled(page >= pages-1).Text(d.t("keys.next")).OnClick(func(ctx app.Context, e app.Event) { d.page++ }),
+				app.Button().ID("page-next").Type("button").Disabled(page >= pages-1).Text(d.t("keys.next")).OnClick(func(ctx app.Context, e app.Event) { d.page++ }, on("page-next")),
 			),
 		),
-		d.renderAdd(),
-		d.renderBulk(),
 	)
+}
+
+// Panels above the keys table.
+const (
+	PanelAdd  = "add"
+	PanelBulk = "bulk"
+)
+
+func (d *Dashboard) renderKeysToolbar() app.UI {
+	btn := func(panel, label string) app.UI {
+		open := d.panel == panel
+		return app.Button().ID(panel+"-open").Type("button").Class(map[bool]string{true: "primary current", false: "primary"}[open]).
+			Aria("expanded", map[bool]string{true: "true", false: "false"}[open]).Aria("controls", "key-panel").
+			Text(d.t(label)).OnClick(func(ctx app.Context, e app.Event) { d.openPanel(ctx, panel) }, on(panel+"-open"))
+	}
+	return app.Div().ID("keys-toolbar").Class("toolbar").Body(
+		app.H2().Text(d.t("keys.title")),
+		app.Span().Class("toolbar-actions").Body(
+			btn(PanelAdd, "add.open"),
+			btn(PanelBulk, "bulk.open"),
+		),
+		d.renderSweeps(),
+	)
+}
+
+// openPanel opens the add or bulk import panel (closes it when open) and
+// puts the focus in its first field.
+func (d *Dashboard) openPanel(ctx app.Context, panel string) {
+	if d.panel == panel {
+		d.panel = ""
+		return
+	}
+	d.panel = panel
+	d.focus(ctx, map[string]string{PanelAdd: "add-key", PanelBulk: "bulk-text"}[panel])
+}
+
+func (d *Dashboard) renderKeyPanel() app.UI {
+	var body app.UI
+	switch d.panel {
+	case PanelAdd:
+		body = d.renderAdd()
+	case PanelBulk:
+		body = d.renderBulk()
+	}
+	close := func(ctx app.Context, e app.Event) {
+		opener := d.panel + "-open"
+		d.panel = ""
+		d.focus(ctx, opener)
+	}
+	return app.Div().ID("key-panel").Class(map[bool]string{true: "panel", false: "panel empty"}[body != nil]).OnKeyDown(onEscape(close), on("key-panel")).Body(
+		app.If(body != nil, func() app.UI {
+			return app.Div().Class("card").Body(
+				app.Button().ID("panel-close").Type("button").Class("close").Aria("label", d.t("common.close")).Title(d.t("common.close")).Text("×").OnClick(close, on("panel-close")),
+				body,
+			)
+		}),
+	)
+}
+
+// revealKey shows the key with id in the table after it was added: the
+// filters are cleared if they hide it, the table turns to its page, and
+// its row is highlighted and scrolled to.
+func (d *Dashboard) revealKey(ctx app.Context, id string) {
+	find := func() int {
+		return slices.IndexFunc(d.view(), func(k adminapi.KeyStatus) bool { return k.ID == id })
+	}
+	i := find()
+	if i < 0 {
+		d.filter = Filter{Sort: d.filter.Sort}
+		d.syncFilterControls()
+		i = find()
+	}
+	if i < 0 {
+		return
+	}
+	d.page = i / PageSize
+	d.fresh = id
+	if app.IsClient {
+		d.bind(ctx).Defer(func(app.Context) {
+			if el := app.Window().GetElementByID("row-" + id); el.Truthy() {
+				el.Call("scrollIntoView", map[string]any{"block": "center"})
+			}
+		})
+	}
+}
+
+// syncFilterControls puts the filter into the page's controls: a re-render
+// does not clear a text box (go-app drops an empty value attribute).
+func (d *Dashboard) syncFilterControls() {
+	if !app.IsClient {
+		return
+	}
+	doc := app.Window()
+	if el := doc.GetElementByID("f-text"); el.Truthy() {
+		el.Set("value", d.filter.Text)
+	}
+	for id, v := range map[string]string{"f-provider": d.filter.Provider, "f-state": d.filter.State, "f-tag": d.filter.Tag} {
+		if el := doc.GetElementByID(id); el.Truthy() && v == "" {
+			el.Set("value", AnyOption)
+		}
+	}
 }
 
 // StateText is the badge text of a key's state.
@@ -142,8 +275,8 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 	if k.Requests > 0 {
 		rate = pct(k.SuccessRate)
 	}
-	return app.Tr().ID("row-"+id).DataSet("id", id).Body(
-		app.Td().Body(app.Input().ID("sel-"+id).Type("checkbox").Aria("label", d.t("sel.row", k.MaskedKey)).Checked(d.selected[id]).OnChange(d.toggle(id))),
+	return app.Tr().ID("row-"+id).DataSet("id", id).Class(map[bool]string{true: "fresh", false: ""}[d.fresh == id]).Body(
+		app.Td().Body(app.Input().ID("sel-"+id).Type("checkbox").Aria("label", d.t("sel.row", k.MaskedKey)).Checked(d.selected[id]).OnChange(d.toggle(id), on("sel", id))),
 		app.Td().Class("mono").Text(k.MaskedKey),
 		app.Td().Text(k.Provider),
 		app.Td().Body(func() app.UI {
@@ -172,12 +305,12 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 					app.Button().ID("edit-"+id).Type("button").Text(d.t("act.edit")).Aria("label", d.t("act.editKey", k.MaskedKey)).OnClick(func(ctx app.Context, e app.Event) {
 						d.startEdit(k)
 						d.focus(ctx, "e-active")
-					}),
-					app.Button().ID("test-"+id).Type("button").Text(d.t("act.test")).Aria("label", d.t("act.testKey", k.MaskedKey)).OnClick(d.doTest(id)),
+					}, on("edit", id)),
+					app.Button().ID("test-"+id).Type("button").Text(d.t("act.test")).Aria("label", d.t("act.testKey", k.MaskedKey)).OnClick(d.doTest(id), on("test", id)),
 					app.Button().ID("del-"+id).Type("button").Class("danger").Text(d.t("act.delete")).Aria("label", d.t("act.deleteKey", k.MaskedKey)).OnClick(func(ctx app.Context, e app.Event) {
 						d.delAsk = id
 						d.focus(ctx, "del-no-"+id)
-					}),
+					}, on("del", id)),
 				)
 			}),
 			app.If(d.rowMsg[id] != "", func() app.UI {
@@ -217,24 +350,24 @@ func (d *Dashboard) editRow(k adminapi.KeyStatus) app.UI {
 			}
 		}
 	}
-	return app.Tr().ID("row-"+id).Class("editing").OnKeyDown(keys).Body(
+	return app.Tr().ID("row-"+id).Class("editing").OnKeyDown(keys, on("edit", id)).Body(
 		app.Td(),
 		app.Td().Class("mono").Text(k.MaskedKey),
 		app.Td().Text(k.Provider),
 		app.Td().Body(app.Label().Class("check").Body(
 			app.Input().ID("e-active").Type("checkbox").Checked(d.edit.Active).OnChange(func(ctx app.Context, e app.Event) {
 				d.edit.Active = ctx.JSSrc().Get("checked").Bool()
-			}),
+			}, on("e-active", id)),
 			app.Text(" "+d.t("edit.active")),
 		)),
-		app.Td().Body(app.Input().ID("e-max").Type("number").Min(0).Aria("label", d.t("edit.maxRequests")).Title(d.t("edit.maxRequests")).Value(d.edit.MaxRequests).OnInput(d.ValueTo(&d.edit.MaxRequests))),
-		app.Td().Body(app.Input().ID("e-weight").Type("number").Min(0).Aria("label", d.t("edit.weight")).Title(d.t("edit.weight")).Value(d.edit.Weight).OnInput(d.ValueTo(&d.edit.Weight))),
+		app.Td().Body(app.Input().ID("e-max").Type("number").Min(0).Aria("label", d.t("edit.maxRequests")).Title(d.t("edit.maxRequests")).Value(d.edit.MaxRequests).OnInput(d.ValueTo(&d.edit.MaxRequests), on("e-max", id))),
+		app.Td().Body(app.Input().ID("e-weight").Type("number").Min(0).Aria("label", d.t("edit.weight")).Title(d.t("edit.weight")).Value(d.edit.Weight).OnInput(d.ValueTo(&d.edit.Weight), on("e-weight", id))),
 		app.Td(),
-		app.Td().Body(app.Input().ID("e-desc").Aria("label", d.t("col.description")).Value(d.edit.Description).OnInput(d.ValueTo(&d.edit.Description))),
-		app.Td().Body(app.Input().ID("e-tags").Aria("label", d.t("col.tags")).Value(d.edit.Tags).OnInput(d.ValueTo(&d.edit.Tags))),
+		app.Td().Body(app.Input().ID("e-desc").Aria("label", d.t("col.description")).Value(d.edit.Description).OnInput(d.ValueTo(&d.edit.Description), on("e-desc", id))),
+		app.Td().Body(app.Input().ID("e-tags").Aria("label", d.t("col.tags")).Value(d.edit.Tags).OnInput(d.ValueTo(&d.edit.Tags), on("e-tags", id))),
 		app.Td().Class("actions").Body(
-			app.Button().ID("e-save").Type("button").Text(d.t("common.save")).OnClick(save),
-			app.Button().ID("e-cancel").Type("button").Text(d.t("common.no")).OnClick(cancel),
+			app.Button().ID("e-save").Type("button").Text(d.t("common.save")).OnClick(save, on("e-save", id)),
+			app.Button().ID("e-cancel").Type("button").Text(d.t("common.no")).OnClick(cancel, on("e-cancel", id)),
 			app.If(d.rowMsg[id] != "", func() app.UI {
 				return app.Div().ID("msg-"+id).Class("rowmsg error").Aria("live", "assertive").Text(d.rowMsg[id])
 			}),
@@ -297,7 +430,7 @@ func (d *Dashboard) doUpdate(id, masked string) app.EventHandler {
 				}
 				delete(d.rowMsg, id)
 				d.editID = ""
-				d.setNotice(d.t("act.updated", masked), false)
+				d.setNotice(ctx, func() string { return d.t("act.updated", masked) }, false)
 				d.focus(ctx, "edit-"+id)
 				d.refresh(ctx)
 			})
@@ -319,7 +452,7 @@ func (d *Dashboard) doDelete(id, masked string) app.EventHandler {
 					d.rowMsg[id] = d.ErrorText(err)
 					return
 				}
-				d.setNotice(d.t("act.deleted", masked), false)
+				d.setNotice(ctx, func() string { return d.t("act.deleted", masked) }, false)
 				d.refresh(ctx)
 			})
 		})
@@ -362,18 +495,18 @@ func (d *Dashboard) providerSelect(id string, v *string) app.UI {
 	for _, p := range d.providers() {
 		opts = append(opts, app.Option().Value(p).Text(p).Selected(*v == p))
 	}
-	return app.Select().ID(id).OnChange(d.ValueTo(v)).Body(opts...)
+	return app.Select().ID(id).OnChange(d.ValueTo(v), on(id)).Body(opts...)
 }
 
 func (d *Dashboard) renderAdd() app.UI {
-	return app.Form().ID("add-form").Class("card").OnSubmit(d.doAdd).Body(
+	return app.Form().ID("add-form").OnSubmit(d.doAdd, on("add-form")).Body(
 		app.H2().Text(d.t("add.title")),
 		app.Div().Class("grid").Body(
 			field("add-provider", d.t("add.provider"), d.providerSelect("add-provider", &d.add.Provider)),
-			field("add-key", d.t("add.apiKey"), app.Input().ID("add-key").Type("password").AutoComplete(false).Value(d.add.APIKey).OnInput(d.ValueTo(&d.add.APIKey))),
-			field("add-max", d.t("add.maxRequests"), app.Input().ID("add-max").Type("number").Min(0).Value(d.add.MaxRequests).OnInput(d.ValueTo(&d.add.MaxRequests))),
-			field("add-desc", d.t("add.description"), app.Input().ID("add-desc").Value(d.add.Description).OnInput(d.ValueTo(&d.add.Description))),
-			field("add-tags", d.t("add.tags"), app.Input().ID("add-tags").Value(d.add.Tags).OnInput(d.ValueTo(&d.add.Tags))),
+			field("add-key", d.t("add.apiKey"), app.Input().ID("add-key").Type("password").AutoComplete(false).Value(d.add.APIKey).OnInput(d.ValueTo(&d.add.APIKey), on("add-key"))),
+			field("add-max", d.t("add.maxRequests"), app.Input().ID("add-max").Type("number").Min(0).Value(d.add.MaxRequests).OnInput(d.ValueTo(&d.add.MaxRequests), on("add-max"))),
+			field("add-desc", d.t("add.description"), app.Input().ID("add-desc").Value(d.add.Description).OnInput(d.ValueTo(&d.add.Description), on("add-desc"))),
+			field("add-tags", d.t("add.tags"), app.Input().ID("add-tags").Value(d.add.Tags).OnInput(d.ValueTo(&d.add.Tags), on("add-tags"))),
 		),
 		app.Button().ID("add-submit").Type("submit").Text(d.t("add.submit")),
 		formMsg("add-msg", d.add.Msg, d.add.Err),
@@ -458,6 +591,7 @@ func (d *Dashboard) AddKey(ctx app.Context) {
 			d.add.APIKey = ""
 			clearInput("add-key")
 			d.add.Msg, d.add.Err = d.t("add.done", masked), false
+			d.revealAfter = r.KeyID
 			d.refresh(ctx)
 		})
 	})
@@ -465,11 +599,11 @@ func (d *Dashboard) AddKey(ctx app.Context) {
 
 func (d *Dashboard) renderBulk() app.UI {
 	b := d.bulk
-	return app.Form().ID("bulk-form").Class("card").OnSubmit(d.doBulk).Body(
+	return app.Form().ID("bulk-form").OnSubmit(d.doBulk, on("bulk-form")).Body(
 		app.H2().Text(d.t("bulk.title")),
 		field("bulk-provider", d.t("add.provider"), d.providerSelect("bulk-provider", &d.bulk.Provider)),
-		field("bulk-text", d.t("bulk.keys"), app.Textarea().ID("bulk-text").Rows(6).Spellcheck(false).Text(b.Text).OnInput(d.ValueTo(&d.bulk.Text))),
-		field("bulk-file", d.t("bulk.file"), app.Input().ID("bulk-file").Type("file").Accept(".txt,.csv,text/plain").OnChange(d.readFile)),
+		field("bulk-text", d.t("bulk.keys"), app.Textarea().ID("bulk-text").Rows(6).Spellcheck(false).Text(b.Text).OnInput(d.ValueTo(&d.bulk.Text), on("bulk-text"))),
+		field("bulk-file", d.t("bulk.file"), app.Input().ID("bulk-file").Type("file").Accept(".txt,.csv,text/plain").OnChange(d.readFile, on("bulk-file"))),
 		app.Button().ID("bulk-submit").Type("submit").Disabled(b.Busy).Text(map[bool]string{true: d.t("bulk.busy"), false: d.t("bulk.submit")}[b.Busy]),
 		formMsg("bulk-msg", b.Err, true),
 		app.If(b.Busy, func() app.UI {

@@ -69,19 +69,19 @@ func (d *Dashboard) renderPlayground() app.UI {
 	return app.Form().ID("play-form").Class("card").OnSubmit(func(ctx app.Context, e app.Event) {
 		e.PreventDefault()
 		d.SendPrompt(ctx)
-	}).Body(
+	}, on("play-form")).Body(
 		app.H2().Text(d.t("play.title")),
 		app.P().Class("hint").Text(d.t("play.hint")),
 		app.Div().Class("grid").Body(
 			field("play-provider", d.t("add.provider"), app.Select().ID("play-provider").OnChange(func(ctx app.Context, e app.Event) {
 				p.Provider = ctx.JSSrc().Get("value").String()
 				p.Model = DefaultModel(p.Provider)
-			}).Body(provOpts...)),
-			field("play-model", d.t("play.model"), app.Input().ID("play-model").Value(p.Model).OnInput(d.ValueTo(&p.Model))),
-			field("play-strategy", d.t("play.strategy"), app.Select().ID("play-strategy").OnChange(d.ValueTo(&p.Strategy)).Body(stratOpts...)),
-			field("play-token", d.t("play.token"), app.Input().ID("play-token").Type("password").AutoComplete(false).Placeholder("kp-…").Value(p.Token).OnInput(d.ValueTo(&p.Token))),
+			}, on("play-provider")).Body(provOpts...)),
+			field("play-model", d.t("play.model"), app.Input().ID("play-model").Value(p.Model).OnInput(d.ValueTo(&p.Model), on("play-model"))),
+			field("play-strategy", d.t("play.strategy"), app.Select().ID("play-strategy").OnChange(d.ValueTo(&p.Strategy), on("play-strategy")).Body(stratOpts...)),
+			field("play-token", d.t("play.token"), app.Input().ID("play-token").Type("password").AutoComplete(false).Placeholder("kp-…").Value(p.Token).OnInput(d.ValueTo(&p.Token), on("play-token"))),
 		),
-		field("play-prompt", d.t("play.prompt"), app.Textarea().ID("play-prompt").Rows(4).Text(p.Prompt).OnInput(d.ValueTo(&p.Prompt))),
+		field("play-prompt", d.t("play.prompt"), app.Textarea().ID("play-prompt").Rows(4).Text(p.Prompt).OnInput(d.ValueTo(&p.Prompt), on("play-prompt"))),
 		app.Button().ID("play-send").Type("submit").Disabled(p.Busy).Text(map[bool]string{true: d.t("play.busy"), false: d.t("play.send")}[p.Busy]),
 		app.If(p.Err != "", func() app.UI { return app.P().ID("play-error").Class("error").Text(p.Err) }),
 		app.If(p.Status != 0, func() app.UI {

@@ -57,17 +57,19 @@ func (d *Dashboard) renderSelectionBar(matching []adminapi.KeyStatus) app.UI {
 	n := len(d.selected)
 	return app.Div().ID("selection").Class("selection").Body(
 		app.Span().ID("selection-count").Text(d.t("sel.count", n)),
+		// The handler reads the filter when clicked: a closure over this
+		// render's list would be the one go-app keeps (see on).
 		app.Button().ID("sel-all").Type("button").Text(d.t("sel.all", len(matching))).OnClick(func(ctx app.Context, e app.Event) {
-			d.selectKeys(matching, true)
-		}),
+			d.selectKeys(d.view(), true)
+		}, on("sel-all")),
 		app.If(n > 0, func() app.UI {
 			return app.Span().Class("bulk-actions").Body(
 				app.Button().ID("sel-none").Type("button").Text(d.t("sel.none")).OnClick(func(ctx app.Context, e app.Event) {
 					clear(d.selected)
-				}),
-				app.Button().ID("sel-enable").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.enable")).OnClick(d.runBulk(BulkEnable)),
-				app.Button().ID("sel-disable").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.disable")).OnClick(d.runBulk(BulkDisable)),
-				app.Button().ID("sel-test").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.test")).OnClick(d.runBulk(BulkTest)),
+				}, on("sel-none")),
+				app.Button().ID("sel-enable").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.enable")).OnClick(d.runBulk(BulkEnable), on("sel", BulkEnable)),
+				app.Button().ID("sel-disable").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.disable")).OnClick(d.runBulk(BulkDisable), on("sel", BulkDisable)),
+				app.Button().ID("sel-test").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.test")).OnClick(d.runBulk(BulkTest), on("sel", BulkTest)),
 				app.If(d.bulkDelAsk, func() app.UI {
 					return d.confirm(d.t("sel.deleteConfirm", n), "sel-delete-yes", "sel-delete-no", d.runBulk(BulkDelete), func(ctx app.Context, e app.Event) {
 						d.bulkDelAsk = false
@@ -77,7 +79,7 @@ func (d *Dashboard) renderSelectionBar(matching []adminapi.KeyStatus) app.UI {
 					return app.Button().ID("sel-delete").Type("button").Class("danger").Disabled(d.bulkBusy != "").Text(d.t("sel.delete")).OnClick(func(ctx app.Context, e app.Event) {
 						d.bulkDelAsk = true
 						d.focus(ctx, "sel-delete-no")
-					})
+					}, on("sel-delete"))
 				}),
 			)
 		}),
@@ -87,11 +89,16 @@ func (d *Dashboard) renderSelectionBar(matching []adminapi.KeyStatus) app.UI {
 
 // RunBulk applies action to the selected keys.
 func (d *Dashboard) RunBulk(ctx app.Context, action string) {
-	ids := d.Selected()
+	d.bulkDelAsk = false
+	d.applyBulk(ctx, action, d.Selected())
+}
+
+// applyBulk applies action to the keys ids, with progress in the
+// selection bar and the result in the page notice.
+func (d *Dashboard) applyBulk(ctx app.Context, action string, ids []string) {
 	if len(ids) == 0 {
 		return
 	}
-	d.bulkDelAsk = false
 	d.bulkBusy = d.t("sel.working", 0, len(ids))
 	c := d.client
 	ctx = d.bind(ctx)
@@ -105,16 +112,70 @@ func (d *Dashboard) RunBulk(ctx app.Context, action string) {
 		ctx.Dispatch(func(ctx app.Context) {
 			d.bulkBusy = ""
 			if err != nil {
-				d.setNotice(d.ErrorText(err), true)
+				d.setNotice(ctx, func() string { return d.ErrorText(err) }, true)
 			} else {
-				d.setNotice(d.t("sel.done."+action, ok, failed), failed > 0)
+				d.setNotice(ctx, func() string { return d.t("sel.done."+action, ok, failed) }, failed > 0)
 			}
 			if action == BulkDelete {
-				clear(d.selected)
+				for _, id := range ids {
+					delete(d.selected, id)
+				}
 			}
 			d.refresh(ctx)
 		})
 	})
+}
+
+// Sweeps: one-click actions on every key the providers rejected.
+const (
+	SweepRemove = "remove" // delete every disabled key
+	SweepRetest = "retest" // test every disabled key again
+)
+
+// RejectedKeys are the ids of the keys in state disabled (a provider
+// rejected them: revoked, invalid, no permission), in table order.
+func RejectedKeys(keys []adminapi.KeyStatus) []string {
+	var ids []string
+	for _, k := range keys {
+		if k.State == adminapi.StateDisabled {
+			ids = append(ids, k.ID)
+		}
+	}
+	return ids
+}
+
+// askSweep opens the confirmation of sweep over the disabled keys as they
+// are now: Yes acts on exactly the keys the question counted.
+func (d *Dashboard) askSweep(ctx app.Context, sweep string) {
+	d.sweepAsk, d.sweepIDs = sweep, RejectedKeys(d.keys)
+	d.focus(ctx, "sweep-no")
+}
+
+// RunSweep runs the confirmed sweep.
+func (d *Dashboard) RunSweep(ctx app.Context) {
+	ids, sweep := d.sweepIDs, d.sweepAsk
+	d.sweepAsk, d.sweepIDs = "", nil
+	d.applyBulk(ctx, map[string]string{SweepRemove: BulkDelete, SweepRetest: BulkTest}[sweep], ids)
+}
+
+func (d *Dashboard) renderSweeps() app.UI {
+	if d.sweepAsk != "" {
+		return d.confirm(d.t("sweep.confirm."+d.sweepAsk, len(d.sweepIDs)), "sweep-yes", "sweep-no",
+			func(ctx app.Context, e app.Event) { d.RunSweep(ctx) },
+			func(ctx app.Context, e app.Event) {
+				opener := "sweep-" + d.sweepAsk
+				d.sweepAsk, d.sweepIDs = "", nil
+				d.focus(ctx, opener)
+			})
+	}
+	n := len(RejectedKeys(d.keys))
+	busy := d.bulkBusy != ""
+	return app.Span().Class("sweeps").Body(
+		app.Button().ID("sweep-retest").Type("button").Disabled(n == 0 || busy).Text(d.t("sweep.retest", n)).
+			OnClick(func(ctx app.Context, e app.Event) { d.askSweep(ctx, SweepRetest) }, on("sweep-retest")),
+		app.Button().ID("sweep-remove").Type("button").Class("danger").Disabled(n == 0 || busy).Text(d.t("sweep.remove", n)).
+			OnClick(func(ctx app.Context, e app.Event) { d.askSweep(ctx, SweepRemove) }, on("sweep-remove")),
+	)
 }
 
 func (d *Dashboard) runBulk(action string) app.EventHandler {

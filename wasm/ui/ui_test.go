@@ -171,11 +171,12 @@ func TestConnectAddBulkEditDeleteTokens(t *testing.T) {
 		t.Fatal("the secret appears in the page")
 	}
 
+	h.d.panel = PanelBulk
 	h.d.bulk = bulkForm{Provider: "openai", Text: "sk-bulk-line-one-000000001\n\n" + secret + "\nhas space\n"}
 	h.do(h.d.BulkImport)
 	r := h.d.bulk.Result
 	if r == nil || r.Added != 1 || r.Duplicates != 1 || r.Invalid != 1 {
-		t.Fatalf("bulk: %+v notice %q", r, h.d.notice)
+		t.Fatalf("bulk: %+v notice %q", r, h.d.Notice())
 	}
 	h.contains(`id="bulk-summary"`, "1 added, 1 duplicates, 1 invalid", "Line 2: duplicate", "already in the pool",
 		"Line 3: invalid — API key must not contain spaces or control characters.")
@@ -222,8 +223,8 @@ func TestConnectAddBulkEditDeleteTokens(t *testing.T) {
 
 	// Reset from the overview.
 	h.do(func(ctx app.Context) { h.d.doReset("openai")(ctx, app.Event{}) })
-	if h.d.noticeErr || !strings.Contains(h.d.notice, "of openai reset") {
-		t.Fatalf("reset: %q", h.d.notice)
+	if h.d.noticeErr || !strings.Contains(h.d.Notice(), "of openai reset") {
+		t.Fatalf("reset: %q", h.d.Notice())
 	}
 }
 
@@ -314,7 +315,7 @@ func TestTranslations(t *testing.T) {
 			Providers: []adminapi.ProviderStatus{{Provider: "gemini", Keys: d.keys}}}
 		d.tokens = []adminapi.Token{{ID: "tok_1", Name: "n", Masked: "kp-…abcd", Source: adminapi.TokenSourceEnv}}
 		d.bulk.Result = &adminapi.BulkAddResponse{Results: []adminapi.BulkResult{{Status: adminapi.BulkAdded}, {Status: adminapi.BulkInvalid}, {Status: adminapi.BulkDuplicate}}}
-		d.delAsk, d.resetAsk, d.notice = "key_00000", "gemini", "n"
+		d.delAsk, d.resetAsk, d.notice = "key_00000", "gemini", func() string { return "n" }
 		d.play = playForm{Status: 200, Answer: "hi", KeyID: "key_00000", Err: "x"}
 		d.add.Msg, d.bulk.Err, d.tokErr = "x", "x", "x"
 		td, err := AggregateTraffic(&adminapi.TrafficResponse{BucketSeconds: 60, Start: "2026-01-01T10:00:00.000Z", Since: "2026-01-01T10:30:00.000Z",
@@ -392,11 +393,12 @@ func TestSelectionBulkActionsAndChunkedImport(t *testing.T) {
 		fmt.Fprintf(&b, "AIzaSyChunked%016d\n", i)
 	}
 	b.WriteString("AIzaSyChunked0000000000000000\n")
+	h.d.panel = PanelBulk
 	h.d.bulk = bulkForm{Provider: "gemini", Text: b.String()}
 	h.do(h.d.BulkImport)
 	r := h.d.bulk.Result
 	if r == nil || r.Added != 1200 || r.Duplicates != 1 || len(r.Results) != 1201 || r.Results[1200].Index != 1200 {
-		t.Fatalf("chunked import: %+v (notice %q)", r != nil, h.d.notice)
+		t.Fatalf("chunked import: %+v (notice %q)", r != nil, h.d.Notice())
 	}
 	// Line 1,201 was in the third request, its twin in the first.
 	h.contains("Line 1201: duplicate AIza…0000 — same key as line 1")
@@ -416,8 +418,8 @@ func TestSelectionBulkActionsAndChunkedImport(t *testing.T) {
 	h.d.selectKeys(matching, true)
 	h.contains(`id="selection-count"`, "10 selected", `id="sel-disable"`)
 	h.do(func(ctx app.Context) { h.d.RunBulk(ctx, BulkDisable) })
-	if !strings.Contains(h.d.notice, "10 keys disabled, 0 failed") {
-		t.Fatalf("disable: %q", h.d.notice)
+	if !strings.Contains(h.d.Notice(), "10 keys disabled, 0 failed") {
+		t.Fatalf("disable: %q", h.d.Notice())
 	}
 	for _, k := range matching {
 		if got, _ := c.GetKey(t.Context(), k.ID); got.IsActive {
@@ -429,8 +431,8 @@ func TestSelectionBulkActionsAndChunkedImport(t *testing.T) {
 		t.Fatal("enable did not reach the proxy")
 	}
 	h.do(func(ctx app.Context) { h.d.RunBulk(ctx, BulkDelete) })
-	if !strings.Contains(h.d.notice, "10 keys deleted") || len(h.d.selected) != 0 {
-		t.Fatalf("delete: %q, %d selected", h.d.notice, len(h.d.selected))
+	if !strings.Contains(h.d.Notice(), "10 keys deleted") || len(h.d.selected) != 0 {
+		t.Fatalf("delete: %q, %d selected", h.d.Notice(), len(h.d.selected))
 	}
 	if st, _ := c.ProviderStatus(t.Context(), "gemini"); st.TotalKeys != 1190 {
 		t.Fatalf("proxy holds %d keys after bulk delete", st.TotalKeys)
@@ -530,20 +532,22 @@ func TestFormMessages(t *testing.T) {
 	h.connect(ts.URL, adminKey)
 	h.d.tab = TabKeys
 	h.d.lang = LangZH
+	h.d.panel = PanelAdd
 	h.d.add = addForm{Provider: "gemini", APIKey: "has space"}
 	h.do(h.d.AddKey)
 	if !h.d.add.Err || h.d.add.Msg != "API 密钥不能包含空格或控制字符。" {
 		t.Fatalf("add error: %q", h.d.add.Msg)
 	}
 	h.contains(`id="add-msg"`, `class="formmsg error"`, "API 密钥不能包含空格或控制字符。")
+	h.d.panel = PanelBulk
 	h.d.bulk = bulkForm{Provider: "gemini", Text: "\n \n"}
 	h.do(h.d.BulkImport)
 	h.contains(`id="bulk-msg"`, "请至少粘贴一个密钥。")
 	h.d.tab = TabTokens
 	h.do(h.d.CreateToken)
 	h.contains(`id="tok-msg"`, "请输入名称。")
-	if h.d.notice != "" {
-		t.Errorf("form errors went to the page notice: %q", h.d.notice)
+	if h.d.Notice() != "" {
+		t.Errorf("form errors went to the page notice: %q", h.d.Notice())
 	}
 
 	// Edit: a weight out of range is caught before the request.
