@@ -38,6 +38,7 @@ type Scrubber struct {
 	maxLen int      // the longest form
 	sep    string   // between a mask's head and tail
 	fill   byte     // pads a mask to the length it replaces (KeepLength)
+	mixed  bool     // a secret holds bytes other than [A-Za-z0-9._~-]
 	one    [1][]byte
 }
 
@@ -62,8 +63,12 @@ func (s *Scrubber) Add(secrets ...string) {
 		for _, f := range Forms(sec) {
 			s.addForm([]byte(f))
 		}
+		s.mixed = true
 	}
 	s.sep, s.fill = ellipsis, fills[0]
+	if !s.mixed {
+		return // plain secrets hold none of these bytes
+	}
 	for i := range len(fills) {
 		if !s.contains(fills[i]) {
 			s.fill = fills[i]
