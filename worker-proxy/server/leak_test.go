@@ -378,4 +378,23 @@ func TestKeyDisabledLoggedOncePerKey(t *testing.T) {
 	}
 }
 
-var _ = strconv.Itoa
+// An error that quotes the request body shows the client's own token
+// masked too (say the client pasted it into a prompt).
+func TestUpstreamEchoOfClientTokenIsMasked(t *testing.T) {
+	f := newRelayFixture(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		out := fmt.Sprintf(`{"error":{"message":"bad input: %s"}}`, url.QueryEscape(string(b)))
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+		w.WriteHeader(400)
+		io.WriteString(w, out)
+	}, map[string][]string{"openai": openaiKeys[:1]})
+	res, body := f.do(t, "POST", "/api/openai/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"my token is `+leakToken+`"}]}`, nil)
+	if res.StatusCode != 400 {
+		t.Fatalf("status %d: %s", res.StatusCode, body)
+	}
+	noSecret(t, res, body)
+	if !bytes.Contains(body, []byte(pool.Mask(leakToken))) {
+		t.Fatalf("no masked token in %s", body)
+	}
+}
