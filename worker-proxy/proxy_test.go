@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/pool"
 )
 
 // startUpstream starts a recording fake provider that answers 200 with a
@@ -243,7 +244,7 @@ func TestRelayMapsPathsAndKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := map[string]string{"Content-Type": "application/json", "X-Custom": "kept"}
+			h := map[string]string{"Content-Type": "application/json", "X-Custom": "dropped", "Openai-Beta": "kept"}
 			for k, v := range tt.header {
 				h[k] = v
 			}
@@ -282,8 +283,9 @@ func TestRelayMapsPathsAndKeys(t *testing.T) {
 			if strings.Contains(got.RawQuery, testClientToken) || strings.Contains(got.RawQuery, "strategy") {
 				t.Fatalf("query forwarded: %q", got.RawQuery)
 			}
-			if got.Header.Get("X-Custom") != "kept" {
-				t.Fatal("client header dropped")
+			// Only allow-listed client headers go upstream.
+			if got.Header.Get("Openai-Beta") != "kept" || got.Header.Get("X-Custom") != "" {
+				t.Fatalf("client headers upstream: %v", got.Header)
 			}
 			if tt.method == "POST" && string(got.Body) != body {
 				t.Fatalf("body changed: %s", got.Body)
@@ -319,7 +321,9 @@ func TestRelayPassesErrorsThrough(t *testing.T) {
 		w.Write([]byte(body))
 	})
 	r := p.do("POST", "/api/gemini/models/x:generateContent", `{}`, map[string]string{"x-goog-api-key": testClientToken})
-	if r.Status != 429 || string(r.Body) != body || r.Header.Get("X-Upstream-Test") != "429" {
+	// The key the upstream quotes reaches the client masked.
+	masked := strings.ReplaceAll(body, secret, pool.Mask(secret))
+	if r.Status != 429 || string(r.Body) != masked || r.Header.Get("X-Upstream-Test") != "429" {
 		t.Fatalf("error not passed through: %d %s", r.Status, r.Body)
 	}
 	var k adminapi.KeyStatus

@@ -130,18 +130,70 @@ func ParseBase(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// ErrBadPath is returned for relay paths that cannot be mapped.
+// ErrBadPath is returned for relay paths that cannot be mapped; CheckPath
+// wraps it with the reason.
 var ErrBadPath = errors.New("invalid relay path")
 
+// CheckPath checks an escaped URL path (or the part of one after a route's
+// prefix) before it is joined onto an upstream's base URL: no segment may
+// be "." or "..", raw or percent-encoded, hold a slash or backslash once
+// decoded (%2F, %5C, "\"), a control byte (%00, %0A …), malformed or
+// double percent-encoding (%252e). The error wraps ErrBadPath and says
+// which rule the path broke, in words safe to show a client.
+func CheckPath(escaped string) error {
+	for seg := range strings.SplitSeq(escaped, "/") {
+		dec, err := url.PathUnescape(seg)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: malformed percent-encoding", ErrBadPath)
+		case dec == "." || dec == "..":
+			return fmt.Errorf("%w: a . or .. segment (raw or percent-encoded)", ErrBadPath)
+		case strings.ContainsAny(dec, "/\\"):
+			return fmt.Errorf("%w: an encoded slash or a backslash inside a segment", ErrBadPath)
+		case hasControl(dec):
+			return fmt.Errorf("%w: a control character such as %%00", ErrBadPath)
+		case dec != seg && hasEscape(dec):
+			return fmt.Errorf("%w: double percent-encoding", ErrBadPath)
+		}
+	}
+	return nil
+}
+
+func hasControl(s string) bool {
+	for i := range len(s) {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// hasEscape reports whether s holds a percent escape (%XX).
+func hasEscape(s string) bool {
+	for i := strings.IndexByte(s, '%'); i >= 0 && i+2 < len(s); {
+		if isHex(s[i+1]) && isHex(s[i+2]) {
+			return true
+		}
+		j := strings.IndexByte(s[i+1:], '%')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
 // Target returns the upstream URL for a relay path (the escaped path after
-// /api/{name}/) and the client's query, less the parameters in drop.
+// /api/{name}/) and the client's query, less the parameters in drop. A path
+// CheckPath refuses gives its error.
 func (p *Provider) Target(escapedRest string, query url.Values, drop ...string) (*url.URL, error) {
 	rest := strings.TrimLeft(escapedRest, "/")
-	for seg := range strings.SplitSeq(rest, "/") {
-		dec, err := url.PathUnescape(seg)
-		if err != nil || dec == "." || dec == ".." || strings.ContainsAny(dec, "/\\") && seg != dec {
-			return nil, ErrBadPath
-		}
+	if err := CheckPath(rest); err != nil {
+		return nil, err
 	}
 	u := *p.Base
 	base := u.EscapedPath()
@@ -183,12 +235,24 @@ func (p *Provider) SetKey(h http.Header, u *url.URL, secret string) {
 	}
 }
 
-// CompatTarget returns the URL of an OpenAI-compatible API call (rest is
-// like "chat/completions").
+// CompatTarget returns the URL of an OpenAI-compatible API call; rest is
+// escaped, like "chat/completions". A path CheckPath refuses gives its
+// error.
 func (p *Provider) CompatTarget(rest string, query url.Values) (*url.URL, error) {
+	rest = strings.TrimLeft(rest, "/")
+	if err := CheckPath(rest); err != nil {
+		return nil, err
+	}
 	u := *p.Base
-	u.Path = strings.TrimRight(u.Path, "/") + p.CompatPath + "/" + strings.TrimLeft(rest, "/")
-	u.RawPath = ""
+	raw := strings.TrimRight(u.EscapedPath(), "/") + p.CompatPath + "/" + rest
+	path, err := url.PathUnescape(raw)
+	if err != nil {
+		return nil, ErrBadPath
+	}
+	u.Path, u.RawPath = path, raw
+	if u.EscapedPath() != raw {
+		u.RawPath = ""
+	}
 	u.RawQuery = query.Encode()
 	return &u, nil
 }

@@ -140,7 +140,15 @@ func (s *Server) stormGuard(provider string, v failure.Verdict, act failure.Acti
 func (s *Server) act(e *pool.Entry, v failure.Verdict, act failure.Action, le *pool.LastError, now time.Time) {
 	switch {
 	case act.Disable:
+		// Requests in flight on one key fail together: only the one that
+		// disables it logs and saves the change.
+		s.disableMu.Lock()
+		already := e.Key().DisabledReason != ""
 		k := s.pool.Disable(e, v.Class.String()+": "+le.Message, now)
+		s.disableMu.Unlock()
+		if already {
+			return
+		}
 		s.log.Warn("key disabled", "provider", k.Provider, "key", k.ID, "reason", k.DisabledReason)
 		s.persist(k)
 	case act.Cooldown:

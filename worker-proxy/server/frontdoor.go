@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -28,7 +29,8 @@ func openAIError(w http.ResponseWriter, status int, msg, typ, code string) {
 
 func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if !s.authorizeClient(w, r) {
+	token, ok := s.authorizeClient(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
@@ -39,7 +41,7 @@ func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 	}
 	q.Del("strategy")
 	q.Del("key")
-	rest := strings.TrimPrefix(r.URL.Path, "/v1/")
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/v1/")
 	if r.Method == http.MethodGet && rest == "models" {
 		s.listModels(w, r, strategy)
 		return
@@ -47,7 +49,11 @@ func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 	var model string
 	var body []byte
 	if id, ok := strings.CutPrefix(rest, "models/"); ok && r.Method == http.MethodGet {
-		model = id
+		model, err = url.PathUnescape(id)
+		if err != nil {
+			badPath(w, r, provider.ErrBadPath)
+			return
+		}
 	} else {
 		var status int
 		var msg string
@@ -79,11 +85,25 @@ func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		} else {
-			rest = "models/" + upstreamModel
+			rest = "models/" + escapeSegments(upstreamModel)
 		}
 	}
-	target, _ := prov.CompatTarget(rest, q)
-	s.forward(w, r, &relayState{prov: prov, compat: true, strategy: strategy, target: target, body: body, start: start})
+	target, err := prov.CompatTarget(rest, q)
+	if err != nil {
+		badPath(w, r, err)
+		return
+	}
+	s.forward(w, r, &relayState{prov: prov, compat: true, strategy: strategy, target: target, body: body, start: start, token: token})
+}
+
+// escapeSegments percent-encodes each "/"-separated segment of p, keeping
+// the slashes, so CheckPath sees the segments as they were named.
+func escapeSegments(p string) string {
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		segs[i] = url.PathEscape(seg)
+	}
+	return strings.Join(segs, "/")
 }
 
 // setModel rewrites the body's "model" field, keeping the rest as it is.

@@ -22,6 +22,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/failure"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
+	"github.com/keypool/keypool/worker-proxy/redact"
 	"github.com/keypool/keypool/worker-proxy/traffic"
 )
 
@@ -34,6 +35,7 @@ type relayState struct {
 	target   *url.URL
 	body     []byte
 	start    time.Time
+	token    string // the client's token, masked too in what it gets back
 
 	entry    *pool.Entry   // the key of the current attempt
 	tried    []*pool.Entry // every key tried, in order
@@ -45,6 +47,19 @@ type relayState struct {
 	proxErr error           // the final attempt's transport error
 
 	streamErr *failure.Verdict // an error event inside a 200 stream
+
+	// keyScrub masks the current key in a successful answer.
+	keyScrub redact.Scrubber
+}
+
+// secrets returns every secret the request used: each key tried and the
+// client's token.
+func (st *relayState) secrets() []string {
+	out := make([]string, 0, len(st.tried)+1)
+	for _, e := range st.tried {
+		out = append(out, e.Secret())
+	}
+	return append(out, st.token)
 }
 
 type relayKey struct{}
@@ -87,7 +102,8 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 		s.unknownProvider(w, http.StatusNotFound, name)
 		return
 	}
-	if !s.authorizeClient(w, r) {
+	token, ok := s.authorizeClient(w, r)
+	if !ok {
 		return
 	}
 	var q url.Values
@@ -102,7 +118,7 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/api/"+name+"/")
 	target, err := prov.Target(rest, q, "strategy", "key")
 	if err != nil {
-		relayError(w, r, http.StatusBadRequest, "invalid_request_error", "invalid_path", "Invalid relay path", map[string]any{"provider": name})
+		badPath(w, r, err)
 		return
 	}
 	body, status, msg := s.readBody(w, r)
@@ -110,18 +126,44 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 		relayError(w, r, status, "invalid_request_error", "request_too_large", msg, map[string]any{"provider": name})
 		return
 	}
-	s.forward(w, r, &relayState{prov: prov, strategy: strategy, target: target, body: body, start: start})
+	s.forward(w, r, &relayState{prov: prov, strategy: strategy, target: target, body: body, start: start, token: token})
 }
 
 // authorizeClient checks the relay caller's token, answering 401 if bad.
-func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request) bool {
-	if s.cfg.AllowAnonymous || s.tokens.has(clientToken(r)) {
-		return true
+// It returns the token presented.
+func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request) (string, bool) {
+	tok := clientToken(r)
+	if s.cfg.AllowAnonymous || s.tokens.has(tok) {
+		return tok, true
 	}
 	relayError(w, r, http.StatusUnauthorized, "authentication_error", "invalid_client_token", "Invalid or missing client token", map[string]any{
 		"hint": "Send a client token where your SDK sends its API key (Authorization: Bearer, x-goog-api-key, x-api-key or ?key=)",
 	})
-	return false
+	return "", false
+}
+
+// checkPaths refuses, before routing, a relay or front door path that
+// provider.CheckPath refuses: the same rule for every route, and none of
+// these paths is redirected or forwarded.
+func (s *Server) checkPaths(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.EscapedPath()
+		if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/v1/") {
+			if err := provider.CheckPath(p); err != nil {
+				badPath(w, r, err)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// badPath answers 400 for a path provider.CheckPath refused, in the
+// route's error shape.
+func badPath(w http.ResponseWriter, r *http.Request, err error) {
+	msg := "Invalid path: " + strings.TrimPrefix(err.Error(), provider.ErrBadPath.Error()+": ") +
+		"; the relay forwards only plain path segments"
+	relayError(w, r, http.StatusBadRequest, "invalid_request_error", "invalid_path", msg, nil)
 }
 
 // forward picks the first key and relays st's request, failing over to
@@ -206,13 +248,11 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	u := *st.target
 	out.URL = &u
 	out.Host = ""
-	// The names are canonical already: delete without canonicalizing.
-	for _, h := range clientCredentialHeaders {
-		delete(out.Header, h)
+	for h := range out.Header {
+		if !st.forwards(h) {
+			delete(out.Header, h)
+		}
 	}
-	delete(out.Header, "X-Admin-Key")
-	delete(out.Header, "Cookie")
-	delete(out.Header, "Origin")
 	st.setKey(out)
 	if len(st.body) == 0 {
 		out.Body, out.ContentLength, out.GetBody = http.NoBody, 0, nil
@@ -224,6 +264,33 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 }
 
+// forwardedHeaders are the client's request headers the relay passes on
+// (canonical names), besides X-Stainless-* and the provider's default
+// headers: what the SDKs send that the APIs read. Everything else stays
+// behind: the client's credentials, cookies, Origin, account selectors
+// that do not belong to the pool's keys (OpenAI-Organization,
+// OpenAI-Project, X-Goog-User-Project), Accept-Encoding (the proxy reads
+// what it returns, to mask keys) and any custom header.
+var forwardedHeaders = map[string]bool{
+	"Accept": true, "Accept-Language": true, "Content-Type": true, "Content-Encoding": true,
+	"User-Agent": true, "Idempotency-Key": true, "X-Request-Id": true, "Traceparent": true, "Tracestate": true,
+	"Openai-Beta": true, "Anthropic-Version": true, "Anthropic-Beta": true,
+	"X-Goog-Api-Client": true, "X-Server-Timeout": true,
+}
+
+// forwards reports whether the client's header h (canonical) goes upstream.
+func (st *relayState) forwards(h string) bool {
+	if forwardedHeaders[h] || strings.HasPrefix(h, "X-Stainless-") {
+		return true
+	}
+	for k := range st.prov.DefaultHeaders {
+		if http.CanonicalHeaderKey(k) == h {
+			return true
+		}
+	}
+	return false
+}
+
 // setKey puts the current attempt's key on req (URL already a copy).
 func (st *relayState) setKey(req *http.Request) {
 	if st.compat {
@@ -233,9 +300,27 @@ func (st *relayState) setKey(req *http.Request) {
 	st.prov.SetKey(req.Header, req.URL, st.entry.Secret())
 }
 
+// modifyResponse prepares the final upstream answer for the client: the
+// proxy's own CORS headers only, every secret the request used masked in
+// headers and body, and the key's id.
 func (s *Server) modifyResponse(res *http.Response) error {
 	st := stateOf(res.Request.Context())
 	st.status = res.StatusCode
+	for h := range res.Header {
+		if strings.HasPrefix(h, "Access-Control-") {
+			delete(res.Header, h)
+		}
+	}
+	if res.StatusCode >= 400 {
+		scrubError(res, redact.New(st.secrets()...))
+	} else {
+		// Only the key that served can be in a success; keep the length
+		// the upstream declared.
+		sc := &st.keyScrub
+		sc.Add(st.entry.Secret())
+		sc.Header(res.Header)
+		res.Body = sc.Reader(res.Body, res.ContentLength >= 0)
+	}
 	// Canonical names, set directly: no allocation to canonicalize.
 	res.Header["X-Keypool-Key-Id"] = []string{st.entry.ID()}
 	if len(st.tried) > 1 {
@@ -258,7 +343,38 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		status, msg = http.StatusGatewayTimeout, "Upstream timed out"
 	}
 	st.status = status
-	relayError(w, r, status, "api_error", "upstream_unreachable", msg, map[string]any{"provider": st.prov.Name, "detail": transportDetail(err, st.entry.Secret()), "attempts": len(st.tried)})
+	detail := redact.New(st.secrets()...).String(transportDetail(err, st.entry.Secret()))
+	relayError(w, r, status, "api_error", "upstream_unreachable", msg, map[string]any{"provider": st.prov.Name, "detail": detail, "attempts": len(st.tried)})
+}
+
+// maxScrubbedError is the longest error body masked whole, with an exact
+// Content-Length; longer ones, or those of unknown length, are masked as
+// they stream and sent without one.
+const maxScrubbedError = 64 << 10
+
+// scrubError masks sc's secrets in an error answer's headers and body.
+func scrubError(res *http.Response, sc *redact.Scrubber) {
+	sc.Header(res.Header)
+	if res.ContentLength >= 0 && res.ContentLength <= maxScrubbedError {
+		b, err := io.ReadAll(io.LimitReader(res.Body, maxScrubbedError+1))
+		if err == nil && int64(len(b)) == res.ContentLength {
+			b = sc.Bytes(b)
+			res.Body = struct {
+				io.Reader
+				io.Closer
+			}{bytes.NewReader(b), res.Body}
+			res.ContentLength = int64(len(b))
+			res.Header.Set("Content-Length", strconv.Itoa(len(b)))
+			return
+		}
+		res.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(b), res.Body), res.Body}
+	}
+	res.Body = sc.Reader(res.Body, false)
+	res.ContentLength = -1
+	res.Header.Del("Content-Length")
 }
 
 // transportDetail describes a transport error without its URL, which may

@@ -102,7 +102,8 @@ type Server struct {
 	persistQ   chan string // ids of keys whose state changed, to write off the request path
 	traffic    *traffic.Counter
 
-	adminMu sync.Mutex // serializes admin writes
+	adminMu   sync.Mutex // serializes admin writes
+	disableMu sync.Mutex // the relay disables a key and learns it did in one step
 }
 
 // New loads the store's contents into memory and returns a Server.
@@ -257,7 +258,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Not found: "+truncate(r.URL.Path, 100))
 	}))
-	return s.cors(s.recoverer(mux))
+	return s.cors(s.recoverer(s.checkPaths(mux)))
 }
 
 // ServeHTTP serves every route.
