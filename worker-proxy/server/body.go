@@ -41,10 +41,31 @@ func (b *bodyBudget) take(n int64) bool {
 func (b *bodyBudget) give(n int64) { b.used.Add(-n) }
 
 // bodyCharge is what one request holds of the budget; guardBodies returns
-// it when the request ends.
-type bodyCharge struct{ n int64 }
+// it when the request ends. It is the request's context too, which finds
+// it under bodyChargeKey: one allocation for both.
+type bodyCharge struct {
+	context.Context
+	n int64
+}
 
 type bodyChargeKey struct{}
+
+func (c *bodyCharge) Value(key any) any {
+	if _, ok := key.(bodyChargeKey); ok {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// setReadDeadline sets the read deadline of w's connection, where there is
+// one (not in tests' recorders).
+func setReadDeadline(w http.ResponseWriter, t time.Time) {
+	if d, ok := w.(interface{ SetReadDeadline(time.Time) error }); ok {
+		d.SetReadDeadline(t) // the common case, without an allocation
+		return
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(t)
+}
 
 // errBodyBudget reports that the body memory budget is spent.
 var errBodyBudget = errors.New("request body memory budget spent")
@@ -63,11 +84,10 @@ func (s *Server) guardBodies(h http.Handler) http.Handler {
 		if len(r.TransferEncoding) > 0 {
 			w.Header().Set("Connection", "close")
 		}
-		// Unsupported only where there is no connection (tests' recorders).
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
-		c := &bodyCharge{}
+		setReadDeadline(w, time.Now().Add(s.cfg.BodyReadTimeout))
+		c := &bodyCharge{Context: r.Context()}
 		defer func() { s.bodies.give(c.n) }()
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), bodyChargeKey{}, c)))
+		h.ServeHTTP(w, r.WithContext(c))
 	})
 }
 
@@ -79,13 +99,13 @@ func refuseBody(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Connection", "close")
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	setReadDeadline(w, time.Now())
 }
 
 // bodyRead ends the body deadline once a body is read, so the connection's
 // watch for a client hanging up is not mistaken for a slow body.
 func bodyRead(w http.ResponseWriter) {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	setReadDeadline(w, time.Time{})
 }
 
 // readAll reads a body of at most limit bytes (n, if the client announced
@@ -147,10 +167,12 @@ func readAll(w http.ResponseWriter, body io.Reader, n, limit int64, take func(in
 // connection is then closed after the answer.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, string) {
 	limit := s.cfg.MaxBodyBytes
-	tooLarge := "Request body is larger than " + strconv.FormatInt(limit, 10) + " bytes (MAX_BODY_BYTES)"
+	tooLarge := func() string {
+		return "Request body is larger than " + strconv.FormatInt(limit, 10) + " bytes (MAX_BODY_BYTES)"
+	}
 	if r.ContentLength > limit {
 		refuseBody(w, r)
-		return nil, http.StatusRequestEntityTooLarge, tooLarge
+		return nil, http.StatusRequestEntityTooLarge, tooLarge()
 	}
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil, 0, ""
@@ -176,7 +198,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, 
 	}
 	status, msg := bodyError(err, limit, s.cfg.BodyReadTimeout)
 	if status == http.StatusRequestEntityTooLarge {
-		msg = tooLarge
+		msg = tooLarge()
 	}
 	refuseBody(w, r)
 	if status == http.StatusServiceUnavailable {
