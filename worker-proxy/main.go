@@ -192,7 +192,7 @@ func printBanner(w io.Writer, cfg Config, addr *net.TCPAddr, adminKey string, ge
 	switch {
 	case addr.IP.IsUnspecified():
 		base = "http://" + net.JoinHostPort("127.0.0.1", port)
-		fmt.Fprintf(&b, "API Key Pool proxy listening on all interfaces, port %s: %s from this machine, this machine's address from others\n", port, base)
+		fmt.Fprintf(&b, "API Key Pool proxy listening on all interfaces, port %s: %s from this machine, http://<this machine's address>:%s from others\n", port, base, port)
 	case addr.IP.IsLoopback():
 		fmt.Fprintf(&b, "API Key Pool proxy listening on %s (loopback only: other machines cannot connect; HOST=0.0.0.0 lets them)\n", base)
 	default:

@@ -341,3 +341,20 @@ func TestAdminKeyAsClientTokenHint(t *testing.T) {
 		}
 	}
 }
+
+// An admin caller that sends a client token is told so.
+func TestClientTokenAsAdminKeyHint(t *testing.T) {
+	s, _ := newListeningServer(t, Config{})
+	for _, tc := range []struct{ key, want string }{
+		{testClientToken, "This is a client token"},
+		{"some-other-key-0123456789", "Invalid or missing admin key"},
+	} {
+		req := httptest.NewRequest("GET", "/admin/status", nil)
+		req.Header.Set("X-Admin-Key", tc.key)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if w.Code != 401 || !strings.Contains(w.Body.String(), tc.want) || strings.Contains(w.Body.String(), tc.key) {
+			t.Errorf("key %.6s…: %d %s", tc.key, w.Code, w.Body)
+		}
+	}
+}

@@ -284,7 +284,11 @@ func (s *Server) requireAdmin(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.admin.ok(r) {
 			refuseBody(w, r)
-			writeError(w, http.StatusUnauthorized, "Invalid or missing admin key (send it in the X-Admin-Key header)")
+			msg := "Invalid or missing admin key (send it in the X-Admin-Key header)"
+			if k := r.Header.Get("X-Admin-Key"); k != "" && s.tokens.has(k) {
+				msg = "This is a client token, for the relay; the admin API needs the admin key (X-Admin-Key)"
+			}
+			writeError(w, http.StatusUnauthorized, msg)
 			return
 		}
 		h.ServeHTTP(w, r)
