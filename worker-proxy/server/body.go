@@ -72,9 +72,11 @@ var errBodyBudget = errors.New("request body memory budget spent")
 
 // guardBodies starts the body deadline of every request that has a body,
 // returns the request's share of the body budget when it ends, and closes
-// the connection after a request framed by Transfer-Encoding: net/http
-// drops a Content-Length sent alongside it before a handler can see it,
-// and RFC 9112 §6.1 asks to close the connection after such a request.
+// the connection after an answer that starts before the body was read
+// (refuseBody). It closes it too after a request framed by
+// Transfer-Encoding: net/http drops a Content-Length sent alongside it
+// before a handler can see it, and RFC 9112 §6.1 asks to close the
+// connection after such a request.
 func (s *Server) guardBodies(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength == 0 {
@@ -87,8 +89,55 @@ func (s *Server) guardBodies(h http.Handler) http.Handler {
 		setReadDeadline(w, time.Now().Add(s.cfg.BodyReadTimeout))
 		c := &bodyCharge{Context: r.Context()}
 		defer func() { s.bodies.give(c.n) }()
-		h.ServeHTTP(w, r.WithContext(c))
+		r = r.WithContext(c)
+		h.ServeHTTP(&bodyGuard{ResponseWriter: w, r: r}, r)
 	})
+}
+
+// bodyGuard is the ResponseWriter of a request with a body. An answer that
+// starts before the handler read the body (an error, a refusal, a route
+// that takes no body) closes the connection rather than waiting for and
+// draining a body that may never come, as net/http would.
+type bodyGuard struct {
+	http.ResponseWriter
+	r       *http.Request
+	read    bool // the body was read to its end (bodyRead)
+	started bool
+}
+
+func (g *bodyGuard) WriteHeader(code int) {
+	g.start(code)
+	g.ResponseWriter.WriteHeader(code)
+}
+
+func (g *bodyGuard) Write(p []byte) (int, error) {
+	g.start(http.StatusOK)
+	return g.ResponseWriter.Write(p)
+}
+
+func (g *bodyGuard) start(code int) {
+	if g.started || code < 200 {
+		return
+	}
+	g.started = true
+	if !g.read {
+		refuseBody(g.ResponseWriter, g.r)
+	}
+}
+
+// Unwrap lets http.ResponseController (flushes, deadlines) reach the
+// connection.
+func (g *bodyGuard) Unwrap() http.ResponseWriter { return g.ResponseWriter }
+
+func (g *bodyGuard) Flush() {
+	if f, ok := g.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (g *bodyGuard) SetReadDeadline(t time.Time) error {
+	setReadDeadline(g.ResponseWriter, t)
+	return nil
 }
 
 // refuseBody prepares the answer to a request whose body will not be read:
@@ -105,6 +154,9 @@ func refuseBody(w http.ResponseWriter, r *http.Request) {
 // bodyRead ends the body deadline once a body is read, so the connection's
 // watch for a client hanging up is not mistaken for a slow body.
 func bodyRead(w http.ResponseWriter) {
+	if g, ok := w.(*bodyGuard); ok {
+		g.read = true
+	}
 	setReadDeadline(w, time.Time{})
 }
 

@@ -184,18 +184,34 @@ func TestStalledBodyIsCutAtTheDeadline(t *testing.T) {
 }
 
 // Finding 3: a request without valid credentials is answered 401 at once,
-// without waiting for (or reading) its body, and its connection closed.
-func TestUnauthenticatedBodyIsNotRead(t *testing.T) {
+// without waiting for (or reading) its body, and its connection closed;
+// so is any request answered before its body is read (no such route, a
+// route that takes no body, an unknown provider).
+func TestUnreadBodyIsNotAwaited(t *testing.T) {
 	_, addr := newListeningServer(t, Config{BodyReadTimeout: time.Hour})
-	for _, path := range []string{"/api/openai/chat/completions", "/v1/chat/completions", "/admin/keys", "/admin/keys/bulk", "/admin/keys/k1", "/admin/tokens"} {
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{"POST", "/api/openai/chat/completions", 401},
+		{"POST", "/v1/chat/completions", 401},
+		{"POST", "/admin/keys", 401},
+		{"POST", "/admin/keys/bulk", 401},
+		{"PUT", "/admin/keys/k1", 401},
+		{"POST", "/admin/tokens", 401},
+		{"POST", "/api/nosuchprovider/x", 404},
+		{"POST", "/nothing-here", 404},
+		{"GET", "/healthz", 200},
+		{"POST", "/healthz", 405},
+	} {
 		rc := dialRaw(t, addr)
-		rc.send("POST " + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-token-0123456789\r\nX-Admin-Key: wrong-admin-key-0123456789\r\nContent-Length: 100000\r\n\r\n")
+		rc.send(tc.method + " " + tc.path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-token-0123456789\r\nX-Admin-Key: wrong-admin-key-0123456789\r\nContent-Length: 100000\r\n\r\n")
 		res, body := rc.response()
-		if res.StatusCode != http.StatusUnauthorized || !res.Close {
-			t.Errorf("%s: %d close=%v %s", path, res.StatusCode, res.Close, body)
+		if res.StatusCode != tc.status || !res.Close {
+			t.Errorf("%s %s: %d close=%v %s", tc.method, tc.path, res.StatusCode, res.Close, body)
 		}
 		if !rc.closed() {
-			t.Errorf("%s: connection left open", path)
+			t.Errorf("%s %s: connection left open", tc.method, tc.path)
 		}
 	}
 }

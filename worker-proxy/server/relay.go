@@ -118,7 +118,6 @@ func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request) bool {
 	if s.cfg.AllowAnonymous || s.tokens.has(clientToken(r)) {
 		return true
 	}
-	refuseBody(w, r)
 	relayError(w, r, http.StatusUnauthorized, "authentication_error", "invalid_client_token", "Invalid or missing client token", map[string]any{
 		"hint": s.clientTokenHint(r),
 	})

@@ -283,7 +283,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 func (s *Server) requireAdmin(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.admin.ok(r) {
-			refuseBody(w, r)
 			msg := "Invalid or missing admin key (send it in the X-Admin-Key header)"
 			if k := r.Header.Get("X-Admin-Key"); k != "" && s.tokens.has(k) {
 				msg = "This is a client token, for the relay; the admin API needs the admin key (X-Admin-Key)"
