@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/keypool/keypool/worker-proxy/failure"
 	"github.com/keypool/keypool/worker-proxy/pool"
@@ -25,7 +27,7 @@ type Config struct {
 	Port string // PORT: default 8080; 0 picks a free port
 
 	AdminKey       string   // ADMIN_KEY: ≥ 16 characters; unset: generated into DATA_DIR/admin.key
-	ClientTokens   []string // CLIENT_TOKENS: comma-separated relay tokens, each ≥ 16 characters
+	ClientTokens   []string // CLIENT_TOKENS: comma-separated relay tokens, each ≥ 16 characters, no quotes, semicolons or spaces
 	AllowAnonymous bool     // ALLOW_ANONYMOUS_RELAY: relay without a client token; default false
 	AllowedOrigins []string // ALLOWED_ORIGINS: comma-separated browser origins, or *
 
@@ -52,6 +54,8 @@ type Config struct {
 	ProvidersFile string // PROVIDERS_FILE: JSON file of more (OpenAI-compatible) providers
 
 	MaxBodyBytes    int64         // MAX_BODY_BYTES: default 33554432 (32 MiB)
+	MaxBodyMemory   int64         // MAX_BODY_MEMORY: request bodies held at once; default 268435456 (256 MiB), at least MAX_BODY_BYTES
+	BodyReadTimeout time.Duration // BODY_READ_TIMEOUT: a request's whole body must arrive within it; default 60s
 	UpstreamTimeout time.Duration // UPSTREAM_TIMEOUT: wait for response headers; default 5m
 	FlushInterval   time.Duration // FLUSH_INTERVAL: usage counters to the store; default 5s
 	SyncInterval    time.Duration // SYNC_INTERVAL: how often a shared store (cfkv) is checked for others' changes; default 30s
@@ -83,7 +87,6 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
 		Host: getenv("HOST"), Port: or(getenv("PORT"), "8080"),
 		AdminKey:       getenv("ADMIN_KEY"),
-		ClientTokens:   splitList(getenv("CLIENT_TOKENS")),
 		AllowedOrigins: splitList(getenv("ALLOWED_ORIGINS")),
 		Store:          strings.ToLower(or(getenv("STORE"), "bolt")),
 		DataDir:        or(getenv("DATA_DIR"), "./data"),
@@ -105,9 +108,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.AdminKey != "" && len(c.AdminKey) < server.MinSecretLen {
 		bad("ADMIN_KEY", "too weak: it must be at least %d characters (unset it to have a strong one generated)", server.MinSecretLen)
 	}
+	var tokenErrs []error
+	c.ClientTokens, tokenErrs = parseTokens(getenv("CLIENT_TOKENS"))
+	for _, err := range tokenErrs {
+		bad("CLIENT_TOKENS", "%v", err)
+	}
 	for i, t := range c.ClientTokens {
-		if len(t) < server.MinSecretLen {
-			bad("CLIENT_TOKENS", "token #%d is shorter than %d characters", i+1, server.MinSecretLen)
+		if c.AdminKey != "" && t == c.AdminKey {
+			bad("CLIENT_TOKENS", "token #%d is the admin key; a client token must differ from ADMIN_KEY", i+1)
 		}
 	}
 	if v := getenv("PPROF"); v != "" {
@@ -173,6 +181,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		c.MaxBodyBytes = n
 	}
+	c.MaxBodyMemory = max(256<<20, c.MaxBodyBytes)
+	if v := getenv("MAX_BODY_MEMORY"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < c.MaxBodyBytes {
+			bad("MAX_BODY_MEMORY", "%q is not a byte count of at least MAX_BODY_BYTES (%d)", v, c.MaxBodyBytes)
+		}
+		c.MaxBodyMemory = n
+	}
 	dur := func(name string, def time.Duration, min time.Duration) time.Duration {
 		v := getenv(name)
 		if v == "" {
@@ -185,6 +201,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return d
 	}
 	c.UpstreamTimeout = dur("UPSTREAM_TIMEOUT", 5*time.Minute, time.Second)
+	c.BodyReadTimeout = dur("BODY_READ_TIMEOUT", time.Minute, 100*time.Millisecond)
 	c.FlushInterval = dur("FLUSH_INTERVAL", 5*time.Second, 100*time.Millisecond)
 	c.SyncInterval = dur("SYNC_INTERVAL", 30*time.Second, 100*time.Millisecond)
 	c.ShutdownTimeout = dur("SHUTDOWN_TIMEOUT", 30*time.Second, 0)
@@ -314,6 +331,50 @@ func or(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// parseTokens reads CLIENT_TOKENS: tokens separated by commas, spaces
+// around each ignored. A token holding a quote, a semicolon, whitespace or
+// a control character is refused, by its number and position in the
+// variable and never its value: it is a list written in another format
+// ("a; b", quoted), which would otherwise be taken as one token. Tokens
+// shorter than server.MinSecretLen are refused too.
+func parseTokens(v string) ([]string, []error) {
+	var out []string
+	var errs []error
+	start := 0
+	for part := range strings.SplitSeq(v, ",") {
+		at := start
+		start += len(part) + 1
+		t := strings.TrimSpace(part)
+		if t == "" {
+			continue
+		}
+		at += strings.Index(part, t)
+		n := len(out) + len(errs) + 1
+		where := fmt.Sprintf("token #%d (characters %d–%d)", n, at+1, at+len(t))
+		if i := strings.IndexFunc(t, func(r rune) bool {
+			return r == '"' || r == '\'' || r == '`' || r == ';' || unicode.IsSpace(r) || unicode.IsControl(r)
+		}); i >= 0 {
+			what := "whitespace"
+			switch r, _ := utf8.DecodeRuneInString(t[i:]); {
+			case r == ';':
+				what = "a semicolon"
+			case r == '"' || r == '\'' || r == '`':
+				what = "a quote"
+			case unicode.IsControl(r) && !unicode.IsSpace(r):
+				what = "a control character"
+			}
+			errs = append(errs, fmt.Errorf("%s holds %s at character %d: separate tokens with commas only, without quotes (CLIENT_TOKENS=token1,token2)", where, what, at+i+1))
+			continue
+		}
+		if len(t) < server.MinSecretLen {
+			errs = append(errs, fmt.Errorf("%s is shorter than %d characters", where, server.MinSecretLen))
+			continue
+		}
+		out = append(out, t)
+	}
+	return out, errs
 }
 
 func splitList(s string) []string {

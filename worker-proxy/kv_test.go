@@ -178,7 +178,10 @@ func TestKVDegraded(t *testing.T) {
 	if st.TotalKeys != 1 {
 		t.Fatalf("a refused write added a key: %d", st.TotalKeys)
 	}
-	if !strings.Contains(p.do("GET", "/readyz", nil, nil).JSON(t)["store"].(map[string]any)["detail"].(string), "503") {
+	if r := p.do("GET", "/readyz", nil, nil); r.Status != 200 || strings.TrimSpace(string(r.Body)) != `{"status":"degraded"}` {
+		t.Fatalf("/readyz without the admin key: %d %s", r.Status, r.Body)
+	}
+	if !strings.Contains(p.admin("GET", "/readyz", nil).JSON(t)["store"].(map[string]any)["detail"].(string), "503") {
 		t.Fatal("/readyz does not say the store is degraded")
 	}
 

@@ -14,6 +14,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,6 +78,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 }
 
 func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) error {
+	secureDataDir(cfg.DataDir, log)
 	adminKey, generated, err := resolveAdminKey(cfg)
 	if err != nil {
 		return err
@@ -93,6 +97,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	srv, err := server.New(ctx, server.Config{
 		AdminKey: adminKey, ClientTokens: cfg.ClientTokens, AllowAnonymous: cfg.AllowAnonymous,
 		AllowedOrigins: cfg.AllowedOrigins, MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxBodyMemory: cfg.MaxBodyMemory, BodyReadTimeout: cfg.BodyReadTimeout,
 		UpstreamTimeout: cfg.UpstreamTimeout, Logger: log, StoreName: cfg.Store, Pprof: cfg.Pprof,
 		Policy: cfg.FailurePolicy, MaxRetries: serverRetries(cfg.MaxRetries),
 		RetryBudget: cfg.RetryBudget, FirstByteTimeout: cfg.FirstByteTimeout,
@@ -107,7 +112,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
 	}
 	hs := &http.Server{
-		Handler:           srv,
+		Handler: srv,
+		// A body's own deadline (BODY_READ_TIMEOUT) starts where this ends.
 		ReadHeaderTimeout: 15 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -181,23 +187,81 @@ func stableInstanceID(dir string) string {
 	return id
 }
 
+// printBanner says where the proxy listens (all interfaces, loopback only,
+// or one address), the URLs to use from this machine, and how to open the
+// dashboard.
 func printBanner(w io.Writer, cfg Config, addr *net.TCPAddr, adminKey string, generated bool) {
-	host := cfg.Host
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	base := "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+	port := strconv.Itoa(addr.Port)
+	base := "http://" + net.JoinHostPort(addr.IP.String(), port)
 	// One write, so a reader of the first line has the rest too.
 	var b strings.Builder
-	fmt.Fprintf(&b, "API Key Pool proxy listening on %s\n", base)
-	fmt.Fprintf(&b, "  relay:     %s/api/{gemini|openai|anthropic}/...\n", base)
+	switch {
+	case addr.IP.IsUnspecified():
+		base = "http://" + net.JoinHostPort("127.0.0.1", port)
+		fmt.Fprintf(&b, "API Key Pool proxy listening on all interfaces, port %s: %s from this machine, http://<this machine's address>:%s from others\n", port, base, port)
+	case addr.IP.IsLoopback():
+		fmt.Fprintf(&b, "API Key Pool proxy listening on %s (loopback only: other machines cannot connect; HOST=0.0.0.0 lets them)\n", base)
+	default:
+		fmt.Fprintf(&b, "API Key Pool proxy listening on %s (this address only)\n", base)
+	}
+	fmt.Fprintf(&b, "  relay:     %s/api/{gemini|openai|anthropic}/...  and  %s/v1 (OpenAI-compatible)\n", base, base)
 	fmt.Fprintf(&b, "  admin API: %s/admin/status (header X-Admin-Key)\n", base)
+	switch {
+	case slices.Contains(cfg.AllowedOrigins, "*"):
+		fmt.Fprintf(&b, "  dashboard: open it from any origin (ALLOWED_ORIGINS=*) and connect it to %s with the admin key\n", base)
+	case len(cfg.AllowedOrigins) > 0:
+		fmt.Fprintf(&b, "  dashboard: open %s and connect it to %s with the admin key\n", strings.Join(cfg.AllowedOrigins, " or "), base)
+	default:
+		fmt.Fprintf(&b, "  dashboard: no browser origin allowed yet; set ALLOWED_ORIGINS to the dashboard's origin (for the local one, `go run ./wasm/build -serve 127.0.0.1:8081`: ALLOWED_ORIGINS=http://127.0.0.1:8081)\n")
+	}
 	if generated {
 		fmt.Fprintf(&b, "  admin key (generated, shown once, saved in %s): %s\n", filepath.Join(cfg.DataDir, adminKeyFile), adminKey)
 	} else if cfg.AdminKey == "" {
 		fmt.Fprintf(&b, "  admin key: read from %s\n", filepath.Join(cfg.DataDir, adminKeyFile))
 	}
 	io.WriteString(w, b.String())
+}
+
+// ourDataFiles are files the proxy keeps in DATA_DIR; a directory holding
+// one of them (or nothing) is the proxy's own.
+var ourDataFiles = []string{"keypool.db", adminKeyFile, "instance.id"}
+
+// secureDataDir creates DATA_DIR and makes it 0700, and an admin.key in it
+// 0600, even when they exist with looser bits: they hold the key database
+// and the admin key. A directory that holds other files and none of the
+// proxy's is left as it is (DATA_DIR may name a shared directory by
+// mistake), and so is anything this user may not change; the log says so.
+func secureDataDir(dir string, log *slog.Logger) {
+	if runtime.GOOS == "windows" {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		log.Warn("cannot create the data directory", "dir", dir, "err", err)
+		return
+	}
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 && !slices.ContainsFunc(ents, func(e os.DirEntry) bool {
+		return slices.Contains(ourDataFiles, e.Name())
+	}) {
+		if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			log.Warn("DATA_DIR holds other files, so its permissions are left as they are; give the proxy a directory of its own", "dir", dir, "mode", fi.Mode().Perm().String())
+		}
+		return
+	}
+	tighten(dir, 0o700, log)
+	tighten(filepath.Join(dir, adminKeyFile), 0o600, log)
+}
+
+// tighten removes from path's permissions every bit beyond perm.
+func tighten(path string, perm os.FileMode, log *slog.Logger) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&^perm == 0 {
+		return
+	}
+	if err := os.Chmod(path, fi.Mode().Perm()&perm); err != nil {
+		log.Warn("cannot restrict permissions; others on this machine may read secrets", "path", path, "mode", fi.Mode().Perm().String(), "err", err)
+		return
+	}
+	log.Info("restricted permissions to the owner", "path", path, "was", fi.Mode().Perm().String(), "now", (fi.Mode().Perm() & perm).String())
 }
 
 // serverRetries maps MAX_RETRIES (0 = none) onto server.Config.MaxRetries,

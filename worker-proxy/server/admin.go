@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/pool"
@@ -144,17 +146,17 @@ func (s *Server) keyNotFound(w http.ResponseWriter, id string) {
 	writeJSON(w, http.StatusNotFound, adminapi.Error{Error: "Key not found", KeyID: truncate(id, 64)})
 }
 
-// badRequest answers 400 with err's message; err comes from validation or
-// decoding and holds no secret.
+// badRequest answers 400 (or the status a decoding error names) with err's
+// message; err comes from validation or decoding and holds no secret.
 func badRequest(w http.ResponseWriter, err error) {
-	msg := err.Error()
+	msg, status := err.Error(), http.StatusBadRequest
 	var br errBadRequest
 	if errors.As(err, &br) {
-		msg = br.msg
+		msg, status = br.msg, cmp.Or(br.status, status)
 	} else if errors.Is(err, pool.ErrInvalid) {
 		msg = msg[len(pool.ErrInvalid.Error())+2:]
 	}
-	writeError(w, http.StatusBadRequest, msg)
+	writeError(w, status, msg)
 }
 
 // newKey builds a validated key from the shared fields of add requests.
@@ -163,6 +165,10 @@ func (s *Server) newKey(provider, secret string, maxReq *int64, weight *int, act
 	k := pool.Key{
 		ID: pool.NewKeyID(now), Provider: provider, Secret: secret, IsActive: true,
 		CreatedAt: now, UpdatedAt: now, Revision: 1,
+	}
+	if strings.ContainsRune(secret, utf8.RuneError) {
+		// encoding/json's stand-in for a byte or escape that is not UTF-8.
+		return k, fmt.Errorf("%w: apiKey contains U+FFFD, the mark of text that was not valid UTF-8", pool.ErrInvalid)
 	}
 	if _, ok := s.providers.Get(provider); !ok && provider != "" {
 		return k, fmt.Errorf("%w: unknown provider %q: configured providers are %v", pool.ErrInvalid, truncate(provider, 40), s.providers.Names())

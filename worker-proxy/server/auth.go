@@ -18,9 +18,21 @@ const MinSecretLen = 16
 // adminAuth checks the X-Admin-Key header in constant time.
 type adminAuth struct{ sum [32]byte }
 
-func (a adminAuth) ok(r *http.Request) bool {
-	got := sha256.Sum256([]byte(r.Header.Get("X-Admin-Key")))
+func (a adminAuth) ok(r *http.Request) bool { return a.is(r.Header.Get("X-Admin-Key")) }
+
+// is reports whether secret is the admin key.
+func (a adminAuth) is(secret string) bool {
+	got := sha256.Sum256([]byte(secret))
 	return subtle.ConstantTimeCompare(got[:], a.sum[:]) == 1
+}
+
+// clientTokenHint tells a relay caller refused for its token what to send
+// instead, naming the admin key if that is what it sent.
+func (s *Server) clientTokenHint(r *http.Request) string {
+	if tok := clientToken(r); tok != "" && s.admin.is(tok) {
+		return "This is the admin key, which opens the admin API only; use a client token (from CLIENT_TOKENS or POST /admin/tokens) where your SDK sends its API key"
+	}
+	return "Send a client token where your SDK sends its API key (Authorization: Bearer, x-goog-api-key, x-api-key or ?key=)"
 }
 
 // tokenRef is a known client token, by the SHA-256 of its value.

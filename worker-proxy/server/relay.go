@@ -137,7 +137,7 @@ func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request) (string
 		return tok, true
 	}
 	relayError(w, r, http.StatusUnauthorized, "authentication_error", "invalid_client_token", "Invalid or missing client token", map[string]any{
-		"hint": "Send a client token where your SDK sends its API key (Authorization: Bearer, x-goog-api-key, x-api-key or ?key=)",
+		"hint": s.clientTokenHint(r),
 	})
 	return "", false
 }
@@ -206,38 +206,6 @@ func (s *Server) noKey(w http.ResponseWriter, r *http.Request, st *relayState) {
 	s.logRelay(r.Context(), slog.LevelWarn, slog.String("provider", st.prov.Name),
 		slog.String("strategy", st.strategy.String()), slog.Int("status", http.StatusServiceUnavailable),
 		slog.String("error", "no available keys"))
-}
-
-// readBody buffers the request body, up to MaxBodyBytes, so a retry can
-// resend it and a stream never reads from a closed inbound body. A non-zero
-// status reports why it could not.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, string) {
-	max := s.cfg.MaxBodyBytes
-	tooLarge := "Request body is larger than " + strconv.FormatInt(max, 10) + " bytes (MAX_BODY_BYTES)"
-	if r.ContentLength > max {
-		return nil, http.StatusRequestEntityTooLarge, tooLarge
-	}
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return nil, 0, ""
-	}
-	if r.ContentLength > 0 {
-		// The usual case: one allocation of the exact size (net/http stops
-		// the body at Content-Length and reports a short one).
-		b := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, b); err != nil {
-			return nil, http.StatusBadRequest, "Could not read the request body"
-		}
-		return b, 0, ""
-	}
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max)); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, http.StatusRequestEntityTooLarge, tooLarge
-		}
-		return nil, http.StatusBadRequest, "Could not read the request body"
-	}
-	return buf.Bytes(), 0, ""
 }
 
 // rewrite points the outbound request at the upstream with the pool key in

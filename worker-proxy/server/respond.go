@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 )
@@ -53,45 +55,81 @@ func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("Method %s is not allowed here", r.Method))
 }
 
-// errBadRequest marks a decoding error whose message is safe to show.
-type errBadRequest struct{ msg string }
+// errBadRequest marks a decoding error whose message is safe to show; its
+// status is 400 unless set.
+type errBadRequest struct {
+	msg    string
+	status int
+}
 
 func (e errBadRequest) Error() string { return e.msg }
 
 // decodeJSON reads one JSON object of at most limit bytes into v, refusing
-// unknown fields and trailing data. Its errors are safe to show a client.
+// unknown fields, trailing data and a body that is not UTF-8 (which
+// encoding/json would silently turn into U+FFFD). Its errors are safe to
+// show a client; a body over limit is a 413.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if r.Body == nil {
-		return errBadRequest{"Request body is required"}
+		return errBadRequest{msg: "Request body is required"}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	if r.ContentLength > limit {
+		refuseBody(w, r)
+		return errBadRequest{msg: fmt.Sprintf("Request body is larger than %d bytes", limit), status: http.StatusRequestEntityTooLarge}
+	}
+	raw, err := readAll(w, r.Body, r.ContentLength, limit, nil)
+	if err != nil {
+		refuseBody(w, r)
+		status, msg := bodyError(err, limit, 0)
+		if status == http.StatusRequestTimeout {
+			msg = "The request body did not arrive in time (BODY_READ_TIMEOUT)"
+		}
+		return errBadRequest{msg: msg, status: status}
+	}
+	bodyRead(w)
+	if i := invalidUTF8(raw); i >= 0 {
+		return errBadRequest{msg: fmt.Sprintf("Request body is not valid UTF-8 (byte %d): API keys and every other text must be UTF-8; nothing was changed", i)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
 		switch {
-		case errors.As(err, &mbe):
-			return errBadRequest{fmt.Sprintf("Request body is larger than %d bytes", limit)}
 		case errors.Is(err, io.EOF):
-			return errBadRequest{"Request body is empty; a JSON object is required"}
+			return errBadRequest{msg: "Request body is empty; a JSON object is required"}
 		case errors.As(err, &se):
-			return errBadRequest{fmt.Sprintf("Invalid JSON at byte %d", se.Offset)}
+			return errBadRequest{msg: fmt.Sprintf("Invalid JSON at byte %d", se.Offset)}
 		case errors.As(err, &te):
 			if te.Field != "" {
-				return errBadRequest{fmt.Sprintf("Field %q must be of type %s", te.Field, jsonType(te.Type))}
+				return errBadRequest{msg: fmt.Sprintf("Field %q must be of type %s", te.Field, jsonType(te.Type))}
 			}
-			return errBadRequest{"Request body must be a JSON object"}
+			return errBadRequest{msg: "Request body must be a JSON object"}
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return errBadRequest{"Unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")}
+			return errBadRequest{msg: "Unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")}
 		default:
-			return errBadRequest{"Invalid JSON body"}
+			return errBadRequest{msg: "Invalid JSON body"}
 		}
 	}
 	if dec.More() {
-		return errBadRequest{"Request body must hold a single JSON object"}
+		return errBadRequest{msg: "Request body must hold a single JSON object"}
 	}
 	return nil
+}
+
+// invalidUTF8 returns the offset of b's first byte that is not part of
+// valid UTF-8, or -1.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 // jsonType names a Go type the way a JSON user thinks of it.

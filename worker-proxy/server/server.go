@@ -43,6 +43,15 @@ type Config struct {
 	// MaxBodyBytes caps a relayed request body; larger ones get 413.
 	// Default 32 MiB.
 	MaxBodyBytes int64
+	// MaxBodyMemory caps the bytes of request bodies held at once, from
+	// their first byte until their request ends; a body that would pass it
+	// gets 503 with Retry-After. Default 256 MiB, and never below
+	// MaxBodyBytes.
+	MaxBodyMemory int64
+	// BodyReadTimeout bounds the wait for a request's whole body, from the
+	// end of its headers; a body late past it gets 408 and its connection
+	// is closed. Default 60s.
+	BodyReadTimeout time.Duration
 	// UpstreamTimeout bounds the wait for an upstream's response headers.
 	// Default 5 minutes.
 	UpstreamTimeout time.Duration
@@ -100,6 +109,7 @@ type Server struct {
 	classifier *failure.Classifier
 	storms     *storms
 	persistQ   chan string // ids of keys whose state changed, to write off the request path
+	bodies     *bodyBudget
 	traffic    *traffic.Counter
 
 	adminMu   sync.Mutex // serializes admin writes
@@ -119,6 +129,11 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 32 << 20
 	}
+	if cfg.MaxBodyMemory <= 0 {
+		cfg.MaxBodyMemory = 256 << 20
+	}
+	cfg.MaxBodyMemory = max(cfg.MaxBodyMemory, cfg.MaxBodyBytes)
+	cfg.BodyReadTimeout = cmp.Or(cfg.BodyReadTimeout, 60*time.Second)
 	if cfg.UpstreamTimeout <= 0 {
 		cfg.UpstreamTimeout = 5 * time.Minute
 	}
@@ -156,6 +171,7 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 		classifier: &failure.Classifier{Now: cfg.Now, DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown},
 		storms:     &storms{window: cfg.StormWindow, recent: map[stormKey]map[*pool.Entry]time.Time{}},
 		persistQ:   make(chan string, 4096),
+		bodies:     &bodyBudget{limit: cfg.MaxBodyMemory},
 	}
 	for _, o := range cfg.AllowedOrigins {
 		if o == "*" {
@@ -258,7 +274,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Not found: "+truncate(r.URL.Path, 100))
 	}))
-	return s.cors(s.recoverer(s.checkPaths(mux)))
+	return s.guardBodies(s.cors(s.recoverer(s.checkPaths(mux))))
 }
 
 // ServeHTTP serves every route.
@@ -268,7 +284,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 func (s *Server) requireAdmin(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.admin.ok(r) {
-			writeError(w, http.StatusUnauthorized, "Invalid or missing admin key (send it in the X-Admin-Key header)")
+			msg := "Invalid or missing admin key (send it in the X-Admin-Key header)"
+			if k := r.Header.Get("X-Admin-Key"); k != "" && s.tokens.has(k) {
+				msg = "This is a client token, for the relay; the admin API needs the admin key (X-Admin-Key)"
+			}
+			writeError(w, http.StatusUnauthorized, msg)
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -332,9 +352,20 @@ func (s *Server) cors(h http.Handler) http.Handler {
 }
 
 // handleReady answers 200 while the proxy can serve: with a degraded
-// store it still serves from memory, so it stays ready and says so.
+// store it still serves from memory, so it stays ready and says so:
+// {"status":"ready"} or {"status":"degraded"}. Only a caller with the
+// admin key also gets the key count and the store's health.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "keys": s.pool.Len(), "store": s.storeHealth()})
+	h := s.storeHealth()
+	status := "ready"
+	if !h.OK {
+		status = "degraded"
+	}
+	if r.Header.Get("X-Admin-Key") == "" || !s.admin.ok(r) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": status})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": status, "keys": s.pool.Len(), "store": h})
 }
 
 // FlushUsage writes the counters gathered since the last flush to the store.
