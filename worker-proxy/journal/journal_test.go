@@ -157,3 +157,34 @@ func must(r []Record, err error) []Record {
 	}
 	return r
 }
+
+func TestMergeSumsUnflushedRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kv-usage.journal")
+	j, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	j.Append(rec(1, "a", 100)) // flushed already, its compaction lost
+	j.Append(rec(2, "a", 2))
+	j.Append(rec(3, "a", 3))
+	r4 := rec(4, "b", 4)
+	r4.Entries = append(r4.Entries, Entry{ID: "a", Epoch: 8, Requests: 1}) // after a reset
+	j.Append(r4)
+	j.Append(rec(5, "a", 5)) // counted after the flush attempt began
+	if err := j.Merge(1, 4, "i-new"); err != nil {
+		t.Fatal(err)
+	}
+	got := must(Read(path))
+	if len(got) != 2 || got[0].Seq != 4 || got[0].Instance != "i-new" || got[1].Seq != 5 {
+		t.Fatalf("after Merge(1, 4): %+v", got)
+	}
+	want := []Entry{
+		{ID: "a", Epoch: 7, Requests: 5, Successes: 3, Failures: 2, LastUsed: rec(3, "a", 0).Entries[0].LastUsed, LastError: &pool.LastError{Status: 429, Message: "slow down"}},
+		{ID: "b", Epoch: 7, Requests: 4, Successes: 3, Failures: 1, LastUsed: rec(4, "b", 0).Entries[0].LastUsed, LastError: &pool.LastError{Status: 429, Message: "slow down"}},
+		{ID: "a", Epoch: 8, Requests: 1},
+	}
+	if !reflect.DeepEqual(got[0].Entries, want) {
+		t.Fatalf("merged entries:\n%+v\nwant\n%+v", got[0].Entries, want)
+	}
+}

@@ -859,7 +859,7 @@ func (s *Store) flushOwn(ctx context.Context, force bool) error {
 	}
 	rec := s.own
 	rec.UpdatedAt, rec.JournalSeq = now, s.seq
-	gen := s.ownGen
+	gen, flushed := s.ownGen, s.own.JournalSeq
 	v, err := json.Marshal(rec)
 	s.mu.Unlock()
 	if err != nil {
@@ -870,6 +870,13 @@ func (s *Store) flushOwn(ctx context.Context, force bool) error {
 	}
 	err = s.bulkWrite(ctx, []pair{{Key: usagePrefix + s.cfg.InstanceID, Value: string(v), Metadata: map[string]int64{"updatedAt": now.UnixNano()}}})
 	if err != nil {
+		if s.journal != nil {
+			// While KV is down the journal would grow by a record per
+			// pool flush: fold what this write would have covered.
+			if err := s.journal.Merge(flushed, rec.JournalSeq, s.cfg.InstanceID); err != nil {
+				s.cfg.Logger.Warn("cfkv: compacting the usage journal failed", "err", err)
+			}
+		}
 		return fmt.Errorf("cfkv: write usage: %w", err)
 	}
 	s.mu.Lock()

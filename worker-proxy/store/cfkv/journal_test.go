@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/keypool/keypool/worker-proxy/journal"
 	"github.com/keypool/keypool/worker-proxy/kvemu"
 	"github.com/keypool/keypool/worker-proxy/pool"
 )
@@ -114,6 +115,34 @@ func TestJournalRespectsResets(t *testing.T) {
 	s = open(t, cfg)
 	if got := requests(t, s, "key_a"); got != 0 {
 		t.Fatalf("after a reset elsewhere: %d requests, want 0", got)
+	}
+	s.Close()
+}
+
+// While KV refuses the usage write, the journal folds its records into one
+// instead of growing, and still counts each request once.
+func TestJournalFoldsWhileKVIsDown(t *testing.T) {
+	srv, ns := emulator(t, kvemu.Options{})
+	cfg := testConfig(srv, ns, "i-journal")
+	cfg.JournalPath = filepath.Join(t.TempDir(), "kv-usage.journal")
+	s := open(t, cfg)
+	s.PutKeys(t.Context(), pool.Key{ID: "key_a", Provider: "openai", Secret: "sk-test-journal-03", Revision: 1})
+	for range 5 {
+		s.AddUsage(t.Context(), []pool.UsageDelta{{ID: "key_a", Requests: 1}})
+	}
+	srv.Emu.InjectFault(kvemu.Fault{Status: 503, Methods: []string{"PUT"}})
+	if err := s.FlushUsage(t.Context()); err == nil {
+		t.Fatal("flush succeeded while KV refuses writes")
+	}
+	recs, err := journal.Read(cfg.JournalPath)
+	if err != nil || len(recs) != 1 || recs[0].Entries[0].Requests != 5 {
+		t.Fatalf("journal after a failed flush: %+v %v; want one record of 5 requests", recs, err)
+	}
+	crash(s)
+	srv.Emu.ClearFaults()
+	s = open(t, cfg)
+	if got := requests(t, s, "key_a"); got != 5 {
+		t.Fatalf("after the outage and a crash: %d requests, want 5", got)
 	}
 	s.Close()
 }
