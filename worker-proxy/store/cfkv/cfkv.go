@@ -88,11 +88,12 @@ type Store struct {
 	keys   map[string]pool.Key
 	resets map[string]map[string]int64 // provider → key id → reset stamp (unix ns)
 	// Under mu.
-	mu       sync.Mutex
-	own      usageRecord // this instance's record
-	ownDirty bool        // own has changes not written
-	ownGen   uint64      // counts changes to own
-	seq      uint64      // last journal record counted into own
+	mu             sync.Mutex
+	own            usageRecord // this instance's record
+	ownDirty       bool        // own has changes not written
+	ownGen         uint64      // counts changes to own
+	seq            uint64      // last journal record counted into own
+	journalFailing bool        // the last journal append failed
 
 	// Under callMu only.
 	tokens    map[string]pool.ClientToken
@@ -735,9 +736,14 @@ func (s *Store) AddUsage(ctx context.Context, deltas []pool.UsageDelta) error {
 	if len(entries) > 0 && s.journal != nil {
 		// On disk before the counts are acknowledged; one sync per batch.
 		s.seq++
-		if err := s.journal.Append(journal.Record{Seq: s.seq, Instance: s.cfg.InstanceID, Entries: entries}); err != nil {
-			s.cfg.Logger.Warn("cfkv: usage journal write failed; these counts are lost if the proxy crashes before the next KV write", "err", err)
+		err := s.journal.Append(journal.Record{Seq: s.seq, Instance: s.cfg.InstanceID, Entries: entries})
+		switch {
+		case err != nil && !s.journalFailing:
+			s.cfg.Logger.Warn("cfkv: usage journal writes fail; counts are lost if the proxy crashes before the next KV write", "err", err)
+		case err == nil && s.journalFailing:
+			s.cfg.Logger.Info("cfkv: usage journal writes work again")
 		}
+		s.journalFailing = err != nil
 	}
 	return nil
 }
