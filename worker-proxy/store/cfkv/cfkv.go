@@ -103,6 +103,7 @@ type Store struct {
 	recent    map[string]time.Time   // key/token ids this instance wrote or deleted lately
 	deleted   map[string]time.Time   // ids deleted here lately (tombstones)
 	garbage   []string               // names of a failed import's staged keys, to delete
+	inDoubt   *stagedImport          // an import whose publish may or may not have landed
 	lastRev   string
 	lastUsage time.Time // last read of others' usage
 	lastFlush time.Time // last write of own usage
@@ -274,6 +275,9 @@ func (s *Store) Sync(ctx context.Context) (*store.Contents, error) {
 		s.cfg.Logger.Warn("cfkv: writing usage failed; kept for later", "err", err)
 	}
 	s.collectGarbage(ctx)
+	if err := s.resolveInDoubt(ctx); err != nil {
+		return nil, err
+	}
 	changed := false
 	rev, err := s.readRev(ctx)
 	if err != nil {
@@ -524,6 +528,14 @@ func (s *Store) contentsLocked() *store.Contents {
 // maxBulk is the most pairs one bulk write takes.
 const maxBulk = 10_000
 
+// stagedImport is an import whose publish failed without a way to tell
+// whether KV applied it: its marker decides.
+type stagedImport struct {
+	marker string
+	keys   []pool.Key
+	names  []string // the staged keys
+}
+
 // PutKeys writes keys, all or none, refusing any whose known revision is
 // not older (store.ErrConflict) and any second copy of a secret this
 // instance knows of (store.ErrDuplicate).
@@ -539,6 +551,9 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 	defer s.callMu.Unlock()
 	if err := s.writable(); err != nil {
 		return err
+	}
+	if err := s.resolveInDoubt(ctx); err != nil {
+		return fmt.Errorf("cfkv: put keys: %w", err)
 	}
 	var fps store.Fingerprints
 	for id, k := range s.keys {
@@ -604,7 +619,7 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 		if err := s.bulkWrite(ctx, append(replaced, pair{Key: revName, Value: rev})); err != nil {
 			return fmt.Errorf("cfkv: put keys: %w", err)
 		}
-	} else if err := s.publish(ctx, batch, fresh, replaced, rev); err != nil {
+	} else if err := s.publish(ctx, batch, fresh, replaced, rev, keys); err != nil {
 		return fmt.Errorf("cfkv: put keys: %w", err)
 	}
 	now := s.cfg.Now()
@@ -623,7 +638,7 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 
 // publish writes a staged import: the new keys in requests of maxBulk,
 // then the marker, the replaced keys and rev in one last request.
-func (s *Store) publish(ctx context.Context, batch string, fresh, replaced []pair, rev string) error {
+func (s *Store) publish(ctx context.Context, batch string, fresh, replaced []pair, rev string, keys []pool.Key) error {
 	marker := pair{Key: batchPrefix + batch, Value: fmt.Sprintf(`{"keys":%d}`, len(fresh)+len(replaced)), Metadata: map[string]int64{"at": s.cfg.Now().UnixNano()}}
 	last := append(replaced, marker, pair{Key: revName, Value: rev})
 	if len(last) > maxBulk {
@@ -652,7 +667,40 @@ func (s *Store) publish(ctx context.Context, batch string, fresh, replaced []pai
 		s.discard(ctx, names)
 		return fmt.Errorf("publishing keys: %w (nothing was published)", err)
 	}
+	s.inDoubt = &stagedImport{marker: marker.Key, keys: slices.Clone(keys), names: names}
 	return fmt.Errorf("publishing keys: %w (its marker %s could not be read back: the import is published only if it exists)", err, marker.Key)
+}
+
+// resolveInDoubt learns whether an import whose outcome was unknown was
+// published, before anything else is written: if so its keys are this
+// instance's (so a retry of the import is refused as duplicates), if not
+// its staged keys are discarded. It fails while the marker cannot be read.
+func (s *Store) resolveInDoubt(ctx context.Context) error {
+	d := s.inDoubt
+	if d == nil {
+		return nil
+	}
+	vals, err := s.read(ctx, []string{d.marker}, false)
+	if err != nil {
+		return fmt.Errorf("learning whether the last import was published: %w", err)
+	}
+	s.inDoubt = nil
+	if _, ok := vals[d.marker]; !ok {
+		s.discard(ctx, d.names)
+		return nil
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	for _, k := range d.keys {
+		if cur, ok := s.keys[k.ID]; !ok || k.Revision > cur.Revision {
+			s.keys[k.ID] = k.Clone()
+		}
+	}
+	s.mu.Unlock()
+	for _, k := range d.keys {
+		s.recent[k.ID] = now
+	}
+	return nil
 }
 
 // discard deletes a failed import's staged keys, or leaves them for the

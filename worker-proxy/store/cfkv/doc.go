@@ -36,7 +36,8 @@
 // "rev". More are staged: written in requests of 10,000 with a batch id in
 // their metadata, which every reader skips, then published by one request
 // holding the batch marker, the keys they replace and "rev". If the
-// publish's answer is lost, the marker is read back to learn the outcome.
+// publish's answer is lost, the marker is read back to learn the outcome;
+// if that read fails too, the next write or sync reads it first.
 // Staged keys of a failed import are deleted, at once or at the next sync.
 // A second copy of a secret is refused (store.ErrDuplicate), compared by
 // fingerprint against the keys this instance knows.

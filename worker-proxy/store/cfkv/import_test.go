@@ -61,9 +61,23 @@ type kvProxy struct {
 	mu   sync.Mutex
 	hold func(w http.ResponseWriter, r *http.Request, n int) bool
 	n    int // bulk writes seen
+	// failGets is how many of the next bulk reads fail (503).
+	failGets int
 }
 
 func (p *kvProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/bulk/get") {
+		p.mu.Lock()
+		fail := p.failGets > 0
+		p.failGets--
+		p.mu.Unlock()
+		if fail {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"success":false,"errors":[{"code":10001,"message":"service unavailable"}],"messages":[],"result":null}`))
+			return
+		}
+	}
 	if r.Method == "PUT" && strings.HasSuffix(r.URL.Path, "/bulk") {
 		p.mu.Lock()
 		p.n++
@@ -214,5 +228,49 @@ func TestImportFailurePublishesNothing(t *testing.T) {
 				t.Fatalf("after the retry KV holds %d keys, want %d", got, len(keys))
 			}
 		})
+	}
+}
+
+// A publish whose outcome cannot be learnt at once (its answer lost, and
+// the marker unreadable) is resolved before the next write: a retry of the
+// import is then refused as duplicates instead of storing every key twice.
+func TestImportInDoubtResolvedBeforeRetry(t *testing.T) {
+	p, cfg := kvBehindProxy(t)
+	now := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	var clockMu sync.Mutex
+	cfg.Now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	s := open(t, cfg)
+	p.hold = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n != 3 {
+			return false
+		}
+		p.emu.ServeHTTP(httptest.NewRecorder(), r) // applied, answer lost
+		p.mu.Lock()
+		p.failGets = 1 // and the read-back fails
+		p.mu.Unlock()
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		return true
+	}
+	keys := importKeys(10_000, "doubt")
+	if err := s.PutKeys(t.Context(), keys...); err == nil || !strings.Contains(err.Error(), "could not be read back") {
+		t.Fatalf("PutKeys = %v, want an unknown outcome", err)
+	}
+	clockMu.Lock()
+	now = now.Add(10 * time.Minute) // past the backoff
+	clockMu.Unlock()
+	retry := importKeys(10_000, "doubt")
+	for i := range retry {
+		retry[i].ID += "_retry" // the server gives a retry new ids
+	}
+	if err := s.PutKeys(t.Context(), retry...); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("retry = %v, want ErrDuplicate", err)
+	}
+	if got := len(names(t, p.emu, keysPrefix)); got != len(keys) {
+		t.Fatalf("KV holds %d keys, want %d", got, len(keys))
+	}
+	c, err := s.Load(t.Context())
+	if err != nil || len(c.Keys) != len(keys) {
+		t.Fatalf("Load: %v, %d keys; want %d", err, len(c.Keys), len(keys))
 	}
 }
