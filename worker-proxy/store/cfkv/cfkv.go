@@ -148,8 +148,13 @@ type keyMeta struct {
 	Disabled string `json:"disabled,omitempty"`
 	// Batch names the import that staged the key: it exists only once
 	// that import's marker keypool/v1/batches/<Batch> does.
-	Batch string `json:"batch,omitempty"`
+	Batch  string `json:"batch,omitempty"`
+	Staged int64  `json:"staged,omitempty"` // when, unix ns
 }
+
+// stagedTTL: staged keys of an import unpublished this long are left over
+// from a crash or a failed import, and deleted.
+const stagedTTL = time.Hour
 
 // Open connects to the namespace, checks the schema (writing it into an
 // empty namespace) and loads nothing else: the proxy calls Load.
@@ -349,7 +354,11 @@ func (s *Store) refreshConfig(ctx context.Context) error {
 			var m keyMeta
 			json.Unmarshal(it.meta, &m)
 			if m.Batch != "" && !committed[m.Batch] {
-				continue // staged by an import not (yet) published
+				// Staged by an import not (yet) published.
+				if s.cfg.Now().Sub(time.Unix(0, m.Staged)) > stagedTTL && !slices.Contains(s.garbage, it.name) {
+					s.garbage = append(s.garbage, it.name)
+				}
+				continue
 			}
 			seenKeys[id] = true
 			if _, gone := s.deleted[id]; gone {
@@ -607,7 +616,7 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 		}}
 		if staged && !exists {
 			m := p.Metadata.(keyMeta)
-			m.Batch = batch
+			m.Batch, m.Staged = batch, s.cfg.Now().UnixNano()
 			p.Metadata = m
 			fresh = append(fresh, p)
 		} else {

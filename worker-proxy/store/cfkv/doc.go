@@ -11,7 +11,7 @@
 //	keypool/v1/schema            {"schema":1}: the layout version, for migrations
 //	keypool/v1/rev               a random value, changed by every config write
 //	keypool/v1/keys/<key id>     a pool key as JSON (its secret included);
-//	                             metadata {"provider","masked","revision","active","disabled"[,"batch"]}
+//	                             metadata {"provider","masked","revision","active","disabled"[,"batch","staged"]}
 //	keypool/v1/batches/<id>      marker of a published import of more than 9,999 keys:
 //	                             keys whose metadata names a batch exist only once its marker does
 //	keypool/v1/tokens/<token id> a client token: name, SHA-256 hash, masked form; metadata {"name","masked"}
@@ -38,7 +38,9 @@
 // holding the batch marker, the keys they replace and "rev". If the
 // publish's answer is lost, the marker is read back to learn the outcome;
 // if that read fails too, the next write or sync reads it first.
-// Staged keys of a failed import are deleted, at once or at the next sync.
+// Staged keys of a failed import are deleted, at once or at the next sync;
+// those an instance left behind (it crashed) are deleted by any instance
+// once they are an hour old (metadata "staged").
 // A second copy of a secret is refused (store.ErrDuplicate), compared by
 // fingerprint against the keys this instance knows.
 //

@@ -61,15 +61,23 @@ type kvProxy struct {
 	mu   sync.Mutex
 	hold func(w http.ResponseWriter, r *http.Request, n int) bool
 	n    int // bulk writes seen
-	// failGets is how many of the next bulk reads fail (503).
-	failGets int
+	// failGets and failDeletes are how many of the next bulk reads and
+	// bulk deletes fail (503).
+	failGets, failDeletes int
 }
 
 func (p *kvProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasSuffix(r.URL.Path, "/bulk/get") {
+	var counter *int
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/bulk/get"):
+		counter = &p.failGets
+	case strings.HasSuffix(r.URL.Path, "/bulk/delete"):
+		counter = &p.failDeletes
+	}
+	if counter != nil {
 		p.mu.Lock()
-		fail := p.failGets > 0
-		p.failGets--
+		fail := *counter > 0
+		*counter--
 		p.mu.Unlock()
 		if fail {
 			w.Header().Set("Content-Type", "application/json")
@@ -272,5 +280,53 @@ func TestImportInDoubtResolvedBeforeRetry(t *testing.T) {
 	c, err := s.Load(t.Context())
 	if err != nil || len(c.Keys) != len(keys) {
 		t.Fatalf("Load: %v, %d keys; want %d", err, len(c.Keys), len(keys))
+	}
+}
+
+// Staged keys an import left behind (its instance crashed before deleting
+// them) are deleted by any instance once they are an hour old.
+func TestLeftoverStagedKeysAreCollected(t *testing.T) {
+	p, cfg := kvBehindProxy(t)
+	now := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	var clockMu sync.Mutex
+	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	cfg.Now = clock
+	s := open(t, cfg)
+	p.failDeletes = 1 // the deletion after the failed publish fails too
+	p.hold = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n != 3 { // the publish fails
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"success":false,"errors":[{"code":10001,"message":"service unavailable"}],"messages":[],"result":null}`))
+		return true
+	}
+	keys := importKeys(10_000, "left")
+	if err := s.PutKeys(t.Context(), keys...); err == nil {
+		t.Fatal("PutKeys succeeded")
+	}
+	_ = s // crashes here: its list of keys to delete is lost
+	if got := len(names(t, p.emu, keysPrefix)); got != len(keys) {
+		t.Fatalf("%d staged keys left, want %d", got, len(keys))
+	}
+	other := cfg
+	other.InstanceID = "i-other"
+	o := open(t, other) // young leftovers: kept (an import may be running)
+	if _, err := o.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(names(t, p.emu, keysPrefix)); got != len(keys) {
+		t.Fatalf("%d staged keys after a sync, want %d (too young to collect)", got, len(keys))
+	}
+	clockMu.Lock()
+	now = now.Add(2 * time.Hour)
+	clockMu.Unlock()
+	o = open(t, other)
+	if _, err := o.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if left := names(t, p.emu, keysPrefix); len(left) != 0 {
+		t.Fatalf("%d leftover staged keys after an hour", len(left))
 	}
 }
