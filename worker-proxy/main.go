@@ -167,6 +167,7 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 			AccountID: cfg.CFAccountID, APIToken: cfg.CFAPIToken, NamespaceID: cfg.CFNamespaceID,
 			BaseURL: cfg.CFBaseURL, InstanceID: id, Logger: log,
 			UsageFlushInterval: cfg.KVUsageFlush, UsageSyncInterval: cfg.KVUsageSync,
+			JournalPath: filepath.Join(cfg.DataDir, "kv-usage.journal"),
 		})
 	}
 	return nil, fmt.Errorf("unknown store %q", cfg.Store)

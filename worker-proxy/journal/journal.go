@@ -198,6 +198,64 @@ func (j *Journal) Compact(through uint64) error {
 	return j.replaceLocked(keep)
 }
 
+// Merge drops the records with Seq up to after (flushed) and replaces
+// those after it up to through by one record, Seq through and instance
+// inst, that sums their counts per key and epoch (newest LastUsed, last
+// LastError), keeping the file small while the shared store is
+// unreachable. Call it only when no flush covering part of those records
+// may still succeed.
+func (j *Journal) Merge(after, through uint64, inst string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	type slot struct {
+		id    string
+		epoch int64
+	}
+	var (
+		merged  = Record{Seq: through, Instance: inst}
+		at      = map[slot]int{}
+		n, rest = 0, []Record(nil)
+	)
+	dropped := 0
+	for _, r := range j.recs {
+		if r.Seq <= after {
+			dropped++
+			continue
+		}
+		if r.Seq > through {
+			rest = append(rest, r)
+			continue
+		}
+		n++
+		for _, e := range r.Entries {
+			k := slot{e.ID, e.Epoch}
+			i, ok := at[k]
+			if !ok {
+				at[k] = len(merged.Entries)
+				merged.Entries = append(merged.Entries, e)
+				continue
+			}
+			m := &merged.Entries[i]
+			m.Requests += e.Requests
+			m.Successes += e.Successes
+			m.Failures += e.Failures
+			if e.LastUsed.After(m.LastUsed) {
+				m.LastUsed = e.LastUsed
+			}
+			if e.LastError != nil {
+				m.LastError = e.LastError
+			}
+		}
+	}
+	if n < 2 && dropped == 0 {
+		return nil
+	}
+	if n == 0 {
+		return j.replaceLocked(rest)
+	}
+	return j.replaceLocked(append([]Record{merged}, rest...))
+}
+
 // Replace makes recs the journal's whole content, atomically: after a
 // crash the file holds either the old records or recs.
 func (j *Journal) Replace(recs []Record) error {

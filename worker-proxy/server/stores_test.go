@@ -224,12 +224,14 @@ func TestKVHealthAnswersWhileKVHangs(t *testing.T) {
 
 	for _, path := range []string{"/readyz", "/admin/status"} {
 		answered := make(chan *httptest.ResponseRecorder, 1)
+		start := time.Now()
 		go func() { answered <- serve(s, "GET", path, "") }()
 		select {
 		case w := <-answered:
 			if w.Code != 200 || !strings.Contains(w.Body.String(), `"backend":"cfkv"`) {
 				t.Errorf("%s: %d %s", path, w.Code, w.Body)
 			}
+			t.Logf("%s answered in %s while a KV call hung", path, time.Since(start))
 		case err := <-synced:
 			t.Fatalf("the sync returned (%v) before %s answered", err, path)
 		case <-time.After(20 * time.Second): // a watchdog, not the assertion

@@ -88,11 +88,12 @@ type Store struct {
 	keys   map[string]pool.Key
 	resets map[string]map[string]int64 // provider → key id → reset stamp (unix ns)
 	// Under mu.
-	mu       sync.Mutex
-	own      usageRecord // this instance's record
-	ownDirty bool        // own has changes not written
-	ownGen   uint64      // counts changes to own
-	seq      uint64      // last journal record counted into own
+	mu             sync.Mutex
+	own            usageRecord // this instance's record
+	ownDirty       bool        // own has changes not written
+	ownGen         uint64      // counts changes to own
+	seq            uint64      // last journal record counted into own
+	journalFailing bool        // the last journal append failed
 
 	// Under callMu only.
 	tokens    map[string]pool.ClientToken
@@ -102,6 +103,7 @@ type Store struct {
 	recent    map[string]time.Time   // key/token ids this instance wrote or deleted lately
 	deleted   map[string]time.Time   // ids deleted here lately (tombstones)
 	garbage   []string               // names of a failed import's staged keys, to delete
+	inDoubt   *stagedImport          // an import whose publish may or may not have landed
 	lastRev   string
 	lastUsage time.Time // last read of others' usage
 	lastFlush time.Time // last write of own usage
@@ -146,8 +148,13 @@ type keyMeta struct {
 	Disabled string `json:"disabled,omitempty"`
 	// Batch names the import that staged the key: it exists only once
 	// that import's marker keypool/v1/batches/<Batch> does.
-	Batch string `json:"batch,omitempty"`
+	Batch  string `json:"batch,omitempty"`
+	Staged int64  `json:"staged,omitempty"` // when, unix ns
 }
+
+// stagedTTL: staged keys of an import unpublished this long are left over
+// from a crash or a failed import, and deleted.
+const stagedTTL = time.Hour
 
 // Open connects to the namespace, checks the schema (writing it into an
 // empty namespace) and loads nothing else: the proxy calls Load.
@@ -273,6 +280,9 @@ func (s *Store) Sync(ctx context.Context) (*store.Contents, error) {
 		s.cfg.Logger.Warn("cfkv: writing usage failed; kept for later", "err", err)
 	}
 	s.collectGarbage(ctx)
+	if err := s.resolveInDoubt(ctx); err != nil {
+		return nil, err
+	}
 	changed := false
 	rev, err := s.readRev(ctx)
 	if err != nil {
@@ -344,7 +354,11 @@ func (s *Store) refreshConfig(ctx context.Context) error {
 			var m keyMeta
 			json.Unmarshal(it.meta, &m)
 			if m.Batch != "" && !committed[m.Batch] {
-				continue // staged by an import not (yet) published
+				// Staged by an import not (yet) published.
+				if s.cfg.Now().Sub(time.Unix(0, m.Staged)) > stagedTTL && !slices.Contains(s.garbage, it.name) {
+					s.garbage = append(s.garbage, it.name)
+				}
+				continue
 			}
 			seenKeys[id] = true
 			if _, gone := s.deleted[id]; gone {
@@ -523,6 +537,14 @@ func (s *Store) contentsLocked() *store.Contents {
 // maxBulk is the most pairs one bulk write takes.
 const maxBulk = 10_000
 
+// stagedImport is an import whose publish failed without a way to tell
+// whether KV applied it: its marker decides.
+type stagedImport struct {
+	marker string
+	keys   []pool.Key
+	names  []string // the staged keys
+}
+
 // PutKeys writes keys, all or none, refusing any whose known revision is
 // not older (store.ErrConflict) and any second copy of a secret this
 // instance knows of (store.ErrDuplicate).
@@ -538,6 +560,9 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 	defer s.callMu.Unlock()
 	if err := s.writable(); err != nil {
 		return err
+	}
+	if err := s.resolveInDoubt(ctx); err != nil {
+		return fmt.Errorf("cfkv: put keys: %w", err)
 	}
 	var fps store.Fingerprints
 	for id, k := range s.keys {
@@ -591,7 +616,7 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 		}}
 		if staged && !exists {
 			m := p.Metadata.(keyMeta)
-			m.Batch = batch
+			m.Batch, m.Staged = batch, s.cfg.Now().UnixNano()
 			p.Metadata = m
 			fresh = append(fresh, p)
 		} else {
@@ -603,7 +628,7 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 		if err := s.bulkWrite(ctx, append(replaced, pair{Key: revName, Value: rev})); err != nil {
 			return fmt.Errorf("cfkv: put keys: %w", err)
 		}
-	} else if err := s.publish(ctx, batch, fresh, replaced, rev); err != nil {
+	} else if err := s.publish(ctx, batch, fresh, replaced, rev, keys); err != nil {
 		return fmt.Errorf("cfkv: put keys: %w", err)
 	}
 	now := s.cfg.Now()
@@ -622,7 +647,7 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 
 // publish writes a staged import: the new keys in requests of maxBulk,
 // then the marker, the replaced keys and rev in one last request.
-func (s *Store) publish(ctx context.Context, batch string, fresh, replaced []pair, rev string) error {
+func (s *Store) publish(ctx context.Context, batch string, fresh, replaced []pair, rev string, keys []pool.Key) error {
 	marker := pair{Key: batchPrefix + batch, Value: fmt.Sprintf(`{"keys":%d}`, len(fresh)+len(replaced)), Metadata: map[string]int64{"at": s.cfg.Now().UnixNano()}}
 	last := append(replaced, marker, pair{Key: revName, Value: rev})
 	if len(last) > maxBulk {
@@ -651,7 +676,40 @@ func (s *Store) publish(ctx context.Context, batch string, fresh, replaced []pai
 		s.discard(ctx, names)
 		return fmt.Errorf("publishing keys: %w (nothing was published)", err)
 	}
+	s.inDoubt = &stagedImport{marker: marker.Key, keys: slices.Clone(keys), names: names}
 	return fmt.Errorf("publishing keys: %w (its marker %s could not be read back: the import is published only if it exists)", err, marker.Key)
+}
+
+// resolveInDoubt learns whether an import whose outcome was unknown was
+// published, before anything else is written: if so its keys are this
+// instance's (so a retry of the import is refused as duplicates), if not
+// its staged keys are discarded. It fails while the marker cannot be read.
+func (s *Store) resolveInDoubt(ctx context.Context) error {
+	d := s.inDoubt
+	if d == nil {
+		return nil
+	}
+	vals, err := s.read(ctx, []string{d.marker}, false)
+	if err != nil {
+		return fmt.Errorf("learning whether the last import was published: %w", err)
+	}
+	s.inDoubt = nil
+	if _, ok := vals[d.marker]; !ok {
+		s.discard(ctx, d.names)
+		return nil
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	for _, k := range d.keys {
+		if cur, ok := s.keys[k.ID]; !ok || k.Revision > cur.Revision {
+			s.keys[k.ID] = k.Clone()
+		}
+	}
+	s.mu.Unlock()
+	for _, k := range d.keys {
+		s.recent[k.ID] = now
+	}
+	return nil
 }
 
 // discard deletes a failed import's staged keys, or leaves them for the
@@ -735,9 +793,14 @@ func (s *Store) AddUsage(ctx context.Context, deltas []pool.UsageDelta) error {
 	if len(entries) > 0 && s.journal != nil {
 		// On disk before the counts are acknowledged; one sync per batch.
 		s.seq++
-		if err := s.journal.Append(journal.Record{Seq: s.seq, Instance: s.cfg.InstanceID, Entries: entries}); err != nil {
-			s.cfg.Logger.Warn("cfkv: usage journal write failed; these counts are lost if the proxy crashes before the next KV write", "err", err)
+		err := s.journal.Append(journal.Record{Seq: s.seq, Instance: s.cfg.InstanceID, Entries: entries})
+		switch {
+		case err != nil && !s.journalFailing:
+			s.cfg.Logger.Warn("cfkv: usage journal writes fail; counts are lost if the proxy crashes before the next KV write", "err", err)
+		case err == nil && s.journalFailing:
+			s.cfg.Logger.Info("cfkv: usage journal writes work again")
 		}
+		s.journalFailing = err != nil
 	}
 	return nil
 }
@@ -859,7 +922,7 @@ func (s *Store) flushOwn(ctx context.Context, force bool) error {
 	}
 	rec := s.own
 	rec.UpdatedAt, rec.JournalSeq = now, s.seq
-	gen := s.ownGen
+	gen, flushed := s.ownGen, s.own.JournalSeq
 	v, err := json.Marshal(rec)
 	s.mu.Unlock()
 	if err != nil {
@@ -870,6 +933,13 @@ func (s *Store) flushOwn(ctx context.Context, force bool) error {
 	}
 	err = s.bulkWrite(ctx, []pair{{Key: usagePrefix + s.cfg.InstanceID, Value: string(v), Metadata: map[string]int64{"updatedAt": now.UnixNano()}}})
 	if err != nil {
+		if s.journal != nil {
+			// While KV is down the journal would grow by a record per
+			// pool flush: fold what this write would have covered.
+			if err := s.journal.Merge(flushed, rec.JournalSeq, s.cfg.InstanceID); err != nil {
+				s.cfg.Logger.Warn("cfkv: compacting the usage journal failed", "err", err)
+			}
+		}
 		return fmt.Errorf("cfkv: write usage: %w", err)
 	}
 	s.mu.Lock()
