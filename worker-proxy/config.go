@@ -75,6 +75,13 @@ type Config struct {
 	MetricsToken        string // METRICS_TOKEN: bearer token for GET /metrics (≥ 16 characters); unset: the admin key opens it
 	MetricsMaxKeyLabels int    // METRICS_MAX_KEY_LABELS: per-key metrics only while the pool holds at most this many keys; default 100
 
+	// REQUEST_LOG_DAYS: request log records are kept this many days;
+	// default 7. REQUEST_LOG_MAX: at most this many records; default 100000
+	// in DATA_DIR/requests.db (STORE=bolt), 10000 in memory (other stores);
+	// 0 turns the request log off.
+	RequestLogDays int
+	RequestLogMax  int // -1: the store's default
+
 	Pprof bool // PPROF: serve Go's profiler at /admin/debug/pprof/ (admin key required); default false
 
 	LogLevel  slog.Level // LOG_LEVEL: debug, info (default), warn, error
@@ -238,6 +245,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.PassiveFailures = num("PASSIVE_FAILURES", 3, 1)
 	c.RetestBatch = num("RETEST_BATCH", 5, 1)
 	c.MetricsMaxKeyLabels = num("METRICS_MAX_KEY_LABELS", 100, 1)
+	c.RequestLogDays = num("REQUEST_LOG_DAYS", 7, 1)
+	c.RequestLogMax = num("REQUEST_LOG_MAX", -1, 0)
 	c.FailurePolicy = failure.DefaultPolicy()
 	if v := getenv("FAILURE_POLICY"); v != "" {
 		p, err := failure.ParsePolicy(v)

@@ -27,6 +27,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/metrics"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
+	"github.com/keypool/keypool/worker-proxy/reqlog"
 	"github.com/keypool/keypool/worker-proxy/store"
 	"github.com/keypool/keypool/worker-proxy/traffic"
 )
@@ -97,6 +98,9 @@ type Config struct {
 	MetricsMaxKeyLabels int
 	// MetricsCollectors are exported on /metrics too.
 	MetricsCollectors []prometheus.Collector
+	// RequestLog receives one record per relayed request and answers GET
+	// /admin/requests. Nil: no request log.
+	RequestLog *reqlog.Log
 	// Pprof serves Go's profiler under /admin/debug/pprof/, behind the
 	// admin key. Default off.
 	Pprof bool
@@ -123,6 +127,7 @@ type Server struct {
 	bodies     *bodyBudget
 	traffic    *traffic.Counter
 	metrics    *metrics.Metrics
+	reqlog     *reqlog.Log
 
 	adminMu   sync.Mutex // serializes admin writes
 	disableMu sync.Mutex // the relay disables a key and learns it did in one step
@@ -199,6 +204,7 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	s.pool.Load(c.Keys, c.Usage)
 	s.setTokens(c.Tokens)
 	s.metrics = s.newMetrics()
+	s.reqlog = cfg.RequestLog
 	s.proxy = s.newReverseProxy()
 	s.handler = s.routes()
 	return s, nil
@@ -273,6 +279,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin/keys/{id}", s.requireAdmin(methods{"GET": s.handleGetKey, "PUT": s.handleUpdateKey, "DELETE": s.handleDeleteKey}))
 	mux.Handle("/admin/status", s.requireAdmin(methods{"GET": s.handleStatus}))
 	mux.Handle("/admin/traffic", s.requireAdmin(methods{"GET": s.handleTraffic}))
+	mux.Handle("/admin/requests", s.requireAdmin(methods{"GET": s.handleRequests}))
 	mux.Handle("/admin/reset", s.requireAdmin(methods{"POST": s.handleReset}))
 	mux.Handle("/admin/tokens", s.requireAdmin(methods{"GET": s.handleListTokens, "POST": s.handleCreateToken}))
 	mux.Handle("/admin/tokens/{id}", s.requireAdmin(methods{"DELETE": s.handleDeleteToken}))
