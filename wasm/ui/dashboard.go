@@ -122,11 +122,14 @@ type addForm struct {
 type bulkForm struct {
 	Provider string
 	Text     string
-	Busy     bool
-	Done     int
-	Total    int
-	Result   *adminapi.BulkAddResponse
-	Err      string // shown in the form
+	// applied to every key of the import
+	MaxRequests, Weight, Tags string
+	Sent                      Extracted // what the last import sent
+	Busy                      bool
+	Done                      int
+	Total                     int
+	Result                    *adminapi.BulkAddResponse
+	Err                       string // shown in the form
 }
 
 var (
