@@ -87,6 +87,8 @@ type Dashboard struct {
 
 	panel       string // PanelAdd, PanelBulk or "" above the keys table
 	fresh       string // the key just added: highlighted
+	detailID    string // the key in the detail drawer ("" = closed)
+	detailAsk   bool   // the drawer's delete awaits confirmation
 	revealAfter string // the key to reveal once the status is reloaded
 
 	play       playForm

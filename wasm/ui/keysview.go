@@ -106,6 +106,7 @@ func (d *Dashboard) renderKeys() app.UI {
 		// the table; opening a panel does not re-create the table.
 		d.renderKeysToolbar(),
 		d.renderKeyPanel(),
+		d.renderDetail(),
 		app.Section().ID("keys-card").Class("card").Body(
 			app.Div().Class("filters").Body(
 				field("f-provider", d.t("keys.filterProvider"), app.Select().ID("f-provider").OnChange(d.setFilter(&d.filter.Provider), on("f-provider")).Body(provOpts...)),
@@ -255,7 +256,7 @@ func StateText(lang string, k adminapi.KeyStatus) string {
 		}
 	case adminapi.StateDisabled:
 		if k.DisabledReason != "" {
-			return T(lang, "state.disabledWhy", k.DisabledReason)
+			return T(lang, "state.disabledWhy", ReasonText(lang, k.DisabledReason))
 		}
 	}
 	if _, ok := messages["state."+k.State]; ok {
@@ -281,7 +282,9 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 	}
 	return app.Tr().ID("row-"+id).DataSet("id", id).Class(map[bool]string{true: "fresh", false: ""}[d.fresh == id]).Body(
 		app.Td().Body(app.Input().ID("sel-"+id).Type("checkbox").Aria("label", d.t("sel.row", k.MaskedKey)).Checked(d.selected[id]).OnChange(d.toggle(id), on("sel", id))),
-		app.Td().Class("mono").Text(k.MaskedKey),
+		app.Td().Body(app.Button().ID("open-"+id).Type("button").Class("linklike mono").Aria("label", d.t("detail.open", k.MaskedKey)).
+			Aria("expanded", strconv.FormatBool(d.detailID == id)).Aria("controls", "key-detail").Text(k.MaskedKey).
+			OnClick(func(ctx app.Context, e app.Event) { d.openDetail(ctx, id) }, on("open", id))),
 		app.Td().Text(k.Provider),
 		app.Td().Body(func() app.UI {
 			// Long reasons are cut on screen; the tooltip has all of it.
@@ -479,7 +482,8 @@ func (d *Dashboard) doTest(id string) app.EventHandler {
 				case r.OK:
 					d.rowMsg[id] = d.t("act.testOK", r.LatencyMs)
 				default:
-					d.rowMsg[id] = d.t("act.testFail", r.Class, r.Status, r.Message)
+					status, msg, _ := CleanError(r.Status, r.Message)
+					d.rowMsg[id] = d.t("act.testFail", ClassText(d.lang, r.Class), status, msg)
 				}
 				if err == nil && r.Key != nil {
 					for i := range d.keys {

@@ -358,7 +358,7 @@ func TestStateText(t *testing.T) {
 		t.Errorf("cooling: %q", s)
 	}
 	k = adminapi.KeyStatus{State: adminapi.StateDisabled, DisabledReason: "invalid_key: 401"}
-	if s := StateText(LangZH, k); s != "已禁用：invalid_key: 401" {
+	if s := StateText(LangZH, k); s != "已禁用：被服务商拒绝（密钥无效、已吊销或被停用）——401" {
 		t.Errorf("disabled zh: %q", s)
 	}
 }
