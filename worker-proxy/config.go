@@ -61,7 +61,7 @@ type Config struct {
 	SyncInterval    time.Duration // SYNC_INTERVAL: how often a shared store (cfkv) is checked for others' changes; default 30s
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: drain on SIGTERM; default 30s
 
-	MaxRetries       int            // MAX_RETRIES: retries on other keys per request; default 3 (0 = none)
+	MaxRetries       int            // MAX_RETRIES: retries on other keys after upstream trouble (refusals about the key are free); default 3 (0 = none)
 	RetryBudget      time.Duration  // RETRY_BUDGET: no retry starts after this long; default 2m
 	FirstByteTimeout time.Duration  // FIRST_BYTE_TIMEOUT: a stream silent this long fails over; default 60s
 	DefaultCooldown  time.Duration  // DEFAULT_COOLDOWN: rest after a 429 that names no time; default 60s

@@ -41,6 +41,10 @@ type relayState struct {
 	tried    []*pool.Entry // every key tried, in order
 	finished bool          // entry's outcome is already recorded
 
+	// upstreamFails counts the attempts that failed for upstream trouble,
+	// not for a refusal about the key: those MaxRetries bounds.
+	upstreamFails int
+
 	status  int             // final status sent to the client
 	lastErr *pool.LastError // the final attempt's failure, if any
 	verdict failure.Verdict // the final attempt's classification

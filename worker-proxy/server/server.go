@@ -64,8 +64,11 @@ type Config struct {
 
 	// Policy says what each failure class does. Default failure.DefaultPolicy().
 	Policy failure.Policy
-	// MaxRetries bounds the retries of one request on other keys. Default 3;
-	// negative means none.
+	// MaxRetries bounds the retries of one request on other keys after
+	// upstream trouble (5xx, timeouts, connection errors, a 429 naming no
+	// quota). Refusals about the key (failure.Verdict.AboutKey) do not
+	// count: the pool and RetryBudget bound those. Default 3; negative
+	// means none.
 	MaxRetries int
 	// RetryBudget bounds the time after which no retry starts. Default 2m.
 	RetryBudget time.Duration
