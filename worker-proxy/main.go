@@ -24,6 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keypool/keypool/worker-proxy/alerts"
 	"github.com/keypool/keypool/worker-proxy/deploy"
 	"github.com/keypool/keypool/worker-proxy/logbatch"
 	"github.com/keypool/keypool/worker-proxy/reqlog"
@@ -106,6 +107,16 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		defer requests.Close() // after the server drained: writes what waits
 		collectors = append(collectors, requestLogCollectors(requests)...)
 	}
+	var notifier *alerts.Notifier
+	if len(cfg.AlertDestinations) > 0 {
+		rate := cfg.AlertErrorRate
+		if rate == 0 {
+			rate = -1 // off
+		}
+		th := cfg.AlertMinAvailable
+		notifier = alerts.New(alerts.Config{Destinations: cfg.AlertDestinations, MinAvailable: &th,
+			Interval: cfg.AlertInterval, ErrorRate: rate, Logger: log})
+	}
 	srv, err := server.New(ctx, server.Config{
 		AdminKey: adminKey, ClientTokens: cfg.ClientTokens, AllowAnonymous: cfg.AllowAnonymous,
 		AllowedOrigins: cfg.AllowedOrigins, MaxBodyBytes: cfg.MaxBodyBytes,
@@ -116,7 +127,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown,
 		PassiveFailures: cfg.PassiveFailures, PassiveCooldown: cfg.PassiveCooldown,
 		MetricsToken: cfg.MetricsToken, MetricsMaxKeyLabels: cfg.MetricsMaxKeyLabels,
-		MetricsCollectors: collectors, RequestLog: requests,
+		MetricsCollectors: collectors, RequestLog: requests, Alerts: notifier,
 	}, st, providers)
 	if err != nil {
 		return err
@@ -139,6 +150,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	wg.Go(func() { srv.RunFlusher(flushCtx, cfg.FlushInterval) })
 	wg.Go(func() { srv.RunRetester(flushCtx, cfg.RetestInterval, cfg.RetestBatch) })
 	wg.Go(func() { srv.RunSync(flushCtx, cfg.SyncInterval) })
+	wg.Go(func() { srv.RunAlerts(flushCtx, cfg.AlertCheck) })
 
 	printBanner(stdout, cfg, ln.Addr().(*net.TCPAddr), adminKey, generated)
 	log.Info("proxy started", "addr", ln.Addr().String(), "store", cfg.Store, "keys", srv.Pool().Len(), "anonymousRelay", cfg.AllowAnonymous)

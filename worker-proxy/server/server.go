@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/alerts"
 	"github.com/keypool/keypool/worker-proxy/failure"
 	"github.com/keypool/keypool/worker-proxy/metrics"
 	"github.com/keypool/keypool/worker-proxy/pool"
@@ -104,6 +105,9 @@ type Config struct {
 	// RequestLog receives one record per relayed request and answers GET
 	// /admin/requests. Nil: no request log.
 	RequestLog *reqlog.Log
+	// Alerts sends webhook alerts (RunAlerts) and answers /admin/alerts.
+	// Nil: no alerts.
+	Alerts *alerts.Notifier
 	// Pprof serves Go's profiler under /admin/debug/pprof/, behind the
 	// admin key. Default off.
 	Pprof bool
@@ -131,6 +135,7 @@ type Server struct {
 	traffic    *traffic.Counter
 	metrics    *metrics.Metrics
 	reqlog     *reqlog.Log
+	alerts     *alerts.Notifier
 
 	adminMu   sync.Mutex // serializes admin writes
 	disableMu sync.Mutex // the relay disables a key and learns it did in one step
@@ -207,7 +212,7 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	s.pool.Load(c.Keys, c.Usage)
 	s.setTokens(c.Tokens)
 	s.metrics = s.newMetrics()
-	s.reqlog = cfg.RequestLog
+	s.reqlog, s.alerts = cfg.RequestLog, cfg.Alerts
 	s.proxy = s.newReverseProxy()
 	s.handler = s.routes()
 	return s, nil
@@ -283,6 +288,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin/status", s.requireAdmin(methods{"GET": s.handleStatus}))
 	mux.Handle("/admin/traffic", s.requireAdmin(methods{"GET": s.handleTraffic}))
 	mux.Handle("/admin/requests", s.requireAdmin(methods{"GET": s.handleRequests}))
+	mux.Handle("/admin/alerts", s.requireAdmin(methods{"GET": s.handleAlerts}))
+	mux.Handle("/admin/alerts/test", s.requireAdmin(methods{"POST": s.handleAlertTest}))
 	mux.Handle("/admin/reset", s.requireAdmin(methods{"POST": s.handleReset}))
 	mux.Handle("/admin/tokens", s.requireAdmin(methods{"GET": s.handleListTokens, "POST": s.handleCreateToken}))
 	mux.Handle("/admin/tokens/{id}", s.requireAdmin(methods{"DELETE": s.handleDeleteToken}))
