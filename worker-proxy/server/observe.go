@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/sha256"
 	"net/http"
 	"strings"
 	"time"
@@ -117,7 +118,7 @@ func (st *relayState) requestModel() string {
 // caller is anonymous.
 func (s *Server) client(st *relayState) *tokenRef {
 	if st.client == nil && st.token != "" {
-		sum, _ := hashToken(st.token)
+		sum := sha256.Sum256([]byte(st.token))
 		if ref, ok := (*s.tokens.byHash.Load())[sum]; ok {
 			st.client = &ref
 		}
@@ -153,15 +154,20 @@ func (s *Server) observe(st *relayState, status int) {
 		TTFBMs:       float64(st.ttfb.Microseconds()) / 1000,
 		PromptTokens: st.promptTokens, CompletionTokens: st.completionTokens,
 	}
+	masked := ""
 	if st.entry != nil {
-		rec.KeyID, rec.Key = st.entry.ID(), pool.Mask(st.entry.Secret())
+		masked = pool.Mask(st.entry.Secret())
+		rec.KeyID, rec.Key = st.entry.ID(), masked
 	}
 	if n := len(classes); n > 0 && classes[n-1] != "success" {
 		rec.Class = classes[n-1]
 	}
 	rec.Attempts = make([]adminapi.RequestAttempt, len(st.tried))
 	for i, e := range st.tried {
-		a := adminapi.RequestAttempt{KeyID: e.ID(), Key: pool.Mask(e.Secret()), Class: classes[i], Status: status}
+		a := adminapi.RequestAttempt{KeyID: e.ID(), Key: masked, Class: classes[i], Status: status}
+		if e != st.entry {
+			a.Key = pool.Mask(e.Secret())
+		}
 		if i < len(st.failed) {
 			a.Status = st.failed[i].status
 		}
