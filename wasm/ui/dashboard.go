@@ -98,6 +98,8 @@ type Dashboard struct {
 	sweepAsk   string   // SweepRemove or SweepRetest awaiting confirmation
 	sweepIDs   []string // the keys that confirmation counted
 
+	reqs requestsView // the Requests tab (requests.go)
+
 	// requests-over-time chart
 	trafficRange int          // index into TrafficRanges
 	traffic      *TrafficData // what the chart shows
@@ -365,6 +367,9 @@ func (d *Dashboard) refresh(ctx app.Context) {
 	if tab == TabOverview {
 		d.loadTraffic(ctx)
 	}
+	if tab == TabRequests {
+		d.loadRequests(ctx, false)
+	}
 	ctx = d.bind(ctx)
 	ctx.Async(func() {
 		cctx, cancel := bg()
@@ -510,6 +515,7 @@ func (d *Dashboard) Render() app.UI {
 					d.tabButton(TabOverview, "tab.overview"),
 					d.tabButton(TabKeys, "tab.keys"),
 					d.tabButton(TabTokens, "tab.tokens"),
+					d.tabButton(TabRequests, "tab.requests"),
 					d.tabButton(TabPlayground, "tab.playground"),
 				)
 			}),
@@ -591,6 +597,8 @@ func (d *Dashboard) screen() app.UI {
 		return d.renderKeys()
 	case TabTokens:
 		return d.renderTokens()
+	case TabRequests:
+		return d.renderRequests()
 	case TabPlayground:
 		return d.renderPlayground()
 	}

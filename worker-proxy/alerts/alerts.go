@@ -31,6 +31,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/keypool/keypool/worker-proxy/adminapi"
 )
 
 // Kinds of alert.
@@ -44,30 +46,10 @@ const (
 )
 
 // Alert is one message, as the generic JSON format sends it.
-type Alert struct {
-	Kind     string    `json:"kind"`
-	Severity string    `json:"severity"` // critical, warning or info
-	Provider string    `json:"provider,omitempty"`
-	Title    string    `json:"title"`
-	Text     string    `json:"text"`
-	At       time.Time `json:"at"`
-	// Keys lists disabled keys (KindKeyDisabled), by id and masked.
-	Keys []KeyRef `json:"keys,omitempty"`
-	// Available and Total are the provider's servable and total keys.
-	Available int `json:"available"`
-	Total     int `json:"total"`
-	// ErrorRate is the share of 5xx answers (KindErrorRate).
-	ErrorRate float64 `json:"errorRate,omitempty"`
-	// Resolves names the kind a KindRecovered alert ends.
-	Resolves string `json:"resolves,omitempty"`
-}
+type Alert = adminapi.Alert
 
 // KeyRef names a key without its secret.
-type KeyRef struct {
-	ID     string `json:"id"`
-	Masked string `json:"masked"`
-	Reason string `json:"reason,omitempty"`
-}
+type KeyRef = adminapi.AlertKey
 
 // ProviderState is one provider's pool as a check sees it.
 type ProviderState struct {
@@ -217,19 +199,10 @@ type sample struct {
 }
 
 // Sent is an alert and how its sending went.
-type Sent struct {
-	Alert   Alert    `json:"alert"`
-	Results []Result `json:"results"`
-}
+type Sent = adminapi.AlertSent
 
 // Result is one destination's answer to one alert.
-type Result struct {
-	Destination string `json:"destination"`
-	OK          bool   `json:"ok"`
-	Status      int    `json:"status,omitempty"`
-	Error       string `json:"error,omitempty"`
-	Attempts    int    `json:"attempts"`
-}
+type Result = adminapi.AlertResult
 
 const maxRecent = 20
 

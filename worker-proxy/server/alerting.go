@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/alerts"
 	"github.com/keypool/keypool/worker-proxy/pool"
 )
@@ -41,21 +42,8 @@ func (s *Server) RunAlerts(ctx context.Context, interval time.Duration) {
 	s.alerts.Run(ctx, interval, s.AlertState)
 }
 
-// alertSettings is GET /admin/alerts: what is configured (destinations
-// without their secrets) and the last alerts sent.
-type alertSettings struct {
-	Enabled          bool          `json:"enabled"`
-	Destinations     []string      `json:"destinations"`
-	MinAvailable     string        `json:"minAvailable,omitempty"`
-	Interval         string        `json:"interval,omitempty"`
-	ErrorRate        float64       `json:"errorRate,omitempty"`
-	ErrorWindow      string        `json:"errorWindow,omitempty"`
-	ErrorMinRequests int64         `json:"errorMinRequests,omitempty"`
-	Recent           []alerts.Sent `json:"recent"`
-}
-
 func (s *Server) handleAlerts(w http.ResponseWriter, r *http.Request) {
-	out := alertSettings{Destinations: []string{}, Recent: []alerts.Sent{}}
+	out := adminapi.AlertSettings{Destinations: []string{}, Recent: []adminapi.AlertSent{}}
 	if s.alerts != nil {
 		c := s.alerts.Config()
 		out.Enabled = true
@@ -85,5 +73,5 @@ func (s *Server) handleAlertTest(w http.ResponseWriter, r *http.Request) {
 	for _, x := range res {
 		ok = ok && x.OK
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": ok, "results": res})
+	writeJSON(w, http.StatusOK, adminapi.AlertTestResponse{OK: ok, Results: res})
 }
