@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/keypool/keypool/worker-proxy/alerts"
 	"github.com/keypool/keypool/worker-proxy/deploy"
@@ -99,7 +100,16 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	st = sealed.Wrap(st, cfg.Keyring, log) // API keys sealed at rest with ENCRYPTION_KEY
 	defer st.Close()
 
-	requests, err := openRequestLog(cfg, log)
+	// With STORE=redis, the request log and the alerts' de-duplication
+	// share the pool's Redis through a client of their own.
+	var rc redis.UniversalClient
+	if cfg.Store == "redis" {
+		if rc, err = redisstore.NewClient(cfg.RedisURL); err != nil {
+			return err
+		}
+		defer rc.Close()
+	}
+	requests, err := openRequestLog(cfg, rc, log)
 	if err != nil {
 		return err
 	}
@@ -115,8 +125,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 			rate = -1 // off
 		}
 		th := cfg.AlertMinAvailable
-		notifier = alerts.New(alerts.Config{Destinations: cfg.AlertDestinations, MinAvailable: &th,
-			Interval: cfg.AlertInterval, ErrorRate: rate, Logger: log})
+		ac := alerts.Config{Destinations: cfg.AlertDestinations, MinAvailable: &th,
+			Interval: cfg.AlertInterval, ErrorRate: rate, Logger: log}
+		if rc != nil {
+			ac.Claim = alerts.RedisClaim(rc, cfg.RedisPrefix)
+		}
+		notifier = alerts.New(ac)
 	}
 	srv, err := server.New(ctx, server.Config{
 		AdminKey: adminKey, ClientTokens: cfg.ClientTokens, AllowAnonymous: cfg.AllowAnonymous,
@@ -205,18 +219,21 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 // openRequestLog opens the request log: DATA_DIR/requests.db with the bolt
 // store, else an in-memory ring (Cloudflare KV's write budget cannot take
 // a record per request). Nil when REQUEST_LOG_MAX is 0.
-func openRequestLog(cfg Config, log *slog.Logger) (*reqlog.Log, error) {
+func openRequestLog(cfg Config, rc redis.UniversalClient, log *slog.Logger) (*reqlog.Log, error) {
 	if cfg.RequestLogMax == 0 {
 		return nil, nil
 	}
 	b := reqlog.Bounds{MaxAge: time.Duration(cfg.RequestLogDays) * 24 * time.Hour, Max: max(cfg.RequestLogMax, 0)}
 	opts := reqlog.Options{Logger: log}
-	if cfg.Store == "bolt" {
+	switch {
+	case cfg.Store == "bolt":
 		st, err := reqlog.OpenBolt(filepath.Join(cfg.DataDir, "requests.db"), b, nil)
 		if err != nil {
 			return nil, err
 		}
 		return reqlog.New(st, "bolt", opts), nil
+	case rc != nil:
+		return reqlog.New(reqlog.NewRedis(rc, cfg.RedisPrefix+"requests", b, nil), "redis", opts), nil
 	}
 	return reqlog.New(reqlog.NewRing(b, nil), "memory", opts), nil
 }

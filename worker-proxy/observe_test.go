@@ -12,6 +12,7 @@ import (
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/internal/fakeupstream"
+	"github.com/keypool/keypool/worker-proxy/internal/redistest"
 )
 
 const testMetricsToken = "metrics-test-token-fake-00000001"
@@ -76,7 +77,7 @@ func TestAlertsInBinary(t *testing.T) {
 	}))
 	defer hook.Close()
 	url := hook.URL + "/hooks/secret-fake-webhook-path"
-	f, p := startFakeProxy(t, fakeupstream.Options{}, map[string]string{"ALERT_WEBHOOK_URL": "json=" + url, "ALERT_CHECK_INTERVAL": "100ms"})
+	f, p := startFakeProxy(t, fakeupstream.Options{}, map[string]string{"ALERT_WEBHOOK_URL": "json=" + url, "ALERT_CHECK_INTERVAL": "100ms", "SYNC_INTERVAL": "200ms"})
 	_, secrets := addKeys(t, f, p, "openai", "sk-test-alerting", fakeupstream.Invalid)
 	time.Sleep(300 * time.Millisecond) // a first check sees the healthy pool
 	if r := p.do("POST", "/api/openai/chat/completions", chatBody, bearer()); r.Status != http.StatusUnauthorized {
@@ -103,6 +104,62 @@ func TestAlertsInBinary(t *testing.T) {
 		t.Fatal("the log shows the webhook URL")
 	}
 	p.assertNoSecretsLogged(secrets...)
+}
+
+// Two proxies on one Redis (STORE=redis) share one request log, and only
+// one of them sends each alert.
+func TestRedisSharedRequestLogAndAlerts(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	got := make(chan string, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- string(b)
+	}))
+	defer hook.Close()
+	env := map[string]string{"STORE": "redis", "REDIS_URL": srv.URL(), "ALERT_WEBHOOK_URL": hook.URL, "ALERT_CHECK_INTERVAL": "100ms", "SYNC_INTERVAL": "200ms"}
+	f, a := startFakeProxy(t, fakeupstream.Options{}, env)
+	env["OPENAI_BASE_URL"] = f.URL + "/v1"
+	b := startProxy(t, env)
+	addKeys(t, f, a, "openai", "sk-test-shared", fakeupstream.OK)
+	waitUntil(t, 5*time.Second, "the key on the second proxy", func() bool {
+		var st adminapi.StatusResponse
+		b.admin("GET", "/admin/status", nil).Decode(t, &st)
+		return st.TotalKeys == 1
+	})
+	for _, p := range []*proxy{a, b, a} {
+		if r := p.do("POST", "/api/openai/chat/completions", chatBody, bearer()); r.Status != http.StatusOK {
+			t.Fatalf("relay: %d %s", r.Status, r.Body)
+		}
+	}
+	waitUntil(t, 5*time.Second, "3 records seen from both proxies", func() bool {
+		for _, p := range []*proxy{a, b} {
+			var resp adminapi.RequestsResponse
+			p.admin("GET", "/admin/requests", nil).Decode(t, &resp)
+			if len(resp.Records) != 3 || resp.Backend != "redis" {
+				return false
+			}
+		}
+		return true
+	})
+	// Both see the pool go empty; one message arrives.
+	ids := a.admin("GET", "/admin/status?provider=openai", nil).JSON(t)["keys"].([]any)
+	id := ids[0].(map[string]any)["id"].(string)
+	if r := a.admin("PUT", "/admin/keys/"+id, map[string]any{"isActive": false}); r.Status != 200 {
+		t.Fatalf("turn off: %d %s", r.Status, r.Body)
+	}
+	select {
+	case m := <-got:
+		if !strings.Contains(m, `"kind":"pool_empty"`) {
+			t.Fatalf("alert: %s", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no alert")
+	}
+	select {
+	case m := <-got:
+		t.Fatalf("a second alert: %s", m)
+	case <-time.After(time.Second):
+	}
 }
 
 func TestObservabilityConfig(t *testing.T) {

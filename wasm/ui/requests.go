@@ -53,6 +53,7 @@ var requestMessages = map[string][2]string{
 	"req.kept":           {"%s; at most %s records, kept %s.", "%s；最多 %s 条，保留 %s。"},
 	"req.backend.bolt":   {"Kept in DATA_DIR/requests.db", "保存在 DATA_DIR/requests.db"},
 	"req.backend.memory": {"Kept in this instance's memory only", "只保存在本实例的内存中"},
+	"req.backend.redis":  {"Kept in Redis, shared by every instance", "保存在 Redis 中，所有实例共用"},
 	"req.count":          {"%d requests shown", "已显示 %d 个请求"},
 	"req.col.time":       {"Time", "时间"},
 	"req.col.token":      {"Token", "令牌"},

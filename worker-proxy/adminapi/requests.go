@@ -56,7 +56,7 @@ type RequestAttempt struct {
 type RequestsResponse struct {
 	Records []RequestRecord `json:"records"`
 	Next    string          `json:"next,omitempty"`
-	Backend string          `json:"backend"` // "bolt", "memory" or "off"
+	Backend string          `json:"backend"` // "bolt", "redis", "memory" or "off"
 	MaxAge  string          `json:"maxAge,omitempty"`
 	Max     int             `json:"max"`
 }

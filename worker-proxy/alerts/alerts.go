@@ -32,6 +32,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 )
 
@@ -173,6 +175,10 @@ type Config struct {
 	Client  *http.Client
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// Claim, when set, lets one of several instances send each condition's
+	// message: it reports whether this instance claimed cond for ttl (a
+	// Redis SET NX PX). An error sends anyway. Nil: every instance sends.
+	Claim func(ctx context.Context, cond string, ttl time.Duration) (bool, error)
 }
 
 // Notifier watches pool snapshots and sends alerts.
@@ -293,10 +299,22 @@ func (n *Notifier) Check(states []ProviderState) {
 	}
 }
 
-// gate lets a through unless its condition sent within Interval.
+// gate lets a through unless its condition sent within Interval, here or
+// (with Claim) on another instance.
 func (n *Notifier) gate(cond string, now time.Time, a Alert) (Alert, bool) {
 	if last, ok := n.lastSent[cond]; ok && now.Sub(last) < n.cfg.Interval {
 		return a, false
+	}
+	if n.cfg.Claim != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		won, err := n.cfg.Claim(ctx, cond, n.cfg.Interval)
+		cancel()
+		if err != nil {
+			// Better a duplicate than a lost alert.
+			n.cfg.Logger.Warn("alerts: could not claim a condition in the shared store; sending anyway", "err", err)
+		} else if !won {
+			return a, false
+		}
 	}
 	n.lastSent[cond] = now
 	return a, true
@@ -583,4 +601,12 @@ func scrub(s string, d Destination) string {
 		}
 	}
 	return s
+}
+
+// RedisClaim returns a Config.Claim over a Redis client: condition cond is
+// claimed by setting prefix+"alert:"+cond, if absent, for ttl.
+func RedisClaim(c redis.UniversalClient, prefix string) func(context.Context, string, time.Duration) (bool, error) {
+	return func(ctx context.Context, cond string, ttl time.Duration) (bool, error) {
+		return c.SetNX(ctx, prefix+"alert:"+cond, "1", ttl).Result()
+	}
 }

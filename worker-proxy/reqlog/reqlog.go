@@ -6,11 +6,12 @@
 // in a bounded queue and a background loop writes them to the [Store] in
 // batches. A full queue drops records and counts them.
 //
-// Two stores: [Bolt], a bbolt file of its own (DATA_DIR/requests.db, apart
-// from the key database so the log's writes never contend with key
-// changes), and [Ring], an in-memory ring for one instance (used with the
-// Cloudflare KV store, whose write budget — 1,000 writes a day on the free
-// plan, one write per key per second — cannot take a record per request).
+// Three stores: [Bolt], a bbolt file of its own (DATA_DIR/requests.db,
+// apart from the key database so the log's writes never contend with key
+// changes); [Redis], one stream every instance of a pool shares; and
+// [Ring], an in-memory ring for one instance (used with the Cloudflare KV
+// store, whose write budget — 1,000 writes a day on the free plan, a bulk
+// write counting one per pair — cannot take a record per request).
 // Both keep at most Max records and none older than MaxAge.
 package reqlog
 
