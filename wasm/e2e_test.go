@@ -479,6 +479,12 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("chart total %s, proxy counted %d", got, relayed(60))
 	}
 	waitJS("legend", textOf("traffic-legend-gemini")+`.includes("gemini: `+fmt.Sprint(relayed(60))+` requests")`)
+	// The tiles count the same requests in the same window; the chart is
+	// as wide as its card, starts where this fresh proxy began counting,
+	// and shows the current minute as a dot.
+	waitJS("tiles agree with the chart", `document.querySelector("#tile-requests .n").innerText === `+chart+`.dataset.total`)
+	waitJS("chart as wide as its card", fmt.Sprintf(`(() => { const c = %s, card = document.getElementById("traffic"); return +c.dataset.width === card.clientWidth && Math.abs(c.getBoundingClientRect().width - card.clientWidth) < 2 && card.clientWidth > 900 })()`, chart))
+	waitJS("fresh proxy: the chart starts near its start", chart+`.dataset.points === "6" && !!`+chart+`.querySelector("circle.partial")`)
 	do("6 h range", chromedp.Click(chromedp.ID("range-6h")))
 	waitJS("6 h chart", fmt.Sprintf(`(() => { const c = %s; return c.dataset.range === "360" && c.dataset.total === "%d" && document.getElementById("range-6h").getAttribute("aria-pressed") === "true" })()`, chart, relayed(360)))
 	do("1 h range", chromedp.Click(chromedp.ID("range-1h")))

@@ -105,6 +105,7 @@ type Dashboard struct {
 	trafficErr   string
 	trafficBusy  bool
 	trafficSeq   int // answers to older requests are dropped
+	chartW       int // the traffic chart's card width in CSS pixels (0: not measured)
 }
 
 type editForm struct {
@@ -426,6 +427,7 @@ func (d *Dashboard) loadTraffic(ctx app.Context) {
 			}
 			d.trafficErr = ""
 			d.traffic, d.trafficShown = &td, rng
+			d.measureChart(ctx)
 		})
 	})
 }
@@ -635,80 +637,6 @@ func pct(rate float64) string {
 		rate *= 100
 	}
 	return strconv.FormatFloat(rate, 'f', 1, 64) + "%"
-}
-
-func (d *Dashboard) renderOverview() app.UI {
-	st := d.status
-	if st == nil {
-		return app.P().Text(d.t("common.loading"))
-	}
-	storeText := d.t("ov.storeOK", st.Store.Backend)
-	if !st.Store.OK {
-		since := ""
-		if st.Store.Since != nil {
-			since = *st.Store.Since
-		}
-		storeText = d.t("ov.storeBad", st.Store.Backend, since, st.Store.Detail)
-	}
-	rows := []app.UI{}
-	for _, p := range st.Providers {
-		var req, ok int64
-		for _, k := range p.Keys {
-			req += k.Requests
-			ok += k.Successes
-		}
-		rate := "—"
-		if req > 0 {
-			rate = pct(float64(ok) / float64(req))
-		}
-		name := p.Provider
-		rows = append(rows, app.Tr().ID("ov-"+name).Body(
-			app.Th().Scope("row").Text(name),
-			app.Td().Class("num").Text(p.TotalKeys),
-			app.Td().Class("num").Text(p.ActiveKeys),
-			app.Td().Class("num").Text(p.AvailableKeys),
-			app.Td().Class("num").Text(p.CoolingKeys),
-			app.Td().Class("num").Text(p.DisabledKeys),
-			app.Td().Class("num").Text(req),
-			app.Td().Class("num").Text(rate),
-			app.Td().Class("actions").Body(app.If(d.resetAsk == name, func() app.UI {
-				return d.confirm(d.t("ov.resetConfirm", name), "reset-yes-"+name, "reset-no-"+name, d.doReset(name), func(ctx app.Context, e app.Event) {
-					d.resetAsk = ""
-					d.focus(ctx, "reset-"+name)
-				})
-			}).Else(func() app.UI {
-				return app.Button().ID("reset-"+name).Type("button").Text(d.t("ov.reset")).OnClick(func(ctx app.Context, e app.Event) {
-					d.resetAsk = name
-					d.focus(ctx, "reset-no-"+name)
-				}, on("reset", name))
-			})),
-		))
-	}
-	return app.Section().ID("overview").Class("card").Body(
-		app.H2().Text(d.t("ov.title")),
-		app.P().ID("store-health").Class(map[bool]string{true: "ok", false: "error"}[st.Store.OK]).Text(d.t("ov.store")+" — "+storeText),
-		app.Div().Class("tiles").Body(
-			tile(d.t("ov.total"), st.TotalKeys), tile(d.t("ov.active"), st.ActiveKeys), tile(d.t("ov.available"), st.AvailableKeys),
-			tile(d.t("ov.cooling"), st.CoolingKeys), tile(d.t("ov.disabled"), st.DisabledKeys),
-		),
-		app.If(st.TotalKeys == 0, func() app.UI { return app.P().Class("hint").Text(d.t("ov.noKeys")) }),
-		d.renderTraffic(),
-		app.If(len(st.Providers) > 0, func() app.UI { return d.renderChart(st.Providers) }),
-		app.Div().Class("scroll").Body(app.Table().ID("overview-table").Body(
-			app.THead().Body(app.Tr().Body(
-				app.Th().Scope("col").Text(d.t("ov.provider")), app.Th().Scope("col").Text(d.t("ov.total")),
-				app.Th().Scope("col").Text(d.t("ov.active")), app.Th().Scope("col").Text(d.t("ov.available")),
-				app.Th().Scope("col").Text(d.t("ov.cooling")), app.Th().Scope("col").Text(d.t("ov.disabled")),
-				app.Th().Scope("col").Text(d.t("ov.requests")), app.Th().Scope("col").Text(d.t("ov.successRate")),
-				app.Th().Scope("col").Text(d.t("col.actions")),
-			)),
-			app.TBody().Body(rows...),
-		)),
-	)
-}
-
-func tile(label string, n int) app.UI {
-	return app.Div().Class("tile").Body(app.Div().Class("n").Text(n), app.Div().Class("l").Text(label))
 }
 
 func (d *Dashboard) doReset(provider string) app.EventHandler {

@@ -254,6 +254,21 @@ var messages = map[string][2]string{
 	"why.coolingWhy":        {"Resting until %s, then back in the pool: %s.", "休息至 %s，之后自动回到密钥池：%s。"},
 	"why.inactive":          {"Turned off by an operator: enable it to use it again.", "已被管理员停用：启用后即可再次使用。"},
 	"why.exhausted":         {"Used all of its %s requests: raise its max requests or reset usage.", "已用完 %s 次请求额度：提高最大请求数或清零用量后可继续使用。"},
+	"ov.keysNow":            {"Keys now", "当前密钥"},
+	"ov.serving":            {"Serving", "可用"},
+	"ov.servingHint":        {"take requests now", "正在接收请求"},
+	"ov.coolingHint":        {"resting, back soon", "休息中，稍后恢复"},
+	"ov.disabledHint":       {"rejected by the provider", "被服务商拒绝"},
+	"ov.off":                {"Off / used up", "停用 / 用尽"},
+	"ov.offHint":            {"turned off or at their limit", "已停用或达到上限"},
+	"ov.trafficIn":          {"Requests in %s", "%s的请求"},
+	"ov.errors":             {"Errors", "错误"},
+	"ov.requestsIn":         {"Requests (%s)", "请求数（%s）"},
+	"ov.successIn":          {"Success (%s)", "成功率（%s）"},
+	"ov.usage":              {"Usage since reset", "清零后用量"},
+	"ov.usageHint":          {"Requests and success are this proxy instance's counts in the chart's time range; usage since reset is the keys' own counters (what Reset usage clears).", "请求数和成功率是此代理实例在图表时间范围内的统计；清零后用量是各密钥自身的计数（“清零用量”清除的就是它）。"},
+	"traffic.partial":       {"%s: %d requests so far (still counting)", "%s：目前 %d 个请求（仍在统计）"},
+	"traffic.started":       {"started %s", "%s 启动"},
 }
 
 // missing records keys asked for but absent from the table (tests check
