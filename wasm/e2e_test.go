@@ -498,7 +498,35 @@ func TestDashboardInChromium(t *testing.T) {
 
 	// Phone width: the page must not scroll sideways (tables scroll in
 	// their own box).
-	do("phone width", chromedp.EmulateViewport(390, 844), chromedp.Click(chromedp.ID("tab-keys")))
+	// Dark mode: the switch goes system → dark → light.
+	do("dark", chromedp.Click(chromedp.ID("theme")))
+	waitJS("dark page", `document.documentElement.dataset.theme === "dark" && getComputedStyle(document.body).backgroundColor === "rgb(13, 17, 23)"`)
+	shot(t, ctx, "overview-dark")
+	do("light", chromedp.Click(chromedp.ID("theme")))
+	waitJS("light page", `document.documentElement.dataset.theme === "light" && getComputedStyle(document.body).backgroundColor === "rgb(245, 247, 250)"`)
+	if s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`localStorage.getItem("keypool.theme") || ""`)); s != `"light"` {
+		t.Errorf("theme not remembered: %q", s)
+	}
+
+	// Auto-refresh every 10 s: a key added behind the dashboard's back
+	// shows up, and the header says how long ago it refreshed.
+	do("keys", chromedp.Click(chromedp.ID("tab-keys")))
+	waitJS("keys", textOf("keys-count")+`.startsWith("2 of 2")`)
+	do("auto-refresh", choose("auto-refresh", "10"))
+	if _, err := admin.AddKey(t.Context(), adminapi.AddKeyRequest{Provider: "gemini", APIKey: "AIzaSyFakeE2eAutoRefresh00001"}); err != nil {
+		t.Fatal(err)
+	}
+	waitJS("refreshed by itself", textOf("keys-count")+`.startsWith("3 of 3") && /^updated \d+ s ago$/.test(`+textOf("updated")+`)`)
+	do("auto-refresh off", choose("auto-refresh", "0"))
+
+	// Sortable headers: Usage sorts by requests, most first, then the
+	// other way; aria-sort says which.
+	do("sort by usage", chromedp.Click(chromedp.ID("sort-requests")))
+	waitJS("sorted, most first", `document.getElementById("sort-requests").closest("th").getAttribute("aria-sort") === "descending" && document.querySelector("#keys-table tbody tr").id === "row-`+others[0]+`"`)
+	do("again", chromedp.Click(chromedp.ID("sort-requests")))
+	waitJS("least first", `document.getElementById("sort-requests").closest("th").getAttribute("aria-sort") === "ascending" && document.querySelector("#keys-table tbody tr:last-child").id === "row-`+others[0]+`"`)
+
+	do("phone width", chromedp.EmulateViewport(390, 844), chromedp.Click(chromedp.ID("menu")), chromedp.Click(chromedp.ID("tab-keys")))
 	waitJS("keys at phone width", `!!document.getElementById("keys-table")`)
 	waitJS("no sideways scrolling", `document.documentElement.scrollWidth <= window.innerWidth + 1`)
 	shot(t, ctx, "phone")

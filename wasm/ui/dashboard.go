@@ -61,13 +61,19 @@ type Dashboard struct {
 	connErr    string
 
 	// data
-	status  *adminapi.StatusResponse
-	keys    []adminapi.KeyStatus
-	loading bool
+	status    *adminapi.StatusResponse
+	keys      []adminapi.KeyStatus
+	loading   bool
+	updatedAt time.Time // when the status last arrived
+	now       time.Time // the dashboard's clock (see Tick)
+	autoEvery int       // auto-refresh interval in seconds, 0 = off
+	theme     string    // ThemeAuto, ThemeDark or ThemeLight
+	menuOpen  bool      // the phone menu
 
 	// keys view
 	filter     Filter
 	page       int
+	pageSize   int // 0 = PageSize
 	viewSig    string
 	filtered   []adminapi.KeyStatus
 	resetAsk   string
@@ -183,6 +189,13 @@ func (d *Dashboard) OnMount(ctx app.Context) {
 		d.lang = lang
 	}
 	d.showLang(ctx)
+	ctx.LocalStorage().Get(storeTheme, &d.theme)
+	if d.theme != ThemeDark && d.theme != ThemeLight {
+		d.theme = ThemeAuto
+	}
+	d.applyTheme()
+	ctx.LocalStorage().Get(storeAuto, &d.autoEvery)
+	d.startTicker(ctx)
 	var c savedConn
 	if ctx.LocalStorage().Get(storeConn, &c); c.Key != "" {
 		d.remember = true
@@ -341,6 +354,8 @@ func (d *Dashboard) disconnect(ctx app.Context, e app.Event) {
 
 func (d *Dashboard) setStatus(st *adminapi.StatusResponse) {
 	d.status = st
+	d.updatedAt = time.Now()
+	d.now = d.updatedAt
 	d.keys = AllKeys(st)
 	d.viewSig = ""
 	// Drop selected ids that no longer exist.
@@ -496,6 +511,7 @@ func onEscape(h app.EventHandler) app.EventHandler {
 func (d *Dashboard) setTab(tab string) app.EventHandler {
 	return func(ctx app.Context, e app.Event) {
 		d.tab = tab
+		d.menuOpen = false
 		d.clearNotice()
 		d.newToken = nil // shown once: gone when the operator leaves
 		d.refresh(ctx)
@@ -505,32 +521,9 @@ func (d *Dashboard) setTab(tab string) app.EventHandler {
 // Render draws the current screen.
 func (d *Dashboard) Render() app.UI {
 	return app.Div().ID("dashboard").Class("dash").Lang(d.lang).Body(
-		app.Header().Class("top").Body(
-			app.H1().Text(d.t("app.title")),
-			app.If(d.client != nil, func() app.UI {
-				return app.Nav().Class("tabs").Body(
-					d.tabButton(TabOverview, "tab.overview"),
-					d.tabButton(TabKeys, "tab.keys"),
-					d.tabButton(TabTokens, "tab.tokens"),
-					d.tabButton(TabPlayground, "tab.playground"),
-				)
-			}),
-			app.Div().Class("top-actions").Body(
-				app.If(d.client != nil, func() app.UI {
-					return app.Span().Class("conn").Text(d.t("nav.connectedTo", d.baseURL()))
-				}),
-				app.If(d.client != nil, func() app.UI {
-					return app.Button().ID("refresh").Type("button").Text(d.t("nav.refresh")).OnClick(func(ctx app.Context, e app.Event) { d.refresh(ctx) }, on("refresh"))
-				}),
-				app.If(d.client != nil, func() app.UI {
-					return app.Button().ID("disconnect").Type("button").Text(d.t("nav.disconnect")).OnClick(d.disconnect, on("disconnect"))
-				}),
-				app.Button().ID("lang").Type("button").Title(d.t("lang.label")).Lang(map[string]string{LangZH: "en", LangEN: "zh"}[d.lang]).
-					Text(d.t("lang.switch")).OnClick(d.setLang, on("lang")),
-			),
-		),
+		d.renderHeader(),
 		d.renderNotice(),
-		app.Main().Body(d.screen()),
+		app.Main().Aria("busy", strconv.FormatBool(d.loading)).Body(d.screen()),
 	)
 }
 
