@@ -108,8 +108,8 @@ func TestFailoverRetries429OnAnotherKey(t *testing.T) {
 				}
 			}
 			k := keyStatusOf(t, p, ids[0])
-			if k.State != adminapi.StateCooling || k.LastError == nil || k.LastError.Status != 429 || k.DisabledReason != "" {
-				t.Fatalf("rate-limited key: state %q lastError %+v disabled %q, want cooling after its 429", k.State, k.LastError, k.DisabledReason)
+			if len(k.ModelCooldowns) != 1 || k.LastError == nil || k.LastError.Status != 429 || k.DisabledReason != "" {
+				t.Fatalf("rate-limited key: modelCooldowns %+v lastError %+v disabled %q, want its pair with the model resting after its 429", k.ModelCooldowns, k.LastError, k.DisabledReason)
 			}
 			checkActive(t, keyStatusOf(t, p, ids[1]))
 			p.assertNoSecretsLogged(secrets...)
@@ -439,8 +439,8 @@ func TestFailoverStormGuard(t *testing.T) {
 			t.Fatalf("first request: %d after %q attempts, want the last 429 after trying all 4 keys", r.Status, r.Header.Get("X-KeyPool-Attempts"))
 		}
 		for _, id := range ids {
-			if k := keyStatusOf(t, p, id); k.State != adminapi.StateCooling {
-				t.Fatalf("key %s: state %q, want cooling", id, k.State)
+			if k := keyStatusOf(t, p, id); len(k.ModelCooldowns) != 1 || k.ModelCooldowns[0].Model != "gpt-4o-mini" {
+				t.Fatalf("key %s: modelCooldowns %+v, want its pair with gpt-4o-mini resting", id, k.ModelCooldowns)
 			}
 		}
 		n := f.Count()
@@ -565,7 +565,7 @@ func TestFailoverAllKeysOutForTheDay(t *testing.T) {
 		t.Fatalf("first request: %d after %q attempts, want the last 429 after trying the 3 keys", r.Status, r.Header.Get("X-KeyPool-Attempts"))
 	}
 	for _, id := range ids {
-		checkCooling(t, keyStatusOf(t, p, id), "quota_exhausted", nextLAMidnight(t, start), 3*time.Second)
+		checkModelRest(t, keyStatusOf(t, p, id), "gemini-2.5-flash", "quota_exhausted", nextLAMidnight(t, start), 3*time.Second)
 	}
 	n := f.Count()
 	for range 5 {
@@ -1201,4 +1201,86 @@ func TestLoadFailover(t *testing.T) {
 		t.Errorf("the race detector reported a race in the proxy:\n%s", p.stderr)
 	}
 	p.assertNoSecretsLogged(secrets...)
+}
+
+func TestFailoverModelRest(t *testing.T) {
+	gem := map[string]string{"x-goog-api-key": testClientToken}
+	for _, tc := range []struct {
+		name, provider, prefix string
+		path                   func(model string) string
+		body                   func(model string) string
+		header                 map[string]string
+		models                 [2]string // the limited one, another
+		wait                   time.Duration
+	}{
+		{"gemini native", "gemini", "AIzaSyTest",
+			func(m string) string { return "/api/gemini/v1beta/models/" + m + ":generateContent" },
+			func(string) string { return `{"contents":[]}` }, gem, [2]string{"gemini-2.5-pro", "gemini-2.5-flash"}, 26 * time.Second},
+		{"gemini front door", "gemini", "AIzaSyTest",
+			func(string) string { return "/v1/chat/completions" },
+			func(m string) string { return `{"model":"` + m + `","messages":[]}` }, bearer(), [2]string{"gemini-2.5-pro", "gemini-2.5-flash"}, 26 * time.Second},
+		{"openai", "openai", "sk-test",
+			func(string) string { return "/api/openai/chat/completions" },
+			func(m string) string { return `{"model":"` + m + `","messages":[]}` }, bearer(), [2]string{"gpt-4.1", "gpt-4o-mini"}, 20 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, p := startFakeProxy(t, fakeupstream.Options{}, nil)
+			ids, secrets := addKeysInOrder(t, f, p, tc.provider, tc.prefix, fakeupstream.RateLimited, fakeupstream.OK)
+			limited, other := tc.models[0], tc.models[1]
+			do := func(model string) response { return p.do("POST", tc.path(model), tc.body(model), tc.header) }
+			start := time.Now()
+			if r := do(limited); r.Status != 200 || r.Header.Get("X-KeyPool-Attempts") != "2" {
+				t.Fatalf("first request: %d after %q attempts, want 200 from the second key", r.Status, r.Header.Get("X-KeyPool-Attempts"))
+			}
+			k := keyStatusOf(t, p, ids[0])
+			if k.State != adminapi.StateActive || k.CoolingUntil != nil || len(k.ModelCooldowns) != 1 || k.ModelCooldowns[0].Model != limited || k.ModelCooldowns[0].Reason != "rate_limited" {
+				t.Fatalf("limited key: state %q coolingUntil %v modelCooldowns %+v; want active with one rest for %s", k.State, k.CoolingUntil, k.ModelCooldowns, limited)
+			}
+			checkTimeNear(t, "modelCooldowns.until", apiTime(t, k.ModelCooldowns[0].Until), start.Add(tc.wait), 3*time.Second)
+			if ps := providerStatusOf(t, p, tc.provider); ps.RestingModelPairs != 1 || ps.CoolingKeys != 0 {
+				t.Fatalf("provider status: restingModelPairs %d coolingKeys %d, want 1 and 0", ps.RestingModelPairs, ps.CoolingKeys)
+			}
+			// The key answers again; its pair with the limited model rests
+			// on, its other models serve.
+			f.SetBehavior(secrets[0], fakeupstream.OK)
+			for i := range 4 {
+				if r := do(limited); r.Status != 200 || r.Header.Get("X-KeyPool-Key-Id") != ids[1] {
+					t.Fatalf("%s request %d: %d via %q, want 200 via the key whose pair does not rest", limited, i, r.Status, r.Header.Get("X-KeyPool-Key-Id"))
+				}
+			}
+			used := map[string]bool{}
+			for range 4 {
+				r := do(other)
+				if r.Status != 200 {
+					t.Fatalf("%s: %d %s", other, r.Status, r.Body)
+				}
+				used[r.Header.Get("X-KeyPool-Key-Id")] = true
+			}
+			if !used[ids[0]] || !used[ids[1]] {
+				t.Fatalf("%s used keys %v, want both: a rest for %s must not rest the key", other, used, limited)
+			}
+			// Every pair with the limited model rests: the proxy answers
+			// for that model alone, without calling upstream.
+			f.SetBehavior(secrets[1], fakeupstream.RateLimited)
+			if r := do(limited); r.Status != 429 {
+				t.Fatalf("last key limited: %d, want its 429", r.Status)
+			}
+			n := f.Count()
+			r := do(limited)
+			if tc.name != "gemini front door" {
+				checkNoKeyAnswer(t, r, tc.provider, time.Now().Add(tc.wait), 3*time.Second)
+			} else if r.Status != 503 || r.Header.Get("Retry-After") == "" {
+				t.Fatalf("front door, every pair resting: %d %v", r.Status, r.Header)
+			}
+			if !strings.Contains(string(r.Body), `"model":"`+limited+`"`) {
+				t.Fatalf("the 503 does not name the model: %s", r.Body)
+			}
+			if f.Count() != n {
+				t.Fatal("the upstream was called although every pair with the model rests")
+			}
+			if r := do(other); r.Status != 200 || r.Header.Get("X-KeyPool-Key-Id") != ids[0] {
+				t.Fatalf("%s while %s rests everywhere: %d via %q, want 200 via the first key", other, limited, r.Status, r.Header.Get("X-KeyPool-Key-Id"))
+			}
+		})
+	}
 }

@@ -156,17 +156,30 @@ type KeyStatus struct {
 	Tags                []string `json:"tags"`
 	CreatedAt           *string  `json:"createdAt"`
 	UpdatedAt           *string  `json:"updatedAt"`
+	// ModelCooldowns are the (key, model) pairs at rest: the key serves
+	// its other models meanwhile.
+	ModelCooldowns []ModelCooldown `json:"modelCooldowns,omitempty"`
+}
+
+// ModelCooldown is one (key, model) pair at rest: a rate limit or a
+// per-model quota of that model only.
+type ModelCooldown struct {
+	Model  string  `json:"model"`
+	Until  *string `json:"until"`
+	Reason string  `json:"reason,omitempty"`
 }
 
 // ProviderStatus answers GET /admin/status?provider=NAME.
 type ProviderStatus struct {
-	Provider      string      `json:"provider"`
-	TotalKeys     int         `json:"totalKeys"`
-	ActiveKeys    int         `json:"activeKeys"`
-	AvailableKeys int         `json:"availableKeys"`
-	CoolingKeys   int         `json:"coolingKeys"`
-	DisabledKeys  int         `json:"disabledKeys"`
-	Keys          []KeyStatus `json:"keys"`
+	Provider      string `json:"provider"`
+	TotalKeys     int    `json:"totalKeys"`
+	ActiveKeys    int    `json:"activeKeys"`
+	AvailableKeys int    `json:"availableKeys"`
+	CoolingKeys   int    `json:"coolingKeys"`
+	DisabledKeys  int    `json:"disabledKeys"`
+	// RestingModelPairs counts the (key, model) pairs at rest.
+	RestingModelPairs int         `json:"restingModelPairs"`
+	Keys              []KeyStatus `json:"keys"`
 }
 
 // StatusResponse answers GET /admin/status without a provider: every

@@ -44,6 +44,9 @@ func keyStatus(e *pool.Entry, now time.Time) adminapi.KeyStatus {
 	}
 	until, reason := e.Cooling(now)
 	st.CoolingUntil, st.CoolingReason = adminapi.FormatTime(until), reason
+	for _, mr := range e.ModelRests(now) {
+		st.ModelCooldowns = append(st.ModelCooldowns, adminapi.ModelCooldown{Model: mr.Model, Until: adminapi.FormatTime(mr.Until), Reason: mr.Reason})
+	}
 	if st.Tags == nil {
 		st.Tags = []string{}
 	}
@@ -84,6 +87,7 @@ func (s *Server) providerStatus(name string) adminapi.ProviderStatus {
 		if ks.DisabledReason != "" {
 			ps.DisabledKeys++
 		}
+		ps.RestingModelPairs += len(ks.ModelCooldowns)
 		ps.Keys = append(ps.Keys, ks)
 	}
 	return ps

@@ -73,7 +73,7 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 		retry = retry && act.Retry
 		var next *pool.Entry
 		if retry {
-			next = s.pool.PickExcept(st.prov.Name, st.strategy, st.tried)
+			next = s.pool.PickFor(st.prov.Name, s.pickModel(st), st.strategy, st.tried)
 		}
 		if next == nil {
 			return res, err
@@ -128,7 +128,7 @@ func (s *Server) judge(st *relayState, v failure.Verdict, act failure.Action, re
 	act = s.stormGuard(st.prov.Name, v, act, e, now)
 	e.Finish(pool.Outcome{Error: le, Blame: act.Blame})
 	st.finished = true
-	s.act(e, v, act, le, now)
+	s.act(st, e, v, act, le, now)
 	return act
 }
 
@@ -152,9 +152,10 @@ func (s *Server) stormGuard(provider string, v failure.Verdict, act failure.Acti
 	return act
 }
 
-// act rests, disables or passively penalizes a key after a failure whose
-// outcome is already recorded.
-func (s *Server) act(e *pool.Entry, v failure.Verdict, act failure.Action, le *pool.LastError, now time.Time) {
+// act rests, disables or passively penalizes a key after a failure of
+// st's request whose outcome is already recorded. A rate limit or a
+// per-model quota rests only the (key, model) pair (see restModels).
+func (s *Server) act(st *relayState, e *pool.Entry, v failure.Verdict, act failure.Action, le *pool.LastError, now time.Time) {
 	switch {
 	case act.Disable:
 		// Requests in flight on one key fail together: only the one that
@@ -172,6 +173,12 @@ func (s *Server) act(e *pool.Entry, v failure.Verdict, act failure.Action, le *p
 		until := v.Until
 		if until.IsZero() || !until.After(now) {
 			until = now.Add(s.cfg.DefaultCooldown)
+		}
+		if models := restModels(st, v); len(models) > 0 {
+			for _, m := range models {
+				s.pool.CoolModel(e, m, until, v.Class.String())
+			}
+			return
 		}
 		s.pool.Cool(e, until, v.Class.String())
 	case act.Blame && e.ConsecutiveFailures() >= int64(s.cfg.PassiveFailures):

@@ -93,7 +93,11 @@ func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 		badPath(w, r, err)
 		return
 	}
-	s.forward(w, r, &relayState{prov: prov, compat: true, strategy: strategy, target: target, body: body, start: start, token: token})
+	st := &relayState{prov: prov, compat: true, strategy: strategy, target: target, body: body, start: start, token: token}
+	if body != nil {
+		st.model, st.modelDone = cleanModel(upstreamModel), true
+	}
+	s.forward(w, r, st)
 }
 
 // escapeSegments percent-encodes each "/"-separated segment of p, keeping
