@@ -103,6 +103,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		RetryBudget: cfg.RetryBudget, FirstByteTimeout: cfg.FirstByteTimeout,
 		DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown,
 		PassiveFailures: cfg.PassiveFailures, PassiveCooldown: cfg.PassiveCooldown,
+		MetricsToken: cfg.MetricsToken, MetricsMaxKeyLabels: cfg.MetricsMaxKeyLabels,
 	}, st, providers)
 	if err != nil {
 		return err

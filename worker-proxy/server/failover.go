@@ -82,10 +82,19 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 			io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 			res.Body.Close()
 		}
+		st.failed = append(st.failed, attemptOutcome{class: v.Class, status: attemptStatus(res)})
 		st.entry, st.tried, st.finished = next, append(st.tried, next), false
 		st.verdict = failure.Verdict{}
 		req = retryRequest(req, st)
 	}
+}
+
+// attemptStatus is a failed attempt's upstream status; 0 without an answer.
+func attemptStatus(res *http.Response) int {
+	if res == nil {
+		return 0
+	}
+	return res.StatusCode
 }
 
 // retryRequest clones req for the next attempt with the current key.

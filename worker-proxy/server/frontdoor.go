@@ -93,11 +93,7 @@ func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 		badPath(w, r, err)
 		return
 	}
-	st := &relayState{prov: prov, compat: true, strategy: strategy, target: target, body: body, start: start, token: token}
-	if body != nil {
-		st.model, st.modelDone = cleanModel(upstreamModel), true
-	}
-	s.forward(w, r, st)
+	s.forward(w, r, &relayState{prov: prov, compat: true, strategy: strategy, target: target, body: body, start: start, token: token, route: "v1", model: upstreamModel})
 }
 
 // escapeSegments percent-encodes each "/"-separated segment of p, keeping

@@ -1,43 +1,14 @@
 package server
 
 import (
-	"encoding/json"
 	"strings"
 
 	"github.com/keypool/keypool/worker-proxy/failure"
 	"github.com/keypool/keypool/worker-proxy/pool"
 )
 
-// requestModel returns the model the request names, found once: Gemini's
-// path (…/models/{model}:{method}), else the JSON body's "model" field; ""
-// when it names none. A leading "models/" is dropped.
-func (st *relayState) requestModel() string {
-	if !st.modelDone {
-		st.model, st.modelDone = modelOf(st.target.Path, st.body), true
-	}
-	return st.model
-}
-
-// modelOf finds the model in an upstream path or a JSON body.
-func modelOf(path string, body []byte) string {
-	if i := strings.LastIndex(path, "/models/"); i >= 0 {
-		rest := path[i+len("/models/"):]
-		if j := strings.IndexByte(rest, ':'); j > 0 && !strings.Contains(rest[:j], "/") {
-			return cleanModel(rest[:j])
-		}
-	}
-	if len(body) == 0 || !strings.Contains(string(body[:min(len(body), 1<<20)]), `"model"`) {
-		return ""
-	}
-	var m struct {
-		Model string `json:"model"`
-	}
-	if json.Unmarshal(body, &m) != nil {
-		return ""
-	}
-	return cleanModel(m.Model)
-}
-
+// cleanModel is the model name the pool keeps rests under: without
+// Gemini's "models/" prefix, "" when too long to be one.
 func cleanModel(m string) string {
 	m = strings.TrimPrefix(strings.TrimSpace(m), "models/")
 	if len(m) > pool.MaxModelLen {
@@ -53,7 +24,7 @@ func (s *Server) pickModel(st *relayState) string {
 	if !s.pool.ModelRestsActive(st.prov.Name) {
 		return ""
 	}
-	return st.requestModel()
+	return cleanModel(st.requestModel())
 }
 
 // restModels returns the models whose (key, model) pair a cooldown after v
