@@ -1284,3 +1284,101 @@ func TestFailoverModelRest(t *testing.T) {
 		})
 	}
 }
+
+// addProjectKey adds a key with a project and returns its id.
+func addProjectKey(t *testing.T, f *fakeupstream.Server, p *proxy, secret, project string, b fakeupstream.Behavior) string {
+	t.Helper()
+	f.SetBehavior(secret, b)
+	body := map[string]any{"provider": "gemini", "apiKey": secret}
+	if project != "" {
+		body["project"] = project
+	}
+	r := p.admin("POST", "/admin/keys", body)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("add key: %d %s", r.Status, r.Body)
+	}
+	time.Sleep(3 * time.Millisecond) // round-robin order is creation order
+	return r.JSON(t)["keyId"].(string)
+}
+
+func TestFailoverProjectRest(t *testing.T) {
+	gem := map[string]string{"x-goog-api-key": testClientToken}
+	path := func(m string) string { return "/api/gemini/v1beta/models/" + m + ":generateContent" }
+	f, p := startFakeProxy(t, fakeupstream.Options{}, nil)
+	n := keySeq.Add(1)
+	secret := func(s string) string { return fmt.Sprintf("AIzaSyTestProject%s%06d", s, n) }
+	a := addProjectKey(t, f, p, secret("A"), "111", fakeupstream.DailyQuota)
+	b := addProjectKey(t, f, p, secret("B"), "111", fakeupstream.OK)
+	c := addProjectKey(t, f, p, secret("C"), "222", fakeupstream.OK)
+	d := addProjectKey(t, f, p, secret("D"), "", fakeupstream.OK)
+
+	start := time.Now()
+	r := p.do("POST", path("gemini-2.5-flash"), `{"contents":[]}`, gem)
+	// The quota is project 111's (GenerateRequestsPerDayPerProjectPerModel):
+	// B, of the same project, is skipped at once.
+	if r.Status != 200 || r.Header.Get("X-KeyPool-Key-Id") != c || r.Header.Get("X-KeyPool-Attempts") != "2" {
+		t.Fatalf("first request: %d via %q after %q, want 200 via C after 2 (a %s b %s c %s d %s)", r.Status, r.Header.Get("X-KeyPool-Key-Id"), r.Header.Get("X-KeyPool-Attempts"), a, b, c, d)
+	}
+	// B rests for the model too, without ever meeting the quota; C and D
+	// do not.
+	checkModelRest(t, keyStatusOf(t, p, a), "gemini-2.5-flash", "quota_exhausted", nextLAMidnight(t, start), 3*time.Second)
+	checkModelRest(t, keyStatusOf(t, p, b), "gemini-2.5-flash", "project 111", nextLAMidnight(t, start), 3*time.Second)
+	for _, id := range []string{c, d} {
+		if k := keyStatusOf(t, p, id); len(k.ModelCooldowns) != 0 {
+			t.Fatalf("key of another project rests: %+v", k.ModelCooldowns)
+		}
+	}
+	for i := range 6 {
+		r := p.do("POST", path("gemini-2.5-flash"), `{"contents":[]}`, gem)
+		if id := r.Header.Get("X-KeyPool-Key-Id"); r.Status != 200 || id == a || id == b || r.Header.Get("X-KeyPool-Attempts") != "" {
+			t.Fatalf("request %d: %d via %q after %q attempts, want 200 at once from project 222 or the key of unknown project", i, r.Status, id, r.Header.Get("X-KeyPool-Attempts"))
+		}
+	}
+	// Project 111 still serves its other models (the fake's quota is the
+	// key's for every model: lift it).
+	f.SetBehavior(secret("A"), fakeupstream.OK)
+	usedB := false
+	for range 4 {
+		r := p.do("POST", path("gemini-2.5-pro"), `{"contents":[]}`, gem)
+		usedB = usedB || r.Header.Get("X-KeyPool-Key-Id") == b
+	}
+	if !usedB {
+		t.Fatal("key B never served gemini-2.5-pro: a per-model project rest rested the key")
+	}
+	st := providerStatusOf(t, p, "gemini")
+	if st.Projects != 2 || st.KeysWithoutProject != 1 {
+		t.Fatalf("projects %d keysWithoutProject %d, want 2 and 1", st.Projects, st.KeysWithoutProject)
+	}
+
+	// A project is learned from Google's ErrorInfo consumer.
+	e := addProjectKey(t, f, p, secret("E"), "", fakeupstream.Suspended)
+	for i := 0; len(requestsWith(f, secret("E"))) == 0; i++ {
+		if i == 10 {
+			t.Fatal("the suspended key was never tried")
+		}
+		p.do("POST", path("gemini-2.5-pro"), `{"contents":[]}`, gem)
+	}
+	if k := keyStatusOf(t, p, e); k.Project != "123456789012" || k.State != adminapi.StateDisabled {
+		t.Fatalf("suspended key: project %q state %q, want the project its answer named, disabled", k.Project, k.State)
+	}
+	if st := providerStatusOf(t, p, "gemini"); st.Projects != 3 {
+		t.Fatalf("projects %d after learning one, want 3", st.Projects)
+	}
+
+	// An operator sets and clears it; bad names are refused.
+	if r := p.admin("PUT", "/admin/keys/"+d, map[string]any{"project": "222"}); r.Status != 200 || keyStatusOf(t, p, d).Project != "222" {
+		t.Fatalf("set project: %d %s", r.Status, r.Body)
+	}
+	if r := p.admin("PUT", "/admin/keys/"+d, map[string]any{"project": "a/b"}); r.Status != 400 || !strings.Contains(string(r.Body), "project") {
+		t.Fatalf("bad project: %d %s, want 400 naming the field", r.Status, r.Body)
+	}
+	if r := p.admin("PUT", "/admin/keys/"+d, map[string]any{"project": ""}); r.Status != 200 || keyStatusOf(t, p, d).Project != "" {
+		t.Fatalf("clear project: %d %s", r.Status, r.Body)
+	}
+	// The overview counts the independent quotas.
+	var all adminapi.StatusResponse
+	p.admin("GET", "/admin/status", nil).Decode(t, &all)
+	if all.Projects != 3 || all.KeysWithoutProject != 1 {
+		t.Fatalf("overview: %d projects, %d keys without, want 3 and 1", all.Projects, all.KeysWithoutProject)
+	}
+}

@@ -81,3 +81,33 @@ func TestModelRestNextAvailableAndStatus(t *testing.T) {
 		t.Fatal("an empty model did not rest the key")
 	}
 }
+
+func TestProjects(t *testing.T) {
+	ks := keys("gemini", 5)
+	ks[0].Project, ks[1].Project, ks[2].Project = "111", "111", "222"
+	p := newPool(ks...)
+	if n, u := p.Projects("gemini"); n != 2 || u != 2 {
+		t.Fatalf("Projects = %d, %d unknown; want 2, 2", n, u)
+	}
+	e3, _ := p.Entry("key_3")
+	if k, ok := p.SetProject(e3, "111"); !ok || k.Project != "111" || k.Revision != 1 {
+		t.Fatalf("SetProject on a key without one: %+v %v", k, ok)
+	}
+	e0, _ := p.Entry("key_0")
+	if _, ok := p.SetProject(e0, "999"); ok || e0.Key().Project != "111" {
+		t.Fatal("a learned project replaced the one set")
+	}
+	if _, ok := p.SetProject(e3, "bad/name"); ok {
+		t.Fatal("an invalid project was set")
+	}
+	var ids []string
+	for _, e := range p.SameProject("gemini", "111") {
+		ids = append(ids, e.ID())
+	}
+	if len(ids) != 3 || ids[0] != "key_0" || ids[2] != "key_3" {
+		t.Fatalf("SameProject = %v", ids)
+	}
+	if p.SameProject("gemini", "") != nil {
+		t.Fatal("the empty project groups keys")
+	}
+}
