@@ -18,6 +18,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/provider"
 	"github.com/keypool/keypool/worker-proxy/seal"
 	"github.com/keypool/keypool/worker-proxy/server"
+	"github.com/keypool/keypool/worker-proxy/store/redisstore"
 )
 
 // Config is the proxy's configuration, read from the environment. Each
@@ -31,7 +32,7 @@ type Config struct {
 	AllowAnonymous bool     // ALLOW_ANONYMOUS_RELAY: relay without a client token; default false
 	AllowedOrigins []string // ALLOWED_ORIGINS: comma-separated browser origins, or *
 
-	Store   string // STORE: bolt (default; the embedded file database) or cfkv (Cloudflare KV)
+	Store   string // STORE: bolt (default; the embedded file database), cfkv (Cloudflare KV) or redis
 	DataDir string // DATA_DIR: default ./data
 
 	// ENCRYPTION_KEY: 32 random bytes (base64 or hex) sealing API keys at
@@ -46,6 +47,9 @@ type Config struct {
 	InstanceID    string        // INSTANCE_ID: names this instance's usage record in KV; default kept in DATA_DIR/instance.id
 	KVUsageFlush  time.Duration // KV_USAGE_FLUSH_INTERVAL: this instance writes its usage to KV at most this often; default 10m
 	KVUsageSync   time.Duration // KV_USAGE_SYNC_INTERVAL: other instances' usage is read this often; default 10m
+
+	RedisURL    string // REDIS_URL: for STORE=redis; redis://, rediss://, redis+cluster://, redis+sentinel://
+	RedisPrefix string // REDIS_PREFIX: starts every Redis key of this pool; default keypool:
 
 	GeminiBase    string // GEMINI_BASE_URL: default https://generativelanguage.googleapis.com/v1beta
 	GeminiKeyIn   string // GEMINI_KEY_IN: header (x-goog-api-key, default) or query (?key=)
@@ -161,8 +165,20 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 				bad("CF_API_BASE_URL", "%v", err)
 			}
 		}
+	case "redis":
+		c.RedisURL, c.RedisPrefix = getenv("REDIS_URL"), or(getenv("REDIS_PREFIX"), redisstore.DefaultPrefix)
+		if c.RedisURL == "" {
+			bad("REDIS_URL", "required with STORE=redis (like redis://:password@host:6379/0)")
+		} else if cl, err := redisstore.NewClient(c.RedisURL); err != nil {
+			bad("REDIS_URL", "%v", err)
+		} else {
+			cl.Close()
+		}
+		if strings.ContainsAny(c.RedisPrefix, "{}") {
+			bad("REDIS_PREFIX", "%q must not contain braces", c.RedisPrefix)
+		}
 	default:
-		bad("STORE", "unknown store %q (available: bolt, cfkv)", c.Store)
+		bad("STORE", "unknown store %q (available: bolt, cfkv, redis)", c.Store)
 	}
 	if c.GeminiKeyIn != "header" && c.GeminiKeyIn != "query" {
 		bad("GEMINI_KEY_IN", "%q is not header or query", c.GeminiKeyIn)

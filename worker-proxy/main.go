@@ -28,6 +28,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/store"
 	"github.com/keypool/keypool/worker-proxy/store/boltstore"
 	"github.com/keypool/keypool/worker-proxy/store/cfkv"
+	"github.com/keypool/keypool/worker-proxy/store/redisstore"
 	"github.com/keypool/keypool/worker-proxy/store/sealed"
 )
 
@@ -170,6 +171,8 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 			UsageFlushInterval: cfg.KVUsageFlush, UsageSyncInterval: cfg.KVUsageSync,
 			JournalPath: filepath.Join(cfg.DataDir, "kv-usage.journal"),
 		})
+	case "redis":
+		return redisstore.Open(ctx, redisstore.Config{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Logger: log})
 	}
 	return nil, fmt.Errorf("unknown store %q", cfg.Store)
 }

@@ -59,7 +59,7 @@ func (s *Server) keyStates() []metrics.KeyStates {
 
 // keyState is a key's state as GET /admin/status names it.
 func keyState(e *pool.Entry, now time.Time) string {
-	k := e.Key()
+	k := e.Config() // shared, not copied: status pages scan every key
 	until, _ := e.Cooling(now)
 	switch {
 	case !k.IsActive:
