@@ -35,6 +35,10 @@ type AddKeyRequest struct {
 	Weight      *int      `json:"weight,omitempty"`
 	IsActive    *bool     `json:"isActive,omitempty"`
 	Metadata    *Metadata `json:"metadata,omitempty"`
+	// Project is the Google Cloud project (or account) whose quota the
+	// key draws on; keys of one project share one quota. Absent: unknown,
+	// learned from the provider's error details when it names one.
+	Project *string `json:"project,omitempty"`
 }
 
 // AddKeyResponse answers POST /admin/keys (201).
@@ -54,6 +58,10 @@ type BulkAddRequest struct {
 	Weight      *int      `json:"weight,omitempty"`
 	IsActive    *bool     `json:"isActive,omitempty"`
 	Metadata    *Metadata `json:"metadata,omitempty"`
+	// Project is the Google Cloud project (or account) whose quota the
+	// key draws on; keys of one project share one quota. Absent: unknown,
+	// learned from the provider's error details when it names one.
+	Project *string `json:"project,omitempty"`
 }
 
 // Results of one line of a bulk import.
@@ -102,6 +110,8 @@ type UpdateKeyRequest struct {
 	MaxRequests *int64    `json:"maxRequests,omitempty"`
 	Weight      *int      `json:"weight,omitempty"`
 	Metadata    *Metadata `json:"metadata,omitempty"`
+	// Project sets the key's project; "" clears it.
+	Project *string `json:"project,omitempty"`
 }
 
 // KeyResponse answers PUT and DELETE /admin/keys/{id}.
@@ -156,17 +166,39 @@ type KeyStatus struct {
 	Tags                []string `json:"tags"`
 	CreatedAt           *string  `json:"createdAt"`
 	UpdatedAt           *string  `json:"updatedAt"`
+	// Project is the Google Cloud project (or account) whose quota the key
+	// draws on, set or learned; "" when unknown.
+	Project string `json:"project,omitempty"`
+	// ModelCooldowns are the (key, model) pairs at rest: the key serves
+	// its other models meanwhile.
+	ModelCooldowns []ModelCooldown `json:"modelCooldowns,omitempty"`
+}
+
+// ModelCooldown is one (key, model) pair at rest: a rate limit or a
+// per-model quota of that model only.
+type ModelCooldown struct {
+	Model  string  `json:"model"`
+	Until  *string `json:"until"`
+	Reason string  `json:"reason,omitempty"`
 }
 
 // ProviderStatus answers GET /admin/status?provider=NAME.
 type ProviderStatus struct {
-	Provider      string      `json:"provider"`
-	TotalKeys     int         `json:"totalKeys"`
-	ActiveKeys    int         `json:"activeKeys"`
-	AvailableKeys int         `json:"availableKeys"`
-	CoolingKeys   int         `json:"coolingKeys"`
-	DisabledKeys  int         `json:"disabledKeys"`
-	Keys          []KeyStatus `json:"keys"`
+	Provider      string `json:"provider"`
+	TotalKeys     int    `json:"totalKeys"`
+	ActiveKeys    int    `json:"activeKeys"`
+	AvailableKeys int    `json:"availableKeys"`
+	CoolingKeys   int    `json:"coolingKeys"`
+	DisabledKeys  int    `json:"disabledKeys"`
+	// RestingModelPairs counts the (key, model) pairs at rest.
+	RestingModelPairs int `json:"restingModelPairs"`
+	// Projects counts the distinct projects the keys name, and
+	// KeysWithoutProject the keys whose project is unknown: the pool holds
+	// at most Projects+KeysWithoutProject independent quotas ("120 keys in
+	// 9 projects").
+	Projects           int         `json:"projects"`
+	KeysWithoutProject int         `json:"keysWithoutProject"`
+	Keys               []KeyStatus `json:"keys"`
 }
 
 // StatusResponse answers GET /admin/status without a provider: every
@@ -179,6 +211,10 @@ type StatusResponse struct {
 	CoolingKeys   int              `json:"coolingKeys"`
 	DisabledKeys  int              `json:"disabledKeys"`
 	Providers     []ProviderStatus `json:"providers"`
+	// Projects and KeysWithoutProject sum the providers' (see
+	// ProviderStatus).
+	Projects           int `json:"projects"`
+	KeysWithoutProject int `json:"keysWithoutProject"`
 }
 
 // ResetRequest is the body of POST /admin/reset.

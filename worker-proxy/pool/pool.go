@@ -37,6 +37,10 @@ type Entry struct {
 	consecFails atomic.Int64 // blamed failures since the last success
 	pos         atomic.Int64 // index in its provider's current snapshot
 
+	// models holds the (key, model) pairs at rest, copy on write; nil
+	// when none ever rested.
+	models atomic.Pointer[map[string]modelRest]
+
 	// Flush baselines: what the store already has. Guarded by Pool.flushMu.
 	fRequests, fSuccesses, fFailures, fLastUsed int64
 	fLastErr                                    *LastError
@@ -190,6 +194,9 @@ type set struct {
 	// nextRevival is when the first cooling key comes back (unix ns);
 	// picks check it with one atomic load.
 	nextRevival atomic.Int64
+	// modelRestsUntil is when the last (key, model) rest set so far ends
+	// (unix ns): before it, picks for a model check the pairs.
+	modelRestsUntil atomic.Int64
 }
 
 // Pool holds every provider's keys and picks one per request. Picks are
@@ -569,12 +576,17 @@ func (s *snapshot) pickLeastBusy(now int64) *Entry {
 // PickExcept is Pick for a retry: it never returns a key in tried. It
 // tries the strategy first, then scans from a random place.
 func (p *Pool) PickExcept(provider string, strategy Strategy, tried []*Entry) *Entry {
+	return p.pickExcept(provider, strategy, func(e *Entry, _ int64) bool { return slices.Contains(tried, e) })
+}
+
+// pickExcept is Pick that never returns a key skip refuses.
+func (p *Pool) pickExcept(provider string, strategy Strategy, skip func(*Entry, int64) bool) *Entry {
 	for range 3 {
 		e := p.Pick(provider, strategy)
 		if e == nil {
 			return nil
 		}
-		if !slices.Contains(tried, e) {
+		if !skip(e, p.now().UnixNano()) {
 			return e
 		}
 		e.release()
@@ -595,7 +607,7 @@ func (p *Pool) PickExcept(provider string, strategy Strategy, tried []*Entry) *E
 		if i < 0 {
 			return nil
 		}
-		if !slices.Contains(tried, snap.entries[i]) && snap.take(i, now) {
+		if !skip(snap.entries[i], now) && snap.take(i, now) {
 			return snap.entries[i]
 		}
 		if i++; i == n {
@@ -760,9 +772,10 @@ func (p *Pool) Cool(e *Entry, until time.Time, reason string) {
 	}
 }
 
-// Uncool ends a key's rest now.
+// Uncool ends a key's rest, and every (key, model) rest, now.
 func (p *Pool) Uncool(e *Entry) {
 	e.coolUntil.Store(0)
+	e.uncoolModels()
 	s, ok := (*p.sets.Load())[e.cfg.Load().Provider]
 	if !ok {
 		return
@@ -854,6 +867,7 @@ func (p *Pool) Disable(e *Entry, reason string, at time.Time) Key {
 // configuration, for the caller to persist.
 func (p *Pool) Enable(e *Entry) Key {
 	e.coolUntil.Store(0)
+	e.uncoolModels()
 	e.consecFails.Store(0)
 	p.mu.Lock()
 	defer p.mu.Unlock()
