@@ -23,6 +23,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
 	"github.com/keypool/keypool/worker-proxy/redact"
+	"github.com/keypool/keypool/worker-proxy/tokenusage"
 	"github.com/keypool/keypool/worker-proxy/traffic"
 )
 
@@ -50,7 +51,23 @@ type relayState struct {
 
 	// keyScrub masks the current key in a successful answer.
 	keyScrub redact.Scrubber
+
+	// Who asked and what it cost, for accounting, the request log and
+	// metrics (all final once finish runs):
+	client  tokenRef           // the client token presented; id "" when anonymous
+	model   string             // the model the request names, when known ("" else)
+	usage   tokenusage.Counter // tokens the answer reported: usage.Usage()
+	usageR  tokenusage.Reader  // feeds usage as the answer streams to the client
+	refused string             // why the token's settings refused it (refuse* codes), or ""
 }
+
+// Tokens returns the prompt and completion tokens the answer reported, and
+// whether it reported any.
+func (st *relayState) Tokens() (tokenusage.Usage, bool) { return st.usage.Usage() }
+
+// ClientName is the name of the client token the request came with ("" if
+// anonymous): never the token itself.
+func (st *relayState) ClientName() string { return st.client.name }
 
 // secrets returns every secret the request used: each key tried and the
 // client's token.
@@ -102,7 +119,7 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 		s.unknownProvider(w, http.StatusNotFound, name)
 		return
 	}
-	token, ok := s.authorizeClient(w, r)
+	client, token, ok := s.authorizeClient(w, r)
 	if !ok {
 		return
 	}
@@ -121,25 +138,42 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 		badPath(w, r, err)
 		return
 	}
+	st := &relayState{prov: prov, strategy: strategy, target: target, start: start, token: token, client: client}
+	style := styleFor(prov, false, rest)
+	if !s.admitScope(w, st, style) {
+		return
+	}
 	body, status, msg := s.readBody(w, r)
 	if status != 0 {
 		relayError(w, r, status, "invalid_request_error", "request_too_large", msg, map[string]any{"provider": name})
 		return
 	}
-	s.forward(w, r, &relayState{prov: prov, strategy: strategy, target: target, body: body, start: start, token: token})
+	st.body = body
+	if st.model, err = requestModel(st, rest); err != nil {
+		clientRefusal(w, style, http.StatusBadRequest, "invalid_request_error", "Invalid request body: "+err.Error(), 0)
+		return
+	}
+	if !s.admitRequest(w, st, style) {
+		return
+	}
+	s.forward(w, r, st)
 }
 
 // authorizeClient checks the relay caller's token, answering 401 if bad.
-// It returns the token presented.
-func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request) (string, bool) {
+// It returns the known token presented (id "" when anonymous) and what
+// the caller sent as its token.
+func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request) (tokenRef, string, bool) {
 	tok := clientToken(r)
-	if s.cfg.AllowAnonymous || s.tokens.has(tok) {
-		return tok, true
+	if ref, ok := s.tokens.get(tok); ok {
+		return ref, tok, true
+	}
+	if s.cfg.AllowAnonymous {
+		return tokenRef{}, tok, true
 	}
 	relayError(w, r, http.StatusUnauthorized, "authentication_error", "invalid_client_token", "Invalid or missing client token", map[string]any{
 		"hint": s.clientTokenHint(r),
 	})
-	return "", false
+	return tokenRef{}, "", false
 }
 
 // checkPaths refuses, before routing, a relay or front door path that
@@ -203,6 +237,7 @@ func (s *Server) noKey(w http.ResponseWriter, r *http.Request, st *relayState) {
 	}
 	relayError(w, r, http.StatusServiceUnavailable, "service_unavailable", "no_available_keys", "No available API keys", body)
 	s.traffic.Record(st.prov.Name, traffic.Unserved, 0)
+	s.account(st)
 	s.logRelay(r.Context(), slog.LevelWarn, slog.String("provider", st.prov.Name),
 		slog.String("strategy", st.strategy.String()), slog.Int("status", http.StatusServiceUnavailable),
 		slog.String("error", "no available keys"))
@@ -287,7 +322,8 @@ func (s *Server) modifyResponse(res *http.Response) error {
 		sc := &st.keyScrub
 		sc.Add(st.entry.Secret())
 		sc.Header(res.Header)
-		res.Body = sc.Reader(res.Body, res.ContentLength >= 0)
+		st.usageR = tokenusage.Reader{R: sc.Reader(res.Body, res.ContentLength >= 0), C: &st.usage}
+		res.Body = &st.usageR
 	}
 	// Canonical names, set directly: no allocation to canonicalize.
 	res.Header["X-Keypool-Key-Id"] = []string{st.entry.ID()}
@@ -397,6 +433,7 @@ func (s *Server) finish(r *http.Request, st *relayState, completed bool) {
 		outcome = traffic.Error
 	}
 	s.traffic.Record(st.prov.Name, outcome, len(st.tried)-1)
+	s.account(st)
 	attrs := []slog.Attr{
 		slog.String("provider", st.prov.Name),
 		slog.String("strategy", st.strategy.String()),
