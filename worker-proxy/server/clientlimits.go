@@ -126,8 +126,11 @@ func budgetText(b limits.Budget) string {
 // restricts reports whether the request's client token has settings to
 // apply.
 func (st *relayState) restricts() bool {
+	if st.client == nil {
+		return false
+	}
 	t := &st.client.token
-	return st.client.id != "" && (!t.Limits.IsZero() || !t.ExpiresAt.IsZero() || len(t.Providers) > 0 || len(t.Models) > 0)
+	return !t.Limits.IsZero() || !t.ExpiresAt.IsZero() || len(t.Providers) > 0 || len(t.Models) > 0
 }
 
 // refuse answers a request its client token's settings refuse, in style's
@@ -136,6 +139,9 @@ func (s *Server) refuse(w http.ResponseWriter, st *relayState, style errorStyle,
 	s.usage.tokens.Add(st.client.id, tokenusage.Totals{Requests: 1, Refused: 1})
 	st.refused = code
 	clientRefusal(w, style, status, code, msg, retry)
+	if st.prov != nil {
+		s.observe(st, status)
+	}
 	return false
 }
 
@@ -178,7 +184,7 @@ func (s *Server) admitRequest(w http.ResponseWriter, st *relayState, style error
 
 // admitListing applies the client token's expiry and request budgets to
 // GET /v1/models, which asks every allowed provider.
-func (s *Server) admitListing(w http.ResponseWriter, client tokenRef) bool {
+func (s *Server) admitListing(w http.ResponseWriter, client *tokenRef) bool {
 	st := &relayState{client: client}
 	if !st.restricts() {
 		return true
@@ -294,16 +300,16 @@ func quickModel(body []byte) string {
 	return string(m)
 }
 
-// requestModel finds the model a native relay request names: in its path,
+// findModel finds the model a native relay request names: in its path,
 // else in its JSON body (exactly when the token restricts models).
-func requestModel(st *relayState, rest string) (string, error) {
+func findModel(st *relayState, rest string) (string, error) {
 	if m := pathModel(rest); m != "" {
 		return m, nil
 	}
 	if len(st.body) == 0 {
 		return "", nil
 	}
-	if len(st.client.token.Models) > 0 {
+	if st.client != nil && len(st.client.token.Models) > 0 {
 		return bodyModel(st.body)
 	}
 	return quickModel(st.body), nil
@@ -322,6 +328,7 @@ type usageCounts struct {
 // budgets), its model and its provider.
 func (s *Server) account(st *relayState) {
 	u, _ := st.usage.Usage()
+	st.promptTokens, st.completionTokens = u.Prompt, u.Completion
 	if st.entry != nil {
 		st.entry.AddTokens(u.Prompt, u.Completion)
 	}
@@ -330,7 +337,7 @@ func (s *Server) account(st *relayState) {
 	if st.model != "" {
 		s.usage.models.Add(st.prov.Name+"/"+strings.TrimPrefix(st.model, "models/"), d)
 	}
-	if st.client.id != "" {
+	if st.client != nil {
 		s.usage.tokens.Add(st.client.id, d)
 		s.limiter.AddTokens(st.client.id, st.client.token.Limits, u.Total())
 	}

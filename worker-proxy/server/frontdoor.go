@@ -47,7 +47,11 @@ func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 		if !s.admitListing(w, client) {
 			return
 		}
-		s.listModels(w, r, strategy, client.token.Providers)
+		var allowed []string
+		if client != nil {
+			allowed = client.token.Providers
+		}
+		s.listModels(w, r, strategy, allowed)
 		return
 	}
 	var model string
@@ -74,7 +78,7 @@ func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		model = m.Model
-		if len(client.token.Models) > 0 {
+		if client != nil && len(client.token.Models) > 0 {
 			// The token restricts models: the model checked must be the one
 			// the upstream reads.
 			if exact, err := bodyModel(body); err != nil || exact != model {
@@ -106,7 +110,7 @@ func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := &relayState{prov: prov, compat: true, strategy: strategy, target: target, body: body, start: start, token: token,
-		client: client, model: upstreamModel}
+		route: "v1", client: client, model: upstreamModel}
 	if !s.admitScope(w, st, styleOpenAI) || !s.admitRequest(w, st, styleOpenAI) {
 		return
 	}

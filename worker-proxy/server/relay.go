@@ -42,6 +42,10 @@ type relayState struct {
 	tried    []*pool.Entry // every key tried, in order
 	finished bool          // entry's outcome is already recorded
 
+	// upstreamFails counts the attempts that failed for upstream trouble,
+	// not for a refusal about the key: those MaxRetries bounds.
+	upstreamFails int
+
 	status  int             // final status sent to the client
 	lastErr *pool.LastError // the final attempt's failure, if any
 	verdict failure.Verdict // the final attempt's classification
@@ -49,25 +53,28 @@ type relayState struct {
 
 	streamErr *failure.Verdict // an error event inside a 200 stream
 
+	// For the metrics and the request log (see observe.go):
+	route  string           // "api" or "v1"
+	model  string           // the model asked for, when the route knows it ("" : read from body or path)
+	failed []attemptOutcome // each attempt that failed over to another key, in order
+	ttfb   time.Duration    // arrival to the response's first byte; 0 if none
+	// client is the caller's client token, nil when anonymous; authorization
+	// may set it, else observe looks it up.
+	client *tokenRef
+	// promptTokens and completionTokens are the usage the upstream reported
+	// for this request; the token usage counter fills them (0: unknown).
+	promptTokens, completionTokens int64
+
 	// keyScrub masks the current key in a successful answer.
 	keyScrub redact.Scrubber
 
-	// Who asked and what it cost, for accounting, the request log and
-	// metrics (all final once finish runs):
-	client  tokenRef           // the client token presented; id "" when anonymous
-	model   string             // the model the request names, when known ("" else)
-	usage   tokenusage.Counter // tokens the answer reported: usage.Usage()
-	usageR  tokenusage.Reader  // feeds usage as the answer streams to the client
-	refused string             // why the token's settings refused it (refuse* codes), or ""
+	// Token usage and client token settings (clientlimits.go): usage reads
+	// the answer as it streams to the client (through usageR); account
+	// copies its counts to promptTokens and completionTokens.
+	usage   tokenusage.Counter
+	usageR  tokenusage.Reader
+	refused string // why the client token's settings refused it (refuse* codes), or ""
 }
-
-// Tokens returns the prompt and completion tokens the answer reported, and
-// whether it reported any.
-func (st *relayState) Tokens() (tokenusage.Usage, bool) { return st.usage.Usage() }
-
-// ClientName is the name of the client token the request came with ("" if
-// anonymous): never the token itself.
-func (st *relayState) ClientName() string { return st.client.name }
 
 // secrets returns every secret the request used: each key tried and the
 // client's token.
@@ -138,7 +145,7 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 		badPath(w, r, err)
 		return
 	}
-	st := &relayState{prov: prov, strategy: strategy, target: target, start: start, token: token, client: client}
+	st := &relayState{prov: prov, strategy: strategy, target: target, start: start, token: token, client: client, route: "api"}
 	style := styleFor(prov, false, rest)
 	if !s.admitScope(w, st, style) {
 		return
@@ -149,7 +156,7 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.body = body
-	if st.model, err = requestModel(st, rest); err != nil {
+	if st.model, err = findModel(st, rest); err != nil {
 		clientRefusal(w, style, http.StatusBadRequest, "invalid_request_error", "Invalid request body: "+err.Error(), 0)
 		return
 	}
@@ -160,20 +167,20 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorizeClient checks the relay caller's token, answering 401 if bad.
-// It returns the known token presented (id "" when anonymous) and what
-// the caller sent as its token.
-func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request) (tokenRef, string, bool) {
+// It returns the known token presented (nil when anonymous) and what the
+// caller sent as its token.
+func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request) (*tokenRef, string, bool) {
 	tok := clientToken(r)
 	if ref, ok := s.tokens.get(tok); ok {
-		return ref, tok, true
+		return &ref, tok, true
 	}
 	if s.cfg.AllowAnonymous {
-		return tokenRef{}, tok, true
+		return nil, tok, true
 	}
 	relayError(w, r, http.StatusUnauthorized, "authentication_error", "invalid_client_token", "Invalid or missing client token", map[string]any{
 		"hint": s.clientTokenHint(r),
 	})
-	return tokenRef{}, "", false
+	return nil, "", false
 }
 
 // checkPaths refuses, before routing, a relay or front door path that
@@ -238,6 +245,7 @@ func (s *Server) noKey(w http.ResponseWriter, r *http.Request, st *relayState) {
 	relayError(w, r, http.StatusServiceUnavailable, "service_unavailable", "no_available_keys", "No available API keys", body)
 	s.traffic.Record(st.prov.Name, traffic.Unserved, 0)
 	s.account(st)
+	s.observe(st, http.StatusServiceUnavailable)
 	s.logRelay(r.Context(), slog.LevelWarn, slog.String("provider", st.prov.Name),
 		slog.String("strategy", st.strategy.String()), slog.Int("status", http.StatusServiceUnavailable),
 		slog.String("error", "no available keys"))
@@ -309,6 +317,7 @@ func (st *relayState) setKey(req *http.Request) {
 func (s *Server) modifyResponse(res *http.Response) error {
 	st := stateOf(res.Request.Context())
 	st.status = res.StatusCode
+	st.ttfb = time.Since(st.start)
 	for h := range res.Header {
 		if strings.HasPrefix(h, "Access-Control-") {
 			delete(res.Header, h)
@@ -451,6 +460,7 @@ func (s *Server) finish(r *http.Request, st *relayState, completed bool) {
 		attrs = append(attrs, slog.Bool("interrupted", true))
 	}
 	s.logRelay(r.Context(), slog.LevelInfo, attrs...)
+	s.observe(st, status)
 }
 
 // logRelay writes a request's "relay" log line. It hands the record to the
