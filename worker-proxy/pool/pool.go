@@ -31,6 +31,8 @@ type Entry struct {
 	lastUsed  atomic.Int64 // unix nanoseconds, 0 = never
 	lastErr   atomic.Pointer[LastError]
 	inflight  atomic.Int64
+	prompt    atomic.Int64 // tokens, from the answers' usage
+	complete  atomic.Int64
 
 	coolUntil   atomic.Int64 // unix nanoseconds; the key rests until then
 	coolReason  atomic.Pointer[string]
@@ -43,6 +45,7 @@ type Entry struct {
 
 	// Flush baselines: what the store already has. Guarded by Pool.flushMu.
 	fRequests, fSuccesses, fFailures, fLastUsed int64
+	fPrompt, fComplete                          int64
 	fLastErr                                    *LastError
 }
 
@@ -67,6 +70,9 @@ func (e *Entry) Usage() Usage {
 		Successes: e.successes.Load(),
 		Failures:  e.failures.Load(),
 		LastError: e.lastErr.Load(),
+
+		PromptTokens:     e.prompt.Load(),
+		CompletionTokens: e.complete.Load(),
 	}
 	if t := e.lastUsed.Load(); t != 0 {
 		u.LastUsed = time.Unix(0, t).UTC()
@@ -142,6 +148,16 @@ type Outcome struct {
 	// request, not the whole upstream); it counts as a consecutive failure.
 	Blame bool
 	Error *LastError // set on failure; Message must be free of secrets
+}
+
+// AddTokens counts the tokens one of the key's answers reported.
+func (e *Entry) AddTokens(prompt, completion int64) {
+	if prompt > 0 {
+		e.prompt.Add(prompt)
+	}
+	if completion > 0 {
+		e.complete.Add(completion)
+	}
 }
 
 // NoteError records le as the key's last error without counting a request
@@ -242,6 +258,8 @@ func (p *Pool) Load(keys []Key, usage map[string]Usage) {
 			e.requests.Store(u.Requests)
 			e.successes.Store(u.Successes)
 			e.failures.Store(u.Failures)
+			e.prompt.Store(u.PromptTokens)
+			e.complete.Store(u.CompletionTokens)
 			if !u.LastUsed.IsZero() {
 				e.lastUsed.Store(u.LastUsed.UnixNano())
 			}
@@ -250,6 +268,7 @@ func (p *Pool) Load(keys []Key, usage map[string]Usage) {
 				e.lastErr.Store(&le)
 			}
 			e.fRequests, e.fSuccesses, e.fFailures = u.Requests, u.Successes, u.Failures
+			e.fPrompt, e.fComplete = u.PromptTokens, u.CompletionTokens
 			e.fLastUsed = e.lastUsed.Load()
 			e.fLastErr = e.lastErr.Load()
 		}
@@ -928,20 +947,23 @@ func (p *Pool) Flush(write func([]UsageDelta) error) error {
 	type mark struct {
 		e           *Entry
 		r, s, f, lu int64
+		pt, ct      int64
 		le          *LastError
 	}
 	var deltas []UsageDelta
 	var marks []mark
 	for _, e := range entries {
-		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load()}
-		d := UsageDelta{ID: e.cfg.Load().ID, Requests: m.r - e.fRequests, Successes: m.s - e.fSuccesses, Failures: m.f - e.fFailures}
+		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load(),
+			pt: e.prompt.Load(), ct: e.complete.Load()}
+		d := UsageDelta{ID: e.cfg.Load().ID, Requests: m.r - e.fRequests, Successes: m.s - e.fSuccesses, Failures: m.f - e.fFailures,
+			PromptTokens: m.pt - e.fPrompt, CompletionTokens: m.ct - e.fComplete}
 		if m.lu != e.fLastUsed && m.lu != 0 {
 			d.LastUsed = time.Unix(0, m.lu).UTC()
 		}
 		if m.le != e.fLastErr {
 			d.LastError = m.le
 		}
-		if d.Requests == 0 && d.Successes == 0 && d.Failures == 0 && d.LastUsed.IsZero() && d.LastError == nil {
+		if !d.Counts() && d.LastUsed.IsZero() && d.LastError == nil {
 			continue
 		}
 		deltas = append(deltas, d)
@@ -955,11 +977,12 @@ func (p *Pool) Flush(write func([]UsageDelta) error) error {
 	}
 	for _, m := range marks {
 		m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed, m.e.fLastErr = m.r, m.s, m.f, m.lu, m.le
+		m.e.fPrompt, m.e.fComplete = m.pt, m.ct
 	}
 	return nil
 }
 
-// ResetUsage zeroes the request, success and failure counts of provider's
+// ResetUsage zeroes the request, success, failure and token counts of provider's
 // keys after reset (the store's part) succeeds, and returns how many keys
 // were reset.
 func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int, error) {
@@ -979,7 +1002,10 @@ func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int,
 		e.requests.Store(0)
 		e.successes.Store(0)
 		e.failures.Store(0)
+		e.prompt.Store(0)
+		e.complete.Store(0)
 		e.fRequests, e.fSuccesses, e.fFailures = 0, 0, 0
+		e.fPrompt, e.fComplete = 0, 0
 	}
 	if len(entries) > 0 {
 		p.rebuildLocked(provider)
@@ -1030,6 +1056,14 @@ func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
 		if d := u.Failures - e.fFailures; d != 0 {
 			e.failures.Add(d)
 			e.fFailures = u.Failures
+		}
+		if d := u.PromptTokens - e.fPrompt; d != 0 {
+			e.prompt.Add(d)
+			e.fPrompt = u.PromptTokens
+		}
+		if d := u.CompletionTokens - e.fComplete; d != 0 {
+			e.complete.Add(d)
+			e.fComplete = u.CompletionTokens
 		}
 		if lu := u.LastUsed.UnixNano(); !u.LastUsed.IsZero() && lu > e.lastUsed.Load() {
 			e.lastUsed.Store(lu)
