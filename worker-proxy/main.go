@@ -92,6 +92,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
+	live, _ := st.(store.Live)             // Redis: shared live, beyond what the wrapper passes on
 	st = sealed.Wrap(st, cfg.Keyring, log) // API keys sealed at rest with ENCRYPTION_KEY
 	defer st.Close()
 
@@ -104,6 +105,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		RetryBudget: cfg.RetryBudget, FirstByteTimeout: cfg.FirstByteTimeout,
 		DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown,
 		PassiveFailures: cfg.PassiveFailures, PassiveCooldown: cfg.PassiveCooldown,
+		Live: live,
 	}, st, providers)
 	if err != nil {
 		return err

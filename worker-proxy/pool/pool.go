@@ -217,10 +217,10 @@ func New(now func() time.Time) *Pool {
 
 // Load replaces the pool's content with keys and their persisted usage.
 func (p *Pool) Load(keys []Key, usage map[string]Usage) {
+	p.flushMu.Lock() // before mu, as Flush and ResetUsage take them
+	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.flushMu.Lock()
-	defer p.flushMu.Unlock()
 	p.byID = make(map[string]*Entry, len(keys))
 	p.bySecret = make(map[secretRef]*Entry, len(keys))
 	for _, k := range keys {
@@ -940,6 +940,41 @@ func (p *Pool) Flush(write func([]UsageDelta) error) error {
 	return nil
 }
 
+// Restore hands every key, with its usage as this pool counts it (flushed
+// or not), to write, and marks all of it flushed if write succeeds: for
+// writing the pool back into a shared store that lost its data.
+func (p *Pool) Restore(write func([]Key, map[string]Usage) error) error {
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	type mark struct {
+		e           *Entry
+		r, s, f, lu int64
+		le          *LastError
+	}
+	keys := make([]Key, 0, len(p.byID))
+	usage := make(map[string]Usage, len(p.byID))
+	marks := make([]mark, 0, len(p.byID))
+	for id, e := range p.byID {
+		keys = append(keys, e.Key())
+		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load()}
+		u := Usage{Requests: m.r, Successes: m.s, Failures: m.f, LastError: m.le}
+		if m.lu != 0 {
+			u.LastUsed = time.Unix(0, m.lu).UTC()
+		}
+		usage[id] = u
+		marks = append(marks, m)
+	}
+	if err := write(keys, usage); err != nil {
+		return err
+	}
+	for _, m := range marks {
+		m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed, m.e.fLastErr = m.r, m.s, m.f, m.lu, m.le
+	}
+	return nil
+}
+
 // ResetUsage zeroes the request, success and failure counts of provider's
 // keys after reset (the store's part) succeeds, and returns how many keys
 // were reset.
@@ -976,10 +1011,10 @@ func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int,
 // instances' requests, or a reset elsewhere) is added to the live
 // counters. A key missing from usage counts as zero.
 func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
+	p.flushMu.Lock() // before mu, as Flush and ResetUsage take them
+	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.flushMu.Lock()
-	defer p.flushMu.Unlock()
 	touched := map[string]bool{}
 	seen := make(map[string]bool, len(keys))
 	for _, k := range keys {

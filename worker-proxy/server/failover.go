@@ -156,9 +156,9 @@ func (s *Server) act(e *pool.Entry, v failure.Verdict, act failure.Action, le *p
 		if until.IsZero() || !until.After(now) {
 			until = now.Add(s.cfg.DefaultCooldown)
 		}
-		s.pool.Cool(e, until, v.Class.String())
+		s.cool(e, until, v.Class.String())
 	case act.Blame && e.ConsecutiveFailures() >= int64(s.cfg.PassiveFailures):
-		s.pool.Cool(e, now.Add(s.cfg.PassiveCooldown), "passive health: "+v.Class.String())
+		s.cool(e, now.Add(s.cfg.PassiveCooldown), "passive health: "+v.Class.String())
 	}
 }
 

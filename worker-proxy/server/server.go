@@ -89,6 +89,11 @@ type Config struct {
 	// Pprof serves Go's profiler under /admin/debug/pprof/, behind the
 	// admin key. Default off.
 	Pprof bool
+	// Live, when the store is shared live between instances (Redis), is
+	// that store unwrapped: the server then syncs as soon as it says
+	// something changed, shares rests through it, writes key state
+	// changes at once, and counts limited keys' requests through it.
+	Live store.Live
 }
 
 // Server serves the admin API and the relay over one pool and store.
@@ -108,7 +113,9 @@ type Server struct {
 	policy     failure.Policy
 	classifier *failure.Classifier
 	storms     *storms
-	persistQ   chan string // ids of keys whose state changed, to write off the request path
+	persistQ   chan string    // ids of keys whose state changed, to write off the request path
+	kick       chan struct{}  // with a Live store: write persistQ now
+	restQ      chan restShare // with a Live store: rests to share
 	bodies     *bodyBudget
 	traffic    *traffic.Counter
 
@@ -171,6 +178,8 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 		classifier: &failure.Classifier{Now: cfg.Now, DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown},
 		storms:     &storms{window: cfg.StormWindow, recent: map[stormKey]map[*pool.Entry]time.Time{}},
 		persistQ:   make(chan string, 4096),
+		kick:       make(chan struct{}, 1),
+		restQ:      make(chan restShare, 4096),
 		bodies:     &bodyBudget{limit: cfg.MaxBodyMemory},
 	}
 	for _, o := range cfg.AllowedOrigins {
@@ -381,6 +390,12 @@ func (s *Server) persist(k pool.Key) {
 	default:
 		s.log.Warn("key state queue full; change kept in memory only", "key", k.ID)
 	}
+	if s.cfg.Live != nil {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // writeQueued writes the queued key changes, the latest per key, and only
@@ -432,6 +447,8 @@ func (s *Server) RunFlusher(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	for {
 		select {
+		case <-s.kick:
+			s.writeQueued(ctx)
 		case <-t.C:
 			s.writeQueued(ctx)
 			if err := s.FlushUsage(ctx); err != nil {
