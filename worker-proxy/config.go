@@ -65,7 +65,7 @@ type Config struct {
 	SyncInterval    time.Duration // SYNC_INTERVAL: how often a shared store (cfkv) is checked for others' changes; default 30s
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: drain on SIGTERM; default 30s
 
-	MaxRetries       int            // MAX_RETRIES: retries on other keys per request; default 3 (0 = none)
+	MaxRetries       int            // MAX_RETRIES: retries on other keys after upstream trouble (refusals about the key are free); default 3 (0 = none)
 	RetryBudget      time.Duration  // RETRY_BUDGET: no retry starts after this long; default 2m
 	FirstByteTimeout time.Duration  // FIRST_BYTE_TIMEOUT: a stream silent this long fails over; default 60s
 	DefaultCooldown  time.Duration  // DEFAULT_COOLDOWN: rest after a 429 that names no time; default 60s
@@ -75,6 +75,9 @@ type Config struct {
 	FailurePolicy    failure.Policy // FAILURE_POLICY: class=action overrides, e.g. "upstream=retry,client=none"
 	RetestInterval   time.Duration  // RETEST_INTERVAL: re-test disabled keys this often; default 30m (0 = never)
 	RetestBatch      int            // RETEST_BATCH: keys per re-test round; default 5
+
+	MetricsToken        string // METRICS_TOKEN: bearer token for GET /metrics (≥ 16 characters); unset: the admin key opens it
+	MetricsMaxKeyLabels int    // METRICS_MAX_KEY_LABELS: per-key metrics only while the pool holds at most this many keys; default 100
 
 	Pprof bool // PPROF: serve Go's profiler at /admin/debug/pprof/ (admin key required); default false
 
@@ -121,6 +124,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if c.AdminKey != "" && t == c.AdminKey {
 			bad("CLIENT_TOKENS", "token #%d is the admin key; a client token must differ from ADMIN_KEY", i+1)
 		}
+	}
+	c.MetricsToken = getenv("METRICS_TOKEN")
+	if c.MetricsToken != "" && len(c.MetricsToken) < server.MinSecretLen {
+		bad("METRICS_TOKEN", "too weak: it must be at least %d characters", server.MinSecretLen)
 	}
 	if v := getenv("PPROF"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -246,6 +253,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.MaxRetries = num("MAX_RETRIES", 3, 0)
 	c.PassiveFailures = num("PASSIVE_FAILURES", 3, 1)
 	c.RetestBatch = num("RETEST_BATCH", 5, 1)
+	c.MetricsMaxKeyLabels = num("METRICS_MAX_KEY_LABELS", 100, 1)
 	c.FailurePolicy = failure.DefaultPolicy()
 	if v := getenv("FAILURE_POLICY"); v != "" {
 		p, err := failure.ParsePolicy(v)

@@ -105,6 +105,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		RetryBudget: cfg.RetryBudget, FirstByteTimeout: cfg.FirstByteTimeout,
 		DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown,
 		PassiveFailures: cfg.PassiveFailures, PassiveCooldown: cfg.PassiveCooldown,
+		MetricsToken: cfg.MetricsToken, MetricsMaxKeyLabels: cfg.MetricsMaxKeyLabels,
 		Live: live,
 	}, st, providers)
 	if err != nil {
