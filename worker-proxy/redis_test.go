@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,4 +180,53 @@ func keyStatusOrNil(t *testing.T, p *proxy, id string) (adminapi.KeyStatus, bool
 	var k adminapi.KeyStatus
 	r.Decode(t, &k)
 	return k, true
+}
+
+// TestRedisMaxRequestsExactAcrossInstances: three instances on one Redis
+// serve a key with maxRequests 100 exactly 100 times between them, however
+// the 300 concurrent requests fall; the others get the documented 503.
+func TestRedisMaxRequestsExactAcrossInstances(t *testing.T) {
+	c := startRedisCluster(t, redistest.Options{}, nil)
+	ps := []*proxy{c.proxy(t), c.proxy(t), c.proxy(t)}
+	secret := fmt.Sprintf("sk-test-redis-limited-%08d", keySeq.Add(1))
+	id := ps[0].addKey("openai", secret, 100)
+	for _, p := range ps[1:] {
+		within(t, time.Second, "every instance has the key", func() bool { _, ok := keyStatusOrNil(t, p, id); return ok })
+	}
+
+	const n = 300
+	statuses := make([]int, n)
+	bodies := make([]response, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r := ps[i%len(ps)].do("POST", "/api/openai/chat/completions", chatBody, bearer())
+			statuses[i], bodies[i] = r.Status, r
+		})
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for i, st := range statuses {
+		count[st]++
+		if st == http.StatusServiceUnavailable {
+			if m := bodies[i].JSON(t); m["error"] == nil || m["provider"] != "openai" {
+				t.Fatalf("503 body is not the documented shape: %s", bodies[i].Body)
+			}
+		}
+	}
+	if count[http.StatusOK] != 100 || count[http.StatusServiceUnavailable] != n-100 {
+		t.Fatalf("statuses %v, want exactly 100 × 200 and %d × 503", count, n-100)
+	}
+	if got := len(requestsWith(c.up, secret)); got != 100 {
+		t.Fatalf("upstream calls with the limited key = %d, want exactly 100", got)
+	}
+	if got := c.count(t, "req", id); got != 100 {
+		t.Fatalf("redis counts %d requests, want 100", got)
+	}
+	// Every instance shows 100/100: those refused by Redis took its count.
+	for _, p := range ps {
+		if k := keyStatusOf(t, p, id); k.Requests != 100 || k.Available {
+			t.Fatalf("an instance shows %d requests, available %v; want 100, used up", k.Requests, k.Available)
+		}
+	}
 }

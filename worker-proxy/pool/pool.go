@@ -31,6 +31,13 @@ type Entry struct {
 	lastUsed  atomic.Int64 // unix nanoseconds, 0 = never
 	lastErr   atomic.Pointer[LastError]
 	inflight  atomic.Int64
+	// remote counts requests a Limiter counted in the shared store since
+	// the last Sync: they are in the store already, so Flush leaves them
+	// out, but they count toward the key's usage and its limit here.
+	remote atomic.Int64
+	// seen is the highest count the Limiter reported since the last Sync:
+	// every instance's requests, as of that answer.
+	seen atomic.Int64
 
 	coolUntil   atomic.Int64 // unix nanoseconds; the key rests until then
 	coolReason  atomic.Pointer[string]
@@ -59,7 +66,7 @@ func (e *Entry) Config() *Key { return e.cfg.Load() }
 // Usage returns the key's current statistics.
 func (e *Entry) Usage() Usage {
 	u := Usage{
-		Requests:  e.requests.Load(),
+		Requests:  e.used(),
 		Successes: e.successes.Load(),
 		Failures:  e.failures.Load(),
 		LastError: e.lastErr.Load(),
@@ -85,7 +92,28 @@ func (e *Entry) AvailableAt(t time.Time) bool { return e.availableAt(t.UnixNano(
 
 func (e *Entry) availableAt(now int64) bool {
 	k := e.cfg.Load()
-	return k.servable() && (k.MaxRequests == 0 || e.requests.Load() < k.MaxRequests) && e.coolUntil.Load() <= now
+	return k.servable() && (k.MaxRequests == 0 || e.used() < k.MaxRequests) && e.coolUntil.Load() <= now
+}
+
+// used is the key's request count as far as this instance knows: its own
+// and those synced from the store, or what a Limiter last reported if
+// that is more.
+func (e *Entry) used() int64 {
+	n := e.requests.Load() + e.remote.Load()
+	if s := e.seen.Load(); s > n {
+		return s
+	}
+	return n
+}
+
+// see records a count a Limiter reported.
+func (e *Entry) see(n int64) {
+	for {
+		old := e.seen.Load()
+		if n <= old || e.seen.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }
 
 // Cooling returns until when the key rests and why, or a zero time.
@@ -104,17 +132,56 @@ func (e *Entry) Cooling(now time.Time) (time.Time, string) {
 // ConsecutiveFailures returns the blamed failures since the last success.
 func (e *Entry) ConsecutiveFailures() int64 { return e.consecFails.Load() }
 
+// Limiter counts the requests of keys with a MaxRequests for every
+// instance that shares the pool (a Redis store), so that together they
+// never pass the limit.
+type Limiter interface {
+	// Acquire counts one request of key id if fewer than max are counted
+	// across instances, and returns the count it found or made. An error
+	// means it cannot tell now: the pool counts the request locally, to be
+	// flushed later.
+	Acquire(id string, max int64) (count int64, ok bool, err error)
+}
+
+// SetLimiter makes every pick of a key with a MaxRequests ask l first.
+// Call it before the pool serves.
+func (p *Pool) SetLimiter(l Limiter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.limiter = l
+	for _, prov := range p.providersLocked() {
+		p.rebuildLocked(prov)
+	}
+}
+
 // acquire takes one request from the key's budget if it can serve. It never
-// lets the request count pass MaxRequests, however many callers race.
-func (e *Entry) acquire(now int64) bool {
+// lets the request count pass MaxRequests, however many callers race; with
+// a Limiter, however many instances race.
+func (e *Entry) acquire(now int64, lim Limiter) bool {
 	k := e.cfg.Load()
 	if !k.servable() || e.coolUntil.Load() > now {
 		return false
 	}
-	if max := k.MaxRequests; max > 0 {
+	if limit := k.MaxRequests; limit > 0 {
+		if lim != nil {
+			if e.used() >= limit {
+				return false
+			}
+			n, ok, err := lim.Acquire(k.ID, limit)
+			if err == nil {
+				e.see(n)
+				if !ok {
+					return false
+				}
+				e.remote.Add(1)
+				e.lastUsed.Store(now)
+				e.inflight.Add(1)
+				return true
+			}
+		}
 		for {
 			r := e.requests.Load()
-			if r >= max {
+			if r >= limit {
 				return false
 			}
 			if e.requests.CompareAndSwap(r, r+1) {
@@ -174,6 +241,7 @@ type snapshot struct {
 	entries  []*Entry
 	avail    *bitset
 	cum      []int64 // cumulative weights, for Weighted
+	lim      Limiter // the pool's, if any
 	servable int     // keys active and not disabled at build time
 }
 
@@ -207,6 +275,8 @@ type Pool struct {
 	bySecret map[secretRef]*Entry
 
 	flushMu sync.Mutex // serializes Flush and ResetUsage
+
+	limiter Limiter // counts limited keys across instances; guarded by mu
 }
 
 // New returns an empty pool. A nil now means time.Now.
@@ -299,7 +369,7 @@ func (p *Pool) rebuildLocked(provider string) {
 		}
 		return strings.Compare(ka.ID, kb.ID)
 	})
-	snap := &snapshot{entries: entries, avail: newBitset(len(entries)), cum: make([]int64, len(entries))}
+	snap := &snapshot{entries: entries, avail: newBitset(len(entries)), cum: make([]int64, len(entries)), lim: p.limiter}
 	now := p.now().UnixNano()
 	var total int64
 	for i, e := range entries {
@@ -569,7 +639,14 @@ func (s *snapshot) pickLeastBusy(now int64) *Entry {
 // PickExcept is Pick for a retry: it never returns a key in tried. It
 // tries the strategy first, then scans from a random place.
 func (p *Pool) PickExcept(provider string, strategy Strategy, tried []*Entry) *Entry {
+	var lim Limiter
+	if s, ok := (*p.sets.Load())[provider]; ok {
+		lim = s.snap.Load().lim
+	}
 	for range 3 {
+		if lim != nil {
+			break // a request a Limiter counted cannot be given back: never take a tried key
+		}
 		e := p.Pick(provider, strategy)
 		if e == nil {
 			return nil
@@ -617,7 +694,7 @@ func (p *Pool) NextAvailable(provider string) (time.Time, bool) {
 	var first int64
 	for _, e := range p.Entries(provider) {
 		k := e.cfg.Load()
-		if !k.servable() || k.MaxRequests > 0 && e.requests.Load() >= k.MaxRequests {
+		if !k.servable() || k.MaxRequests > 0 && e.used() >= k.MaxRequests {
 			continue
 		}
 		if u := e.coolUntil.Load(); u > 0 && (first == 0 || u < first) {
@@ -642,7 +719,7 @@ func (p *Pool) Servable(provider string) int {
 // take acquires entry i, clearing its bit when it cannot serve.
 func (s *snapshot) take(i int, now int64) bool {
 	e := s.entries[i]
-	if e.acquire(now) {
+	if e.acquire(now, s.lim) {
 		return true
 	}
 	s.avail.clear(i)
@@ -964,7 +1041,8 @@ func (p *Pool) Restore(write func([]Key, map[string]Usage) error) error {
 	for id, e := range p.byID {
 		keys = append(keys, e.Key())
 		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load()}
-		u := Usage{Requests: m.r, Successes: m.s, Failures: m.f, LastError: m.le}
+		// What a Limiter counted is in the lost store only: write it back.
+		u := Usage{Requests: max(m.r+e.remote.Load(), e.seen.Load()), Successes: m.s, Failures: m.f, LastError: m.le}
 		if m.lu != 0 {
 			u.LastUsed = time.Unix(0, m.lu).UTC()
 		}
@@ -997,6 +1075,8 @@ func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int,
 		return 0, err
 	}
 	for _, e := range entries {
+		e.remote.Store(0)
+		e.seen.Store(0)
 		e.requests.Store(0)
 		e.successes.Store(0)
 		e.failures.Store(0)
@@ -1039,6 +1119,8 @@ func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
 			touched[nk.Provider] = true
 		}
 		u := usage[k.ID]
+		e.remote.Store(0) // the store's totals hold them
+		e.seen.Store(0)
 		if d := u.Requests - e.fRequests; d != 0 {
 			e.requests.Add(d)
 			e.fRequests = u.Requests

@@ -208,6 +208,9 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	if err != nil {
 		return nil, fmt.Errorf("load store: %w", err)
 	}
+	if cfg.Live != nil {
+		s.pool.SetLimiter(liveLimiter{cfg.Live})
+	}
 	s.pool.Load(c.Keys, c.Usage)
 	s.setTokens(c.Tokens)
 	s.metrics = s.newMetrics()

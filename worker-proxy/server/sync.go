@@ -33,6 +33,20 @@ func (s *Server) cool(e *pool.Entry, until time.Time, reason string) {
 	}
 }
 
+// acquireTimeout bounds the wait for a Live store's count of a limited
+// key on the request path; past it the store counts as down and the pool
+// counts locally until it answers again.
+const acquireTimeout = 500 * time.Millisecond
+
+// liveLimiter counts limited keys' requests through a Live store.
+type liveLimiter struct{ live store.Live }
+
+func (l liveLimiter) Acquire(id string, max int64) (int64, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), acquireTimeout)
+	defer cancel()
+	return l.live.Acquire(ctx, id, max)
+}
+
 // SyncOnce brings the pool and the client tokens in line with a shared
 // store, if the store is shared and changed. It reports whether anything
 // was applied. A Live store that lost its data gets this instance's copy
