@@ -96,6 +96,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
+	live, _ := st.(store.Live)             // Redis: shared live, beyond what the wrapper passes on
 	st = sealed.Wrap(st, cfg.Keyring, log) // API keys sealed at rest with ENCRYPTION_KEY
 	defer st.Close()
 
@@ -129,6 +130,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		PassiveFailures: cfg.PassiveFailures, PassiveCooldown: cfg.PassiveCooldown,
 		MetricsToken: cfg.MetricsToken, MetricsMaxKeyLabels: cfg.MetricsMaxKeyLabels,
 		MetricsCollectors: collectors, RequestLog: requests, Alerts: notifier,
+		Live: live,
 	}, st, providers)
 	if err != nil {
 		return err
