@@ -200,6 +200,15 @@ func (c *Client) ProviderStatus(ctx context.Context, provider string) (*adminapi
 	})
 }
 
+// StatusPage returns one page of keys, filtered and sorted as q says, with
+// the totals around it; pass the answer's NextCursor as q.Cursor for the
+// next page. At 100,000 keys a page answers in milliseconds, where Status
+// would download every key.
+func (c *Client) StatusPage(ctx context.Context, q adminapi.StatusQuery) (*adminapi.StatusPage, error) {
+	var out adminapi.StatusPage
+	return &out, c.call(ctx, "GET", "/admin/status?"+q.Values().Encode(), nil, &out)
+}
+
 // GetKey returns one key's status.
 func (c *Client) GetKey(ctx context.Context, id string) (*adminapi.KeyStatus, error) {
 	var out adminapi.KeyStatus

@@ -280,3 +280,50 @@ func TestTraffic(t *testing.T) {
 		}
 	}
 }
+
+func TestStatusPage(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	ctx := t.Context()
+	var secrets []string
+	for i := range 25 {
+		secrets = append(secrets, "AIzaSyFakePagingKey"+strings.Repeat("0", 6)+string(rune('a'+i)))
+	}
+	if _, err := c.BulkAdd(ctx, adminapi.BulkAddRequest{Provider: "gemini", APIKeys: secrets, Metadata: &adminapi.Metadata{Tags: &[]string{"batch"}}}); err != nil {
+		t.Fatal(err)
+	}
+	q := adminapi.StatusQuery{Provider: "gemini", Limit: 10, Tag: "batch"}
+	seen := map[string]bool{}
+	for pages := 1; ; pages++ {
+		p, err := c.StatusPage(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.TotalKeys != 25 || p.Matched != 25 || p.States[adminapi.StateActive] != 25 {
+			t.Fatalf("page %d: totals %d, matched %d, states %v", pages, p.TotalKeys, p.Matched, p.States)
+		}
+		for _, k := range p.Keys {
+			if seen[k.ID] {
+				t.Fatalf("%s on two pages", k.ID)
+			}
+			seen[k.ID] = true
+		}
+		if p.NextCursor == "" {
+			if pages != 3 {
+				t.Fatalf("%d pages, want 3", pages)
+			}
+			break
+		}
+		q.Cursor = p.NextCursor
+	}
+	if len(seen) != 25 {
+		t.Fatalf("saw %d keys, want 25", len(seen))
+	}
+	p, err := c.StatusPage(ctx, adminapi.StatusQuery{Q: "000Y"})
+	if err != nil || len(p.Keys) != 1 || p.Keys[0].MaskedKey != pool.Mask(secrets[24]) {
+		t.Fatalf("search: %+v %v", p, err)
+	}
+	if _, err := c.StatusPage(ctx, adminapi.StatusQuery{Sort: "price"}); adminclient.StatusOf(err) != 400 {
+		t.Fatalf("bad sort: %v", err)
+	}
+}

@@ -51,6 +51,11 @@ func (e *Entry) Secret() string { return e.cfg.Load().Secret }
 // Key returns a copy of the key's current configuration.
 func (e *Entry) Key() Key { return e.cfg.Load().Clone() }
 
+// Config returns the key's current configuration without copying it, for
+// readers that scan many keys. It is shared: the caller must not modify
+// it, its Tags included.
+func (e *Entry) Config() *Key { return e.cfg.Load() }
+
 // Usage returns the key's current statistics.
 func (e *Entry) Usage() Usage {
 	u := Usage{

@@ -90,6 +90,10 @@ func (s *Server) providerStatus(name string) adminapi.ProviderStatus {
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	if adminapi.IsPaged(r.URL.Query()) {
+		s.handleStatusPage(w, r)
+		return
+	}
 	if name := r.URL.Query().Get("provider"); name != "" {
 		if _, ok := s.providers.Get(name); !ok {
 			s.unknownProvider(w, http.StatusBadRequest, name)
