@@ -105,7 +105,7 @@ func startEdge(getenv func(string) string, stdout, stderr io.Writer) (bridge.App
 			AccountID: cfg.CFAccountID, APIToken: cfg.CFAPIToken, NamespaceID: cfg.CFNamespaceID,
 			BaseURL: cfg.CFBaseURL, InstanceID: id, Logger: log,
 			UsageFlushInterval: cfg.KVUsageFlush, UsageSyncInterval: cfg.KVUsageSync,
-			HTTPClient: &http.Client{Transport: transport},
+			HTTPClient: &http.Client{Transport: transport}, Now: wallNow,
 		})
 		if err != nil {
 			return bridge.App{}, err
@@ -185,6 +185,11 @@ func flushNow(srv *server.Server) {
 	srv.RunFlusher(ctx, time.Hour)
 }
 
+// wallNow is the time without its monotonic reading: Workers' monotonic
+// clock (performance.now) does not advance between requests the way the
+// wall clock does, so intervals there are measured on the wall clock.
+func wallNow() time.Time { return time.Now().Round(0) }
+
 // ticker runs the flush and sync rounds that are due, for hosts that give
 // a program time only while a request (or a Cron Trigger) is being served.
 type ticker struct {
@@ -197,7 +202,7 @@ type ticker struct {
 func (t *ticker) tick(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := time.Now()
+	now := wallNow()
 	if t.lastFlush.IsZero() {
 		t.lastFlush, t.lastSync = now, now
 	}

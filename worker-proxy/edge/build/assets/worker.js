@@ -4,6 +4,7 @@
 // the binary, as [vars] and secrets; see worker-proxy/edge/README.md.
 import "./wasm_exec.js";
 import wasmModule from "./keypool.wasm";
+import { KV_ORIGIN, routeFetch } from "./kvrest.js";
 
 const nullBody = new Set([101, 204, 205, 304]);
 
@@ -18,6 +19,18 @@ function start(env) {
       go.env = { KEYPOOL_EDGE_HOST: "workers" };
       for (const [k, v] of Object.entries(env)) {
         if (typeof v === "string") go.env[k] = v;
+      }
+      // STORE=cfkv with the KV namespace binding (KV_BINDING, default
+      // KEYPOOL_KV) and no API token: the store talks to the binding.
+      const kv = env[env.KV_BINDING || "KEYPOOL_KV"];
+      if (kv && typeof kv.list === "function" && !env.CF_API_TOKEN) {
+        routeFetch(kv);
+        Object.assign(go.env, {
+          CF_API_BASE_URL: KV_ORIGIN,
+          CF_ACCOUNT_ID: "binding",
+          CF_API_TOKEN: "binding",
+          CF_KV_NAMESPACE_ID: "binding",
+        });
       }
       const ready = new Promise((resolve, reject) => {
         globalThis.__keypoolReady = resolve;
@@ -74,7 +87,13 @@ function failed(err) {
   });
 }
 
-const tick = (api) => new Promise((resolve) => api.tick(resolve));
+const tick = (api) =>
+  new Promise((resolve) =>
+    api.tick((err) => {
+      if (err) console.error("flush/sync: " + err);
+      resolve();
+    })
+  );
 
 export default {
   async fetch(req, env, ctx) {
