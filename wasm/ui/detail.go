@@ -230,12 +230,14 @@ func (d *Dashboard) renderDetail() app.UI {
 
 // whyOut says why a key serves no requests ("" when it serves).
 func (d *Dashboard) whyOut(k adminapi.KeyStatus) string {
+	// The sentences end with their own full stop.
+	reason := func(r string) string { return strings.TrimRight(ReasonText(d.lang, r), ".。 ") }
 	switch k.State {
 	case adminapi.StateDisabled:
-		return d.t("why.disabled", ReasonText(d.lang, k.DisabledReason))
+		return d.t("why.disabled", reason(k.DisabledReason))
 	case adminapi.StateCooling:
 		if k.CoolingReason != "" {
-			return d.t("why.coolingWhy", fmtTime(d.lang, k.CoolingUntil), ReasonText(d.lang, k.CoolingReason))
+			return d.t("why.coolingWhy", fmtTime(d.lang, k.CoolingUntil), reason(k.CoolingReason))
 		}
 		return d.t("why.cooling", fmtTime(d.lang, k.CoolingUntil))
 	case adminapi.StateInactive:
