@@ -27,7 +27,8 @@ type RequestRecord struct {
 	Key   string `json:"key,omitempty"`
 	// Status is the status the client got; 499 when the client went away.
 	Status int `json:"status"`
-	// Class is the final attempt's failure class ("" on success).
+	// Class is the final attempt's failure class ("" on success), or why
+	// the client token's settings refused the request (no attempt then).
 	Class string `json:"class,omitempty"`
 	// Attempts lists every upstream attempt in order.
 	Attempts []RequestAttempt `json:"attempts,omitempty"`

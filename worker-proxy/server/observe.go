@@ -162,6 +162,9 @@ func (s *Server) observe(st *relayState, status int) {
 	if n := len(classes); n > 0 && classes[n-1] != "success" {
 		rec.Class = classes[n-1]
 	}
+	if st.refused != "" {
+		rec.Class = st.refused // the client token's settings refused it
+	}
 	rec.Attempts = make([]adminapi.RequestAttempt, len(st.tried))
 	for i, e := range st.tried {
 		a := adminapi.RequestAttempt{KeyID: e.ID(), Key: masked, Class: classes[i], Status: status}

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -306,5 +307,51 @@ func TestRequestLogOff(t *testing.T) {
 	w := serve(s, "GET", "/admin/requests", "")
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `"backend":"off"`) || !strings.Contains(w.Body.String(), `"records":[]`) {
 		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+}
+
+// A request the client token's limits refuse is recorded with the
+// refusal as its class and no attempt; a relayed one carries the tokens
+// the upstream reported, which the metrics count by model.
+func TestRequestLogRefusalsAndTokens(t *testing.T) {
+	rl := reqlog.NewRing(reqlog.Bounds{}, nil)
+	l := reqlog.New(rl, "memory", reqlog.Options{})
+	defer l.Close()
+	s, _ := newUpstreamServer(t, func(c *Config) { c.RequestLog = l; c.AllowAnonymous = false })
+	w := serve(s, "POST", "/admin/tokens", `{"name":"limited","limits":{"rpm":1}}`)
+	var tok adminapi.CreateTokenResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &tok); err != nil || tok.Token == "" {
+		t.Fatalf("create token: %d %s", w.Code, w.Body)
+	}
+	serve(s, "POST", "/admin/keys", `{"provider":"openai","apiKey":"sk-test-fake-refusal-00001"}`)
+	auth := http.Header{"Authorization": {"Bearer " + tok.Token}}
+	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+	if w := relayChat(s, "/api/openai/chat/completions", body, auth); w.Code != 200 {
+		t.Fatalf("first: %d %s", w.Code, w.Body)
+	}
+	if w := relayChat(s, "/api/openai/chat/completions", body, auth); w.Code != 429 {
+		t.Fatalf("second: %d %s, want 429", w.Code, w.Body)
+	}
+	l.Flush()
+	resp, _ := l.Query(reqlog.Filter{})
+	if len(resp.Records) != 2 {
+		t.Fatalf("%d records", len(resp.Records))
+	}
+	refused, ok := resp.Records[0], resp.Records[1]
+	if refused.Status != 429 || refused.Class != "rate_limit_exceeded" || len(refused.Attempts) != 0 || refused.Token != "limited" {
+		t.Errorf("refused record: %+v", refused)
+	}
+	if ok.Status != 200 || ok.PromptTokens == 0 || ok.CompletionTokens == 0 {
+		t.Errorf("relayed record: %+v", ok)
+	}
+	m := scrapeMetrics(s, http.Header{"X-Admin-Key": {adminKey}}).Body.String()
+	for _, want := range []string{
+		`keypool_requests_total{provider="openai",status_class="4xx",strategy="roundRobin"} 1`,
+		`keypool_client_requests_total{token="limited"} 2`,
+		fmt.Sprintf(`keypool_tokens_total{model="gpt-4o-mini",provider="openai",type="prompt"} %d`, ok.PromptTokens),
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
