@@ -431,3 +431,103 @@ func TestNothingWiderThanAPhone(t *testing.T) {
 	p.wait("upstream error shown", textOfID("play-result")+`.includes("Invalid JSON payload")`)
 	fits("playground with an upstream error")
 }
+
+// TestKeyDetailInChromium opens the key detail drawer after a search and
+// a page change, reads why a key is out without hovering (also at phone
+// width), and acts from the drawer: each action must hit the key it
+// shows, checked through the admin API.
+func TestKeyDetailInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	chrome := chromiumPath()
+	if chrome == "" {
+		missing(t, "chromium")
+	}
+	env := setupE2E(t)
+	siteOrigin := servePages(t, env.site, sitePrefix)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.Contains(r.Header.Get("x-goog-api-key"), "Revoked") {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}`)
+			return
+		}
+		io.WriteString(w, `{"models":[{"name":"models/gemini-2.5-flash"}]}`)
+	}))
+	t.Cleanup(upstream.Close)
+	proxyURL := startProxy(t, env.proxyBin, "ALLOWED_ORIGINS="+siteOrigin, "GEMINI_BASE_URL="+upstream.URL+"/v1beta", "RETEST_INTERVAL=0")
+	admin := adminclient.New(proxyURL, e2eAdminKey)
+	var ids []string
+	for i := range 70 {
+		secret := fmt.Sprintf("AIzaSyFakeE2eDetailGood%07d", i)
+		if i%10 == 5 {
+			secret = fmt.Sprintf("AIzaSyFakeE2eDetailRevoked%04d", i)
+		}
+		r, err := admin.AddKey(t.Context(), adminapi.AddKeyRequest{Provider: "gemini", APIKey: secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.KeyID)
+	}
+	revoked := ids[55]
+	if _, err := admin.TestKey(t.Context(), revoked); err != nil {
+		t.Fatal(err)
+	}
+	keys := keyState(t, admin)
+
+	p := &browserPage{t: t, ctx: newBrowser(t, chrome, t.TempDir()), tag: "detail"}
+	openConnected(p, siteOrigin, proxyURL)
+	p.do("keys tab", chromedp.Click(chromedp.ID("tab-keys")))
+	p.wait("table", textOfID("keys-count")+`.startsWith("70 of 70")`)
+
+	// Search the revoked key (it is on page 2), open its drawer.
+	search := func(id string) {
+		t.Helper()
+		p.do("search", typeInto("f-text", strings.TrimPrefix(keys[id].MaskedKey, "AIza")))
+		p.wait("one row", `document.querySelectorAll("#keys-table tbody tr").length === 1 && !!document.getElementById("row-`+id+`")`)
+	}
+	p.do("page 2", chromedp.Click(chromedp.ID("page-next")))
+	search(revoked)
+	p.do("open the drawer", chromedp.Click(chromedp.ID("open-"+revoked)))
+	p.wait("why, in words", textOfID("detail-why")+`.includes("rejected by the provider") && `+textOfID("detail-why")+`.includes("400 API_KEY_INVALID: API key not valid.")`)
+	p.wait("last error once", textOfID("detail-last-error")+`.startsWith("400 · in a key test") && !`+textOfID("detail-last-error")+`.includes("400 400") && !!document.getElementById("detail-disabled-at")`)
+	if c := p.str(`getComputedStyle(document.querySelector("#detail-last-error .errmsg")).color`); c != "rgb(207, 34, 46)" {
+		t.Errorf("the last error is not styled as an error: color %s", c)
+	}
+	shot(t, p.ctx, "detail")
+	p.do("phone width", chromedp.EmulateViewport(390, 844))
+	p.wait("drawer on the screen", `(() => { const r = document.getElementById("key-detail").getBoundingClientRect(); return r.left >= 0 && r.right <= 390 && document.documentElement.scrollWidth <= 390 })()`)
+	shot(t, p.ctx, "detail-phone")
+	p.do("Escape closes", chromedp.Click(chromedp.ID("detail-close")))
+	p.wait("closed", `!document.getElementById("detail-close")`)
+	p.do("desktop", chromedp.EmulateViewport(1280, 900))
+
+	// Another search: disable that key from its drawer.
+	good := ids[12]
+	search(good)
+	p.do("open", chromedp.Click(chromedp.ID("open-"+good)))
+	p.wait("drawer of that key", textOfID("detail-title")+`.includes(`+fmt.Sprintf("%q", keys[good].MaskedKey)+`)`)
+	p.do("disable from the drawer", chromedp.Click(chromedp.ID("detail-toggle")))
+	p.wait("disabled", textOfID("detail-why")+`.includes("Turned off by an operator")`)
+	for id, k := range keyState(t, admin) {
+		if want := id != good; k.IsActive != want {
+			t.Errorf("key %s active=%v after disabling %s from the drawer", id, k.IsActive, good)
+		}
+	}
+
+	// Clear the search, page 2, delete its first row from the drawer.
+	p.do("clear search", typeInto("f-text", ""))
+	p.wait("all", textOfID("keys-count")+`.startsWith("70 of 70")`)
+	p.do("page 2", chromedp.Click(chromedp.ID("page-next")))
+	p.wait("page 2", textOfID("page-info")+` === "Page 2 of 2"`)
+	first := strings.TrimPrefix(p.str(`document.querySelector("#keys-table tbody tr").id`), "row-")
+	p.do("open", chromedp.Click(chromedp.ID("open-"+first)))
+	p.do("delete", chromedp.Click(chromedp.ID("detail-delete")))
+	p.do("confirm", chromedp.Click(chromedp.ID("detail-del-yes-"+first)))
+	p.wait("row gone", `!document.getElementById("row-`+first+`") && !document.getElementById("detail-close")`)
+	left := keyState(t, admin)
+	if _, ok := left[first]; ok || len(left) != 69 {
+		t.Fatalf("after deleting %s from the drawer: %d keys left, still there: %v", first, len(left), ok)
+	}
+}

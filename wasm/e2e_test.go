@@ -299,13 +299,27 @@ func TestDashboardInChromium(t *testing.T) {
 	do("bulk import",
 		chromedp.Click(chromedp.ID("bulk-open")),
 		chromedp.WaitVisible(chromedp.ID("bulk-form")),
-		chromedp.SendKeys(chromedp.ID("bulk-text"), "AIzaSyE2eBulkKey00000000000002\n"+secret+"\nhas space\nAIzaSyE2eBadKey000000000000003\n"),
-		chromedp.Click(chromedp.ID("bulk-submit")),
+		// Pasted text of any shape: a .env line, a JSON array, a stray line.
+		chromedp.SendKeys(chromedp.ID("bulk-text"), "GEMINI_API_KEY=AIzaSyE2eBulkKey00000000000002\n[\""+secret+"\", \"AIzaSyE2eBadKey000000000000003\"]\nhas space\n"),
+		chromedp.SendKeys(chromedp.ID("bulk-tags"), "bulk"),
 	)
+	waitJS("keys found before importing", textOf("bulk-found")+` === "3 keys found. 1 lines hold no key: 3."`)
+	do("import", chromedp.Click(chromedp.ID("bulk-submit")))
 	waitJS("bulk result", textOf("bulk-summary")+` === "2 added, 1 duplicates, 1 invalid"`)
+	waitJS("problems first", `document.querySelector("#bulk-result ul").id === "bulk-problems"`)
 	waitJS("bulk keys in table", textOf("keys-count")+`.startsWith("3 of 3")`)
 	if st, _ := admin.ProviderStatus(t.Context(), "gemini"); st == nil || st.TotalKeys != 3 {
 		t.Fatalf("proxy after bulk import: %+v", st)
+	} else {
+		tagged := 0
+		for _, k := range st.Keys {
+			if strings.Join(k.Tags, ",") == "bulk" {
+				tagged++
+			}
+		}
+		if tagged != 2 {
+			t.Fatalf("bulk tags on %d keys, want the 2 imported: %+v", tagged, st.Keys)
+		}
 	}
 
 	// Edit: turn the key off, new weight and description.

@@ -18,6 +18,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/provider"
 	"github.com/keypool/keypool/worker-proxy/seal"
 	"github.com/keypool/keypool/worker-proxy/server"
+	"github.com/keypool/keypool/worker-proxy/store/redisstore"
 )
 
 // Config is the proxy's configuration, read from the environment. Each
@@ -31,7 +32,7 @@ type Config struct {
 	AllowAnonymous bool     // ALLOW_ANONYMOUS_RELAY: relay without a client token; default false
 	AllowedOrigins []string // ALLOWED_ORIGINS: comma-separated browser origins, or *
 
-	Store   string // STORE: bolt (default; the embedded file database) or cfkv (Cloudflare KV)
+	Store   string // STORE: bolt (default; the embedded file database), cfkv (Cloudflare KV) or redis
 	DataDir string // DATA_DIR: default ./data
 
 	// ENCRYPTION_KEY: 32 random bytes (base64 or hex) sealing API keys at
@@ -47,6 +48,9 @@ type Config struct {
 	KVUsageFlush  time.Duration // KV_USAGE_FLUSH_INTERVAL: this instance writes its usage to KV at most this often; default 10m
 	KVUsageSync   time.Duration // KV_USAGE_SYNC_INTERVAL: other instances' usage is read this often; default 10m
 
+	RedisURL    string // REDIS_URL: for STORE=redis; redis://, rediss://, redis+cluster://, redis+sentinel://
+	RedisPrefix string // REDIS_PREFIX: starts every Redis key of this pool; default keypool:
+
 	GeminiBase    string // GEMINI_BASE_URL: default https://generativelanguage.googleapis.com/v1beta
 	GeminiKeyIn   string // GEMINI_KEY_IN: header (x-goog-api-key, default) or query (?key=)
 	OpenAIBase    string // OPENAI_BASE_URL: default https://api.openai.com/v1
@@ -61,7 +65,7 @@ type Config struct {
 	SyncInterval    time.Duration // SYNC_INTERVAL: how often a shared store (cfkv) is checked for others' changes; default 30s
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: drain on SIGTERM; default 30s
 
-	MaxRetries       int            // MAX_RETRIES: retries on other keys per request; default 3 (0 = none)
+	MaxRetries       int            // MAX_RETRIES: retries on other keys after upstream trouble (refusals about the key are free); default 3 (0 = none)
 	RetryBudget      time.Duration  // RETRY_BUDGET: no retry starts after this long; default 2m
 	FirstByteTimeout time.Duration  // FIRST_BYTE_TIMEOUT: a stream silent this long fails over; default 60s
 	DefaultCooldown  time.Duration  // DEFAULT_COOLDOWN: rest after a 429 that names no time; default 60s
@@ -71,6 +75,9 @@ type Config struct {
 	FailurePolicy    failure.Policy // FAILURE_POLICY: class=action overrides, e.g. "upstream=retry,client=none"
 	RetestInterval   time.Duration  // RETEST_INTERVAL: re-test disabled keys this often; default 30m (0 = never)
 	RetestBatch      int            // RETEST_BATCH: keys per re-test round; default 5
+
+	MetricsToken        string // METRICS_TOKEN: bearer token for GET /metrics (≥ 16 characters); unset: the admin key opens it
+	MetricsMaxKeyLabels int    // METRICS_MAX_KEY_LABELS: per-key metrics only while the pool holds at most this many keys; default 100
 
 	Pprof bool // PPROF: serve Go's profiler at /admin/debug/pprof/ (admin key required); default false
 
@@ -118,6 +125,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			bad("CLIENT_TOKENS", "token #%d is the admin key; a client token must differ from ADMIN_KEY", i+1)
 		}
 	}
+	c.MetricsToken = getenv("METRICS_TOKEN")
+	if c.MetricsToken != "" && len(c.MetricsToken) < server.MinSecretLen {
+		bad("METRICS_TOKEN", "too weak: it must be at least %d characters", server.MinSecretLen)
+	}
 	if v := getenv("PPROF"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -154,8 +165,20 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 				bad("CF_API_BASE_URL", "%v", err)
 			}
 		}
+	case "redis":
+		c.RedisURL, c.RedisPrefix = getenv("REDIS_URL"), or(getenv("REDIS_PREFIX"), redisstore.DefaultPrefix)
+		if c.RedisURL == "" {
+			bad("REDIS_URL", "required with STORE=redis (like redis://:password@host:6379/0)")
+		} else if cl, err := redisstore.NewClient(c.RedisURL); err != nil {
+			bad("REDIS_URL", "%v", err)
+		} else {
+			cl.Close()
+		}
+		if strings.ContainsAny(c.RedisPrefix, "{}") {
+			bad("REDIS_PREFIX", "%q must not contain braces", c.RedisPrefix)
+		}
 	default:
-		bad("STORE", "unknown store %q (available: bolt, cfkv)", c.Store)
+		bad("STORE", "unknown store %q (available: bolt, cfkv, redis)", c.Store)
 	}
 	if c.GeminiKeyIn != "header" && c.GeminiKeyIn != "query" {
 		bad("GEMINI_KEY_IN", "%q is not header or query", c.GeminiKeyIn)
@@ -230,6 +253,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.MaxRetries = num("MAX_RETRIES", 3, 0)
 	c.PassiveFailures = num("PASSIVE_FAILURES", 3, 1)
 	c.RetestBatch = num("RETEST_BATCH", 5, 1)
+	c.MetricsMaxKeyLabels = num("METRICS_MAX_KEY_LABELS", 100, 1)
 	c.FailurePolicy = failure.DefaultPolicy()
 	if v := getenv("FAILURE_POLICY"); v != "" {
 		p, err := failure.ParsePolicy(v)

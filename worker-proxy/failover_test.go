@@ -382,27 +382,43 @@ func TestFailoverRetriesAreBounded(t *testing.T) {
 }
 
 func TestFailoverStormGuard(t *testing.T) {
+	// Gemini's bare 429 names no quota (page-assist#406): it may be the
+	// proxy's address or the upstream, not the keys.
+	const bare429 = `[{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}]`
+	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, bare429)
+	}))
+	t.Cleanup(bare.Close)
 	for _, tc := range []struct {
 		name     string
+		provider string
 		behavior fakeupstream.Behavior
+		env      map[string]string
+		path     string
+		body     string
+		header   map[string]string
 		status   int
 	}{
-		{"all overloaded", fakeupstream.Overloaded, 503},
-		{"all rate limited", fakeupstream.RateLimited, 429},
+		{"all overloaded", "openai", fakeupstream.Overloaded, nil, "/api/openai/chat/completions", chatBody, bearer(), 503},
+		{"all answer a 429 that names no quota", "gemini", fakeupstream.OK, map[string]string{"GEMINI_BASE_URL": bare.URL + "/v1beta"},
+			"/api/gemini/v1beta/models/gemini-2.5-flash:generateContent", `{"contents":[]}`, map[string]string{"x-goog-api-key": testClientToken}, 429},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, p := startFakeProxy(t, fakeupstream.Options{}, nil)
+			f, p := startFakeProxy(t, fakeupstream.Options{}, tc.env)
 			bs := []fakeupstream.Behavior{tc.behavior, tc.behavior, tc.behavior, tc.behavior}
-			addKeys(t, f, p, "openai", "sk", bs...)
+			addKeys(t, f, p, tc.provider, "key-storm", bs...)
 			// Enough requests that, without the guard, passive health (3
 			// consecutive failures) or the 429 cooldowns rest every key.
 			for i := range 6 {
-				r := p.do("POST", "/api/openai/chat/completions", chatBody, bearer())
+				r := p.do("POST", tc.path, tc.body, tc.header)
 				if r.Status != tc.status || strings.Contains(string(r.Body), "No available API keys") {
 					t.Fatalf("request %d: %d %s, want the upstream's own %d (the pool must not be emptied by a storm)", i, r.Status, r.Body, tc.status)
 				}
 			}
-			st := providerStatusOf(t, p, "openai")
+			st := providerStatusOf(t, p, tc.provider)
 			t.Logf("after the storm: %d available, %d cooling, %d disabled of %d", st.AvailableKeys, st.CoolingKeys, st.DisabledKeys, st.TotalKeys)
 			if st.DisabledKeys != 0 {
 				t.Fatalf("%d keys disabled by an upstream storm", st.DisabledKeys)
@@ -411,6 +427,160 @@ func TestFailoverStormGuard(t *testing.T) {
 				t.Fatalf("every key rests after a storm (%d cooling of %d): the whole pool was cooled for the upstream's trouble", st.CoolingKeys, st.TotalKeys)
 			}
 		})
+	}
+	t.Run("all rate limited with evidence", func(t *testing.T) {
+		// OpenAI's rate_limit_exceeded names the organization's limit and
+		// x-ratelimit-remaining-requests is 0: about the keys, however
+		// many say it. Every key rests and the proxy answers itself.
+		f, p := startFakeProxy(t, fakeupstream.Options{}, nil)
+		rl := fakeupstream.RateLimited
+		ids, _ := addKeys(t, f, p, "openai", "sk", rl, rl, rl, rl)
+		if r := p.do("POST", "/api/openai/chat/completions", chatBody, bearer()); r.Status != 429 || r.Header.Get("X-KeyPool-Attempts") != "4" {
+			t.Fatalf("first request: %d after %q attempts, want the last 429 after trying all 4 keys", r.Status, r.Header.Get("X-KeyPool-Attempts"))
+		}
+		for _, id := range ids {
+			if k := keyStatusOf(t, p, id); k.State != adminapi.StateCooling {
+				t.Fatalf("key %s: state %q, want cooling", id, k.State)
+			}
+		}
+		n := f.Count()
+		r := p.do("POST", "/api/openai/chat/completions", chatBody, bearer())
+		checkNoKeyAnswer(t, r, "openai", time.Now().Add(20*time.Second), 3*time.Second)
+		if f.Count() != n {
+			t.Fatalf("the upstream got %d requests while every key rested", f.Count()-n)
+		}
+	})
+}
+
+// addKeysInOrder is addKeys with the keys' creation times apart, so the
+// round-robin order is the order given.
+func addKeysInOrder(t *testing.T, f *fakeupstream.Server, p *proxy, provider, prefix string, bs ...fakeupstream.Behavior) (ids, secrets []string) {
+	t.Helper()
+	for _, b := range bs {
+		i, s := addKeys(t, f, p, provider, prefix, b)
+		ids, secrets = append(ids, i...), append(secrets, s...)
+		time.Sleep(3 * time.Millisecond)
+	}
+	return ids, secrets
+}
+
+func TestFailoverKeyRefusalsCostNoRetries(t *testing.T) {
+	gem := map[string]string{"x-goog-api-key": testClientToken}
+	const gemPath = "/api/gemini/v1beta/models/gemini-2.5-flash:generateContent"
+	t.Run("4 bad keys ahead of 1 healthy", func(t *testing.T) {
+		// The issue's measurement: per-minute 429, per-day quota, 403
+		// suspended and 503 ahead of the healthy key in round-robin order,
+		// default MAX_RETRIES (3). It was 19 of 20.
+		f, p := startFakeProxy(t, fakeupstream.Options{}, nil)
+		ids, secrets := addKeysInOrder(t, f, p, "gemini", "AIzaSyTest",
+			fakeupstream.RateLimited, fakeupstream.DailyQuota, fakeupstream.Suspended, fakeupstream.Overloaded, fakeupstream.OK)
+		ok := 0
+		for i := range 20 {
+			r := p.do("POST", gemPath, `{"contents":[]}`, gem)
+			if r.Status == 200 {
+				ok++
+			} else {
+				t.Errorf("request %d: %d after %s attempts: %s", i+1, r.Status, r.Header.Get("X-KeyPool-Attempts"), r.Body)
+			}
+			if i == 0 && (r.Header.Get("X-KeyPool-Attempts") != "5" || r.Header.Get("X-KeyPool-Key-Id") != ids[4]) {
+				t.Fatalf("first request: attempts %q key %q, want 5 and the healthy key", r.Header.Get("X-KeyPool-Attempts"), r.Header.Get("X-KeyPool-Key-Id"))
+			}
+		}
+		t.Logf("%d of 20 requests succeeded", ok)
+		if ok != 20 {
+			t.Fatalf("%d of 20 succeeded, want 20", ok)
+		}
+		for i := range 3 {
+			if n := len(requestsWith(f, secrets[i])); n != 1 {
+				t.Errorf("refusing key %d met the upstream %d times, want 1", i, n)
+			}
+		}
+	})
+	t.Run("MAX_RETRIES still bounds upstream trouble", func(t *testing.T) {
+		// Refusals ahead cost nothing; the two 503s after them use up
+		// MAX_RETRIES=1, so the healthy key behind is not reached.
+		f, p := startFakeProxy(t, fakeupstream.Options{}, map[string]string{"MAX_RETRIES": "1"})
+		addKeysInOrder(t, f, p, "gemini", "AIzaSyTest",
+			fakeupstream.Invalid, fakeupstream.RateLimited, fakeupstream.Overloaded, fakeupstream.InternalError, fakeupstream.OK)
+		r := p.do("POST", gemPath, `{"contents":[]}`, gem)
+		if r.Status != 500 || r.Header.Get("X-KeyPool-Attempts") != "4" {
+			t.Fatalf("got %d after %q attempts, want the upstream's 500 after 4 (2 free refusals, 2 upstream failures)", r.Status, r.Header.Get("X-KeyPool-Attempts"))
+		}
+	})
+	t.Run("1 healthy behind 10 refusing, 200 concurrent", func(t *testing.T) {
+		f, p := startFakeProxy(t, fakeupstream.Options{}, nil)
+		refusing := []fakeupstream.Behavior{fakeupstream.RateLimited, fakeupstream.DailyQuota, fakeupstream.Invalid, fakeupstream.Suspended}
+		var bs []fakeupstream.Behavior
+		for i := range 10 {
+			bs = append(bs, refusing[i%len(refusing)])
+		}
+		ids, _ := addKeysInOrder(t, f, p, "gemini", "AIzaSyTest", append(bs, fakeupstream.OK)...)
+		const n = 200
+		var wg sync.WaitGroup
+		var okCount atomic.Int64
+		errs := make(chan string, n)
+		client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: n}}
+		for range n {
+			wg.Go(func() {
+				req, _ := http.NewRequest("POST", p.URL+gemPath, strings.NewReader(`{"contents":[]}`))
+				req.Header.Set("x-goog-api-key", testClientToken)
+				res, err := client.Do(req)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode == 200 && res.Header.Get("X-KeyPool-Key-Id") == ids[10] {
+					okCount.Add(1)
+				} else {
+					errs <- fmt.Sprintf("%d after %s attempts: %.200s", res.StatusCode, res.Header.Get("X-KeyPool-Attempts"), b)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		t.Logf("%d of %d concurrent requests succeeded; the upstream got %d requests", okCount.Load(), n, f.Count())
+		for e := range errs {
+			t.Error(e)
+		}
+		if okCount.Load() != n {
+			t.Fatalf("%d of %d succeeded, want all", okCount.Load(), n)
+		}
+	})
+}
+
+func TestFailoverAllKeysOutForTheDay(t *testing.T) {
+	// The issue's second measurement: 3 keys out of their daily quota.
+	// The storm guard used to keep one in service, so every request went
+	// upstream until midnight.
+	clearSDKEnv(t)
+	f, p := startFakeProxy(t, fakeupstream.Options{}, nil)
+	ids, _ := addKeys(t, f, p, "gemini", "AIzaSyTest", fakeupstream.DailyQuota, fakeupstream.DailyQuota, fakeupstream.DailyQuota)
+	gem := map[string]string{"x-goog-api-key": testClientToken}
+	const path = "/api/gemini/v1beta/models/gemini-2.5-flash:generateContent"
+	start := time.Now()
+	r := p.do("POST", path, `{"contents":[]}`, gem)
+	if r.Status != 429 || r.Header.Get("X-KeyPool-Attempts") != "3" {
+		t.Fatalf("first request: %d after %q attempts, want the last 429 after trying the 3 keys", r.Status, r.Header.Get("X-KeyPool-Attempts"))
+	}
+	for _, id := range ids {
+		checkCooling(t, keyStatusOf(t, p, id), "quota_exhausted", nextLAMidnight(t, start), 3*time.Second)
+	}
+	n := f.Count()
+	for range 5 {
+		r := p.do("POST", path, `{"contents":[]}`, gem)
+		checkNoKeyAnswer(t, r, "gemini", nextLAMidnight(t, start), 3*time.Second)
+	}
+	// openai-go with its default retries through the front door: a
+	// Retry-After of hours makes it give up at once.
+	c := newOpenAIClient(p.URL + "/v1")
+	_, err := c.Chat.Completions.New(sdkContext(t), chatParams("gemini-2.5-flash"))
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("front door: %v, want the proxy's 503", err)
+	}
+	if got := f.Count() - n; got != 0 {
+		t.Fatalf("the upstream got %d requests after every key was out for the day, want 0", got)
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/store"
 	"github.com/keypool/keypool/worker-proxy/store/boltstore"
 	"github.com/keypool/keypool/worker-proxy/store/cfkv"
+	"github.com/keypool/keypool/worker-proxy/store/redisstore"
 	"github.com/keypool/keypool/worker-proxy/store/sealed"
 )
 
@@ -104,6 +105,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		RetryBudget: cfg.RetryBudget, FirstByteTimeout: cfg.FirstByteTimeout,
 		DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown,
 		PassiveFailures: cfg.PassiveFailures, PassiveCooldown: cfg.PassiveCooldown,
+		MetricsToken: cfg.MetricsToken, MetricsMaxKeyLabels: cfg.MetricsMaxKeyLabels,
 	}, st, providers)
 	if err != nil {
 		return err
@@ -174,6 +176,8 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 			UsageFlushInterval: cfg.KVUsageFlush, UsageSyncInterval: cfg.KVUsageSync,
 			JournalPath: filepath.Join(cfg.DataDir, "kv-usage.journal"),
 		})
+	case "redis":
+		return redisstore.Open(ctx, redisstore.Config{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Logger: log})
 	}
 	return nil, fmt.Errorf("unknown store %q", cfg.Store)
 }

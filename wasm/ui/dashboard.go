@@ -87,6 +87,8 @@ type Dashboard struct {
 
 	panel       string // PanelAdd, PanelBulk or "" above the keys table
 	fresh       string // the key just added: highlighted
+	detailID    string // the key in the detail drawer ("" = closed)
+	detailAsk   bool   // the drawer's delete awaits confirmation
 	revealAfter string // the key to reveal once the status is reloaded
 
 	play       playForm
@@ -122,11 +124,14 @@ type addForm struct {
 type bulkForm struct {
 	Provider string
 	Text     string
-	Busy     bool
-	Done     int
-	Total    int
-	Result   *adminapi.BulkAddResponse
-	Err      string // shown in the form
+	// applied to every key of the import
+	MaxRequests, Weight, Tags string
+	Sent                      Extracted // what the last import sent
+	Busy                      bool
+	Done                      int
+	Total                     int
+	Result                    *adminapi.BulkAddResponse
+	Err                       string // shown in the form
 }
 
 var (

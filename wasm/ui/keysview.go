@@ -106,6 +106,7 @@ func (d *Dashboard) renderKeys() app.UI {
 		// the table; opening a panel does not re-create the table.
 		d.renderKeysToolbar(),
 		d.renderKeyPanel(),
+		d.renderDetail(),
 		app.Section().ID("keys-card").Class("card").Body(
 			app.Div().Class("filters").Body(
 				field("f-provider", d.t("keys.filterProvider"), app.Select().ID("f-provider").OnChange(d.setFilter(&d.filter.Provider), on("f-provider")).Body(provOpts...)),
@@ -176,12 +177,16 @@ func (d *Dashboard) openPanel(ctx app.Context, panel string) {
 }
 
 func (d *Dashboard) renderKeyPanel() app.UI {
+	// Each panel sits in its own kind of element: go-app updates an
+	// element of the same tag in place, and the browser would keep what
+	// was typed in the add form's fields in the bulk form's (the add
+	// form's description became the bulk import's tags).
 	var body app.UI
 	switch d.panel {
 	case PanelAdd:
-		body = d.renderAdd()
+		body = app.Div().Class("panel-body").Body(d.renderAdd())
 	case PanelBulk:
-		body = d.renderBulk()
+		body = app.Section().Class("panel-body").Body(d.renderBulk())
 	}
 	close := func(ctx app.Context, e app.Event) {
 		opener := d.panel + "-open"
@@ -251,7 +256,7 @@ func StateText(lang string, k adminapi.KeyStatus) string {
 		}
 	case adminapi.StateDisabled:
 		if k.DisabledReason != "" {
-			return T(lang, "state.disabledWhy", k.DisabledReason)
+			return T(lang, "state.disabledWhy", ReasonText(lang, k.DisabledReason))
 		}
 	}
 	if _, ok := messages["state."+k.State]; ok {
@@ -277,7 +282,9 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 	}
 	return app.Tr().ID("row-"+id).DataSet("id", id).Class(map[bool]string{true: "fresh", false: ""}[d.fresh == id]).Body(
 		app.Td().Body(app.Input().ID("sel-"+id).Type("checkbox").Aria("label", d.t("sel.row", k.MaskedKey)).Checked(d.selected[id]).OnChange(d.toggle(id), on("sel", id))),
-		app.Td().Class("mono").Text(k.MaskedKey),
+		app.Td().Body(app.Button().ID("open-"+id).Type("button").Class("linklike mono").Aria("label", d.t("detail.open", k.MaskedKey)).
+			Aria("expanded", strconv.FormatBool(d.detailID == id)).Aria("controls", "key-detail").Text(k.MaskedKey).
+			OnClick(func(ctx app.Context, e app.Event) { d.openDetail(ctx, id) }, on("open", id))),
 		app.Td().Text(k.Provider),
 		app.Td().Body(func() app.UI {
 			// Long reasons are cut on screen; the tooltip has all of it.
@@ -475,7 +482,8 @@ func (d *Dashboard) doTest(id string) app.EventHandler {
 				case r.OK:
 					d.rowMsg[id] = d.t("act.testOK", r.LatencyMs)
 				default:
-					d.rowMsg[id] = d.t("act.testFail", r.Class, r.Status, r.Message)
+					status, msg, _ := CleanError(r.Status, r.Message)
+					d.rowMsg[id] = d.t("act.testFail", ClassText(d.lang, r.Class), status, msg)
 				}
 				if err == nil && r.Key != nil {
 					for i := range d.keys {
@@ -599,45 +607,107 @@ func (d *Dashboard) AddKey(ctx app.Context) {
 
 func (d *Dashboard) renderBulk() app.UI {
 	b := d.bulk
+	x := ExtractKeys(b.Provider, b.Text)
 	return app.Form().ID("bulk-form").OnSubmit(d.doBulk, on("bulk-form")).Body(
 		app.H2().Text(d.t("bulk.title")),
-		field("bulk-provider", d.t("add.provider"), d.providerSelect("bulk-provider", &d.bulk.Provider)),
+		app.Div().Class("grid").Body(
+			field("bulk-provider", d.t("add.provider"), d.providerSelect("bulk-provider", &d.bulk.Provider)),
+			field("bulk-max", d.t("add.maxRequests"), app.Input().ID("bulk-max").Type("number").Min(0).Value(b.MaxRequests).OnInput(d.ValueTo(&d.bulk.MaxRequests), on("bulk-max"))),
+			field("bulk-weight", d.t("bulk.weight"), app.Input().ID("bulk-weight").Type("number").Min(0).Value(b.Weight).OnInput(d.ValueTo(&d.bulk.Weight), on("bulk-weight"))),
+			field("bulk-tags", d.t("add.tags"), app.Input().ID("bulk-tags").Value(b.Tags).OnInput(d.ValueTo(&d.bulk.Tags), on("bulk-tags"))),
+		),
 		field("bulk-text", d.t("bulk.keys"), app.Textarea().ID("bulk-text").Rows(6).Spellcheck(false).Text(b.Text).OnInput(d.ValueTo(&d.bulk.Text), on("bulk-text"))),
-		field("bulk-file", d.t("bulk.file"), app.Input().ID("bulk-file").Type("file").Accept(".txt,.csv,text/plain").OnChange(d.readFile, on("bulk-file"))),
-		app.Button().ID("bulk-submit").Type("submit").Disabled(b.Busy).Text(map[bool]string{true: d.t("bulk.busy"), false: d.t("bulk.submit")}[b.Busy]),
+		app.P().ID("bulk-found").Class("hint").Aria("live", "polite").Text(d.foundText(x)),
+		field("bulk-file", d.t("bulk.file"), app.Input().ID("bulk-file").Type("file").Accept(".txt,.csv,.env,.json,text/plain").OnChange(d.readFile, on("bulk-file"))),
+		app.Button().ID("bulk-submit").Type("submit").Class("primary").Disabled(b.Busy).Text(map[bool]string{true: d.t("bulk.busy"), false: d.t("bulk.submit", len(x.Keys))}[b.Busy]),
 		formMsg("bulk-msg", b.Err, true),
-		app.If(b.Busy, func() app.UI {
-			return app.Div().Body(
-				app.Progress().ID("bulk-progress").Max(b.Total).Value(b.Done),
+		app.If(b.Busy || b.Total > 0 && b.Result != nil, func() app.UI {
+			return app.Div().Class("progress").Body(
+				app.Progress().ID("bulk-progress").Max(max(b.Total, 1)).Value(b.Done),
 				app.Span().Class("hint").Text(d.t("bulk.progress", b.Done, b.Total)),
 			)
 		}),
-		app.If(b.Result != nil, func() app.UI {
-			r := b.Result
-			items := make([]app.UI, 0, len(r.Results))
-			for _, x := range r.Results {
-				text := d.t("bulk.line", x.Index+1) + ": " + d.t("bulk."+x.Status)
-				if x.MaskedKey != "" {
-					text += " " + x.MaskedKey
-				}
-				if why := d.bulkReason(r, x); why != "" {
-					text += " — " + why
-				}
-				items = append(items, app.Li().Class("bulk-"+x.Status).Text(text))
-			}
-			return app.Div().ID("bulk-result").Body(
-				app.P().ID("bulk-summary").Text(d.t("bulk.summary", r.Added, r.Duplicates, r.Invalid)),
-				app.Ul().Class("bulk-lines").Body(items...),
+		app.If(b.Result != nil, func() app.UI { return d.renderBulkResult(b.Result, b.Sent) }),
+	)
+}
+
+// foundText says, before importing, what the paste holds: keys, repeats
+// left out, lines without a key.
+func (d *Dashboard) foundText(x Extracted) string {
+	s := d.t("bulk.found", len(x.Keys))
+	if len(x.Repeats) > 0 {
+		s += d.t("bulk.foundRepeats", len(x.Repeats), lineList(x.Repeats))
+	}
+	if len(x.NoKey) > 0 {
+		s += d.t("bulk.foundNoKey", len(x.NoKey), lineList(x.NoKey))
+	}
+	return s
+}
+
+// lineList names up to ten line numbers.
+func lineList(lines []int) string {
+	parts := make([]string, 0, min(len(lines), 11))
+	for i, l := range lines {
+		if i == 10 {
+			parts = append(parts, "…")
+			break
+		}
+		parts = append(parts, strconv.Itoa(l))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// renderBulkResult shows an import's problems first, with counts: lines
+// without a key and repeats (left out before sending), keys the proxy
+// rejected or already held; then the keys added.
+func (d *Dashboard) renderBulkResult(r *adminapi.BulkAddResponse, sent Extracted) app.UI {
+	lineOf := func(i int) int {
+		if i >= 0 && i < len(sent.Lines) {
+			return sent.Lines[i]
+		}
+		return i + 1
+	}
+	var problems, added []app.UI
+	for _, l := range sent.NoKey {
+		problems = append(problems, app.Li().Class("bulk-invalid").Text(d.t("bulk.line", l)+d.t("bulk.sep")+d.t("bulk.noKey")))
+	}
+	for _, l := range sent.Repeats {
+		problems = append(problems, app.Li().Class("bulk-duplicate").Text(d.t("bulk.line", l)+d.t("bulk.sep")+d.t("bulk.repeat")))
+	}
+	for _, x := range r.Results {
+		text := d.t("bulk.line", lineOf(x.Index)) + d.t("bulk.sep") + d.t("bulk."+x.Status)
+		if x.MaskedKey != "" {
+			text += " " + x.MaskedKey
+		}
+		if why := d.bulkReason(r, x, lineOf); why != "" {
+			text += " — " + why
+		}
+		li := app.Li().Class("bulk-" + x.Status).Text(text)
+		if x.Status == adminapi.BulkAdded {
+			added = append(added, li)
+		} else {
+			problems = append(problems, li)
+		}
+	}
+	dups := r.Duplicates + len(sent.Repeats)
+	invalid := r.Invalid + len(sent.NoKey)
+	return app.Div().ID("bulk-result").Body(
+		app.P().ID("bulk-summary").Class(map[bool]string{true: "warn", false: "ok"}[dups+invalid > 0]).Text(d.t("bulk.summary", r.Added, dups, invalid)),
+		app.If(len(problems) > 0, func() app.UI {
+			return app.Ul().ID("bulk-problems").Class("bulk-lines").Body(problems...)
+		}),
+		app.If(len(added) > 0, func() app.UI {
+			return app.Details().ID("bulk-added").Body(
+				app.Summary().Text(d.t("bulk.addedList", len(added))),
+				app.Ul().Class("bulk-lines").Body(added...),
 			)
 		}),
 	)
 }
 
-// bulkReason says, translated, why a line was not added: the pool core's
-// rule it broke, or which line (or the pool) already holds its key. The
-// server's "same key as apiKeys[N]" counts within one request; lines are counted
-// over the whole paste here.
-func (d *Dashboard) bulkReason(r *adminapi.BulkAddResponse, x adminapi.BulkResult) string {
+// bulkReason says, translated, why a key was not added: the pool core's
+// rule it broke, or which line (or the pool) already holds it.
+func (d *Dashboard) bulkReason(r *adminapi.BulkAddResponse, x adminapi.BulkResult, lineOf func(int) int) string {
 	switch x.Status {
 	case adminapi.BulkInvalid:
 		if x.Error == "" {
@@ -647,7 +717,7 @@ func (d *Dashboard) bulkReason(r *adminapi.BulkAddResponse, x adminapi.BulkResul
 	case adminapi.BulkDuplicate:
 		for _, y := range r.Results {
 			if y.Status == adminapi.BulkAdded && y.KeyID == x.KeyID && y.Index < x.Index {
-				return d.t("bulk.sameAs", y.Index+1)
+				return d.t("bulk.sameAs", lineOf(y.Index))
 			}
 		}
 		return d.t("bulk.inPool")
@@ -660,31 +730,79 @@ func (d *Dashboard) doBulk(ctx app.Context, e app.Event) {
 	d.BulkImport(ctx)
 }
 
-// BulkImport submits the bulk import form, bulkChunk lines per request
-// so any paste fits the admin API's body limit and the bar shows progress.
-// Duplicates within the paste and against the pool come back per line.
+// BulkRequest builds the settings every key of a bulk import gets (max
+// requests, weight, tags), validated with the pool core's rules.
+func (d *Dashboard) BulkRequest() (adminapi.BulkAddRequest, error) {
+	f := d.bulk
+	req := adminapi.BulkAddRequest{Provider: f.Provider}
+	if err := pool.ValidateProvider(f.Provider); err != nil {
+		return req, errors.New(d.FieldError(d.t("add.provider"), err))
+	}
+	n, set, err := parseInt(f.MaxRequests)
+	if err != nil {
+		return req, errors.New(d.t("edit.invalidNumber", d.t("add.maxRequests")))
+	}
+	if err := pool.ValidateMaxRequests(n); err != nil {
+		return req, errors.New(d.FieldError(d.t("add.maxRequests"), err))
+	}
+	if set {
+		req.MaxRequests = &n
+	}
+	w, set, err := parseInt(f.Weight)
+	if err != nil {
+		return req, errors.New(d.t("edit.invalidNumber", d.t("bulk.weight")))
+	}
+	weight := int(w)
+	if err := pool.ValidateWeight(weight); err != nil {
+		return req, errors.New(d.FieldError(d.t("bulk.weight"), err))
+	}
+	if set && weight > 0 {
+		req.Weight = &weight
+	}
+	tags, err := pool.NormalizeTags(ParseTags(f.Tags))
+	if err != nil {
+		return req, errors.New(d.FieldError(d.t("col.tags"), err))
+	}
+	if len(tags) > 0 {
+		req.Metadata = &adminapi.Metadata{Tags: &tags}
+	}
+	return req, nil
+}
+
+// BulkImport submits the bulk import form: the keys found in the paste
+// (each once, see ExtractKeys), bulkChunk per request so any paste fits
+// the admin API's body limit and the bar shows progress, each with the
+// form's max requests, weight and tags. Duplicates against the pool come
+// back per key.
 func (d *Dashboard) BulkImport(ctx app.Context) {
-	lines := ParseLines(d.bulk.Text)
+	x := ExtractKeys(d.bulk.Provider, d.bulk.Text)
 	d.bulk.Err = ""
-	if len(lines) == 0 {
+	if len(x.Keys) == 0 {
 		d.bulk.Err = d.t("bulk.empty")
+		return
+	}
+	base, err := d.BulkRequest()
+	if err != nil {
+		d.bulk.Err = err.Error()
 		return
 	}
 	d.bulk.Busy = true
 	d.bulk.Result = nil
-	d.bulk.Done, d.bulk.Total = 0, len(lines)
+	d.bulk.Sent = x
+	d.bulk.Done, d.bulk.Total = 0, len(x.Keys)
 	c := d.client
-	provider := d.bulk.Provider
+	lines := x.Keys
 	ctx = d.bind(ctx)
 	ctx.Async(func() {
 		cctx, cancel := bg()
 		defer cancel()
-		total := &adminapi.BulkAddResponse{Provider: provider}
+		total := &adminapi.BulkAddResponse{Provider: base.Provider}
 		var err error
 		for lo := 0; lo < len(lines); lo += bulkChunk {
-			chunk := lines[lo:min(lo+bulkChunk, len(lines))]
+			req := base
+			req.APIKeys = lines[lo:min(lo+bulkChunk, len(lines))]
 			var r *adminapi.BulkAddResponse
-			r, err = c.BulkAdd(cctx, adminapi.BulkAddRequest{Provider: provider, APIKeys: chunk})
+			r, err = c.BulkAdd(cctx, req)
 			if err != nil {
 				break
 			}
@@ -695,7 +813,7 @@ func (d *Dashboard) BulkImport(ctx app.Context) {
 				x.Index += lo
 				total.Results = append(total.Results, x)
 			}
-			done := lo + len(chunk)
+			done := lo + len(req.APIKeys)
 			ctx.Dispatch(func(ctx app.Context) { d.bulk.Done = done })
 		}
 		ctx.Dispatch(func(ctx app.Context) {
@@ -703,7 +821,7 @@ func (d *Dashboard) BulkImport(ctx app.Context) {
 			if err != nil {
 				d.bulk.Err = d.ErrorText(err)
 			}
-			if len(total.Results) > 0 {
+			if len(total.Results) > 0 || err == nil {
 				d.bulk.Result = total
 			}
 			if err == nil {

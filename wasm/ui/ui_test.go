@@ -175,11 +175,15 @@ func TestConnectAddBulkEditDeleteTokens(t *testing.T) {
 	h.d.bulk = bulkForm{Provider: "openai", Text: "sk-bulk-line-one-000000001\n\n" + secret + "\nhas space\n"}
 	h.do(h.d.BulkImport)
 	r := h.d.bulk.Result
-	if r == nil || r.Added != 1 || r.Duplicates != 1 || r.Invalid != 1 {
+	if r == nil || r.Added != 1 || r.Duplicates != 1 || r.Invalid != 0 {
 		t.Fatalf("bulk: %+v notice %q", r, h.d.Notice())
 	}
-	h.contains(`id="bulk-summary"`, "1 added, 1 duplicates, 1 invalid", "Line 2: duplicate", "already in the pool",
-		"Line 3: invalid — API key must not contain spaces or control characters.")
+	// The line without a key never left the browser; problems come first.
+	h.contains(`id="bulk-summary"`, "1 added, 1 duplicates, 1 invalid", "Line 3: duplicate", "already in the pool",
+		"Line 4: no key found")
+	if html := h.html(); strings.Index(html, "Line 4: no key found") > strings.Index(html, "Line 1: added") {
+		t.Error("the problems are not listed before the keys added")
+	}
 
 	h.d.startEdit(k)
 	h.contains(`id="e-save"`)
@@ -354,7 +358,7 @@ func TestStateText(t *testing.T) {
 		t.Errorf("cooling: %q", s)
 	}
 	k = adminapi.KeyStatus{State: adminapi.StateDisabled, DisabledReason: "invalid_key: 401"}
-	if s := StateText(LangZH, k); s != "已禁用：invalid_key: 401" {
+	if s := StateText(LangZH, k); s != "已禁用：被服务商拒绝（密钥无效、已吊销或被停用）——401" {
 		t.Errorf("disabled zh: %q", s)
 	}
 }
@@ -397,12 +401,12 @@ func TestSelectionBulkActionsAndChunkedImport(t *testing.T) {
 	h.d.bulk = bulkForm{Provider: "gemini", Text: b.String()}
 	h.do(h.d.BulkImport)
 	r := h.d.bulk.Result
-	if r == nil || r.Added != 1200 || r.Duplicates != 1 || len(r.Results) != 1201 || r.Results[1200].Index != 1200 {
+	if r == nil || r.Added != 1200 || r.Duplicates != 0 || len(r.Results) != 1200 || r.Results[1199].Index != 1199 {
 		t.Fatalf("chunked import: %+v (notice %q)", r != nil, h.d.Notice())
 	}
-	// Line 1,201 was in the third request, its twin in the first.
-	h.contains("Line 1201: duplicate AIza…0000 — same key as line 1")
-	if h.d.bulk.Done != 1201 || h.d.bulk.Busy {
+	// Line 1,201 repeats line 1: left out before sending, and said so.
+	h.contains("1200 added, 1 duplicates, 0 invalid", "Line 1201: key repeated in the paste, sent once")
+	if h.d.bulk.Done != 1200 || h.d.bulk.Busy {
 		t.Fatalf("progress: %d busy %v", h.d.bulk.Done, h.d.bulk.Busy)
 	}
 	if st, _ := c.ProviderStatus(t.Context(), "gemini"); st.TotalKeys != 1200 {

@@ -36,6 +36,8 @@ type facts struct {
 	quotaIDs     []string // error.details[].violations[].quotaId
 	quotaMetrics []string // error.details[].violations[].quotaMetric
 	retryDelay   string   // error.details[].retryDelay (Google RetryInfo)
+	quotaModels  []string // error.details[].violations[].quotaDimensions.model
+	consumer     string   // error.details[].metadata.consumer (Google ErrorInfo), e.g. "projects/123"
 	errorCodes   []string // any …error_code member (Anthropic error.details.error_code)
 }
 
@@ -150,6 +152,14 @@ func (f *facts) add(p []string, key, v string) {
 			}
 		case "retryDelay":
 			setOnce(&f.retryDelay, v)
+		}
+	case len(p) == 3 && p[0] == "error" && p[1] == "details" && p[2] == "metadata":
+		if key == "consumer" {
+			setOnce(&f.consumer, v)
+		}
+	case len(p) == 4 && p[0] == "error" && p[1] == "details" && p[2] == "violations" && p[3] == "quotaDimensions":
+		if key == "model" && len(f.quotaModels) < maxList {
+			f.quotaModels = append(f.quotaModels, v)
 		}
 	case len(p) == 3 && p[0] == "error" && p[1] == "details" && p[2] == "violations":
 		switch key {
@@ -290,4 +300,44 @@ func (f *facts) msgHasPrefix(prefixes ...string) bool {
 		}
 	}
 	return false
+}
+
+// project returns the Google Cloud project number the body names as the
+// consumer of an ErrorInfo ("projects/895908428397" gives "895908428397"),
+// or "".
+func (f *facts) project() string {
+	n, ok := strings.CutPrefix(f.consumer, "projects/")
+	if !ok || !isNumber(n) || len(n) > 32 {
+		return ""
+	}
+	return n
+}
+
+// perProject reports whether a named quota is counted per Google Cloud
+// project (quotaId "…PerProject…"), so every key of the project met it.
+func (f *facts) perProject() bool {
+	for _, id := range f.quotaIDs {
+		if strings.Contains(strings.ToLower(id), "perproject") {
+			return true
+		}
+	}
+	return false
+}
+
+// quotaModel returns the model the first violation's quotaDimensions name,
+// or "".
+func (f *facts) quotaModel() string {
+	if len(f.quotaModels) > 0 {
+		return f.quotaModels[0]
+	}
+	return ""
+}
+
+// namesLimit reports whether a 429 says which limit of the key's account
+// it hit: Google quota violations or ErrorInfo, OpenAI's
+// rate_limit_exceeded (type requests or tokens), Anthropic's
+// rate_limit_error.
+func (f *facts) namesLimit() bool {
+	return len(f.quotaIDs) > 0 || len(f.quotaMetrics) > 0 || len(f.reasons) > 0 ||
+		f.is("rate_limit_exceeded", "requests", "tokens", "rate_limit_error")
 }

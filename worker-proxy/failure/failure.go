@@ -44,6 +44,23 @@ type Verdict struct {
 	// at most MaxReason characters, with key-shaped tokens masked (see
 	// [Scrub] for masking one known key). Empty for Success.
 	Reason string
+	// AboutKey: the answer singles out the key (or the account or project
+	// it belongs to), so another key may well succeed and a refusal costs
+	// none of the retries meant for upstream trouble. True for InvalidKey
+	// and QuotaExhausted; for RateLimited when the answer names the limit
+	// (a Google quota violation or ErrorInfo, OpenAI rate_limit_exceeded,
+	// Anthropic rate_limit_error) or a rate-limit header shows a count of 0
+	// left. A bare 429 ("Resource has been exhausted") is not.
+	AboutKey bool
+	// Model is the model a quota violation names (Google
+	// quotaDimensions.model), or "".
+	Model string
+	// Project is the Google Cloud project number the answer names as the
+	// key's consumer (ErrorInfo metadata "consumer": "projects/N"), or "".
+	Project string
+	// ProjectWide: the quota hit is counted per project (quotaId
+	// "…PerProject…"): every key of the project met it.
+	ProjectWide bool
 }
 
 // Classifier classifies upstream outcomes. The zero value (and a nil
@@ -147,6 +164,22 @@ func (c *Classifier) Response(status int, h http.Header, body []byte) Verdict {
 		h = http.Header{}
 	}
 	f := parseBody(body)
+	v := c.response(status, h, &f)
+	v.Project = f.project()
+	switch v.Class {
+	case InvalidKey, QuotaExhausted:
+		v.AboutKey = true
+	case RateLimited:
+		v.AboutKey = f.namesLimit() || exhaustedHeader(h)
+	}
+	if v.Class == RateLimited || v.Class == QuotaExhausted {
+		v.Model = f.quotaModel()
+		v.ProjectWide = f.perProject()
+	}
+	return v
+}
+
+func (c *Classifier) response(status int, h http.Header, f *facts) Verdict {
 	now := c.now()
 	def, maxWait := c.limits()
 	label, msg := f.label(), f.message
@@ -210,7 +243,7 @@ func (c *Classifier) Response(status int, h http.Header, body []byte) Verdict {
 				Reason: reason(status, cmp(f.status, "RESOURCE_EXHAUSTED"), "", "per-day quota "+q),
 			}
 		}
-		d := c.rateLimitWait(h, &f, now)
+		d := c.rateLimitWait(h, f, now)
 		if d <= 0 {
 			d = def
 		}

@@ -148,3 +148,22 @@ func messageWait(msg string) time.Duration {
 	}
 	return 0
 }
+
+// exhaustedHeader reports whether a rate-limit header says the key's
+// account has none of some limit left: x-ratelimit-remaining-{requests,
+// tokens} (OpenAI) or anthropic-ratelimit-*-remaining at 0.
+func exhaustedHeader(h http.Header) bool {
+	for _, kind := range openaiKinds {
+		if strings.TrimSpace(h.Get("X-Ratelimit-Remaining-"+kind)) == "0" {
+			return true
+		}
+	}
+	const pre, suf = "Anthropic-Ratelimit-", "-Remaining"
+	for k, v := range h {
+		k = http.CanonicalHeaderKey(k)
+		if strings.HasPrefix(k, pre) && strings.HasSuffix(k, suf) && len(v) > 0 && strings.TrimSpace(v[0]) == "0" {
+			return true
+		}
+	}
+	return false
+}

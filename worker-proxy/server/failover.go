@@ -15,8 +15,12 @@ import (
 
 // failover is the relay's transport: it sends the request with the chosen
 // key and, while nothing has reached the client, retries a failed attempt
-// with another key as the failure policy says, within MaxRetries and
-// RetryBudget. It returns the last upstream answer when every try fails.
+// with another key as the failure policy says. Upstream trouble (5xx,
+// timeouts, connection errors, a bare 429) is retried at most MaxRetries
+// times; a refusal that singles out the key (invalid, suspended, out of
+// credit or quota, rate limited with evidence) costs no retry, so a request
+// reaches every key that can serve it. RetryBudget bounds both. It returns
+// the last upstream answer when every try fails.
 type failover struct {
 	s    *Server
 	base http.RoundTripper
@@ -57,7 +61,13 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 			return res, err
 		}
 		act := s.policy.For(v.Class)
-		retry := act.Retry && len(st.tried) <= s.cfg.MaxRetries &&
+		// A refusal about the key takes the key out and costs no retry:
+		// only upstream trouble counts against MaxRetries. The pool (each
+		// key is tried once) and RetryBudget bound both.
+		if !v.AboutKey {
+			st.upstreamFails++
+		}
+		retry := act.Retry && st.upstreamFails <= s.cfg.MaxRetries &&
 			time.Since(st.start) < s.cfg.RetryBudget && req.Context().Err() == nil
 		act = s.judge(st, v, act, res, peek)
 		retry = retry && act.Retry
@@ -72,10 +82,19 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 			io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 			res.Body.Close()
 		}
+		st.failed = append(st.failed, attemptOutcome{class: v.Class, status: attemptStatus(res)})
 		st.entry, st.tried, st.finished = next, append(st.tried, next), false
 		st.verdict = failure.Verdict{}
 		req = retryRequest(req, st)
 	}
+}
+
+// attemptStatus is a failed attempt's upstream status; 0 without an answer.
+func attemptStatus(res *http.Response) int {
+	if res == nil {
+		return 0
+	}
+	return res.StatusCode
 }
 
 // retryRequest clones req for the next attempt with the current key.
@@ -123,10 +142,17 @@ func (s *Server) judge(st *relayState, v failure.Verdict, act failure.Action, re
 }
 
 // stormGuard drops the key-blaming parts of act when most of the
-// provider's keys fail the same way at once: then the upstream or the
-// proxy's address is at fault, and resting or disabling more keys would
-// only empty the pool. Retries stay, so a healthy key left still serves.
+// provider's keys fail the same way at once and the answers do not single
+// out the key (5xx, IP or region blocks, a 429 naming no quota): then the
+// upstream or the proxy's address is at fault, and resting or disabling
+// more keys would only empty the pool. Retries stay, so a healthy key left
+// still serves. Answers about the key (invalid, per-day quota, a named rate
+// limit) always count, however many keys give them: a pool whose every key
+// is out for the day is answered by the proxy itself until the reset.
 func (s *Server) stormGuard(provider string, v failure.Verdict, act failure.Action, e *pool.Entry, now time.Time) failure.Action {
+	if v.AboutKey {
+		return act
+	}
 	if (act.Disable || act.Cooldown || act.Blame) && s.storms.hit(provider, v.Class, e, now, s.pool.Servable(provider)) {
 		s.log.Warn("most keys fail the same way at once; not resting or disabling more",
 			"provider", provider, "class", v.Class.String(), "key", e.ID())

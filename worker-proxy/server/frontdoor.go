@@ -93,7 +93,7 @@ func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 		badPath(w, r, err)
 		return
 	}
-	s.forward(w, r, &relayState{prov: prov, compat: true, strategy: strategy, target: target, body: body, start: start, token: token})
+	s.forward(w, r, &relayState{prov: prov, compat: true, strategy: strategy, target: target, body: body, start: start, token: token, route: "v1", model: upstreamModel})
 }
 
 // escapeSegments percent-encodes each "/"-separated segment of p, keeping

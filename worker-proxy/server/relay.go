@@ -41,12 +41,28 @@ type relayState struct {
 	tried    []*pool.Entry // every key tried, in order
 	finished bool          // entry's outcome is already recorded
 
+	// upstreamFails counts the attempts that failed for upstream trouble,
+	// not for a refusal about the key: those MaxRetries bounds.
+	upstreamFails int
+
 	status  int             // final status sent to the client
 	lastErr *pool.LastError // the final attempt's failure, if any
 	verdict failure.Verdict // the final attempt's classification
 	proxErr error           // the final attempt's transport error
 
 	streamErr *failure.Verdict // an error event inside a 200 stream
+
+	// For the metrics and the request log (see observe.go):
+	route  string           // "api" or "v1"
+	model  string           // the model asked for, when the route knows it ("" : read from body or path)
+	failed []attemptOutcome // each attempt that failed over to another key, in order
+	ttfb   time.Duration    // arrival to the response's first byte; 0 if none
+	// client is the caller's client token, nil when anonymous; authorization
+	// may set it, else observe looks it up.
+	client *tokenRef
+	// promptTokens and completionTokens are the usage the upstream reported
+	// for this request; the token usage counter fills them (0: unknown).
+	promptTokens, completionTokens int64
 
 	// keyScrub masks the current key in a successful answer.
 	keyScrub redact.Scrubber
@@ -126,7 +142,7 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 		relayError(w, r, status, "invalid_request_error", "request_too_large", msg, map[string]any{"provider": name})
 		return
 	}
-	s.forward(w, r, &relayState{prov: prov, strategy: strategy, target: target, body: body, start: start, token: token})
+	s.forward(w, r, &relayState{prov: prov, strategy: strategy, target: target, body: body, start: start, token: token, route: "api"})
 }
 
 // authorizeClient checks the relay caller's token, answering 401 if bad.
@@ -203,6 +219,7 @@ func (s *Server) noKey(w http.ResponseWriter, r *http.Request, st *relayState) {
 	}
 	relayError(w, r, http.StatusServiceUnavailable, "service_unavailable", "no_available_keys", "No available API keys", body)
 	s.traffic.Record(st.prov.Name, traffic.Unserved, 0)
+	s.observe(st, http.StatusServiceUnavailable)
 	s.logRelay(r.Context(), slog.LevelWarn, slog.String("provider", st.prov.Name),
 		slog.String("strategy", st.strategy.String()), slog.Int("status", http.StatusServiceUnavailable),
 		slog.String("error", "no available keys"))
@@ -274,6 +291,7 @@ func (st *relayState) setKey(req *http.Request) {
 func (s *Server) modifyResponse(res *http.Response) error {
 	st := stateOf(res.Request.Context())
 	st.status = res.StatusCode
+	st.ttfb = time.Since(st.start)
 	for h := range res.Header {
 		if strings.HasPrefix(h, "Access-Control-") {
 			delete(res.Header, h)
@@ -414,6 +432,7 @@ func (s *Server) finish(r *http.Request, st *relayState, completed bool) {
 		attrs = append(attrs, slog.Bool("interrupted", true))
 	}
 	s.logRelay(r.Context(), slog.LevelInfo, attrs...)
+	s.observe(st, status)
 }
 
 // logRelay writes a request's "relay" log line. It hands the record to the

@@ -20,8 +20,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/failure"
+	"github.com/keypool/keypool/worker-proxy/metrics"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
 	"github.com/keypool/keypool/worker-proxy/store"
@@ -60,8 +63,11 @@ type Config struct {
 
 	// Policy says what each failure class does. Default failure.DefaultPolicy().
 	Policy failure.Policy
-	// MaxRetries bounds the retries of one request on other keys. Default 3;
-	// negative means none.
+	// MaxRetries bounds the retries of one request on other keys after
+	// upstream trouble (5xx, timeouts, connection errors, a 429 naming no
+	// quota). Refusals about the key (failure.Verdict.AboutKey) do not
+	// count: the pool and RetryBudget bound those. Default 3; negative
+	// means none.
 	MaxRetries int
 	// RetryBudget bounds the time after which no retry starts. Default 2m.
 	RetryBudget time.Duration
@@ -86,6 +92,14 @@ type Config struct {
 	Now func() time.Time
 	// StoreName names the backend in status ("bolt", "cfkv").
 	StoreName string
+	// MetricsToken, when set, is the bearer token GET /metrics needs;
+	// unset, the admin key opens it.
+	MetricsToken string
+	// MetricsMaxKeyLabels: per-key metrics only while the pool holds at
+	// most this many keys. Default 100.
+	MetricsMaxKeyLabels int
+	// MetricsCollectors are exported on /metrics too.
+	MetricsCollectors []prometheus.Collector
 	// Pprof serves Go's profiler under /admin/debug/pprof/, behind the
 	// admin key. Default off.
 	Pprof bool
@@ -111,6 +125,7 @@ type Server struct {
 	persistQ   chan string // ids of keys whose state changed, to write off the request path
 	bodies     *bodyBudget
 	traffic    *traffic.Counter
+	metrics    *metrics.Metrics
 
 	adminMu   sync.Mutex // serializes admin writes
 	disableMu sync.Mutex // the relay disables a key and learns it did in one step
@@ -186,6 +201,7 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	}
 	s.pool.Load(c.Keys, c.Usage)
 	s.setTokens(c.Tokens)
+	s.metrics = s.newMetrics()
 	s.proxy = s.newReverseProxy()
 	s.handler = s.routes()
 	return s, nil
@@ -251,6 +267,7 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}})
 	mux.Handle("/readyz", methods{"GET": s.handleReady})
+	mux.Handle("/metrics", methods{"GET": s.metrics.Handler(s.metricsAllowed).ServeHTTP})
 	mux.Handle("/admin/keys", s.requireAdmin(methods{"POST": s.handleAddKey}))
 	mux.Handle("/admin/keys/bulk", s.requireAdmin(methods{"POST": s.handleBulkAdd}))
 	mux.Handle("/admin/keys/bulk-delete", s.requireAdmin(methods{"POST": s.handleBulkDelete}))

@@ -13,24 +13,6 @@ import (
 	"github.com/keypool/keypool/worker-proxy/pool"
 )
 
-// keyState is the state keyStatus reports for a key, computed without
-// building its status.
-func keyState(k *pool.Key, e *pool.Entry, now time.Time) string {
-	switch {
-	case !k.IsActive:
-		return adminapi.StateInactive
-	case k.DisabledReason != "":
-		return adminapi.StateDisabled
-	}
-	if until, _ := e.Cooling(now); !until.IsZero() {
-		return adminapi.StateCooling
-	}
-	if !e.AvailableAt(now) {
-		return adminapi.StateExhausted
-	}
-	return adminapi.StateActive
-}
-
 // pageItem is a key placed in a page's order: by v, then by id.
 type pageItem struct {
 	v  int64
@@ -215,7 +197,7 @@ func (s *Server) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 	for _, name := range names {
 		for _, e := range s.pool.Entries(name) {
 			k := e.Config()
-			state := keyState(k, e, now)
+			state := keyState(e, now)
 			page.TotalKeys++
 			if i := slices.Index(adminapi.States, state); i >= 0 {
 				states[i]++

@@ -160,6 +160,16 @@ type Contents struct {
 	Keys   []pool.Key
 	Usage  map[string]pool.Usage // by key id; keys without usage may be absent
 	Tokens []pool.ClientToken
+	// Rests are the shared rests (cooldowns) of keys, by key id, from a
+	// Live store; other stores leave it nil. Rests that have run out may
+	// be included.
+	Rests map[string]Rest
+}
+
+// Rest is a key's cooldown as one instance decided it.
+type Rest struct {
+	Until  time.Time
+	Reason string
 }
 
 // Store persists the pool. All methods are safe for concurrent use. A method
@@ -209,6 +219,32 @@ type Shared interface {
 	// last call (always on the first), or nil if not. Usage holds totals
 	// across every instance, this one's flushed usage included.
 	Sync(ctx context.Context) (*Contents, error)
+}
+
+// ErrLost: a Live store found its data gone (a Redis restarted without
+// persistence). Sync returns it until the data is written back; the
+// caller writes its own copy back with Live.Restore.
+var ErrLost = errors.New("store: the shared data is gone (restarted without persistence?)")
+
+// Live is a Shared store that instances share in real time (Redis): it
+// says when another instance changed something, shares rests, and counts
+// requests of limited keys atomically for all instances.
+type Live interface {
+	Shared
+	// Changed receives a value soon after another instance changed keys,
+	// tokens, usage resets or rests; the receiver calls Sync.
+	Changed() <-chan struct{}
+	// PutRest shares a key's rest; a later, shorter one does not shorten
+	// what is stored.
+	PutRest(ctx context.Context, id string, until time.Time, reason string) error
+	// Acquire counts one request of key id against max for every
+	// instance at once: it returns true and counts it if fewer than max
+	// were counted, else false. An error (store unreachable) counts
+	// nothing; the caller counts locally and flushes the count later.
+	Acquire(ctx context.Context, id string, max int64) (bool, error)
+	// Restore writes c back after ErrLost, unless another instance did
+	// first (then it returns nil and writes nothing).
+	Restore(ctx context.Context, c *Contents) error
 }
 
 // Health is what a backend says about its own state.
