@@ -17,6 +17,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -418,20 +421,27 @@ func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
 func (s *Store) AddUsage(ctx context.Context, deltas []pool.UsageDelta) error {
 	return s.update(ctx, "add usage", func(tx *bolt.Tx) error {
 		keys, usage := tx.Bucket(bucketKeys), tx.Bucket(bucketUsage)
+		// Lookups go through one cursor per bucket, which reuses its
+		// search stack (Bucket.Get allocates one per call), in id order,
+		// so consecutive deltas walk neighbouring pages.
+		deltas = slices.Clone(deltas)
+		slices.SortStableFunc(deltas, func(a, b pool.UsageDelta) int { return strings.Compare(a.ID, b.ID) })
+		kc, uc := keys.Cursor(), usage.Cursor()
+		var id []byte
 		for _, d := range deltas {
-			id := []byte(d.ID)
 			if d.ID == "" {
 				continue
 			}
+			id = append(id[:0], d.ID...)
 			// A usage record exists only beside its key (DeleteKeys removes
 			// both), so the keys bucket, and its pages, are read only for
 			// a key's first usage.
 			var u pool.Usage
-			if v := usage.Get(id); v != nil {
+			if k, v := uc.Seek(id); v != nil && bytes.Equal(k, id) {
 				if err := json.Unmarshal(v, &u); err != nil {
 					return fmt.Errorf("usage of key %q: %w", d.ID, err)
 				}
-			} else if keys.Get(id) == nil {
+			} else if k, _ := kc.Seek(id); !bytes.Equal(k, id) {
 				continue
 			}
 			v, err := json.Marshal(u.Apply(d))
