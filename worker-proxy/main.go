@@ -31,6 +31,8 @@ import (
 	"github.com/keypool/keypool/worker-proxy/deploy"
 	"github.com/keypool/keypool/worker-proxy/logbatch"
 	"github.com/keypool/keypool/worker-proxy/reqlog"
+	"github.com/keypool/keypool/worker-proxy/reqlog/boltlog"
+	"github.com/keypool/keypool/worker-proxy/reqlog/redislog"
 	"github.com/keypool/keypool/worker-proxy/server"
 	"github.com/keypool/keypool/worker-proxy/store"
 	"github.com/keypool/keypool/worker-proxy/store/boltstore"
@@ -131,7 +133,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		ac := alerts.Config{Destinations: cfg.AlertDestinations, MinAvailable: &th,
 			Interval: cfg.AlertInterval, ErrorRate: rate, Logger: log}
 		if rc != nil {
-			ac.Claim = alerts.RedisClaim(rc, cfg.RedisPrefix)
+			ac.Claim = redisClaim(rc, cfg.RedisPrefix)
 		}
 		notifier = alerts.New(ac)
 	}
@@ -235,15 +237,23 @@ func openRequestLog(cfg Config, rc redis.UniversalClient, log *slog.Logger) (*re
 	opts := reqlog.Options{Logger: log}
 	switch {
 	case cfg.Store == "bolt":
-		st, err := reqlog.OpenBolt(filepath.Join(cfg.DataDir, "requests.db"), b, nil)
+		st, err := boltlog.Open(filepath.Join(cfg.DataDir, "requests.db"), b, nil)
 		if err != nil {
 			return nil, err
 		}
 		return reqlog.New(st, "bolt", opts), nil
 	case rc != nil:
-		return reqlog.New(reqlog.NewRedis(rc, cfg.RedisPrefix+"requests", b, nil), "redis", opts), nil
+		return reqlog.New(redislog.New(rc, cfg.RedisPrefix+"requests", b, nil), "redis", opts), nil
 	}
 	return reqlog.New(reqlog.NewRing(b, nil), "memory", opts), nil
+}
+
+// redisClaim lets one instance send each alert condition: it claims cond
+// by setting prefix+"alert:"+cond, if absent, for ttl.
+func redisClaim(c redis.UniversalClient, prefix string) func(context.Context, string, time.Duration) (bool, error) {
+	return func(ctx context.Context, cond string, ttl time.Duration) (bool, error) {
+		return c.SetNX(ctx, prefix+"alert:"+cond, "1", ttl).Result()
+	}
 }
 
 // requestLogCollectors export the request log's own counters.

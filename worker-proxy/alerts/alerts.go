@@ -32,8 +32,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 )
 
@@ -601,12 +599,4 @@ func scrub(s string, d Destination) string {
 		}
 	}
 	return s
-}
-
-// RedisClaim returns a Config.Claim over a Redis client: condition cond is
-// claimed by setting prefix+"alert:"+cond, if absent, for ttl.
-func RedisClaim(c redis.UniversalClient, prefix string) func(context.Context, string, time.Duration) (bool, error) {
-	return func(ctx context.Context, cond string, ttl time.Duration) (bool, error) {
-		return c.SetNX(ctx, prefix+"alert:"+cond, "1", ttl).Result()
-	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/reqlog"
+	"github.com/keypool/keypool/worker-proxy/reqlog/boltlog"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -24,7 +25,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // Records added from many goroutines are all written, with distinct,
 // increasing IDs, in batches.
 func TestLogWritesEveryRecord(t *testing.T) {
-	st, err := reqlog.OpenBolt(filepath.Join(t.TempDir(), "requests.db"), reqlog.Bounds{}, nil)
+	st, err := boltlog.Open(filepath.Join(t.TempDir(), "requests.db"), reqlog.Bounds{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestAddNeverBlocks(t *testing.T) {
 // if the clock went back.
 func TestBoltReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "requests.db")
-	st, err := reqlog.OpenBolt(path, reqlog.Bounds{}, nil)
+	st, err := boltlog.Open(path, reqlog.Bounds{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestBoltReopen(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	st, err = reqlog.OpenBolt(path, reqlog.Bounds{}, nil)
+	st, err = boltlog.Open(path, reqlog.Bounds{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestCrashWriter(t *testing.T) {
 	if path == "" {
 		t.Skip("the child process of TestKill9")
 	}
-	st, err := reqlog.OpenBolt(path, reqlog.Bounds{Max: 1_000_000}, nil)
+	st, err := boltlog.Open(path, reqlog.Bounds{Max: 1_000_000}, nil)
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(1)
@@ -201,7 +202,7 @@ func TestKill9(t *testing.T) {
 	if reported < 30 {
 		t.Fatalf("the child reported %d batches", reported)
 	}
-	st, err := reqlog.OpenBolt(path, reqlog.Bounds{Max: 1_000_000}, nil)
+	st, err := boltlog.Open(path, reqlog.Bounds{Max: 1_000_000}, nil)
 	if err != nil {
 		t.Fatalf("reopen after kill -9: %v", err)
 	}

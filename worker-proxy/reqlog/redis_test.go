@@ -11,14 +11,15 @@ import (
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/internal/redistest"
 	"github.com/keypool/keypool/worker-proxy/reqlog"
+	"github.com/keypool/keypool/worker-proxy/reqlog/redislog"
 )
 
-func redisStore(t *testing.T, b reqlog.Bounds) (*reqlog.Redis, redis.UniversalClient) {
+func redisStore(t *testing.T, b reqlog.Bounds) (*redislog.Redis, redis.UniversalClient) {
 	t.Helper()
 	srv := redistest.Start(t, redistest.Options{})
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { c.Close() })
-	return reqlog.NewRedis(c, "test:requests", b, nil), c
+	return redislog.New(c, "test:requests", b, nil), c
 }
 
 // The Redis stream pages newest first, filters like the other stores and
@@ -64,7 +65,7 @@ func TestRedisMaxAge(t *testing.T) {
 // once, in one order both see.
 func TestRedisSharedByInstances(t *testing.T) {
 	st, c := redisStore(t, reqlog.Bounds{})
-	other := reqlog.NewRedis(c, "test:requests", reqlog.Bounds{}, nil)
+	other := redislog.New(c, "test:requests", reqlog.Bounds{}, nil)
 	var wg sync.WaitGroup
 	for i, s := range []reqlog.Store{st, other} {
 		wg.Go(func() {

@@ -6,13 +6,14 @@
 // in a bounded queue and a background loop writes them to the [Store] in
 // batches. A full queue drops records and counts them.
 //
-// Three stores: [Bolt], a bbolt file of its own (DATA_DIR/requests.db,
+// Three stores: boltlog, a bbolt file of its own (DATA_DIR/requests.db,
 // apart from the key database so the log's writes never contend with key
-// changes); [Redis], one stream every instance of a pool shares; and
-// [Ring], an in-memory ring for one instance (used with the Cloudflare KV
+// changes); redislog, one stream every instance of a pool shares; and
+// [Ring], here, an in-memory ring for one instance (used with the Cloudflare KV
 // store, whose write budget — 1,000 writes a day on the free plan, a bulk
 // write counting one per pair — cannot take a record per request).
-// Both keep at most Max records and none older than MaxAge.
+// Each keeps at most Max records and none older than MaxAge. This package
+// imports neither bbolt nor Redis, so it builds for the edge (GOOS=js).
 package reqlog
 
 import (
@@ -40,9 +41,9 @@ const (
 	defaultBatchDelay = time.Second
 	maxBatch          = 512
 	queueSize         = 8192
-	// scanBudget bounds the records one query reads: past it, the page
+	// ScanBudget bounds the records one query reads: past it, the page
 	// ends early with a cursor to continue from.
-	scanBudget = 20_000
+	ScanBudget = 20_000
 )
 
 // ErrBadFilter is the error of a filter or cursor that cannot be read.
@@ -71,7 +72,8 @@ type Bounds struct {
 	MaxAge time.Duration // oldest record's age; default DefaultMaxAge
 }
 
-func (b Bounds) withDefaults(max int) Bounds {
+// WithDefaults fills in MaxAge's default and, when unset, Max.
+func (b Bounds) WithDefaults(max int) Bounds {
 	if b.Max <= 0 {
 		b.Max = max
 	}
@@ -148,7 +150,8 @@ func validStatus(s string) bool {
 	return err == nil && n >= 100 && n <= 599
 }
 
-func (f Filter) limit() int {
+// PageLimit is f.Limit with its default and cap applied.
+func (f Filter) PageLimit() int {
 	if f.Limit <= 0 {
 		return DefaultLimit
 	}
@@ -189,9 +192,9 @@ func (f Filter) Match(r *adminapi.RequestRecord) bool {
 	return true
 }
 
-// stopAt is the ID below which no record can match f: a record's ID is
+// StopAt is the ID below which no record can match f: a record's ID is
 // taken when it finishes, never before it arrived.
-func (f Filter) stopAt() uint64 {
+func (f Filter) StopAt() uint64 {
 	if f.Since.IsZero() {
 		return 0
 	}

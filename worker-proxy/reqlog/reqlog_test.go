@@ -11,6 +11,7 @@ import (
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/reqlog"
+	"github.com/keypool/keypool/worker-proxy/reqlog/boltlog"
 )
 
 // clock is a settable test clock.
@@ -32,7 +33,7 @@ var base = time.Date(2026, 1, 15, 10, 0, 0, 0, time.UTC)
 func stores(t *testing.T, b reqlog.Bounds, f func(t *testing.T, st reqlog.Store, clk *clock)) {
 	t.Run("bolt", func(t *testing.T) {
 		clk := &clock{t: base}
-		st, err := reqlog.OpenBolt(filepath.Join(t.TempDir(), "requests.db"), b, clk.Now)
+		st, err := boltlog.Open(filepath.Join(t.TempDir(), "requests.db"), b, clk.Now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +168,7 @@ func TestBounds(t *testing.T) {
 		if got, want := all(t, st, reqlog.Filter{Limit: 500}), desc(150, 250, nil); !slices.Equal(got, want) {
 			t.Fatalf("after 250 records with Max 100: %v", got)
 		}
-		if b, ok := st.(*reqlog.Bolt); ok && b.Count() != 100 {
+		if b, ok := st.(*boltlog.Bolt); ok && b.Count() != 100 {
 			t.Fatalf("bolt counts %d records, want 100", b.Count())
 		}
 		// An hour after record 200 arrived, records 0–200 are too old: a
@@ -177,7 +178,7 @@ func TestBounds(t *testing.T) {
 			t.Fatalf("past MaxAge: %v, want %v", got, want)
 		}
 		appendN(t, st, 250, 251)
-		if b, ok := st.(*reqlog.Bolt); ok && b.Count() != 50 {
+		if b, ok := st.(*boltlog.Bolt); ok && b.Count() != 50 {
 			t.Fatalf("bolt keeps %d records after the age prune, want 50", b.Count())
 		}
 	})

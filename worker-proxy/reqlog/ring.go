@@ -25,7 +25,7 @@ var _ Store = (*Ring)(nil)
 // NewRing returns an empty Ring; b.Max defaults to DefaultRingMax. now is
 // the clock for MaxAge (nil: time.Now).
 func NewRing(b Bounds, now func() time.Time) *Ring {
-	b = b.withDefaults(DefaultRingMax)
+	b = b.WithDefaults(DefaultRingMax)
 	if now == nil {
 		now = time.Now
 	}
@@ -75,7 +75,7 @@ func (r *Ring) Query(f Filter) ([]adminapi.RequestRecord, string, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	cutoff := uint64(r.now().Add(-r.b.MaxAge).UnixNano())
-	limit, stop := f.limit(), f.stopAt()
+	limit, stop := f.PageLimit(), f.StopAt()
 	var out []adminapi.RequestRecord
 	scanned := 0
 	for k := r.n - 1; k >= 0; k-- {
@@ -87,7 +87,7 @@ func (r *Ring) Query(f Filter) ([]adminapi.RequestRecord, string, error) {
 		if id < stop || id < cutoff {
 			return out, "", nil
 		}
-		if scanned++; scanned > scanBudget {
+		if scanned++; scanned > ScanBudget {
 			return out, FormatID(id + 1), nil
 		}
 		if f.Match(&r.buf[i]) {

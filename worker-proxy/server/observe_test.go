@@ -22,6 +22,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
 	"github.com/keypool/keypool/worker-proxy/reqlog"
+	"github.com/keypool/keypool/worker-proxy/reqlog/boltlog"
 	"github.com/keypool/keypool/worker-proxy/store/boltstore"
 )
 
@@ -183,7 +184,7 @@ func TestMetricsAuth(t *testing.T) {
 // its class, status and timings. No secret reaches the API or the file.
 func TestRequestLogRecordsRelayedRequests(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "requests.db")
-	rl, err := reqlog.OpenBolt(path, reqlog.Bounds{}, nil)
+	rl, err := boltlog.Open(path, reqlog.Bounds{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

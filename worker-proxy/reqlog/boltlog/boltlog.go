@@ -1,4 +1,7 @@
-package reqlog
+// Package boltlog is the request log's store in a bbolt file of its own
+// (DATA_DIR/requests.db with STORE=bolt), apart from the key database so
+// the log's writes never contend with key changes.
+package boltlog
 
 import (
 	"encoding/binary"
@@ -13,29 +16,30 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/reqlog"
 )
 
 var bucketRecords = []byte("requests")
 
-// Bolt is a Store in a bbolt file of its own: bucket "requests", keyed by
+// Bolt is a reqlog.Store in a bbolt file of its own: bucket "requests", keyed by
 // the 8-byte big-endian ID, each value a record's JSON. Each Append is one
 // transaction, fsynced, so a crash loses at most the batches not yet
 // written, never part of one.
 type Bolt struct {
 	db  *bolt.DB
-	b   Bounds
+	b   reqlog.Bounds
 	now func() time.Time
 
 	mu    sync.Mutex // guards count
 	count int
 }
 
-var _ Store = (*Bolt)(nil)
+var _ reqlog.Store = (*Bolt)(nil)
 
-// OpenBolt opens (creating, mode 0600) the log file at path; b.Max
+// Open opens (creating, mode 0600) the log file at path; b.Max
 // defaults to DefaultMax. now is the clock for MaxAge (nil: time.Now). It
 // fails after a short wait if another process has the file open.
-func OpenBolt(path string, b Bounds, now func() time.Time) (*Bolt, error) {
+func Open(path string, b reqlog.Bounds, now func() time.Time) (*Bolt, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("request log: %w", err)
 	}
@@ -46,7 +50,7 @@ func OpenBolt(path string, b Bounds, now func() time.Time) (*Bolt, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Bolt{db: db, b: b.withDefaults(DefaultMax), now: now}
+	s := &Bolt{db: db, b: b.WithDefaults(reqlog.DefaultMax), now: now}
 	err = db.Update(func(tx *bolt.Tx) error {
 		bk, err := tx.CreateBucketIfNotExists(bucketRecords)
 		if err != nil {
@@ -72,7 +76,7 @@ func (s *Bolt) Append(recs []adminapi.RequestRecord) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketRecords)
 		for _, r := range recs {
-			id, err := ParseID(r.ID)
+			id, err := reqlog.ParseID(r.ID)
 			if err != nil {
 				return fmt.Errorf("record id %q: %w", r.ID, err)
 			}
@@ -121,17 +125,17 @@ func (s *Bolt) pruneLocked(bk *bolt.Bucket) error {
 }
 
 // Query scans from the newest record (or the cursor) back.
-func (s *Bolt) Query(f Filter) ([]adminapi.RequestRecord, string, error) {
+func (s *Bolt) Query(f reqlog.Filter) ([]adminapi.RequestRecord, string, error) {
 	var start []byte
 	if f.Cursor != "" {
-		c, err := ParseID(f.Cursor)
+		c, err := reqlog.ParseID(f.Cursor)
 		if err != nil {
-			return nil, "", ErrBadFilter
+			return nil, "", reqlog.ErrBadFilter
 		}
 		start = idKey(c)
 	}
 	cutoff := uint64(s.now().Add(-s.b.MaxAge).UnixNano())
-	limit, stop := f.limit(), max(f.stopAt(), cutoff)
+	limit, stop := f.PageLimit(), max(f.StopAt(), cutoff)
 	var out []adminapi.RequestRecord
 	var next string
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -153,8 +157,8 @@ func (s *Bolt) Query(f Filter) ([]adminapi.RequestRecord, string, error) {
 			if id < stop {
 				return nil
 			}
-			if scanned++; scanned > scanBudget {
-				next = FormatID(id + 1)
+			if scanned++; scanned > reqlog.ScanBudget {
+				next = reqlog.FormatID(id + 1)
 				return nil
 			}
 			var r adminapi.RequestRecord
@@ -206,4 +210,4 @@ func (s *Bolt) Close() error {
 }
 
 // Bounds says how much the store keeps.
-func (s *Bolt) Bounds() Bounds { return s.b }
+func (s *Bolt) Bounds() reqlog.Bounds { return s.b }

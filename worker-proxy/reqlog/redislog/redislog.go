@@ -1,4 +1,6 @@
-package reqlog
+// Package redislog is the request log's store in one Redis stream that
+// every instance of a pool shares (STORE=redis).
+package redislog
 
 import (
 	"context"
@@ -11,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/reqlog"
 )
 
 // Redis is a Store in one Redis stream that every instance of a pool
@@ -22,20 +25,20 @@ import (
 type Redis struct {
 	c   redis.UniversalClient
 	key string
-	b   Bounds
+	b   reqlog.Bounds
 	now func() time.Time
 }
 
-var _ Store = (*Redis)(nil)
+var _ reqlog.Store = (*Redis)(nil)
 
-// NewRedis returns a Store in the stream key; b.Max defaults to
+// New returns a Store in the stream key; b.Max defaults to
 // DefaultMax. now is the clock for MaxAge (nil: time.Now). c stays the
 // caller's.
-func NewRedis(c redis.UniversalClient, key string, b Bounds, now func() time.Time) *Redis {
+func New(c redis.UniversalClient, key string, b reqlog.Bounds, now func() time.Time) *Redis {
 	if now == nil {
 		now = time.Now
 	}
-	return &Redis{c: c, key: key, b: b.withDefaults(DefaultMax), now: now}
+	return &Redis{c: c, key: key, b: b.WithDefaults(reqlog.DefaultMax), now: now}
 }
 
 const redisTimeout = 10 * time.Second
@@ -80,19 +83,19 @@ func entryID(id uint64) string {
 }
 
 // Query reads the stream backwards from the cursor, in chunks.
-func (s *Redis) Query(f Filter) ([]adminapi.RequestRecord, string, error) {
+func (s *Redis) Query(f reqlog.Filter) ([]adminapi.RequestRecord, string, error) {
 	end := "+"
 	if f.Cursor != "" {
-		c, err := ParseID(f.Cursor)
+		c, err := reqlog.ParseID(f.Cursor)
 		if err != nil {
-			return nil, "", ErrBadFilter
+			return nil, "", reqlog.ErrBadFilter
 		}
 		end = "(" + entryID(c)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
 	defer cancel()
-	limit := f.limit()
-	stopMs := max(uint64(f.stopAt())/1_000_000, uint64(s.now().Add(-s.b.MaxAge).UnixMilli()))
+	limit := f.PageLimit()
+	stopMs := max(uint64(f.StopAt())/1_000_000, uint64(s.now().Add(-s.b.MaxAge).UnixMilli()))
 	var out []adminapi.RequestRecord
 	scanned := 0
 	for {
@@ -109,15 +112,15 @@ func (s *Redis) Query(f Filter) ([]adminapi.RequestRecord, string, error) {
 			if id/1_000_000 < stopMs {
 				return out, "", nil
 			}
-			if scanned++; scanned > scanBudget {
-				return out, FormatID(id + 1), nil
+			if scanned++; scanned > reqlog.ScanBudget {
+				return out, reqlog.FormatID(id + 1), nil
 			}
 			raw, _ := m.Values["r"].(string)
 			var r adminapi.RequestRecord
 			if json.Unmarshal([]byte(raw), &r) != nil {
 				continue
 			}
-			r.ID = FormatID(id)
+			r.ID = reqlog.FormatID(id)
 			if !f.Match(&r) {
 				continue
 			}
@@ -146,7 +149,7 @@ func (s *Redis) LastID() uint64 {
 }
 
 // Bounds says how much the store keeps.
-func (s *Redis) Bounds() Bounds { return s.b }
+func (s *Redis) Bounds() reqlog.Bounds { return s.b }
 
 // Close does nothing: the client is the caller's.
 func (s *Redis) Close() error { return nil }
