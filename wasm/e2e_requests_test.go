@@ -111,6 +111,12 @@ func TestRequestsInChromium(t *testing.T) {
 	p.do("status 5xx", selectIndex("req-status", 3), chromedp.Click(chromedp.ID("req-apply")))
 	p.wait("the failures", rows(failed, `r.innerText.includes("503 upstream")`))
 
+	// A time range after every request: none match.
+	p.do("from 2099", selectIndex("req-status", 0), typeInto("req-since", "2099-01-01T00:00"), chromedp.Click(chromedp.ID("req-apply")))
+	p.wait("none in 2099", `document.querySelectorAll("#req-table tbody tr").length === 0 && !!document.getElementById("req-none")`)
+	p.do("until 2099", typeInto("req-since", ""), typeInto("req-until", "2099-01-01T00:00"), chromedp.Click(chromedp.ID("req-apply")))
+	p.wait("all until 2099", `document.querySelectorAll("#req-table tbody tr").length === 50`)
+
 	// A row's key link narrows to that key.
 	p.do("clear", chromedp.Click(chromedp.ID("req-clear")))
 	p.wait("cleared", `document.querySelectorAll("#req-table tbody tr").length === 50`)

@@ -3,6 +3,7 @@ package ui
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
@@ -17,6 +18,8 @@ const TabRequests = "requests"
 // requestsView is the Requests tab's state.
 type requestsView struct {
 	q       adminclient.RequestQuery // the filters in the form
+	since   string                   // the form's time range, as datetime-local values
+	until   string
 	shown   adminclient.RequestQuery // the filters of the records shown
 	resp    *adminapi.RequestsResponse
 	records []adminapi.RequestRecord // every page loaded so far
@@ -46,6 +49,9 @@ var requestMessages = map[string][2]string{
 	"req.key":            {"Key id", "密钥 id"},
 	"req.model":          {"Model", "模型"},
 	"req.apply":          {"Apply", "筛选"},
+	"req.since":          {"From", "开始时间"},
+	"req.until":          {"To", "结束时间"},
+	"req.badTime":        {"Enter the time as year-month-day hour:minute.", "请按 年-月-日 时:分 输入时间。"},
 	"req.clear":          {"Clear", "清除"},
 	"req.more":           {"Older requests", "更早的请求"},
 	"req.none":           {"No requests match.", "没有符合条件的请求。"},
@@ -76,6 +82,19 @@ var requestMessages = map[string][2]string{
 	"al.none":            {"No alert sent yet.", "尚未发送告警。"},
 }
 
+// anyValue is the value of a filter's "any" option.
+const anyValue = "*"
+
+// choice sets *dst to a <select>'s value, "" for anyValue.
+func choice(dst *string) app.EventHandler {
+	return func(ctx app.Context, e app.Event) {
+		*dst = ctx.JSSrc().Get("value").String()
+		if *dst == anyValue {
+			*dst = ""
+		}
+	}
+}
+
 // statusFilters are the status choices of the filter form.
 var statusFilters = []string{"", "2xx", "4xx", "5xx", "429", "499", "503"}
 
@@ -90,6 +109,19 @@ func (d *Dashboard) loadRequests(ctx app.Context, more bool) {
 	v.seq++
 	seq := v.seq
 	q := v.q
+	if !more {
+		var err error
+		if q.Since, err = LocalTime(v.since); err == nil {
+			q.Until, err = LocalTime(v.until)
+		}
+		if err != nil {
+			v.err = d.t("req.badTime")
+			return
+		}
+		if !q.Until.IsZero() && len(strings.TrimSpace(v.until)) == len("2006-01-02T15:04") {
+			q.Until = q.Until.Add(time.Minute - time.Nanosecond) // to the end of that minute
+		}
+	}
 	if more && v.resp != nil {
 		q = v.shown
 		q.Cursor = v.resp.Next
@@ -128,7 +160,7 @@ func (d *Dashboard) loadRequests(ctx app.Context, more bool) {
 func (d *Dashboard) filterByKey(id string) app.EventHandler {
 	return func(ctx app.Context, e app.Event) {
 		e.PreventDefault()
-		d.reqs.q = adminclient.RequestQuery{KeyID: id}
+		d.reqs.q, d.reqs.since, d.reqs.until = adminclient.RequestQuery{KeyID: id}, "", ""
 		if d.tab != TabRequests {
 			d.tab = TabRequests
 			d.clearNotice()
@@ -139,7 +171,9 @@ func (d *Dashboard) filterByKey(id string) app.EventHandler {
 
 func (d *Dashboard) renderRequests() app.UI {
 	v := &d.reqs
-	provs := []app.UI{app.Option().Value("").Text(d.t("req.statusAny"))}
+	// "" as an option's value renders no value attribute (the option's
+	// text becomes its value), so "any" is anyValue.
+	provs := []app.UI{app.Option().Value(anyValue).Selected(v.q.Provider == "").Text(d.t("req.statusAny"))}
 	if d.status != nil {
 		for _, p := range d.status.Providers {
 			provs = append(provs, app.Option().Value(p.Provider).Selected(v.q.Provider == p.Provider).Text(p.Provider))
@@ -147,26 +181,28 @@ func (d *Dashboard) renderRequests() app.UI {
 	}
 	statuses := make([]app.UI, 0, len(statusFilters))
 	for _, s := range statusFilters {
-		label := s
+		label, value := s, s
 		if s == "" {
-			label = d.t("req.statusAny")
+			label, value = d.t("req.statusAny"), anyValue
 		}
-		statuses = append(statuses, app.Option().Value(s).Selected(v.q.Status == s).Text(label))
+		statuses = append(statuses, app.Option().Value(value).Selected(v.q.Status == s).Text(label))
 	}
 	form := app.Form().ID("req-form").Class("card filters").OnSubmit(func(ctx app.Context, e app.Event) {
 		e.PreventDefault()
 		d.loadRequests(ctx, false)
 	}, on("req-form")).Body(
 		app.H2().Text(d.t("req.title")),
-		field("req-provider", d.t("req.provider"), app.Select().ID("req-provider").Body(provs...).OnChange(d.ValueTo(&v.q.Provider), on("req-provider"))),
-		field("req-status", d.t("req.status"), app.Select().ID("req-status").Body(statuses...).OnChange(d.ValueTo(&v.q.Status), on("req-status"))),
+		field("req-provider", d.t("req.provider"), app.Select().ID("req-provider").Body(provs...).OnChange(choice(&v.q.Provider), on("req-provider"))),
+		field("req-status", d.t("req.status"), app.Select().ID("req-status").Body(statuses...).OnChange(choice(&v.q.Status), on("req-status"))),
 		field("req-token", d.t("req.token"), app.Input().ID("req-token").Value(v.q.Token).OnInput(d.ValueTo(&v.q.Token), on("req-token"))),
 		field("req-key", d.t("req.key"), app.Input().ID("req-key").Value(v.q.KeyID).OnInput(d.ValueTo(&v.q.KeyID), on("req-key"))),
 		field("req-model", d.t("req.model"), app.Input().ID("req-model").Value(v.q.Model).OnInput(d.ValueTo(&v.q.Model), on("req-model"))),
+		field("req-since", d.t("req.since"), app.Input().ID("req-since").Type("datetime-local").Value(v.since).OnInput(d.ValueTo(&v.since), on("req-since"))),
+		field("req-until", d.t("req.until"), app.Input().ID("req-until").Type("datetime-local").Value(v.until).OnInput(d.ValueTo(&v.until), on("req-until"))),
 		app.Button().ID("req-apply").Type("submit").Text(d.t("req.apply")),
 		app.Button().ID("req-clear").Type("button").Text(d.t("req.clear")).OnClick(func(ctx app.Context, e app.Event) {
-			v.q = adminclient.RequestQuery{}
-			for _, id := range []string{"req-token", "req-key", "req-model"} {
+			v.q, v.since, v.until = adminclient.RequestQuery{}, "", ""
+			for _, id := range []string{"req-token", "req-key", "req-model", "req-since", "req-until"} {
 				clearInput(id)
 			}
 			d.loadRequests(ctx, false)
@@ -243,6 +279,20 @@ func (d *Dashboard) renderRequestTable() app.UI {
 				OnClick(func(ctx app.Context, e app.Event) { d.loadRequests(ctx, true) }, on("req-more", v.resp.Next))
 		}),
 	)
+}
+
+// LocalTime reads a datetime-local value ("2026-01-15T10:30", seconds
+// optional) on the browser's clock; "" is the zero time.
+func LocalTime(v string) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.ParseInLocation("2006-01-02T15:04", v, time.Local)
+	if err != nil {
+		t, err = time.ParseInLocation("2006-01-02T15:04:05", v, time.Local)
+	}
+	return t, err
 }
 
 func ms(v float64) string {
