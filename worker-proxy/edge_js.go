@@ -25,6 +25,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/edge/bridge"
 	"github.com/keypool/keypool/worker-proxy/edge/memstore"
 	"github.com/keypool/keypool/worker-proxy/logbatch"
+	"github.com/keypool/keypool/worker-proxy/reqlog"
 	"github.com/keypool/keypool/worker-proxy/server"
 	"github.com/keypool/keypool/worker-proxy/store"
 	"github.com/keypool/keypool/worker-proxy/store/cfkv"
@@ -121,7 +122,9 @@ func startEdge(getenv func(string) string, stdout, stderr io.Writer) (bridge.App
 		RetryBudget: cfg.RetryBudget, FirstByteTimeout: cfg.FirstByteTimeout,
 		DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown,
 		PassiveFailures: cfg.PassiveFailures, PassiveCooldown: cfg.PassiveCooldown,
-		Transport: transport,
+		Transport:    transport,
+		MetricsToken: cfg.MetricsToken, MetricsMaxKeyLabels: cfg.MetricsMaxKeyLabels,
+		RequestLog: edgeRequestLog(cfg, log),
 	}, st, providers)
 	if err != nil {
 		st.Close()
@@ -230,4 +233,15 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 		UsageFlushInterval: cfg.KVUsageFlush, UsageSyncInterval: cfg.KVUsageSync,
 		HTTPClient: &http.Client{Transport: bridge.FetchTransport()},
 	})
+}
+
+// edgeRequestLog is the edge's request log: an in-memory ring per isolate
+// (KV's write budget cannot take a record per request), or nil when
+// REQUEST_LOG_MAX is 0.
+func edgeRequestLog(cfg Config, log *slog.Logger) *reqlog.Log {
+	if cfg.RequestLogMax == 0 {
+		return nil
+	}
+	b := reqlog.Bounds{MaxAge: time.Duration(cfg.RequestLogDays) * 24 * time.Hour, Max: max(cfg.RequestLogMax, 0)}
+	return reqlog.New(reqlog.NewRing(b, nil), "memory", reqlog.Options{Logger: log})
 }
