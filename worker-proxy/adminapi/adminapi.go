@@ -39,6 +39,10 @@ type AddKeyRequest struct {
 	Weight      *int      `json:"weight,omitempty"`
 	IsActive    *bool     `json:"isActive,omitempty"`
 	Metadata    *Metadata `json:"metadata,omitempty"`
+	// Project is the Google Cloud project (or account) whose quota the
+	// key draws on; keys of one project share one quota. Absent: unknown,
+	// learned from the provider's error details when it names one.
+	Project *string `json:"project,omitempty"`
 }
 
 // AddKeyResponse answers POST /admin/keys (201).
@@ -58,6 +62,10 @@ type BulkAddRequest struct {
 	Weight      *int      `json:"weight,omitempty"`
 	IsActive    *bool     `json:"isActive,omitempty"`
 	Metadata    *Metadata `json:"metadata,omitempty"`
+	// Project is the Google Cloud project (or account) whose quota the
+	// key draws on; keys of one project share one quota. Absent: unknown,
+	// learned from the provider's error details when it names one.
+	Project *string `json:"project,omitempty"`
 }
 
 // Results of one line of a bulk import.
@@ -106,6 +114,8 @@ type UpdateKeyRequest struct {
 	MaxRequests *int64    `json:"maxRequests,omitempty"`
 	Weight      *int      `json:"weight,omitempty"`
 	Metadata    *Metadata `json:"metadata,omitempty"`
+	// Project sets the key's project; "" clears it.
+	Project *string `json:"project,omitempty"`
 }
 
 // KeyResponse answers PUT and DELETE /admin/keys/{id}.
@@ -164,20 +174,42 @@ type KeyStatus struct {
 	Tags             []string `json:"tags"`
 	CreatedAt        *string  `json:"createdAt"`
 	UpdatedAt        *string  `json:"updatedAt"`
+	// Project is the Google Cloud project (or account) whose quota the key
+	// draws on, set or learned; "" when unknown.
+	Project string `json:"project,omitempty"`
+	// ModelCooldowns are the (key, model) pairs at rest: the key serves
+	// its other models meanwhile.
+	ModelCooldowns []ModelCooldown `json:"modelCooldowns,omitempty"`
+}
+
+// ModelCooldown is one (key, model) pair at rest: a rate limit or a
+// per-model quota of that model only.
+type ModelCooldown struct {
+	Model  string  `json:"model"`
+	Until  *string `json:"until"`
+	Reason string  `json:"reason,omitempty"`
 }
 
 // ProviderStatus answers GET /admin/status?provider=NAME.
 type ProviderStatus struct {
 	Provider string `json:"provider"`
 	// PromptTokens and CompletionTokens add up its keys' counts.
-	PromptTokens     int64       `json:"promptTokens"`
-	CompletionTokens int64       `json:"completionTokens"`
-	TotalKeys        int         `json:"totalKeys"`
-	ActiveKeys       int         `json:"activeKeys"`
-	AvailableKeys    int         `json:"availableKeys"`
-	CoolingKeys      int         `json:"coolingKeys"`
-	DisabledKeys     int         `json:"disabledKeys"`
-	Keys             []KeyStatus `json:"keys"`
+	PromptTokens     int64 `json:"promptTokens"`
+	CompletionTokens int64 `json:"completionTokens"`
+	TotalKeys        int   `json:"totalKeys"`
+	ActiveKeys       int   `json:"activeKeys"`
+	AvailableKeys    int   `json:"availableKeys"`
+	CoolingKeys      int   `json:"coolingKeys"`
+	DisabledKeys     int   `json:"disabledKeys"`
+	// RestingModelPairs counts the (key, model) pairs at rest.
+	RestingModelPairs int `json:"restingModelPairs"`
+	// Projects counts the distinct projects the keys name, and
+	// KeysWithoutProject the keys whose project is unknown: the pool holds
+	// at most Projects+KeysWithoutProject independent quotas ("120 keys in
+	// 9 projects").
+	Projects           int         `json:"projects"`
+	KeysWithoutProject int         `json:"keysWithoutProject"`
+	Keys               []KeyStatus `json:"keys"`
 }
 
 // StatusResponse answers GET /admin/status without a provider: every
@@ -190,6 +222,10 @@ type StatusResponse struct {
 	CoolingKeys   int              `json:"coolingKeys"`
 	DisabledKeys  int              `json:"disabledKeys"`
 	Providers     []ProviderStatus `json:"providers"`
+	// Projects and KeysWithoutProject sum the providers' (see
+	// ProviderStatus).
+	Projects           int `json:"projects"`
+	KeysWithoutProject int `json:"keysWithoutProject"`
 }
 
 // ResetRequest is the body of POST /admin/reset.

@@ -21,6 +21,7 @@ const (
 	MaxTags           = 16
 	MaxTagLen         = 32
 	MaxWeight         = 1000
+	MaxProjectLen     = 64
 )
 
 // Key is one pooled API key and its configuration. Secret is the provider
@@ -45,6 +46,11 @@ type Key struct {
 	// store writes a key only over an older revision, so two instances'
 	// concurrent edits cannot silently overwrite each other.
 	Revision int64 `json:"revision,omitempty"`
+	// Project is the Google Cloud project (or provider account) whose
+	// quota the key draws on: keys of one project share one quota. Set
+	// by an operator, or learned from the provider's error details
+	// (Google's ErrorInfo consumer "projects/N" gives "N"). "" when unknown.
+	Project string `json:"project,omitempty"`
 }
 
 // EffectiveWeight is the key's selection weight, 1 when unset.
@@ -267,6 +273,22 @@ func ValidateDescription(s string) error {
 	return nil
 }
 
+// ValidateProject checks a project name: at most MaxProjectLen of a-z,
+// A-Z, 0-9, '-', '_', '.' and ':'. Google's error details name the project
+// by its number ("895908428397"), which is what the proxy learns; a key
+// set to a project id ("my-project") is grouped only with keys set alike.
+func ValidateProject(s string) error {
+	if len(s) > MaxProjectLen {
+		return invalid("project is longer than %d characters", MaxProjectLen)
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return invalid("project may only contain letters, digits, '-', '_', '.' and ':'")
+		}
+	}
+	return nil
+}
+
 // NormalizeTags trims, checks and de-duplicates tags, keeping their order.
 func NormalizeTags(tags []string) ([]string, error) {
 	if len(tags) > MaxTags {
@@ -312,6 +334,9 @@ func (k Key) Validate() error {
 		return err
 	}
 	if err := ValidateDescription(k.Description); err != nil {
+		return err
+	}
+	if err := ValidateProject(k.Project); err != nil {
 		return err
 	}
 	_, err := NormalizeTags(k.Tags)

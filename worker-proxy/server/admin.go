@@ -39,7 +39,7 @@ func keyStatus(e *pool.Entry, now time.Time) adminapi.KeyStatus {
 		Available: e.AvailableAt(now), MaxRequests: k.MaxRequests, Weight: k.EffectiveWeight(),
 		Requests: u.Requests, Successes: u.Successes, Failures: u.Failures,
 		SuccessRate: u.SuccessRate(), InFlight: e.InFlight(),
-		Description: k.Description, Tags: k.Tags,
+		Description: k.Description, Tags: k.Tags, Project: k.Project,
 		CreatedAt: adminapi.FormatTime(k.CreatedAt), UpdatedAt: adminapi.FormatTime(k.UpdatedAt),
 		ConsecutiveFailures: e.ConsecutiveFailures(),
 		PromptTokens:        u.PromptTokens, CompletionTokens: u.CompletionTokens,
@@ -47,6 +47,9 @@ func keyStatus(e *pool.Entry, now time.Time) adminapi.KeyStatus {
 	}
 	until, reason := e.Cooling(now)
 	st.CoolingUntil, st.CoolingReason = adminapi.FormatTime(until), reason
+	for _, mr := range e.ModelRests(now) {
+		st.ModelCooldowns = append(st.ModelCooldowns, adminapi.ModelCooldown{Model: mr.Model, Until: adminapi.FormatTime(mr.Until), Reason: mr.Reason})
+	}
 	if st.Tags == nil {
 		st.Tags = []string{}
 	}
@@ -71,6 +74,7 @@ func keyStatus(e *pool.Entry, now time.Time) adminapi.KeyStatus {
 func (s *Server) providerStatus(name string) adminapi.ProviderStatus {
 	entries := s.pool.Entries(name)
 	ps := adminapi.ProviderStatus{Provider: name, Keys: make([]adminapi.KeyStatus, 0, len(entries))}
+	ps.Projects, ps.KeysWithoutProject = s.pool.Projects(name)
 	now := s.cfg.Now()
 	for _, e := range entries {
 		ks := keyStatus(e, now)
@@ -87,6 +91,7 @@ func (s *Server) providerStatus(name string) adminapi.ProviderStatus {
 		if ks.DisabledReason != "" {
 			ps.DisabledKeys++
 		}
+		ps.RestingModelPairs += len(ks.ModelCooldowns)
 		ps.PromptTokens += ks.PromptTokens
 		ps.CompletionTokens += ks.CompletionTokens
 		ps.Keys = append(ps.Keys, ks)
@@ -117,6 +122,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		all.AvailableKeys += ps.AvailableKeys
 		all.CoolingKeys += ps.CoolingKeys
 		all.DisabledKeys += ps.DisabledKeys
+		all.Projects += ps.Projects
+		all.KeysWithoutProject += ps.KeysWithoutProject
 		all.Providers = append(all.Providers, ps)
 	}
 	writeJSON(w, http.StatusOK, all)
@@ -169,7 +176,7 @@ func badRequest(w http.ResponseWriter, err error) {
 }
 
 // newKey builds a validated key from the shared fields of add requests.
-func (s *Server) newKey(provider, secret string, maxReq *int64, weight *int, active *bool, md *adminapi.Metadata) (pool.Key, error) {
+func (s *Server) newKey(provider, secret string, maxReq *int64, weight *int, active *bool, md *adminapi.Metadata, project *string) (pool.Key, error) {
 	now := s.cfg.Now().UTC()
 	k := pool.Key{
 		ID: pool.NewKeyID(now), Provider: provider, Secret: secret, IsActive: true,
@@ -190,6 +197,9 @@ func (s *Server) newKey(provider, secret string, maxReq *int64, weight *int, act
 	}
 	if active != nil {
 		k.IsActive = *active
+	}
+	if project != nil {
+		k.Project = strings.TrimSpace(*project)
 	}
 	if md != nil {
 		if md.Description != nil {
@@ -212,7 +222,7 @@ func (s *Server) handleAddKey(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
-	k, err := s.newKey(req.Provider, req.APIKey, req.MaxRequests, req.Weight, req.IsActive, req.Metadata)
+	k, err := s.newKey(req.Provider, req.APIKey, req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project)
 	if err != nil {
 		badRequest(w, err)
 		return
@@ -254,7 +264,7 @@ func (s *Server) handleBulkAdd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Check the shared settings once, with a placeholder secret.
-	if _, err := s.newKey(req.Provider, "placeholder", req.MaxRequests, req.Weight, req.IsActive, req.Metadata); err != nil {
+	if _, err := s.newKey(req.Provider, "placeholder", req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project); err != nil {
 		badRequest(w, err)
 		return
 	}
@@ -267,7 +277,7 @@ func (s *Server) handleBulkAdd(w http.ResponseWriter, r *http.Request) {
 	for i, secret := range req.APIKeys {
 		res := &resp.Results[i]
 		res.Index = i
-		k, err := s.newKey(req.Provider, secret, req.MaxRequests, req.Weight, req.IsActive, req.Metadata)
+		k, err := s.newKey(req.Provider, secret, req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project)
 		if err != nil {
 			res.Status, res.Error = adminapi.BulkInvalid, errorText(err)
 			resp.Invalid++
@@ -422,6 +432,9 @@ func editKey(k pool.Key, req adminapi.UpdateKeyRequest, tags []string) pool.Key 
 	}
 	if req.Weight != nil {
 		k.Weight = *req.Weight
+	}
+	if req.Project != nil {
+		k.Project = strings.TrimSpace(*req.Project)
 	}
 	if md := req.Metadata; md != nil {
 		if md.Description != nil {

@@ -210,7 +210,7 @@ func badPath(w http.ResponseWriter, r *http.Request, err error) {
 // forward picks the first key and relays st's request, failing over to
 // other keys as the transport decides.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, st *relayState) {
-	e := s.pool.Pick(st.prov.Name, st.strategy)
+	e := s.pool.PickFor(st.prov.Name, s.pickModel(st), st.strategy, nil)
 	if e == nil {
 		s.noKey(w, r, st)
 		return
@@ -229,7 +229,10 @@ func (s *Server) noKey(w http.ResponseWriter, r *http.Request, st *relayState) {
 		"provider": st.prov.Name, "strategy": st.strategy.String(),
 		"suggestion": "Please add more keys or wait for rate limit reset",
 	}
-	if until, ok := s.pool.NextAvailable(st.prov.Name); ok {
+	if m := s.pickModel(st); m != "" {
+		body["model"] = m
+	}
+	if until, ok := s.pool.NextAvailableFor(st.prov.Name, s.pickModel(st)); ok {
 		secs := int64(math.Ceil(until.Sub(s.cfg.Now()).Seconds()))
 		secs = max(secs, 1)
 		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
@@ -417,7 +420,7 @@ func (s *Server) finish(r *http.Request, st *relayState, completed bool) {
 			o.Error = &pool.LastError{Status: status, Message: scrub("error inside the stream: "+v.Reason, st.entry.Secret()), At: now.UTC()}
 			o.Blame = act.Blame
 			st.entry.Finish(o)
-			s.act(st.entry, v, act, o.Error, now)
+			s.act(st, st.entry, v, act, o.Error, now)
 			st.verdict = v
 			st.finished = true
 		case aborted:

@@ -211,10 +211,11 @@ type Live interface {
 	// what is stored.
 	PutRest(ctx context.Context, id string, until time.Time, reason string) error
 	// Acquire counts one request of key id against max for every
-	// instance at once: it returns true and counts it if fewer than max
-	// were counted, else false. An error (store unreachable) counts
-	// nothing; the caller counts locally and flushes the count later.
-	Acquire(ctx context.Context, id string, max int64) (bool, error)
+	// instance at once: if fewer than max were counted it counts this one
+	// and returns ok; either way it returns the count. An error (store
+	// unreachable) counts nothing; the caller counts locally and flushes
+	// the count later.
+	Acquire(ctx context.Context, id string, max int64) (count int64, ok bool, err error)
 	// Restore writes c back after ErrLost, unless another instance did
 	// first (then it returns nil and writes nothing).
 	Restore(ctx context.Context, c *Contents) error

@@ -161,6 +161,7 @@ func key(id string) pool.Key {
 		Weight:      3,
 		Description: "key " + id,
 		Tags:        []string{"team-a", "prod"},
+		Project:     "895908428397",
 		CreatedAt:   at(0),
 		UpdatedAt:   at(time.Hour),
 	}
@@ -282,6 +283,9 @@ func diffKey(got, want pool.Key) string {
 	}
 	if got.Description != want.Description {
 		f("Description", got.Description, want.Description)
+	}
+	if got.Project != want.Project {
+		f("Project", got.Project, want.Project)
 	}
 	// No tags may come back as nil or empty.
 	if !slices.Equal(got.Tags, want.Tags) {
@@ -467,6 +471,7 @@ func testPutKeysRoundTrip(t *testing.T, e *env) {
 			Weight:      1,
 			Description: strings.Repeat("é", pool.MaxDescriptionLen),
 			Tags:        slices.Repeat([]string{"t"}, pool.MaxTags),
+			Project:     strings.Repeat("p", pool.MaxProjectLen),
 			CreatedAt:   time.Date(1999, 12, 31, 23, 59, 59, 999999999, time.UTC),
 			UpdatedAt:   time.Date(2100, 1, 1, 0, 0, 0, 1, zone),
 		}},
