@@ -274,34 +274,8 @@ func bodyModel(body []byte) (string, error) {
 	return model, nil
 }
 
-// quickModel returns the first "model" string field of a JSON body,
-// cheaply, for counting only: it may be a nested one.
-func quickModel(body []byte) string {
-	i := bytes.Index(body, []byte(`"model"`))
-	if i < 0 {
-		return ""
-	}
-	rest := bytes.TrimLeft(body[i+len(`"model"`):], " \t\r\n")
-	if len(rest) == 0 || rest[0] != ':' {
-		return ""
-	}
-	rest = bytes.TrimLeft(rest[1:], " \t\r\n")
-	if len(rest) == 0 || rest[0] != '"' {
-		return ""
-	}
-	end := bytes.IndexByte(rest[1:], '"')
-	if end < 0 || end > 200 {
-		return ""
-	}
-	m := rest[1 : 1+end]
-	if bytes.IndexByte(m, '\\') >= 0 {
-		return ""
-	}
-	return string(m)
-}
-
-// findModel finds the model a native relay request names: in its path,
-// else in its JSON body (exactly when the token restricts models).
+// findModel finds the model a native relay request names in its path, or,
+// when the client token restricts models, exactly in its JSON body.
 func findModel(st *relayState, rest string) (string, error) {
 	if m := pathModel(rest); m != "" {
 		return m, nil
@@ -312,7 +286,7 @@ func findModel(st *relayState, rest string) (string, error) {
 	if st.client != nil && len(st.client.token.Models) > 0 {
 		return bodyModel(st.body)
 	}
-	return quickModel(st.body), nil
+	return "", nil // relayState.requestModel reads it when needed
 }
 
 // usageCounts are what the relay counts in memory, by name.
@@ -334,8 +308,8 @@ func (s *Server) account(st *relayState) {
 	}
 	d := tokenusage.Totals{Requests: 1, Prompt: u.Prompt, Completion: u.Completion}
 	s.usage.providers.Add(st.prov.Name, d)
-	if st.model != "" {
-		s.usage.models.Add(st.prov.Name+"/"+strings.TrimPrefix(st.model, "models/"), d)
+	if m := st.requestModel(); m != "" {
+		s.usage.models.Add(st.prov.Name+"/"+strings.TrimPrefix(m, "models/"), d)
 	}
 	if st.client != nil {
 		s.usage.tokens.Add(st.client.id, d)
