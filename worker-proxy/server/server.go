@@ -25,6 +25,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/alerts"
 	"github.com/keypool/keypool/worker-proxy/failure"
+	"github.com/keypool/keypool/worker-proxy/jobs"
 	"github.com/keypool/keypool/worker-proxy/limits"
 	"github.com/keypool/keypool/worker-proxy/metrics"
 	"github.com/keypool/keypool/worker-proxy/pool"
@@ -148,6 +149,7 @@ type Server struct {
 	reqlog     *reqlog.Log
 	alerts     *alerts.Notifier
 
+	jobs      *jobs.Manager
 	adminMu   sync.Mutex // serializes admin writes
 	disableMu sync.Mutex // the relay disables a key and learns it did in one step
 }
@@ -201,6 +203,7 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, store: st, providers: providers,
 		pool: pool.New(cfg.Now), tokens: newTokens(), traffic: traffic.New(cfg.Now),
+		jobs:       jobs.NewManager(maxRunningJobs, keptJobs, cfg.Now),
 		admin:      adminAuth{sum: sha256.Sum256([]byte(cfg.AdminKey))},
 		origins:    map[string]bool{},
 		policy:     cfg.Policy,
@@ -306,6 +309,11 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin/keys/bulk", s.requireAdmin(methods{"POST": s.handleBulkAdd}))
 	mux.Handle("/admin/keys/bulk-delete", s.requireAdmin(methods{"POST": s.handleBulkDelete}))
 	mux.Handle("/admin/keys/bulk-test", s.requireAdmin(methods{"POST": s.handleBulkTest}))
+	mux.Handle("/admin/jobs", s.requireAdmin(methods{"GET": s.handleListJobs}))
+	mux.Handle("/admin/jobs/import", s.requireAdmin(methods{"POST": s.handleImportJob}))
+	mux.Handle("/admin/jobs/delete", s.requireAdmin(methods{"POST": s.handleDeleteJob}))
+	mux.Handle("/admin/jobs/test", s.requireAdmin(methods{"POST": s.handleTestJob}))
+	mux.Handle("/admin/jobs/{id}", s.requireAdmin(methods{"GET": s.handleGetJob, "DELETE": s.handleCancelJob}))
 	mux.Handle("/admin/keys/{id}/test", s.requireAdmin(methods{"POST": s.handleTestKey}))
 	mux.Handle("/admin/keys/{id}", s.requireAdmin(methods{"GET": s.handleGetKey, "PUT": s.handleUpdateKey, "DELETE": s.handleDeleteKey}))
 	mux.Handle("/admin/status", s.requireAdmin(methods{"GET": s.handleStatus}))
