@@ -239,6 +239,10 @@ func pathModel(rest string) string {
 // proxy and the upstream might read different models.
 var errDuplicateModel = errors.New(`the body names "model" more than once`)
 
+// errOpaqueBody: a token restricted to some models sent a body that is
+// not JSON (a multipart upload), whose model the proxy cannot check.
+var errOpaqueBody = errors.New("this token may use only some models, and the proxy cannot tell the model of a body that is not JSON")
+
 // bodyModel returns the "model" field at the top level of a JSON body,
 // exactly: every top-level "model" must agree. "" if there is none or the
 // body is not a JSON object.
@@ -284,6 +288,9 @@ func findModel(st *relayState, rest string) (string, error) {
 		return "", nil
 	}
 	if st.client != nil && len(st.client.token.Models) > 0 {
+		if b := bytes.TrimLeft(st.body, " \t\r\n"); len(b) > 0 && b[0] != '{' {
+			return "", errOpaqueBody
+		}
 		return bodyModel(st.body)
 	}
 	return "", nil // relayState.requestModel reads it when needed

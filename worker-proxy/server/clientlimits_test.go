@@ -460,3 +460,19 @@ func TestTokenLimitUnderConcurrentRequests(t *testing.T) {
 		t.Fatalf("usage %+v", u)
 	}
 }
+
+// A model-restricted token cannot pass a model the proxy cannot read.
+func TestTokenModelsOpaqueBodyRefused(t *testing.T) {
+	e := newLimitEnv(t)
+	tok, _ := e.token(t, `{"name":"mini only","models":["gpt-4o-mini"]}`)
+	w := e.relay(tok, "POST", "/api/openai/v1/audio/transcriptions", "--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--b--\r\n")
+	if w.Code != 403 || !strings.Contains(w.Body.String(), "cannot tell the model") {
+		t.Fatalf("multipart body: %d %s", w.Code, w.Body)
+	}
+	if w := e.relay(tok, "GET", "/api/openai/v1/models", ""); w.Code != 200 {
+		t.Fatalf("a call naming no model: %d %s", w.Code, w.Body)
+	}
+	if e.up.calls.Load() != 1 {
+		t.Fatalf("%d upstream calls, want 1", e.up.calls.Load())
+	}
+}
