@@ -54,6 +54,14 @@ func TestSharedLimitsAcrossInstances(t *testing.T) {
 	if d.OK || d.Budget != limits.TPM || d.RetryAfter != 36400*time.Millisecond {
 		t.Fatalf("after 240 of 150 tokens: %+v, want refused by tpm for 36.4s", d)
 	}
+	// A restarted instance (a new store and limiter) finds the windows.
+	b.Close()
+	b = openOn(t, srv, p)
+	lb = limits.New(clock.now)
+	lb.Share(b)
+	if d := lb.Admit("tok_1", lim); d.OK || d.Budget != limits.TPM {
+		t.Fatalf("after a restart: %+v, want still refused by tpm", d)
+	}
 	lb.Forget("tok_1")
 	if d := la.Admit("tok_1", lim); !d.OK {
 		t.Fatalf("after Forget: %+v", d)
