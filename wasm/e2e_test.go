@@ -400,6 +400,10 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.Click(chromedp.ID("tab-tokens")),
 		chromedp.WaitVisible(chromedp.ID("token-form")),
 		chromedp.SendKeys(chromedp.ID("tok-name"), "e2e laptop"),
+		chromedp.Click(chromedp.CSS("#tok-limits summary")),
+		chromedp.WaitVisible(chromedp.ID("tok-rpm")),
+		chromedp.SendKeys(chromedp.ID("tok-rpm"), "30"),
+		chromedp.SendKeys(chromedp.ID("tok-models"), "gpt-4o*, gemini-*"),
 		chromedp.Click(chromedp.ID("tok-create")),
 	)
 	waitJS("token shown", textOf("new-token-value")+`.startsWith("kp-")`)
@@ -414,7 +418,11 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil || created == nil || created.Masked != pool.Mask(tokText) {
 		t.Fatalf("proxy tokens: %v %+v (shown %q)", err, toks, tokText)
 	}
+	if created.Limits.RPM != 30 || len(created.Models) != 2 || created.Models[1] != "gemini-*" {
+		t.Fatalf("token created without the form's limits: %+v", created)
+	}
 	waitJS("token listed", textOf("tok-"+created.ID)+`.includes(`+fmt.Sprintf("%q", created.Masked)+`)`)
+	waitJS("limits and usage listed", textOf("tok-"+created.ID)+`.includes("30 rpm") && `+textOf("tok-"+created.ID)+`.includes("0 requests (0 refused)")`)
 	waitJS("sources in words", textOf("tokens-table")+`.includes("from CLIENT_TOKENS") && `+textOf("tokens-table")+`.includes("when the proxy starts") && !`+textOf("tokens-table")+`.includes("never")`)
 	// Copy: the button hands the token to the clipboard API (stubbed: a
 	// headless browser has no clipboard to read back).

@@ -85,6 +85,7 @@ type Dashboard struct {
 	bulk       bulkForm
 	tokens     []adminapi.Token
 	tokName    string
+	tokLim     tokenLimitForm
 	newToken   *adminapi.CreateTokenResponse
 	copied     bool // the new token went to the clipboard
 	copyFailed bool

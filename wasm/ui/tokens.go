@@ -21,6 +21,8 @@ func (d *Dashboard) renderTokens() app.UI {
 			app.Td().Class("mono").Text(t.Masked),
 			app.Td().Text(source),
 			app.Td().Class("when").Text(created),
+			app.Td().Class("limits").Text(TokenLimitsText(d.lang, t)),
+			app.Td().Class("usage").Text(TokenUsageText(d.lang, t.Usage)),
 			app.Td().Class("actions").Body(app.If(t.Source == adminapi.TokenSourceEnv, func() app.UI {
 				return app.Span().Class("hint").Text(d.t("tok.envRevoke"))
 			}).Else(func() app.UI {
@@ -42,6 +44,7 @@ func (d *Dashboard) renderTokens() app.UI {
 		app.Form().ID("token-form").Class("card").OnSubmit(d.doCreateToken, on("token-form")).Body(
 			app.H2().Text(d.t("tok.title")),
 			field("tok-name", d.t("tok.name"), app.Input().ID("tok-name").Value(d.tokName).OnInput(d.ValueTo(&d.tokName), on("tok-name"))),
+			d.tokenLimitFields(),
 			app.Button().ID("tok-create").Type("submit").Text(d.t("tok.create")),
 			formMsg("tok-msg", d.tokErr, true),
 			app.If(d.newToken != nil, func() app.UI {
@@ -61,6 +64,7 @@ func (d *Dashboard) renderTokens() app.UI {
 				app.THead().Body(app.Tr().Body(
 					app.Th().Scope("col").Text(d.t("tok.name")), app.Th().Scope("col").Text(d.t("tok.masked")),
 					app.Th().Scope("col").Text(d.t("tok.source")), app.Th().Scope("col").Text(d.t("tok.createdAt")),
+					app.Th().Scope("col").Text(d.t("tok.limits")), app.Th().Scope("col").Text(d.t("tok.usage")),
 					app.Th().Scope("col").Text(d.t("col.actions")),
 				)),
 				app.TBody().Body(rows...),
@@ -125,12 +129,17 @@ func (d *Dashboard) CreateToken(ctx app.Context) {
 		d.tokErr = d.t("tok.needName")
 		return
 	}
+	req, err := d.tokLim.Request(d.lang, name)
+	if err != nil {
+		d.tokErr = err.Error()
+		return
+	}
 	c := d.client
 	ctx = d.bind(ctx)
 	ctx.Async(func() {
 		cctx, cancel := bg()
 		defer cancel()
-		r, err := c.CreateToken(cctx, name)
+		r, err := c.CreateTokenWith(cctx, req)
 		ctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
 				d.tokErr = d.ErrorText(err)
@@ -138,7 +147,7 @@ func (d *Dashboard) CreateToken(ctx app.Context) {
 			}
 			d.newToken = r
 			d.copied, d.copyFailed = false, false
-			d.tokName = ""
+			d.tokName, d.tokLim = "", tokenLimitForm{}
 			clearInput("tok-name")
 			d.clearNotice()
 			d.refresh(ctx)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/adminclient"
+	"github.com/keypool/keypool/worker-proxy/limits"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
 	"github.com/keypool/keypool/worker-proxy/server"
@@ -384,5 +385,26 @@ func TestJobs(t *testing.T) {
 	}
 	if _, err := c.CancelJob(ctx, tj.ID); adminclient.StatusOf(err) != 409 {
 		t.Fatalf("cancel a finished job: %v", err)
+	}
+}
+
+func TestTokenSettingsAndUsage(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	ctx := t.Context()
+	tok, err := c.CreateTokenWith(ctx, adminapi.CreateTokenRequest{Name: "limited", Limits: &limits.Limits{RPM: 10}, Models: []string{"gpt-*"}})
+	if err != nil || tok.Settings == nil || tok.Settings.Limits.RPM != 10 || len(tok.Settings.Models) != 1 {
+		t.Fatalf("create: %v %+v", err, tok)
+	}
+	up, err := c.UpdateToken(ctx, tok.ID, adminapi.UpdateTokenRequest{Limits: &limits.Limits{TPD: 500}, Providers: &[]string{"openai"}})
+	if err != nil || up.Limits != (limits.Limits{TPD: 500}) || len(up.Providers) != 1 || len(up.Models) != 1 {
+		t.Fatalf("update: %v %+v", err, up)
+	}
+	if _, err := c.UpdateToken(ctx, tok.ID, adminapi.UpdateTokenRequest{Limits: &limits.Limits{RPM: -1}}); adminclient.StatusOf(err) != 400 {
+		t.Fatalf("bad update: %v", err)
+	}
+	u, err := c.Usage(ctx)
+	if err != nil || u.Since == "" || u.Providers == nil || u.Models == nil || u.Tokens == nil {
+		t.Fatalf("usage: %v %+v", err, u)
 	}
 }

@@ -10,10 +10,12 @@
 package limits
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -115,6 +117,16 @@ func Allowed(patterns []string, name string) bool {
 // has expired at now.
 func Expired(expiresAt, now time.Time) bool { return !expiresAt.IsZero() && !now.Before(expiresAt) }
 
+// Windows are the length of each budget's window, in the order rpm, rpd,
+// tpm, tpd; a Shared implementation uses them.
+var Windows = windows
+
+// Budgets names the budgets in the order of Windows.
+var Budgets = budgets
+
+// Values returns lim's budgets in the order of Windows.
+func (lim Limits) Values() [4]int64 { return lim.values() }
+
 // Budget names a limit in a Decision.
 type Budget string
 
@@ -135,10 +147,27 @@ type Decision struct {
 	RetryAfter time.Duration
 }
 
+// Shared keeps the windows where every proxy instance sees them (Redis),
+// running the same GCRA steps as Limiter atomically. A method that returns
+// an error changed nothing.
+type Shared interface {
+	AdmitShared(ctx context.Context, id string, lim Limits, now time.Time) (Decision, error)
+	AddTokensShared(ctx context.Context, id string, lim Limits, n int64, now time.Time) error
+	ForgetShared(ctx context.Context, id string) error
+}
+
+// sharedTimeout bounds a call to Shared; past it the instance decides
+// alone.
+const sharedTimeout = 250 * time.Millisecond
+
 // Limiter holds the windows of every client token. The zero value is not
 // usable; call New. It is safe for concurrent use.
 type Limiter struct {
-	now func() time.Time
+	now    func() time.Time
+	shared Shared
+	// failed counts Shared calls that failed (the instance then used its
+	// own windows).
+	failed atomic.Int64
 
 	mu     sync.RWMutex
 	states map[string]*state
@@ -184,6 +213,13 @@ func (lim Limits) values() [4]int64 { return [4]int64{lim.RPM, lim.RPD, lim.TPM,
 // at least a nanosecond.
 func interval(w time.Duration, n int64) int64 { return max(1, int64(w)/n) }
 
+// Share makes l keep its windows in sh, across instances; while sh fails,
+// l decides with its own windows. Call it before l is used.
+func (l *Limiter) Share(sh Shared) { l.shared = sh }
+
+// SharedFailures returns how many calls to the Shared windows failed.
+func (l *Limiter) SharedFailures() int64 { return l.failed.Load() }
+
 // Admit takes one request from token id's request budgets if every budget
 // of lim has room: rpm and rpd for the request itself, tpm and tpd for at
 // least one more token. A refused request takes nothing. Tokens with no
@@ -191,6 +227,15 @@ func interval(w time.Duration, n int64) int64 { return max(1, int64(w)/n) }
 func (l *Limiter) Admit(id string, lim Limits) Decision {
 	if lim.IsZero() {
 		return Decision{OK: true}
+	}
+	if l.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		d, err := l.shared.AdmitShared(ctx, id, lim, l.now())
+		cancel()
+		if err == nil {
+			return d
+		}
+		l.failed.Add(1)
 	}
 	now := l.now().UnixNano()
 	vals := lim.values()
@@ -237,6 +282,15 @@ func (l *Limiter) AddTokens(id string, lim Limits, n int64) {
 		return
 	}
 	n = min(n, MaxLimit)
+	if l.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		err := l.shared.AddTokensShared(ctx, id, lim, n, l.now())
+		cancel()
+		if err == nil {
+			return
+		}
+		l.failed.Add(1)
+	}
 	now := l.now().UnixNano()
 	s := l.state(id)
 	s.mu.Lock()
@@ -266,6 +320,13 @@ func (l *Limiter) Forget(id string) {
 	l.mu.Lock()
 	delete(l.states, id)
 	l.mu.Unlock()
+	if l.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		if l.shared.ForgetShared(ctx, id) != nil {
+			l.failed.Add(1)
+		}
+		cancel()
+	}
 }
 
 // Reset drops token id's windows so that its budgets start full; used when

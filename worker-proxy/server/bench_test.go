@@ -12,9 +12,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keypool/keypool/worker-proxy/limits"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
 	"github.com/keypool/keypool/worker-proxy/store/boltstore"
+	"github.com/keypool/keypool/worker-proxy/tokenusage"
 )
 
 // cannedTransport answers every request at once with a fixed response, so
@@ -102,5 +104,60 @@ func runRelay(b *testing.B, h http.Handler) {
 		if w.Code != 200 {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
+	}
+}
+
+// streamUsageBody is streamBody as a client that set
+// stream_options.include_usage gets it: a last chunk with the usage.
+var streamUsageBody = strings.TrimSuffix(streamBody, "data: [DONE]\n\n") +
+	`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}` + "\n\ndata: [DONE]\n\n"
+
+// BenchmarkRelayTokenUsage measures, in one run, the relay serving a
+// request (token counting included: "relay"), the token counter reading
+// the same answer alone ("count") and the relay for a client token with
+// all four budgets set ("limited"). count over relay is the counter's
+// share of the relay's CPU per request (PERFORMANCE.md).
+func BenchmarkRelayTokenUsage(b *testing.B) {
+	for _, mode := range []struct{ name, body, ct string }{
+		{"json", chatBody, "application/json"},
+		{"stream", streamUsageBody, "text/event-stream"},
+	} {
+		tr := cannedTransport{mode.body, mode.ct}
+		b.Run(mode.name+"/relay", func(b *testing.B) {
+			s := benchServer(b, 10, tr)
+			withCPU(b, func() { runRelay(b, s) })
+		})
+		b.Run(mode.name+"/count", func(b *testing.B) {
+			body := []byte(mode.body)
+			var c tokenusage.Counter
+			b.ReportAllocs()
+			withCPU(b, func() {
+				for b.Loop() {
+					c.Reset()
+					c.Write(body)
+					if u, ok := c.Usage(); !ok || u.Total() != 15 {
+						b.Fatalf("usage %+v %v", u, ok)
+					}
+				}
+			})
+		})
+		b.Run(mode.name+"/limited", func(b *testing.B) {
+			s := benchServer(b, 10, tr)
+			tok := pool.ClientToken{ID: "tok_bench", Name: "bench", Limits: limits.Limits{RPM: 1 << 40, RPD: 1 << 40, TPM: 1 << 40, TPD: 1 << 40}}
+			sum, _ := hashToken("bench-client-token-0123456789")
+			s.tokens.update(func(m map[[32]byte]tokenRef) { m[sum] = tokenRef{id: tok.ID, name: tok.Name, token: tok} })
+			withCPU(b, func() { runRelay(b, s) })
+		})
+	}
+}
+
+// withCPU runs f, a benchmark loop, and reports the process CPU time per
+// iteration as cpu-ns/op: on a machine shared with other work it is
+// steadier than wall time. (The relay's background goroutines count too.)
+func withCPU(b *testing.B, f func()) {
+	start := cpuTime()
+	f()
+	if b.N > 0 {
+		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 	}
 }

@@ -239,6 +239,10 @@ func pathModel(rest string) string {
 // proxy and the upstream might read different models.
 var errDuplicateModel = errors.New(`the body names "model" more than once`)
 
+// errOpaqueBody: a token restricted to some models sent a body that is
+// not JSON (a multipart upload), whose model the proxy cannot check.
+var errOpaqueBody = errors.New("this token may use only some models, and the proxy cannot tell the model of a body that is not JSON")
+
 // bodyModel returns the "model" field at the top level of a JSON body,
 // exactly: every top-level "model" must agree. "" if there is none or the
 // body is not a JSON object.
@@ -274,34 +278,8 @@ func bodyModel(body []byte) (string, error) {
 	return model, nil
 }
 
-// quickModel returns the first "model" string field of a JSON body,
-// cheaply, for counting only: it may be a nested one.
-func quickModel(body []byte) string {
-	i := bytes.Index(body, []byte(`"model"`))
-	if i < 0 {
-		return ""
-	}
-	rest := bytes.TrimLeft(body[i+len(`"model"`):], " \t\r\n")
-	if len(rest) == 0 || rest[0] != ':' {
-		return ""
-	}
-	rest = bytes.TrimLeft(rest[1:], " \t\r\n")
-	if len(rest) == 0 || rest[0] != '"' {
-		return ""
-	}
-	end := bytes.IndexByte(rest[1:], '"')
-	if end < 0 || end > 200 {
-		return ""
-	}
-	m := rest[1 : 1+end]
-	if bytes.IndexByte(m, '\\') >= 0 {
-		return ""
-	}
-	return string(m)
-}
-
-// findModel finds the model a native relay request names: in its path,
-// else in its JSON body (exactly when the token restricts models).
+// findModel finds the model a native relay request names in its path, or,
+// when the client token restricts models, exactly in its JSON body.
 func findModel(st *relayState, rest string) (string, error) {
 	if m := pathModel(rest); m != "" {
 		return m, nil
@@ -310,9 +288,12 @@ func findModel(st *relayState, rest string) (string, error) {
 		return "", nil
 	}
 	if st.client != nil && len(st.client.token.Models) > 0 {
+		if b := bytes.TrimLeft(st.body, " \t\r\n"); len(b) > 0 && b[0] != '{' {
+			return "", errOpaqueBody
+		}
 		return bodyModel(st.body)
 	}
-	return quickModel(st.body), nil
+	return "", nil // relayState.requestModel reads it when needed
 }
 
 // usageCounts are what the relay counts in memory, by name.
@@ -334,8 +315,8 @@ func (s *Server) account(st *relayState) {
 	}
 	d := tokenusage.Totals{Requests: 1, Prompt: u.Prompt, Completion: u.Completion}
 	s.usage.providers.Add(st.prov.Name, d)
-	if st.model != "" {
-		s.usage.models.Add(st.prov.Name+"/"+strings.TrimPrefix(st.model, "models/"), d)
+	if m := st.requestModel(); m != "" {
+		s.usage.models.Add(st.prov.Name+"/"+strings.TrimPrefix(m, "models/"), d)
 	}
 	if st.client != nil {
 		s.usage.tokens.Add(st.client.id, d)

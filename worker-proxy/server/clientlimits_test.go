@@ -429,3 +429,50 @@ func TestTokenLimitEditTakesEffect(t *testing.T) {
 		t.Fatalf("rpd: %d Retry-After %q X-Should-Retry %q", w.Code, w.Header().Get("Retry-After"), w.Header().Get("X-Should-Retry"))
 	}
 }
+
+// Concurrent requests of one token through the relay: exactly its budget
+// passes, the rest is refused before the upstream.
+func TestTokenLimitUnderConcurrentRequests(t *testing.T) {
+	e := newLimitEnv(t)
+	tok, id := e.token(t, `{"name":"twenty","limits":{"rpm":20}}`)
+	var ok, refused atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 8 {
+		path := []string{"/api/openai/v1/chat/completions", "/v1/chat/completions"}[i%2]
+		wg.Go(func() {
+			for range 10 {
+				switch w := e.relay(tok, "POST", path, `{"model":"gpt-4o-mini"}`); w.Code {
+				case 200:
+					ok.Add(1)
+				case 429:
+					refused.Add(1)
+				default:
+					t.Errorf("status %d", w.Code)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 20 || refused.Load() != 60 || e.up.calls.Load() != 20 {
+		t.Fatalf("%d passed, %d refused, %d upstream calls; want 20, 60, 20", ok.Load(), refused.Load(), e.up.calls.Load())
+	}
+	if u := e.tokenView(t, id).Usage; u.Requests != 80 || u.Refused != 60 || u.PromptTokens != 20*80 {
+		t.Fatalf("usage %+v", u)
+	}
+}
+
+// A model-restricted token cannot pass a model the proxy cannot read.
+func TestTokenModelsOpaqueBodyRefused(t *testing.T) {
+	e := newLimitEnv(t)
+	tok, _ := e.token(t, `{"name":"mini only","models":["gpt-4o-mini"]}`)
+	w := e.relay(tok, "POST", "/api/openai/v1/audio/transcriptions", "--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--b--\r\n")
+	if w.Code != 403 || !strings.Contains(w.Body.String(), "cannot tell the model") {
+		t.Fatalf("multipart body: %d %s", w.Code, w.Body)
+	}
+	if w := e.relay(tok, "GET", "/api/openai/v1/models", ""); w.Code != 200 {
+		t.Fatalf("a call naming no model: %d %s", w.Code, w.Body)
+	}
+	if e.up.calls.Load() != 1 {
+		t.Fatalf("%d upstream calls, want 1", e.up.calls.Load())
+	}
+}

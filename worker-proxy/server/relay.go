@@ -157,6 +157,10 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 	}
 	st.body = body
 	if st.model, err = findModel(st, rest); err != nil {
+		if errors.Is(err, errOpaqueBody) {
+			s.refuse(w, st, style, http.StatusForbidden, refuseModel, "Client token "+strconv.Quote(client.name)+": "+err.Error(), 0)
+			return
+		}
 		clientRefusal(w, style, http.StatusBadRequest, "invalid_request_error", "Invalid request body: "+err.Error(), 0)
 		return
 	}

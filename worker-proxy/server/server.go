@@ -230,6 +230,10 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	}
 	if cfg.Live != nil {
 		s.pool.SetLimiter(liveLimiter{cfg.Live})
+		// Client token windows too are shared, when the store can.
+		if sh, ok := cfg.Live.(limits.Shared); ok {
+			s.limiter.Share(sh)
+		}
 	}
 	s.pool.Load(c.Keys, c.Usage)
 	s.setTokens(c.Tokens)

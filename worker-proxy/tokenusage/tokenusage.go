@@ -134,7 +134,7 @@ func (c *Counter) idle(p []byte) []byte {
 		}
 		c.partial = 0 // needle's only '"' is its first byte: rescan p whole
 	}
-	if i := bytes.Index(p, []byte(needle)); i >= 0 {
+	if i := indexNeedle(p); i >= 0 {
 		c.state = stKey
 		return p[i+len(needle):]
 	}
@@ -149,49 +149,95 @@ func (c *Counter) idle(p []byte) []byte {
 	return nil
 }
 
+// indexNeedle is bytes.Index(p, needle), faster on JSON: it looks for
+// "usage" (whose first byte is rarer than a quote) and checks the quote
+// before it.
+func indexNeedle(p []byte) int {
+	for off := 0; off+len(needle) <= len(p); {
+		i := bytes.Index(p[off+1:], []byte(needle[1:]))
+		if i < 0 {
+			return -1
+		}
+		j := off + 1 + i // the 'u'
+		if p[j-1] == '"' {
+			return j - 1
+		}
+		off = j
+	}
+	return -1
+}
+
+// special marks the bytes that change the scanner's state inside an
+// object.
+var special = [256]bool{'"': true, '\\': true, '{': true, '}': true, '[': true, ']': true}
+
 // object reads the usage object's bytes until it closes, then parses it.
+// It keeps only the object's top level: a nested value is kept as its
+// brackets ("x":{}), so parse reads a short flat object.
 func (c *Counter) object(p []byte) []byte {
-	for i := 0; i < len(p); i++ {
-		if c.escape {
-			c.escape = false
-			continue
+	i := 0
+	if c.escape { // the byte after a backslash that ended the last write
+		c.escape = false
+		i = 1
+	}
+	start := 0 // first byte of the current top-level run to keep
+	keep := func(to int) {
+		if c.skip || c.depth > 1 && start < 0 {
+			return
 		}
-		// Jump to the next byte that matters.
-		var k int
-		if c.inStr {
-			k = bytes.IndexAny(p[i:], "\\\"")
-		} else {
-			k = bytes.IndexAny(p[i:], "\"{}[]")
+		if start >= 0 && to > start {
+			c.buf = append(c.buf, p[start:to]...)
 		}
-		if k < 0 {
-			break
-		}
-		i += k
-		switch b := p[i]; {
-		case c.inStr && b == '\\':
-			c.escape = true
-		case b == '"':
-			c.inStr = !c.inStr
-		case b == '{' || b == '[':
-			c.depth++
-		default: // '}' or ']'
-			c.depth--
-		}
-		if c.depth == 0 {
-			if !c.skip {
-				c.buf = append(c.buf, p[:i+1]...)
-				c.parse(c.buf)
-			}
-			c.state = stIdle
-			return p[i+1:]
+		if len(c.buf) > maxObject {
+			c.skip, c.buf = true, c.buf[:0]
 		}
 	}
-	if !c.skip {
-		if len(c.buf)+len(p) > maxObject {
-			c.skip, c.buf = true, c.buf[:0]
-		} else {
-			c.buf = append(c.buf, p...)
+	if c.depth > 1 {
+		start = -1
+	}
+	for ; i < len(p); i++ {
+		b := p[i]
+		if !special[b] {
+			continue
 		}
+		if c.inStr {
+			switch b {
+			case '\\':
+				if i+1 == len(p) {
+					c.escape = true
+				}
+				i++
+			case '"':
+				c.inStr = false
+			}
+			continue
+		}
+		switch b {
+		case '"':
+			c.inStr = true
+		case '{', '[':
+			c.depth++
+			if c.depth == 2 {
+				keep(i + 1)
+				start = -1
+			}
+		case '}', ']':
+			c.depth--
+			switch c.depth {
+			case 1:
+				start = i
+			case 0:
+				keep(i + 1)
+				if !c.skip {
+					c.parse(c.buf)
+				}
+				c.state = stIdle
+				return p[i+1:]
+			}
+		}
+	}
+	if c.depth == 1 {
+		keep(len(p))
 	}
 	return nil
 }

@@ -15,6 +15,7 @@
 //	{keypool:}rev      hash: key id → revision
 //	{keypool:}req, ok, fail  hashes: key id → requests, successes, failures
 //	{keypool:}ptok, ctok  hashes: key id → prompt, completion tokens
+//	{keypool:}lim:<id>  hash: a client token's limit windows (limits.go)
 //	{keypool:}used     hash: key id → last use, unix ns (19 digits)
 //	{keypool:}lasterr  hash: key id → "<unix ns>|JSON of pool.LastError"
 //	{keypool:}tokens   hash: token id → JSON of pool.ClientToken
@@ -89,7 +90,7 @@ type Config struct {
 // names are the pool's Redis keys.
 type names struct {
 	meta, keys, fp, keyfp, rev, req, ok, fail, used, lasterr, tokens, rest, events, flush string
-	ptok, ctok                                                                            string
+	ptok, ctok, lim                                                                       string
 }
 
 func newNames(prefix string) names {
@@ -98,7 +99,7 @@ func newNames(prefix string) names {
 		meta: t + "meta", keys: t + "keys", fp: t + "fp", keyfp: t + "keyfp", rev: t + "rev",
 		req: t + "req", ok: t + "ok", fail: t + "fail", used: t + "used", lasterr: t + "lasterr",
 		tokens: t + "tokens", rest: t + "rest", events: t + "events", flush: t + "flush:",
-		ptok: t + "ptok", ctok: t + "ctok",
+		ptok: t + "ptok", ctok: t + "ctok", lim: t + "lim:",
 	}
 }
 
