@@ -31,14 +31,28 @@ type Entry struct {
 	lastUsed  atomic.Int64 // unix nanoseconds, 0 = never
 	lastErr   atomic.Pointer[LastError]
 	inflight  atomic.Int64
+	prompt    atomic.Int64 // tokens, from the answers' usage
+	complete  atomic.Int64
+	// remote counts requests a Limiter counted in the shared store since
+	// the last Sync: they are in the store already, so Flush leaves them
+	// out, but they count toward the key's usage and its limit here.
+	remote atomic.Int64
+	// seen is the highest count the Limiter reported since the last Sync:
+	// every instance's requests, as of that answer.
+	seen atomic.Int64
 
 	coolUntil   atomic.Int64 // unix nanoseconds; the key rests until then
 	coolReason  atomic.Pointer[string]
 	consecFails atomic.Int64 // blamed failures since the last success
 	pos         atomic.Int64 // index in its provider's current snapshot
 
+	// models holds the (key, model) pairs at rest, copy on write; nil
+	// when none ever rested.
+	models atomic.Pointer[map[string]modelRest]
+
 	// Flush baselines: what the store already has. Guarded by Pool.flushMu.
 	fRequests, fSuccesses, fFailures, fLastUsed int64
+	fPrompt, fComplete                          int64
 	fLastErr                                    *LastError
 }
 
@@ -59,10 +73,13 @@ func (e *Entry) Config() *Key { return e.cfg.Load() }
 // Usage returns the key's current statistics.
 func (e *Entry) Usage() Usage {
 	u := Usage{
-		Requests:  e.requests.Load(),
+		Requests:  e.used(),
 		Successes: e.successes.Load(),
 		Failures:  e.failures.Load(),
 		LastError: e.lastErr.Load(),
+
+		PromptTokens:     e.prompt.Load(),
+		CompletionTokens: e.complete.Load(),
 	}
 	if t := e.lastUsed.Load(); t != 0 {
 		u.LastUsed = time.Unix(0, t).UTC()
@@ -85,7 +102,28 @@ func (e *Entry) AvailableAt(t time.Time) bool { return e.availableAt(t.UnixNano(
 
 func (e *Entry) availableAt(now int64) bool {
 	k := e.cfg.Load()
-	return k.servable() && (k.MaxRequests == 0 || e.requests.Load() < k.MaxRequests) && e.coolUntil.Load() <= now
+	return k.servable() && (k.MaxRequests == 0 || e.used() < k.MaxRequests) && e.coolUntil.Load() <= now
+}
+
+// used is the key's request count as far as this instance knows: its own
+// and those synced from the store, or what a Limiter last reported if
+// that is more.
+func (e *Entry) used() int64 {
+	n := e.requests.Load() + e.remote.Load()
+	if s := e.seen.Load(); s > n {
+		return s
+	}
+	return n
+}
+
+// see records a count a Limiter reported.
+func (e *Entry) see(n int64) {
+	for {
+		old := e.seen.Load()
+		if n <= old || e.seen.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }
 
 // Cooling returns until when the key rests and why, or a zero time.
@@ -104,17 +142,56 @@ func (e *Entry) Cooling(now time.Time) (time.Time, string) {
 // ConsecutiveFailures returns the blamed failures since the last success.
 func (e *Entry) ConsecutiveFailures() int64 { return e.consecFails.Load() }
 
+// Limiter counts the requests of keys with a MaxRequests for every
+// instance that shares the pool (a Redis store), so that together they
+// never pass the limit.
+type Limiter interface {
+	// Acquire counts one request of key id if fewer than max are counted
+	// across instances, and returns the count it found or made. An error
+	// means it cannot tell now: the pool counts the request locally, to be
+	// flushed later.
+	Acquire(id string, max int64) (count int64, ok bool, err error)
+}
+
+// SetLimiter makes every pick of a key with a MaxRequests ask l first.
+// Call it before the pool serves.
+func (p *Pool) SetLimiter(l Limiter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.limiter = l
+	for _, prov := range p.providersLocked() {
+		p.rebuildLocked(prov)
+	}
+}
+
 // acquire takes one request from the key's budget if it can serve. It never
-// lets the request count pass MaxRequests, however many callers race.
-func (e *Entry) acquire(now int64) bool {
+// lets the request count pass MaxRequests, however many callers race; with
+// a Limiter, however many instances race.
+func (e *Entry) acquire(now int64, lim Limiter) bool {
 	k := e.cfg.Load()
 	if !k.servable() || e.coolUntil.Load() > now {
 		return false
 	}
-	if max := k.MaxRequests; max > 0 {
+	if limit := k.MaxRequests; limit > 0 {
+		if lim != nil {
+			if e.used() >= limit {
+				return false
+			}
+			n, ok, err := lim.Acquire(k.ID, limit)
+			if err == nil {
+				e.see(n)
+				if !ok {
+					return false
+				}
+				e.remote.Add(1)
+				e.lastUsed.Store(now)
+				e.inflight.Add(1)
+				return true
+			}
+		}
 		for {
 			r := e.requests.Load()
-			if r >= max {
+			if r >= limit {
 				return false
 			}
 			if e.requests.CompareAndSwap(r, r+1) {
@@ -138,6 +215,16 @@ type Outcome struct {
 	// request, not the whole upstream); it counts as a consecutive failure.
 	Blame bool
 	Error *LastError // set on failure; Message must be free of secrets
+}
+
+// AddTokens counts the tokens one of the key's answers reported.
+func (e *Entry) AddTokens(prompt, completion int64) {
+	if prompt > 0 {
+		e.prompt.Add(prompt)
+	}
+	if completion > 0 {
+		e.complete.Add(completion)
+	}
 }
 
 // NoteError records le as the key's last error without counting a request
@@ -174,6 +261,7 @@ type snapshot struct {
 	entries  []*Entry
 	avail    *bitset
 	cum      []int64 // cumulative weights, for Weighted
+	lim      Limiter // the pool's, if any
 	servable int     // keys active and not disabled at build time
 }
 
@@ -190,6 +278,9 @@ type set struct {
 	// nextRevival is when the first cooling key comes back (unix ns);
 	// picks check it with one atomic load.
 	nextRevival atomic.Int64
+	// modelRestsUntil is when the last (key, model) rest set so far ends
+	// (unix ns): before it, picks for a model check the pairs.
+	modelRestsUntil atomic.Int64
 }
 
 // Pool holds every provider's keys and picks one per request. Picks are
@@ -208,6 +299,8 @@ type Pool struct {
 	names    map[string]string // provider names, one copy each
 
 	flushMu sync.Mutex // serializes Flush and ResetUsage
+
+	limiter Limiter // counts limited keys across instances; guarded by mu
 }
 
 // New returns an empty pool. A nil now means time.Now.
@@ -223,10 +316,10 @@ func New(now func() time.Time) *Pool {
 
 // Load replaces the pool's content with keys and their persisted usage.
 func (p *Pool) Load(keys []Key, usage map[string]Usage) {
+	p.flushMu.Lock() // before mu, as Flush and ResetUsage take them
+	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.flushMu.Lock()
-	defer p.flushMu.Unlock()
 	p.byID = make(map[string]*Entry, len(keys))
 	p.bySecret = make(map[secretRef]*Entry, len(keys))
 	for _, k := range keys {
@@ -237,6 +330,8 @@ func (p *Pool) Load(keys []Key, usage map[string]Usage) {
 			e.requests.Store(u.Requests)
 			e.successes.Store(u.Successes)
 			e.failures.Store(u.Failures)
+			e.prompt.Store(u.PromptTokens)
+			e.complete.Store(u.CompletionTokens)
 			if !u.LastUsed.IsZero() {
 				e.lastUsed.Store(u.LastUsed.UnixNano())
 			}
@@ -245,6 +340,7 @@ func (p *Pool) Load(keys []Key, usage map[string]Usage) {
 				e.lastErr.Store(&le)
 			}
 			e.fRequests, e.fSuccesses, e.fFailures = u.Requests, u.Successes, u.Failures
+			e.fPrompt, e.fComplete = u.PromptTokens, u.CompletionTokens
 			e.fLastUsed = e.lastUsed.Load()
 			e.fLastErr = e.lastErr.Load()
 		}
@@ -315,7 +411,7 @@ func (p *Pool) rebuildLocked(provider string) {
 		}
 		return strings.Compare(ka.ID, kb.ID)
 	})
-	snap := &snapshot{entries: entries, avail: newBitset(len(entries)), cum: make([]int64, len(entries))}
+	snap := &snapshot{entries: entries, avail: newBitset(len(entries)), cum: make([]int64, len(entries)), lim: p.limiter}
 	now := p.now().UnixNano()
 	var total int64
 	for i, e := range entries {
@@ -587,12 +683,24 @@ func (s *snapshot) pickLeastBusy(now int64) *Entry {
 // PickExcept is Pick for a retry: it never returns a key in tried. It
 // tries the strategy first, then scans from a random place.
 func (p *Pool) PickExcept(provider string, strategy Strategy, tried []*Entry) *Entry {
+	return p.pickExcept(provider, strategy, func(e *Entry, _ int64) bool { return slices.Contains(tried, e) })
+}
+
+// pickExcept is Pick that never returns a key skip refuses.
+func (p *Pool) pickExcept(provider string, strategy Strategy, skip func(*Entry, int64) bool) *Entry {
+	var lim Limiter
+	if s, ok := (*p.sets.Load())[provider]; ok {
+		lim = s.snap.Load().lim
+	}
 	for range 3 {
+		if lim != nil {
+			break // a request a Limiter counted cannot be given back: never take a tried key
+		}
 		e := p.Pick(provider, strategy)
 		if e == nil {
 			return nil
 		}
-		if !slices.Contains(tried, e) {
+		if !skip(e, p.now().UnixNano()) {
 			return e
 		}
 		e.release()
@@ -613,7 +721,7 @@ func (p *Pool) PickExcept(provider string, strategy Strategy, tried []*Entry) *E
 		if i < 0 {
 			return nil
 		}
-		if !slices.Contains(tried, snap.entries[i]) && snap.take(i, now) {
+		if !skip(snap.entries[i], now) && snap.take(i, now) {
 			return snap.entries[i]
 		}
 		if i++; i == n {
@@ -635,7 +743,7 @@ func (p *Pool) NextAvailable(provider string) (time.Time, bool) {
 	var first int64
 	for _, e := range p.Entries(provider) {
 		k := e.cfg.Load()
-		if !k.servable() || k.MaxRequests > 0 && e.requests.Load() >= k.MaxRequests {
+		if !k.servable() || k.MaxRequests > 0 && e.used() >= k.MaxRequests {
 			continue
 		}
 		if u := e.coolUntil.Load(); u > 0 && (first == 0 || u < first) {
@@ -660,7 +768,7 @@ func (p *Pool) Servable(provider string) int {
 // take acquires entry i, clearing its bit when it cannot serve.
 func (s *snapshot) take(i int, now int64) bool {
 	e := s.entries[i]
-	if e.acquire(now) {
+	if e.acquire(now, s.lim) {
 		return true
 	}
 	s.avail.clear(i)
@@ -778,9 +886,10 @@ func (p *Pool) Cool(e *Entry, until time.Time, reason string) {
 	}
 }
 
-// Uncool ends a key's rest now.
+// Uncool ends a key's rest, and every (key, model) rest, now.
 func (p *Pool) Uncool(e *Entry) {
 	e.coolUntil.Store(0)
+	e.uncoolModels()
 	s, ok := (*p.sets.Load())[e.cfg.Load().Provider]
 	if !ok {
 		return
@@ -872,6 +981,7 @@ func (p *Pool) Disable(e *Entry, reason string, at time.Time) Key {
 // configuration, for the caller to persist.
 func (p *Pool) Enable(e *Entry) Key {
 	e.coolUntil.Store(0)
+	e.uncoolModels()
 	e.consecFails.Store(0)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -932,20 +1042,23 @@ func (p *Pool) Flush(write func([]UsageDelta) error) error {
 	type mark struct {
 		e           *Entry
 		r, s, f, lu int64
+		pt, ct      int64
 		le          *LastError
 	}
 	var deltas []UsageDelta
 	var marks []mark
 	for _, e := range entries {
-		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load()}
-		d := UsageDelta{ID: e.cfg.Load().ID, Requests: m.r - e.fRequests, Successes: m.s - e.fSuccesses, Failures: m.f - e.fFailures}
+		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load(),
+			pt: e.prompt.Load(), ct: e.complete.Load()}
+		d := UsageDelta{ID: e.cfg.Load().ID, Requests: m.r - e.fRequests, Successes: m.s - e.fSuccesses, Failures: m.f - e.fFailures,
+			PromptTokens: m.pt - e.fPrompt, CompletionTokens: m.ct - e.fComplete}
 		if m.lu != e.fLastUsed && m.lu != 0 {
 			d.LastUsed = time.Unix(0, m.lu).UTC()
 		}
 		if m.le != e.fLastErr {
 			d.LastError = m.le
 		}
-		if d.Requests == 0 && d.Successes == 0 && d.Failures == 0 && d.LastUsed.IsZero() && d.LastError == nil {
+		if !d.Counts() && d.LastUsed.IsZero() && d.LastError == nil {
 			continue
 		}
 		deltas = append(deltas, d)
@@ -959,11 +1072,51 @@ func (p *Pool) Flush(write func([]UsageDelta) error) error {
 	}
 	for _, m := range marks {
 		m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed, m.e.fLastErr = m.r, m.s, m.f, m.lu, m.le
+		m.e.fPrompt, m.e.fComplete = m.pt, m.ct
 	}
 	return nil
 }
 
-// ResetUsage zeroes the request, success and failure counts of provider's
+// Restore hands every key, with its usage as this pool counts it (flushed
+// or not), to write, and marks all of it flushed if write succeeds: for
+// writing the pool back into a shared store that lost its data.
+func (p *Pool) Restore(write func([]Key, map[string]Usage) error) error {
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	type mark struct {
+		e                   *Entry
+		r, s, f, lu, pt, ct int64
+		le                  *LastError
+	}
+	keys := make([]Key, 0, len(p.byID))
+	usage := make(map[string]Usage, len(p.byID))
+	marks := make([]mark, 0, len(p.byID))
+	for id, e := range p.byID {
+		keys = append(keys, e.Key())
+		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load(),
+			pt: e.prompt.Load(), ct: e.complete.Load()}
+		// What a Limiter counted is in the lost store only: write it back.
+		u := Usage{Requests: max(m.r+e.remote.Load(), e.seen.Load()), Successes: m.s, Failures: m.f, LastError: m.le,
+			PromptTokens: m.pt, CompletionTokens: m.ct}
+		if m.lu != 0 {
+			u.LastUsed = time.Unix(0, m.lu).UTC()
+		}
+		usage[id] = u
+		marks = append(marks, m)
+	}
+	if err := write(keys, usage); err != nil {
+		return err
+	}
+	for _, m := range marks {
+		m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed, m.e.fLastErr = m.r, m.s, m.f, m.lu, m.le
+		m.e.fPrompt, m.e.fComplete = m.pt, m.ct
+	}
+	return nil
+}
+
+// ResetUsage zeroes the request, success, failure and token counts of provider's
 // keys after reset (the store's part) succeeds, and returns how many keys
 // were reset.
 func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int, error) {
@@ -980,10 +1133,15 @@ func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int,
 		return 0, err
 	}
 	for _, e := range entries {
+		e.remote.Store(0)
+		e.seen.Store(0)
 		e.requests.Store(0)
 		e.successes.Store(0)
 		e.failures.Store(0)
+		e.prompt.Store(0)
+		e.complete.Store(0)
 		e.fRequests, e.fSuccesses, e.fFailures = 0, 0, 0
+		e.fPrompt, e.fComplete = 0, 0
 	}
 	if len(entries) > 0 {
 		p.rebuildLocked(provider)
@@ -999,10 +1157,10 @@ func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int,
 // instances' requests, or a reset elsewhere) is added to the live
 // counters. A key missing from usage counts as zero.
 func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
+	p.flushMu.Lock() // before mu, as Flush and ResetUsage take them
+	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.flushMu.Lock()
-	defer p.flushMu.Unlock()
 	touched := map[string]bool{}
 	seen := make(map[string]bool, len(keys))
 	for _, k := range keys {
@@ -1023,6 +1181,8 @@ func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
 			touched[nk.Provider] = true
 		}
 		u := usage[k.ID]
+		e.remote.Store(0) // the store's totals hold them
+		e.seen.Store(0)
 		if d := u.Requests - e.fRequests; d != 0 {
 			e.requests.Add(d)
 			e.fRequests = u.Requests
@@ -1035,6 +1195,14 @@ func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
 		if d := u.Failures - e.fFailures; d != 0 {
 			e.failures.Add(d)
 			e.fFailures = u.Failures
+		}
+		if d := u.PromptTokens - e.fPrompt; d != 0 {
+			e.prompt.Add(d)
+			e.fPrompt = u.PromptTokens
+		}
+		if d := u.CompletionTokens - e.fComplete; d != 0 {
+			e.complete.Add(d)
+			e.fComplete = u.CompletionTokens
 		}
 		if lu := u.LastUsed.UnixNano(); !u.LastUsed.IsZero() && lu > e.lastUsed.Load() {
 			e.lastUsed.Store(lu)

@@ -196,8 +196,8 @@ type Store interface {
 	// of keys that no longer exist are dropped.
 	AddUsage(ctx context.Context, deltas []pool.UsageDelta) error
 
-	// ResetUsage sets the request, success and failure counts of the named
-	// keys to zero; LastUsed and LastError stay. Unknown ids are ignored.
+	// ResetUsage sets the request, success, failure and token counts of
+	// the named keys to zero; LastUsed and LastError stay. Unknown ids are ignored.
 	ResetUsage(ctx context.Context, ids []string) error
 
 	// PutToken creates or replaces a client token by id.
@@ -238,10 +238,11 @@ type Live interface {
 	// what is stored.
 	PutRest(ctx context.Context, id string, until time.Time, reason string) error
 	// Acquire counts one request of key id against max for every
-	// instance at once: it returns true and counts it if fewer than max
-	// were counted, else false. An error (store unreachable) counts
-	// nothing; the caller counts locally and flushes the count later.
-	Acquire(ctx context.Context, id string, max int64) (bool, error)
+	// instance at once: if fewer than max were counted it counts this one
+	// and returns ok; either way it returns the count. An error (store
+	// unreachable) counts nothing; the caller counts locally and flushes
+	// the count later.
+	Acquire(ctx context.Context, id string, max int64) (count int64, ok bool, err error)
 	// Restore writes c back after ErrLost, unless another instance did
 	// first (then it returns nil and writes nothing).
 	Restore(ctx context.Context, c *Contents) error
