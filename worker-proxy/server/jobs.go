@@ -144,8 +144,10 @@ func (s *Server) deleteBatch(ctx context.Context, j *jobs.Job, first int, ids []
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
 	var found []string
+	seen := make(map[string]bool, len(ids))
 	for i, id := range ids {
-		if _, ok := s.pool.Entry(id); ok && !slices.Contains(found, id) {
+		if _, ok := s.pool.Entry(id); ok && !seen[id] {
+			seen[id] = true
 			found = append(found, id)
 		} else {
 			j.Report(adminapi.JobItem{Index: first + i, KeyID: truncate(id, 64), Status: "not_found", Error: "Key not found"})
