@@ -128,7 +128,7 @@ func (s *Store) ResetUsage(ctx context.Context, ids []string) error {
 	defer s.mu.Unlock()
 	for _, id := range ids {
 		if u, ok := s.usage[id]; ok {
-			u.Requests, u.Successes, u.Failures = 0, 0, 0
+			u.Requests, u.Successes, u.Failures, u.PromptTokens, u.CompletionTokens = 0, 0, 0, 0, 0
 			s.usage[id] = u
 		}
 	}
