@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -97,6 +98,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
+	live, _ := st.(store.Live)             // Redis: shared live, beyond what the wrapper passes on
 	st = sealed.Wrap(st, cfg.Keyring, log) // API keys sealed at rest with ENCRYPTION_KEY
 	defer st.Close()
 
@@ -130,10 +132,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		PassiveFailures: cfg.PassiveFailures, PassiveCooldown: cfg.PassiveCooldown,
 		MetricsToken: cfg.MetricsToken, MetricsMaxKeyLabels: cfg.MetricsMaxKeyLabels,
 		MetricsCollectors: collectors, RequestLog: requests, Alerts: notifier,
+		Live: live,
 	}, st, providers)
 	if err != nil {
 		return err
 	}
+	// Loading the keys leaves garbage about the size of the pool (decoded
+	// copies, the store's read buffers): give it back to the system now
+	// rather than over the next minutes.
+	debug.FreeOSMemory()
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)

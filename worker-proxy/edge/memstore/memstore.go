@@ -85,6 +85,9 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 		}
 	}
 	for _, k := range keys {
+		if old, ok := s.keys[k.ID]; ok && old.Secret != k.Secret {
+			s.fps.Remove(k.ID, old.Secret)
+		}
 		s.keys[k.ID] = copyKey(k)
 		s.fps.Set(k.ID, k.Secret)
 	}
@@ -98,9 +101,11 @@ func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
 	}
 	defer s.mu.Unlock()
 	for _, id := range ids {
+		if k, ok := s.keys[id]; ok {
+			s.fps.Remove(id, k.Secret)
+		}
 		delete(s.keys, id)
 		delete(s.usage, id)
-		s.fps.Remove(id)
 	}
 	return nil
 }
