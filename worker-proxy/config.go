@@ -19,7 +19,6 @@ import (
 	"github.com/keypool/keypool/worker-proxy/provider"
 	"github.com/keypool/keypool/worker-proxy/seal"
 	"github.com/keypool/keypool/worker-proxy/server"
-	"github.com/keypool/keypool/worker-proxy/store/redisstore"
 )
 
 // Config is the proxy's configuration, read from the environment. Each
@@ -185,13 +184,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			}
 		}
 	case "redis":
-		c.RedisURL, c.RedisPrefix = getenv("REDIS_URL"), or(getenv("REDIS_PREFIX"), redisstore.DefaultPrefix)
+		c.RedisURL, c.RedisPrefix = getenv("REDIS_URL"), or(getenv("REDIS_PREFIX"), redisDefaultPrefix)
 		if c.RedisURL == "" {
 			bad("REDIS_URL", "required with STORE=redis (like redis://:password@host:6379/0)")
-		} else if cl, err := redisstore.NewClient(c.RedisURL); err != nil {
+		} else if err := checkRedisURL(c.RedisURL); err != nil {
 			bad("REDIS_URL", "%v", err)
-		} else {
-			cl.Close()
 		}
 		if strings.ContainsAny(c.RedisPrefix, "{}") {
 			bad("REDIS_PREFIX", "%q must not contain braces", c.RedisPrefix)

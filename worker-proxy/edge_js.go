@@ -5,7 +5,8 @@
 // (`go run ./worker-proxy/edge/build -out DIR` writes the folder). The same
 // environment variables and HTTP API as the binary; STORE is memory
 // (default here, nothing kept) or cfkv; bolt needs files and locks the
-// edge does not have. main.go is left out of this build.
+// edge does not have, and redis needs TCP. main.go is left out of this
+// build.
 
 package main
 
@@ -22,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keypool/keypool/worker-proxy/alerts"
 	"github.com/keypool/keypool/worker-proxy/edge/bridge"
 	"github.com/keypool/keypool/worker-proxy/edge/memstore"
 	"github.com/keypool/keypool/worker-proxy/logbatch"
@@ -53,6 +55,8 @@ func startEdge(getenv func(string) string, stdout, stderr io.Writer) (bridge.App
 		memory = true
 	case "bolt", "embedded", "file":
 		return bridge.App{}, errors.New("STORE: bolt (the file database) is not available in the edge build: use STORE=cfkv (Cloudflare KV, shared with containers) or STORE=memory")
+	case "redis":
+		return bridge.App{}, errors.New("STORE: redis needs TCP connections, which the edge build cannot open (only fetch()): use STORE=cfkv or STORE=memory")
 	}
 	env := getenv
 	if memory { // LoadConfig knows the binary's stores; memory is the edge's own
@@ -113,6 +117,17 @@ func startEdge(getenv func(string) string, stdout, stderr io.Writer) (bridge.App
 		}
 	}
 	st = sealed.Wrap(st, cfg.Keyring, log)
+	var notifier *alerts.Notifier
+	if len(cfg.AlertDestinations) > 0 {
+		rate := cfg.AlertErrorRate
+		if rate == 0 {
+			rate = -1 // off
+		}
+		th := cfg.AlertMinAvailable
+		notifier = alerts.New(alerts.Config{Destinations: cfg.AlertDestinations, MinAvailable: &th,
+			Interval: cfg.AlertInterval, ErrorRate: rate, Logger: log,
+			Client: &http.Client{Transport: transport, Timeout: 10 * time.Second}})
+	}
 	srv, err := server.New(ctx, server.Config{
 		AdminKey: adminKey, ClientTokens: cfg.ClientTokens, AllowAnonymous: cfg.AllowAnonymous,
 		AllowedOrigins: cfg.AllowedOrigins, MaxBodyBytes: cfg.MaxBodyBytes,
@@ -122,9 +137,9 @@ func startEdge(getenv func(string) string, stdout, stderr io.Writer) (bridge.App
 		RetryBudget: cfg.RetryBudget, FirstByteTimeout: cfg.FirstByteTimeout,
 		DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown,
 		PassiveFailures: cfg.PassiveFailures, PassiveCooldown: cfg.PassiveCooldown,
-		Transport:    transport,
 		MetricsToken: cfg.MetricsToken, MetricsMaxKeyLabels: cfg.MetricsMaxKeyLabels,
-		RequestLog: edgeRequestLog(cfg, log),
+		RequestLog: edgeRequestLog(cfg, log), Alerts: notifier,
+		Transport: transport,
 	}, st, providers)
 	if err != nil {
 		st.Close()

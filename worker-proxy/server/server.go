@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/http/pprof"
 	"net/url"
 	"os"
 	"strings"
@@ -326,11 +325,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin/tokens/{id}", s.requireAdmin(methods{"PUT": s.handleUpdateToken, "DELETE": s.handleDeleteToken}))
 	mux.Handle("/admin/usage", s.requireAdmin(methods{"GET": s.handleUsage}))
 	if s.cfg.Pprof {
-		mux.Handle("/admin/debug/pprof/", s.requireAdmin(http.StripPrefix("/admin", http.HandlerFunc(pprof.Index))))
-		mux.Handle("/admin/debug/pprof/cmdline", s.requireAdmin(http.HandlerFunc(pprof.Cmdline)))
-		mux.Handle("/admin/debug/pprof/profile", s.requireAdmin(http.HandlerFunc(pprof.Profile)))
-		mux.Handle("/admin/debug/pprof/symbol", s.requireAdmin(http.HandlerFunc(pprof.Symbol)))
-		mux.Handle("/admin/debug/pprof/trace", s.requireAdmin(http.HandlerFunc(pprof.Trace)))
+		handlePprof(mux, s.requireAdmin) // pprof.go; not in js builds
 	}
 	mux.Handle("/api/{provider}/{rest...}", http.HandlerFunc(s.handleRelay))
 	mux.Handle("/v1/{rest...}", http.HandlerFunc(s.handleFrontDoor))

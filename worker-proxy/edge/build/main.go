@@ -20,7 +20,7 @@ import (
 	"strings"
 )
 
-//go:embed assets/main.js assets/worker.js assets/kvrest.js assets/wrangler.toml
+//go:embed assets/main.js assets/worker.js assets/kvrest.js assets/fetch.js assets/wrangler.toml
 var assets embed.FS
 
 // Package is the import path of the proxy, which holds the edge main
@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edge build:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "wrote %s: keypool.wasm, wasm_exec.js, main.js, worker.js, kvrest.js, wrangler.toml\n", *out)
+	fmt.Fprintf(stdout, "wrote %s: keypool.wasm, wasm_exec.js, main.js, worker.js, kvrest.js, fetch.js, wrangler.toml\n", *out)
 	fmt.Fprintf(stdout, "  Deno:    ADMIN_KEY=... deno run --allow-all %s\n", filepath.Join(*out, "main.js"))
 	fmt.Fprintf(stdout, "  Workers: cd %s && wrangler deploy\n", *out)
 	return 0
@@ -81,7 +81,7 @@ func Build(ctx context.Context, goCmd, dir, namespaceID string) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build (GOOS=js GOARCH=wasm): %w\n%s", err, msg.String())
 	}
-	for _, name := range []string{"main.js", "worker.js", "kvrest.js", "wrangler.toml"} {
+	for _, name := range []string{"main.js", "worker.js", "kvrest.js", "fetch.js", "wrangler.toml"} {
 		b, err := assets.ReadFile("assets/" + name)
 		if err != nil {
 			return err

@@ -57,7 +57,7 @@ func buildAll(dir string) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("js/wasm test binary: %v\n%s", err, out)
 	}
-	for _, f := range []string{"kvservice.js", "gotest.js", "fsbuffer.js"} {
+	for _, f := range []string{"kvservice.js", "gotest.js", "fsbuffer.js", "cron.js"} {
 		b, err := os.ReadFile(filepath.Join("testdata", f))
 		if err != nil {
 			return err
@@ -185,6 +185,7 @@ const config :Workerd.Config = (
         (name = "fsbuffer.js", esModule = embed "fsbuffer.js"),
         (name = "wasm_exec.js", esModule = embed "wasm_exec.js"),
         (name = "kvrest.js", esModule = embed "kvrest.js"),
+        (name = "fetch.js", esModule = embed "fetch.js"),
         (name = "test.wasm", wasm = embed "test.wasm"),
       ],
       compatibilityDate = "2026-11-17",
@@ -212,6 +213,19 @@ const config :Workerd.Config = (
 // workerConfig runs worker.js with a local KV binding (KEYPOOL_KV) whose
 // backend also answers /__dump on kvPort, and lets fetch reach 127.0.0.1.
 func workerConfig(port, kvPort int, vars map[string]string) string {
+	return workerConfigCron(port, kvPort, 0, vars)
+}
+
+// workerConfigCron is workerConfig with, when cronPort is not 0, a driver
+// on cronPort whose every request fires the proxy's scheduled() handler.
+func workerConfigCron(port, kvPort, cronPort int, vars map[string]string) string {
+	cronService, cronSocket := "", ""
+	if cronPort != 0 {
+		cronService = `    (name = "cron", worker = (modules = [(name = "cron.js", esModule = embed "cron.js")], compatibilityDate = "2026-11-17", bindings = [(name = "PROXY", service = "proxy")])),
+`
+		cronSocket = fmt.Sprintf(`,
+    (name = "cron", address = "127.0.0.1:%d", http = (), service = "cron")`, cronPort)
+	}
 	var bs []string
 	for k, v := range vars {
 		bs = append(bs, fmt.Sprintf("(name = %q, text = %q)", k, v))
@@ -224,6 +238,7 @@ const config :Workerd.Config = (
         (name = "worker.js", esModule = embed "worker.js"),
         (name = "wasm_exec.js", esModule = embed "wasm_exec.js"),
         (name = "kvrest.js", esModule = embed "kvrest.js"),
+        (name = "fetch.js", esModule = embed "fetch.js"),
         (name = "keypool.wasm", wasm = embed "keypool.wasm"),
       ],
       compatibilityDate = "2026-11-17",
@@ -231,13 +246,13 @@ const config :Workerd.Config = (
       globalOutbound = "net",
     )),
     (name = "net", network = (allow = ["public", "private", "local"])),
-%s  ],
+%s%s  ],
   sockets = [
     (name = "http", address = "127.0.0.1:%d", http = (), service = "proxy"),
-    (name = "kvdump", address = "127.0.0.1:%d", http = (), service = "kv1"),
+    (name = "kvdump", address = "127.0.0.1:%d", http = (), service = "kv1")%s
   ],
 );
-`, strings.Join(bs, ", "), kvServices(1), port, kvPort)
+`, strings.Join(bs, ", "), kvServices(1), cronService, port, kvPort, cronSocket)
 }
 
 func do(t *testing.T, method, url, body string, header map[string]string) (int, string) {
@@ -293,6 +308,34 @@ func TestWorkerEntry(t *testing.T) {
 		}
 	}
 
+	// Concurrent requests share the isolate's one Go runtime: each must
+	// still get its own answer.
+	var wg sync.WaitGroup
+	errs := make(chan string, 16)
+	for i := range 16 {
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", base+"/api/openai/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","messages":[]}`))
+			for k, v := range relay {
+				req.Header.Set(k, v)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs <- fmt.Sprintf("concurrent relay %d: %v", i, err)
+				return
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || !strings.Contains(string(b), fakeupstream.AnswerText("gpt-4o-mini")) {
+				errs <- fmt.Sprintf("concurrent relay %d: %d %s", i, res.StatusCode, b)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+
 	// SSE, chunk by chunk.
 	req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","stream":true}`))
 	for k, v := range relay {
@@ -322,7 +365,7 @@ func TestWorkerEntry(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		do(t, "GET", base+"/healthz", "", nil)
 		_, dump := do(t, "GET", fmt.Sprintf("http://127.0.0.1:%d/__dump", kvPort), "", nil)
-		if usageIn(dump, added.KeyID) >= 4 {
+		if usageIn(dump, added.KeyID) >= 20 {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -354,4 +397,52 @@ func usageIn(dump, id string) int64 {
 		}
 	}
 	return n
+}
+
+// TestWorkerCron: with no request after the relays, the Cron Trigger's
+// scheduled() alone writes the isolate's usage to the KV binding.
+func TestWorkerCron(t *testing.T) {
+	up, err := fakeupstream.Start(fakeupstream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	port, kvPort, cronPort := freePort(t), freePort(t), freePort(t)
+	startWorkerd(t, workerConfigCron(port, kvPort, cronPort, map[string]string{
+		"ADMIN_KEY": adminKey, "CLIENT_TOKENS": clientToken, "STORE": "cfkv",
+		"OPENAI_BASE_URL": up.URL + "/v1", "FLUSH_INTERVAL": "2s", "SYNC_INTERVAL": "2s",
+		"KV_USAGE_FLUSH_INTERVAL": "1s", "LOG_FLUSH_INTERVAL": "0",
+	}), port)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	code, body := do(t, "POST", base+"/admin/keys", `{"provider":"openai","apiKey":"sk-test-fake-workers-cron-0001"}`,
+		map[string]string{"X-Admin-Key": adminKey, "Content-Type": "application/json"})
+	if code != http.StatusCreated {
+		t.Fatalf("add key: %d %s", code, body)
+	}
+	var added struct{ KeyID string }
+	json.Unmarshal([]byte(body), &added)
+	for i := range 3 {
+		if code, body := do(t, "POST", base+"/api/openai/chat/completions", `{"model":"gpt-4o-mini","messages":[]}`,
+			map[string]string{"Authorization": "Bearer " + clientToken}); code != 200 {
+			t.Fatalf("relay %d: %d %s", i, code, body)
+		}
+	}
+	dump := func() string {
+		_, d := do(t, "GET", fmt.Sprintf("http://127.0.0.1:%d/__dump", kvPort), "", nil)
+		return d
+	}
+	if n := usageIn(dump(), added.KeyID); n != 0 {
+		t.Fatalf("usage reached KV before the flush interval (%d requests): the test cannot tell the Cron Trigger's work", n)
+	}
+	time.Sleep(2500 * time.Millisecond) // FLUSH_INTERVAL and SYNC_INTERVAL are due now
+	if code, body := do(t, "GET", fmt.Sprintf("http://127.0.0.1:%d/", cronPort), "", nil); code != 200 {
+		t.Fatalf("scheduled(): %d %s", code, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for usageIn(dump(), added.KeyID) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the Cron Trigger did not write the usage; KV holds:\n%s", dump())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -5,6 +5,9 @@
 // ADMIN_KEY, STORE=cfkv|memory, ...) except those naming files; see
 // worker-proxy/edge/README.md.
 import "./wasm_exec.js";
+import { installFetchBridge } from "./fetch.js";
+
+installFetchBridge();
 
 const env = Deno.env.toObject();
 env.KEYPOOL_EDGE_HOST = "deno";

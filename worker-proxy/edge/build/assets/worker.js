@@ -5,6 +5,9 @@
 import "./wasm_exec.js";
 import wasmModule from "./keypool.wasm";
 import { KV_ORIGIN, routeFetch } from "./kvrest.js";
+import { installFetchBridge } from "./fetch.js";
+
+installFetchBridge();
 
 const nullBody = new Set([101, 204, 205, 304]);
 

@@ -6,6 +6,9 @@ import "./fsbuffer.js";
 import "./wasm_exec.js";
 import testModule from "./test.wasm";
 import { routeFetch } from "./kvrest.js";
+import { installFetchBridge } from "./fetch.js";
+
+installFetchBridge();
 
 let env = {};
 routeFetch((ns) => env[ns]);

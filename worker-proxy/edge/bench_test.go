@@ -1,0 +1,187 @@
+package edge
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keypool/keypool/worker-proxy/internal/fakeupstream"
+)
+
+// procStat reads a process's CPU time (user+system) and resident memory
+// from /proc.
+func procStat(tb testing.TB, pid int) (cpu time.Duration, rss int64) {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	cpu = time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ 100
+	s, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for line := range strings.SplitSeq(string(s), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			rss = kb << 10
+		}
+	}
+	return cpu, rss
+}
+
+// target is a proxy process under measurement.
+type target struct {
+	url string
+	pid int
+}
+
+// load sends n relayed requests from conc clients; it returns the
+// proxy's CPU time spent.
+func load(tb testing.TB, t target, n, conc int, body string) time.Duration {
+	tb.Helper()
+	cpu0, _ := procStat(tb, t.pid)
+	var wg sync.WaitGroup
+	var failed sync.Once
+	per := n / conc
+	for range conc {
+		wg.Go(func() {
+			for range per {
+				req, _ := http.NewRequest("POST", t.url+"/api/openai/chat/completions", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+clientToken)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil || res.StatusCode != 200 {
+					failed.Do(func() { tb.Errorf("relay: %v %v", err, res) })
+					if res != nil {
+						res.Body.Close()
+					}
+					return
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	cpu1, _ := procStat(tb, t.pid)
+	return cpu1 - cpu0
+}
+
+// coldStart starts a proxy with start() and times process start → first
+// relayed 200 (the key added through the admin API on the way).
+func coldStart(tb testing.TB, start func() (target, time.Time)) (target, time.Duration) {
+	tb.Helper()
+	t, began := start()
+	for {
+		req, _ := http.NewRequest("POST", t.url+"/admin/keys", strings.NewReader(`{"provider":"openai","apiKey":"sk-test-fake-bench-0001"}`))
+		req.Header.Set("X-Admin-Key", adminKey)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusCreated || res.StatusCode == http.StatusConflict {
+				break
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	load(tb, t, 1, 1, chatBody)
+	return t, time.Since(began)
+}
+
+// BenchmarkEdgeVsNative measures the edge build under Deno against the
+// native binary in one run, on the same fake upstream: cold start
+// (process start → first relayed 200), proxy CPU per relayed request
+// (plain JSON and SSE), resident memory after the load, and the wasm's
+// gzip size. Run: go test -run '^$' -bench EdgeVsNative -benchtime 1x
+// ./worker-proxy/edge/
+func BenchmarkEdgeVsNative(b *testing.B) {
+	const n, conc = 2000, 4
+	up, err := fakeupstream.Start(fakeupstream.Options{StreamChunks: 5})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer up.Close()
+	bin := filepath.Join(b.TempDir(), "worker-proxy")
+	if out, err := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/keypool/keypool/worker-proxy").CombinedOutput(); err != nil {
+		b.Fatalf("native build: %v\n%s", err, out)
+	}
+	env := upstreamEnv(up)
+	env["LOG_LEVEL"] = "warn"
+	startNative := func() (target, time.Time) {
+		cmd := exec.Command(bin)
+		cmd.Env = []string{"PORT=0", "HOST=127.0.0.1", "ADMIN_KEY=" + adminKey, "DATA_DIR=" + b.TempDir(), "LOG_FLUSH_INTERVAL=0"}
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		out, _ := cmd.StdoutPipe()
+		began := time.Now()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		buf := make([]byte, 4096)
+		var got []byte
+		for {
+			k, err := out.Read(buf)
+			got = append(got, buf[:k]...)
+			if m := bannerURL.FindSubmatch(got); m != nil {
+				go io.Copy(io.Discard, out)
+				return target{string(m[1]), cmd.Process.Pid}, began
+			}
+			if err != nil {
+				b.Fatalf("native proxy: %v\n%s", err, got)
+			}
+		}
+	}
+	startEdge := func() (target, time.Time) {
+		began := time.Now()
+		p := startDeno(b, env)
+		return target{p.URL, p.cmd.Process.Pid}, began
+	}
+
+	native, nativeCold := coldStart(b, startNative)
+	deno, denoCold := coldStart(b, startEdge)
+	sse := `{"model":"gpt-4o-mini","stream":true}`
+	report := func(name string, t target) (plain, stream float64, rss int64) {
+		load(b, t, 200, conc, chatBody) // warm up
+		plain = float64(load(b, t, n, conc, chatBody)) / float64(n) / float64(time.Millisecond)
+		stream = float64(load(b, t, n/2, conc, sse)) / float64(n/2) / float64(time.Millisecond)
+		_, rss = procStat(b, t.pid)
+		return
+	}
+	b.ResetTimer()
+	nPlain, nSSE, nRSS := report("native", native)
+	dPlain, dSSE, dRSS := report("deno", deno)
+	b.StopTimer()
+
+	wasm, err := os.ReadFile(filepath.Join(built(b), "keypool.wasm"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var gz bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	w.Write(wasm)
+	w.Close()
+
+	b.ReportMetric(float64(nativeCold.Microseconds())/1000, "native-cold-ms")
+	b.ReportMetric(float64(denoCold.Microseconds())/1000, "deno-cold-ms")
+	b.ReportMetric(nPlain, "native-cpu-ms/req")
+	b.ReportMetric(dPlain, "deno-cpu-ms/req")
+	b.ReportMetric(dPlain/nPlain, "cpu-ratio-plain")
+	b.ReportMetric(nSSE, "native-cpu-ms/sse")
+	b.ReportMetric(dSSE, "deno-cpu-ms/sse")
+	b.ReportMetric(dSSE/nSSE, "cpu-ratio-sse")
+	b.ReportMetric(float64(nRSS)/(1<<20), "native-rss-MB")
+	b.ReportMetric(float64(dRSS)/(1<<20), "deno-rss-MB")
+	b.ReportMetric(float64(len(wasm))/(1<<20), "wasm-MB")
+	b.ReportMetric(float64(gz.Len())/(1<<20), "wasm-gzip-MB")
+}
