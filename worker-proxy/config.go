@@ -308,7 +308,15 @@ func (c Config) Providers() (*provider.Registry, error) {
 		}
 		p.Base = u
 	}
-	return provider.NewRegistry(ps...)
+	reg, err := provider.NewRegistry(ps...)
+	if err != nil || c.ProvidersFile == "" {
+		return reg, err
+	}
+	aliases, err := provider.LoadAliases(c.ProvidersFile)
+	if err != nil {
+		return nil, err
+	}
+	return reg, reg.SetFileAliases(aliases)
 }
 
 // adminKeyFile is where a generated admin key is kept, in DATA_DIR.

@@ -142,6 +142,7 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 		relayError(w, r, status, "invalid_request_error", "request_too_large", msg, map[string]any{"provider": name})
 		return
 	}
+	target, body = s.nativeAlias(prov, target, body)
 	s.forward(w, r, &relayState{prov: prov, strategy: strategy, target: target, body: body, start: start, token: token, route: "api"})
 }
 

@@ -126,6 +126,7 @@ type Server struct {
 	bodies     *bodyBudget
 	traffic    *traffic.Counter
 	metrics    *metrics.Metrics
+	aliases    *aliases
 
 	adminMu   sync.Mutex // serializes admin writes
 	disableMu sync.Mutex // the relay disables a key and learns it did in one step
@@ -201,6 +202,9 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	}
 	s.pool.Load(c.Keys, c.Usage)
 	s.setTokens(c.Tokens)
+	if err := s.loadAliases(ctx); err != nil {
+		return nil, err
+	}
 	s.metrics = s.newMetrics()
 	s.proxy = s.newReverseProxy()
 	s.handler = s.routes()
@@ -279,6 +283,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin/reset", s.requireAdmin(methods{"POST": s.handleReset}))
 	mux.Handle("/admin/tokens", s.requireAdmin(methods{"GET": s.handleListTokens, "POST": s.handleCreateToken}))
 	mux.Handle("/admin/tokens/{id}", s.requireAdmin(methods{"DELETE": s.handleDeleteToken}))
+	mux.Handle("/admin/aliases", s.requireAdmin(methods{"GET": s.handleListAliases}))
+	mux.Handle("/admin/aliases/{name}", s.requireAdmin(methods{"PUT": s.handlePutAlias, "DELETE": s.handleDeleteAlias}))
 	if s.cfg.Pprof {
 		mux.Handle("/admin/debug/pprof/", s.requireAdmin(http.StripPrefix("/admin", http.HandlerFunc(pprof.Index))))
 		mux.Handle("/admin/debug/pprof/cmdline", s.requireAdmin(http.HandlerFunc(pprof.Cmdline)))
