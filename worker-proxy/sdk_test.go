@@ -412,7 +412,14 @@ func TestSDKOpenAI(t *testing.T) {
 		}
 	})
 	checkNoClientToken(t, f)
-	k := keyStatusOf(t, p, id)
+	// The proxy records a request's outcome once its handler returns,
+	// which may be just after the client read the end of the answer.
+	var k adminapi.KeyStatus
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if k = keyStatusOf(t, p, id); k.Successes+k.Failures >= 4 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if k.Successes != 4 || k.Failures != 0 {
 		t.Fatalf("key counted %d successes, %d failures; want 4, 0", k.Successes, k.Failures)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/keypool/keypool/worker-proxy/limits"
 )
 
 // Limits on what a key may carry. They keep one key small enough for any
@@ -82,6 +84,10 @@ type Usage struct {
 	Failures  int64      `json:"failures"`
 	LastUsed  time.Time  `json:"lastUsed,omitzero"`
 	LastError *LastError `json:"lastError,omitempty"`
+	// PromptTokens and CompletionTokens add up what the key's successful
+	// answers reported (package tokenusage).
+	PromptTokens     int64 `json:"promptTokens,omitempty"`
+	CompletionTokens int64 `json:"completionTokens,omitempty"`
 }
 
 // SuccessRate is successes over finished requests, or 1 when none finished.
@@ -96,12 +102,19 @@ func (u Usage) SuccessRate() float64 {
 // UsageDelta is what one key did since the last flush: counts to add, and
 // the newest LastUsed and LastError to keep (zero or nil: unchanged).
 type UsageDelta struct {
-	ID        string     `json:"id"`
-	Requests  int64      `json:"requests"`
-	Successes int64      `json:"successes"`
-	Failures  int64      `json:"failures"`
-	LastUsed  time.Time  `json:"lastUsed,omitzero"`
-	LastError *LastError `json:"lastError,omitempty"`
+	ID               string     `json:"id"`
+	Requests         int64      `json:"requests"`
+	Successes        int64      `json:"successes"`
+	Failures         int64      `json:"failures"`
+	LastUsed         time.Time  `json:"lastUsed,omitzero"`
+	LastError        *LastError `json:"lastError,omitempty"`
+	PromptTokens     int64      `json:"promptTokens,omitempty"`
+	CompletionTokens int64      `json:"completionTokens,omitempty"`
+}
+
+// Counts reports whether d adds to any count (requests or tokens).
+func (d UsageDelta) Counts() bool {
+	return d.Requests != 0 || d.Successes != 0 || d.Failures != 0 || d.PromptTokens != 0 || d.CompletionTokens != 0
 }
 
 // Apply returns u with d added.
@@ -109,6 +122,8 @@ func (u Usage) Apply(d UsageDelta) Usage {
 	u.Requests += d.Requests
 	u.Successes += d.Successes
 	u.Failures += d.Failures
+	u.PromptTokens += d.PromptTokens
+	u.CompletionTokens += d.CompletionTokens
 	if d.LastUsed.After(u.LastUsed) {
 		u.LastUsed = d.LastUsed
 	}
@@ -127,6 +142,15 @@ type ClientToken struct {
 	Hash      string    `json:"hash"`   // hex SHA-256 of the token
 	Masked    string    `json:"masked"` // Mask(token)
 	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+
+	// What the token may do; zero values restrict nothing (package limits).
+	Limits    limits.Limits `json:"limits,omitzero"`
+	ExpiresAt time.Time     `json:"expiresAt,omitzero"` // zero: never
+	// Providers and Models the token may use: names or * patterns; empty
+	// allows all.
+	Providers []string `json:"providers,omitempty"`
+	Models    []string `json:"models,omitempty"`
 }
 
 const alnum = "abcdefghijklmnopqrstuvwxyz0123456789"

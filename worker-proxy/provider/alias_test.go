@@ -12,7 +12,7 @@ func TestParseAlias(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, target, err string
-		want             Alias
+		want              Alias
 	}{
 		{"fast", "gemini/gemini-2.5-flash", "", Alias{"fast", "gemini", "gemini-2.5-flash"}},
 		{"tuned", "gemini/tunedModels/x", "", Alias{"tuned", "gemini", "tunedModels/x"}},
