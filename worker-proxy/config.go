@@ -100,6 +100,8 @@ type Config struct {
 
 	Pprof bool // PPROF: serve Go's profiler at /admin/debug/pprof/ (admin key required); default false
 
+	StickySessions string // STICKY_SESSIONS: on (header or prompt hash), header (default: X-KeyPool-Session only), off
+
 	LogLevel  slog.Level // LOG_LEVEL: debug, info (default), warn, error
 	LogFormat string     // LOG_FORMAT: text (default) or json
 	// LOG_FLUSH_INTERVAL: log lines are written out together at most this
@@ -147,6 +149,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.MetricsToken = getenv("METRICS_TOKEN")
 	if c.MetricsToken != "" && len(c.MetricsToken) < server.MinSecretLen {
 		bad("METRICS_TOKEN", "too weak: it must be at least %d characters", server.MinSecretLen)
+	}
+	switch c.StickySessions = strings.ToLower(strings.TrimSpace(getenv("STICKY_SESSIONS"))); c.StickySessions {
+	case "":
+		c.StickySessions = "header"
+	case "on", "header", "off":
+	default:
+		bad("STICKY_SESSIONS", "%q is not on, header or off", c.StickySessions)
 	}
 	if v := getenv("PPROF"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -111,6 +111,12 @@ type Config struct {
 	// Alerts sends webhook alerts (RunAlerts) and answers /admin/alerts.
 	// Nil: no alerts.
 	Alerts *alerts.Notifier
+	// StickySessions sends a conversation back to the key that served it,
+	// for the provider's prompt cache: "header" (default) for requests
+	// naming it in X-KeyPool-Session; "on" also names a conversation
+	// without the header by its system prompt and first user message;
+	// "off" never.
+	StickySessions string
 	// Pprof serves Go's profiler under /admin/debug/pprof/, behind the
 	// admin key. Default off.
 	Pprof bool
@@ -149,6 +155,7 @@ type Server struct {
 	reqlog     *reqlog.Log
 	alerts     *alerts.Notifier
 	aliases    *aliases
+	sticky     *sticky // nil when StickySessions is off
 
 	jobs      *jobs.Manager
 	adminMu   sync.Mutex // serializes admin writes
@@ -234,6 +241,14 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	}
 	s.pool.Load(c.Keys, c.Usage)
 	s.setTokens(c.Tokens)
+	switch cfg.StickySessions {
+	case "off":
+	case "on":
+		s.sticky = newSticky()
+		s.sticky.bodies = true
+	default:
+		s.sticky = newSticky()
+	}
 	if err := s.loadAliases(ctx); err != nil {
 		return nil, err
 	}
