@@ -156,6 +156,7 @@ type Server struct {
 	alerts     *alerts.Notifier
 	aliases    *aliases
 	sticky     *sticky // nil when StickySessions is off
+	outProxies proxyTransports
 
 	jobs      *jobs.Manager
 	adminMu   sync.Mutex // serializes admin writes

@@ -163,6 +163,7 @@ func key(id string) pool.Key {
 		Description: "key " + id,
 		Tags:        []string{"team-a", "prod"},
 		Project:     "895908428397",
+		Proxy:       "socks5://user:test-proxy-pass@10.0.0.7:1080",
 		CreatedAt:   at(0),
 		UpdatedAt:   at(time.Hour),
 	}
@@ -287,6 +288,9 @@ func diffKey(got, want pool.Key) string {
 	}
 	if got.Project != want.Project {
 		f("Project", got.Project, want.Project)
+	}
+	if got.Proxy != want.Proxy {
+		f("Proxy", got.Proxy, want.Proxy)
 	}
 	// No tags may come back as nil or empty.
 	if !slices.Equal(got.Tags, want.Tags) {
