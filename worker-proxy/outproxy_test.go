@@ -204,3 +204,51 @@ func TestOutboundProxyPerKey(t *testing.T) {
 		t.Fatalf("remove proxy: %d %s", r.Status, r.Body)
 	}
 }
+
+func TestOutboundProxyList(t *testing.T) {
+	const user, pass = "listuser", "test-list-proxy-pw-3Kd"
+	httpURL, viaHTTP := httpProxy(t, user, pass)
+	dead, _ := net.Listen("tcp4", "127.0.0.1:0")
+	deadURL := "http://" + dead.Addr().String()
+	dead.Close()
+
+	// KEY_PROXIES with one entry: every key without its own proxy uses it.
+	f, p := startFakeProxy(t, fakeupstream.Options{}, map[string]string{"KEY_PROXIES": httpURL})
+	_, secrets := addKeys(t, f, p, "openai", "sk-test-list", fakeupstream.OK, fakeupstream.OK, fakeupstream.OK)
+	for range 6 {
+		if r := p.do("POST", "/api/openai/chat/completions", chatBody, bearer()); r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+	}
+	if viaHTTP.Load() != 6 || int64(len(f.Requests())) != 6 {
+		t.Fatalf("the proxy relayed %d of 6 requests (upstream saw %d)", viaHTTP.Load(), len(f.Requests()))
+	}
+	p.assertNoSecretsLogged(append(secrets, pass)...)
+
+	// A dead listed proxy fails closed; a key's own proxy wins over the list.
+	f2, p2 := startFakeProxy(t, fakeupstream.Options{}, map[string]string{"KEY_PROXIES": deadURL})
+	_, listed := addKeys(t, f2, p2, "openai", "sk-test-listdead", fakeupstream.OK, fakeupstream.OK)
+	own := fmt.Sprintf("sk-test-list-own-%08d", keySeq.Add(1))
+	if r := p2.admin("POST", "/admin/keys", map[string]any{"provider": "openai", "apiKey": own, "proxy": httpURL}); r.Status != 201 {
+		t.Fatalf("add: %d %s", r.Status, r.Body)
+	}
+	for range 4 {
+		if r := p2.do("POST", "/api/openai/chat/completions", chatBody, bearer()); r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+	}
+	for _, s := range listed {
+		if n := len(requestsWith(f2, s)); n != 0 {
+			t.Fatalf("a key behind the dead listed proxy reached the upstream %d times: it went direct", n)
+		}
+	}
+	if len(requestsWith(f2, own)) != 4 {
+		t.Fatalf("the key with its own proxy served %d of 4", len(requestsWith(f2, own)))
+	}
+	// A bad list entry stops the start, without echoing the URL.
+	cmd := exec(t, "KEY_PROXIES=ftp://u:"+pass+"@h:1", "ADMIN_KEY="+testAdminKey, "DATA_DIR="+t.TempDir(), "PORT=0")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "KEY_PROXIES") || strings.Contains(string(out), pass) {
+		t.Fatalf("bad KEY_PROXIES: err %v, output %s", err, out)
+	}
+}

@@ -33,7 +33,7 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := stateOf(req.Context())
 	for {
 		base := f.base
-		if st.entry.Proxy() != "" {
+		if len(s.cfg.KeyProxies) > 0 || st.entry.Proxy() != "" {
 			base = s.transportFor(st.entry)
 		}
 		res, err := base.RoundTrip(req)

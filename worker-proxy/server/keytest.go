@@ -44,7 +44,7 @@ func (s *Server) testKey(ctx context.Context, e *pool.Entry) adminapi.KeyTestRes
 	prov.SetKey(req.Header, req.URL, k.Secret)
 	start := time.Now()
 	rt := s.cfg.Transport
-	if k.Proxy != "" {
+	if k.Proxy != "" || len(s.cfg.KeyProxies) > 0 {
 		rt = s.transportFor(e)
 	}
 	resp, err := rt.RoundTrip(req)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"hash/fnv"
 	"net/http"
 	"net/url"
 	"sync"
@@ -24,7 +25,7 @@ type proxyTransports struct {
 // transportFor returns the transport for e's upstream calls: the
 // configured one, or one that goes through e's proxy.
 func (s *Server) transportFor(e *pool.Entry) http.RoundTripper {
-	raw := e.Proxy()
+	raw := s.proxyOf(e)
 	if raw == "" {
 		return s.cfg.Transport
 	}
@@ -73,3 +74,18 @@ func (brokenProxy) RoundTrip(*http.Request) (*http.Response, error) {
 }
 
 const errBrokenProxy = relayErr("the key's proxy URL is invalid")
+
+// proxyOf returns the proxy e's calls go through: its own, else one of
+// KeyProxies chosen by a hash of its id (stable while the list is), else
+// "" for a direct connection.
+func (s *Server) proxyOf(e *pool.Entry) string {
+	if p := e.Proxy(); p != "" {
+		return p
+	}
+	if n := len(s.cfg.KeyProxies); n > 0 {
+		h := fnv.New32a()
+		h.Write([]byte(e.ID()))
+		return s.cfg.KeyProxies[h.Sum32()%uint32(n)]
+	}
+	return ""
+}

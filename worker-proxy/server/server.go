@@ -117,6 +117,9 @@ type Config struct {
 	// without the header by its system prompt and first user message;
 	// "off" never.
 	StickySessions string
+	// KeyProxies are proxy URLs assigned, by a hash of the key id, to keys
+	// that name no proxy of their own; empty: those go direct.
+	KeyProxies []string
 	// Pprof serves Go's profiler under /admin/debug/pprof/, behind the
 	// admin key. Default off.
 	Pprof bool
