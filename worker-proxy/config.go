@@ -99,6 +99,9 @@ type Config struct {
 
 	Pprof bool // PPROF: serve Go's profiler at /admin/debug/pprof/ (admin key required); default false
 
+	KeyProxies     []string // KEY_PROXIES: comma-separated proxy URLs, assigned by key id hash to keys without their own proxy
+	StickySessions string   // STICKY_SESSIONS: on (header or prompt hash), header (default: X-KeyPool-Session only), off
+
 	LogLevel  slog.Level // LOG_LEVEL: debug, info (default), warn, error
 	LogFormat string     // LOG_FORMAT: text (default) or json
 	// LOG_FLUSH_INTERVAL: log lines are written out together at most this
@@ -146,6 +149,24 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.MetricsToken = getenv("METRICS_TOKEN")
 	if c.MetricsToken != "" && len(c.MetricsToken) < server.MinSecretLen {
 		bad("METRICS_TOKEN", "too weak: it must be at least %d characters", server.MinSecretLen)
+	}
+	for i, raw := range strings.Split(getenv("KEY_PROXIES"), ",") {
+		if raw = strings.TrimSpace(raw); raw == "" {
+			continue
+		}
+		if err := pool.ValidateProxy(raw); err != nil {
+			// Never echo the URL: it may hold a password.
+			bad("KEY_PROXIES", "entry %d: %s", i+1, strings.TrimPrefix(err.Error(), pool.ErrInvalid.Error()+": "))
+			continue
+		}
+		c.KeyProxies = append(c.KeyProxies, raw)
+	}
+	switch c.StickySessions = strings.ToLower(strings.TrimSpace(getenv("STICKY_SESSIONS"))); c.StickySessions {
+	case "":
+		c.StickySessions = "header"
+	case "on", "header", "off":
+	default:
+		bad("STICKY_SESSIONS", "%q is not on, header or off", c.StickySessions)
 	}
 	if v := getenv("PPROF"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -369,7 +390,15 @@ func (c Config) Providers() (*provider.Registry, error) {
 		}
 		p.Base = u
 	}
-	return provider.NewRegistry(ps...)
+	reg, err := provider.NewRegistry(ps...)
+	if err != nil || c.ProvidersFile == "" {
+		return reg, err
+	}
+	aliases, err := provider.LoadAliases(c.ProvidersFile)
+	if err != nil {
+		return nil, err
+	}
+	return reg, reg.SetFileAliases(aliases)
 }
 
 // adminKeyFile is where a generated admin key is kept, in DATA_DIR.

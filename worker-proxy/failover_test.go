@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -1167,7 +1168,9 @@ func TestLoadFailover(t *testing.T) {
 			if k.DisabledReason != "" {
 				t.Errorf("rate-limited key %s disabled (%q): a 429 must only rest it", k.ID, k.DisabledReason)
 			}
-			if k.Successes != 0 || k.LastError == nil || k.LastError.Status != 429 {
+			// Its last error is its 429, or a 503 the front injected into a
+			// request that was already under way on it when it met the 429.
+			if k.Successes != 0 || k.LastError == nil || k.LastError.Status != 429 && k.LastError.Status != 503 {
 				t.Errorf("rate-limited key %s: %d successes, lastError %+v", k.ID, k.Successes, k.LastError)
 			}
 			// Resting after its 429 keeps it from being hammered: without it
@@ -1380,5 +1383,91 @@ func TestFailoverProjectRest(t *testing.T) {
 	p.admin("GET", "/admin/status", nil).Decode(t, &all)
 	if all.Projects != 3 || all.KeysWithoutProject != 1 {
 		t.Fatalf("overview: %d projects, %d keys without, want 3 and 1", all.Projects, all.KeysWithoutProject)
+	}
+}
+
+func TestModelAliases(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/providers.json"
+	if err := os.WriteFile(file, []byte(`{"providers":[],"aliases":{"fast":"gemini/gemini-2.5-flash","smart":"openai/gpt-4o-mini"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, p := startFakeProxy(t, fakeupstream.Options{}, map[string]string{"PROVIDERS_FILE": file})
+	addKeys(t, f, p, "gemini", "AIzaSyTestAlias", fakeupstream.OK)
+	addKeys(t, f, p, "openai", "sk-test-alias", fakeupstream.OK)
+
+	// The admin API sets, checks and lists aliases.
+	if r := p.admin("PUT", "/admin/aliases/cheap", map[string]string{"target": "gemini/gemini-2.5-pro"}); r.Status != 200 {
+		t.Fatalf("put alias: %d %s", r.Status, r.Body)
+	}
+	for _, bad := range []struct{ name, target, says string }{
+		{"x", "gemini", "provider/model"},
+		{"x", "nope/m", "unknown provider"},
+		{"x", "gemini/has space", "spaces"},
+		{"a%2Fb", "gemini/m", "'/'"},
+	} {
+		r := p.admin("PUT", "/admin/aliases/"+bad.name, map[string]string{"target": bad.target})
+		if r.Status != 400 || !strings.Contains(string(r.Body), bad.says) {
+			t.Errorf("alias %q → %q: %d %s, want 400 saying %q", bad.name, bad.target, r.Status, r.Body, bad.says)
+		}
+	}
+	var list struct {
+		Aliases []struct{ Name, Target, Source string }
+	}
+	p.admin("GET", "/admin/aliases", nil).Decode(t, &list)
+	if got := fmt.Sprint(list.Aliases); got != "[{cheap gemini/gemini-2.5-pro admin} {fast gemini/gemini-2.5-flash file} {smart openai/gpt-4o-mini file}]" {
+		t.Fatalf("aliases %s", got)
+	}
+
+	last := func() fakeupstream.Recorded { return lastRecorded(t, f) }
+	// The front door.
+	r := p.do("POST", "/v1/chat/completions", `{"model":"fast","messages":[]}`, bearer())
+	if rec := last(); r.Status != 200 || rec.Provider != fakeupstream.GeminiOpenAI || !strings.Contains(string(rec.Body), `"model":"gemini-2.5-flash"`) {
+		t.Fatalf("front door alias: %d, upstream %s %s", r.Status, rec.Provider, rec.Body)
+	}
+	// Native routes: Gemini's path, a body's model.
+	r = p.do("POST", "/api/gemini/v1beta/models/cheap:generateContent", `{"contents":[]}`, map[string]string{"x-goog-api-key": testClientToken})
+	if rec := last(); r.Status != 200 || rec.Path != "/v1beta/models/gemini-2.5-pro:generateContent" {
+		t.Fatalf("native gemini alias: %d, upstream path %s", r.Status, rec.Path)
+	}
+	r = p.do("POST", "/api/openai/chat/completions", `{"model":"smart","messages":[]}`, bearer())
+	if rec := last(); r.Status != 200 || !strings.Contains(string(rec.Body), `"model":"gpt-4o-mini"`) {
+		t.Fatalf("native openai alias: %d, upstream body %s", r.Status, rec.Body)
+	}
+	// An alias of another provider is not applied on a native route.
+	p.do("POST", "/api/openai/chat/completions", `{"model":"fast","messages":[]}`, bearer())
+	if rec := last(); !strings.Contains(string(rec.Body), `"model":"fast"`) {
+		t.Fatalf("gemini alias applied on the openai route: %s", rec.Body)
+	}
+	// GET /v1/models lists them.
+	var models struct {
+		Data []map[string]any
+	}
+	p.do("GET", "/v1/models", nil, bearer()).Decode(t, &models)
+	found := map[string]any{}
+	for _, m := range models.Data {
+		found[fmt.Sprint(m["id"])] = m["alias_for"]
+	}
+	if found["fast"] != "gemini/gemini-2.5-flash" || found["cheap"] != "gemini/gemini-2.5-pro" || found["smart"] != "openai/gpt-4o-mini" {
+		t.Fatalf("GET /v1/models aliases: %v", found)
+	}
+
+	// Admin aliases survive a restart; file aliases cannot be deleted
+	// through the API.
+	p.stop()
+	p = startProxy(t, map[string]string{"DATA_DIR": p.DataDir, "PROVIDERS_FILE": file, "GEMINI_BASE_URL": f.URL + "/v1beta", "OPENAI_BASE_URL": f.URL + "/v1"})
+	list.Aliases = nil
+	p.admin("GET", "/admin/aliases", nil).Decode(t, &list)
+	if len(list.Aliases) != 3 || list.Aliases[0].Name != "cheap" {
+		t.Fatalf("after a restart: %v", list.Aliases)
+	}
+	if r := p.admin("DELETE", "/admin/aliases/fast", nil); r.Status != 409 {
+		t.Fatalf("delete a file alias: %d %s, want 409", r.Status, r.Body)
+	}
+	if r := p.admin("DELETE", "/admin/aliases/cheap", nil); r.Status != 200 {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	if r := p.admin("DELETE", "/admin/aliases/cheap", nil); r.Status != 404 {
+		t.Fatalf("delete again: %d, want 404", r.Status)
 	}
 }

@@ -141,7 +141,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		AdminKey: adminKey, ClientTokens: cfg.ClientTokens, AllowAnonymous: cfg.AllowAnonymous,
 		AllowedOrigins: cfg.AllowedOrigins, MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxBodyMemory: cfg.MaxBodyMemory, BodyReadTimeout: cfg.BodyReadTimeout,
-		UpstreamTimeout: cfg.UpstreamTimeout, Logger: log, StoreName: cfg.Store, Pprof: cfg.Pprof,
+		UpstreamTimeout: cfg.UpstreamTimeout, Logger: log, StoreName: cfg.Store, Pprof: cfg.Pprof, StickySessions: cfg.StickySessions, KeyProxies: cfg.KeyProxies,
 		Policy: cfg.FailurePolicy, MaxRetries: serverRetries(cfg.MaxRetries),
 		RetryBudget: cfg.RetryBudget, FirstByteTimeout: cfg.FirstByteTimeout,
 		DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown,

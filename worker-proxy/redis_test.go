@@ -100,14 +100,19 @@ func TestRedisChangesReachEveryInstance(t *testing.T) {
 	for _, p := range []*proxy{b, d} {
 		within(t, time.Second, "B and D see the spare key", func() bool { _, ok := keyStatusOrNil(t, p, spareID); return ok })
 	}
+	// A rate limit rests the (key, model) pair.
+	restsForChat := func(p *proxy) bool {
+		k := keyStatusOf(t, p, otherID)
+		return len(k.ModelCooldowns) == 1 && k.ModelCooldowns[0].Model == "gpt-4o-mini"
+	}
 	within(t, 2*time.Second, "A meets the 429", func() bool {
 		chat(a)
-		return keyStatusOf(t, a, otherID).State == adminapi.StateCooling
+		return restsForChat(a)
 	})
 	c.up.SetBehavior(other, fakeupstream.OK) // only the shared rest keeps B and D off it now
 	for name, p := range map[string]*proxy{"B": b, "D": d} {
 		took := within(t, time.Second, name+" rests the key A found rate limited", func() bool {
-			return keyStatusOf(t, p, otherID).State == adminapi.StateCooling
+			return restsForChat(p)
 		})
 		t.Logf("%s rests the key after %s", name, took)
 		for range 5 {

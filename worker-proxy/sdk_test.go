@@ -412,7 +412,14 @@ func TestSDKOpenAI(t *testing.T) {
 		}
 	})
 	checkNoClientToken(t, f)
-	k := keyStatusOf(t, p, id)
+	// The proxy records a request's outcome once its handler returns,
+	// which may be just after the client read the end of the answer.
+	var k adminapi.KeyStatus
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if k = keyStatusOf(t, p, id); k.Successes+k.Failures >= 4 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if k.Successes != 4 || k.Failures != 0 {
 		t.Fatalf("key counted %d successes, %d failures; want 4, 0", k.Successes, k.Failures)
 	}
@@ -1005,7 +1012,14 @@ func TestSDKMidStreamErrorEvent(t *testing.T) {
 	stream.Close()
 
 	for _, id := range []string{oids[0], gids[0], aids[0]} {
-		k := keyStatusOf(t, p, id)
+		// The proxy records the outcome once its handler returns, which may
+		// be just after the client read the stream's end.
+		var k adminapi.KeyStatus
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if k = keyStatusOf(t, p, id); k.Failures+k.Successes > 0 || time.Now().After(deadline) {
+				break
+			}
+		}
 		if k.Successes != 0 || k.Failures != 1 || k.LastError == nil {
 			t.Errorf("key %s after a stream that ended in an error event: %d successes, %d failures, lastError %+v; want a failure with the event's error",
 				id, k.Successes, k.Failures, k.LastError)

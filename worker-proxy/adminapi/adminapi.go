@@ -43,6 +43,9 @@ type AddKeyRequest struct {
 	// key draws on; keys of one project share one quota. Absent: unknown,
 	// learned from the provider's error details when it names one.
 	Project *string `json:"project,omitempty"`
+	// Proxy is the HTTP, HTTPS or SOCKS5 proxy for the key's upstream
+	// calls ("socks5://user:pass@host:1080"); absent or "": direct.
+	Proxy *string `json:"proxy,omitempty"`
 }
 
 // AddKeyResponse answers POST /admin/keys (201).
@@ -66,6 +69,9 @@ type BulkAddRequest struct {
 	// key draws on; keys of one project share one quota. Absent: unknown,
 	// learned from the provider's error details when it names one.
 	Project *string `json:"project,omitempty"`
+	// Proxy is the HTTP, HTTPS or SOCKS5 proxy for the key's upstream
+	// calls ("socks5://user:pass@host:1080"); absent or "": direct.
+	Proxy *string `json:"proxy,omitempty"`
 }
 
 // Results of one line of a bulk import.
@@ -116,6 +122,8 @@ type UpdateKeyRequest struct {
 	Metadata    *Metadata `json:"metadata,omitempty"`
 	// Project sets the key's project; "" clears it.
 	Project *string `json:"project,omitempty"`
+	// Proxy sets the key's outbound proxy; "" removes it.
+	Proxy *string `json:"proxy,omitempty"`
 }
 
 // KeyResponse answers PUT and DELETE /admin/keys/{id}.
@@ -177,6 +185,9 @@ type KeyStatus struct {
 	// Project is the Google Cloud project (or account) whose quota the key
 	// draws on, set or learned; "" when unknown.
 	Project string `json:"project,omitempty"`
+	// Proxy is the key's outbound proxy with its password masked
+	// ("socks5://user:xxxxx@host:1080"); "" for a direct connection.
+	Proxy string `json:"proxy,omitempty"`
 	// ModelCooldowns are the (key, model) pairs at rest: the key serves
 	// its other models meanwhile.
 	ModelCooldowns []ModelCooldown `json:"modelCooldowns,omitempty"`

@@ -3,6 +3,7 @@ package pool
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // BenchmarkPick measures one pick (and its Finish) per operation for every
@@ -54,4 +55,47 @@ func BenchmarkPickSparse(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkPickForModel compares, in one run, a plain Pick with PickFor a
+// model while no pair rests (the relay's common case), while a tenth of
+// the keys rest for that model, and while they rest for another model:
+// 1,000 keys, round robin.
+func BenchmarkPickForModel(b *testing.B) {
+	const n = 1000
+	run := func(b *testing.B, p *Pool, pick func() *Entry) {
+		b.ReportAllocs()
+		for b.Loop() {
+			e := pick()
+			if e == nil {
+				b.Fatal("no key")
+			}
+			e.Finish(Outcome{Success: true})
+		}
+	}
+	b.Run("Pick", func(b *testing.B) {
+		p := newPool(keys("gemini", n)...)
+		run(b, p, func() *Entry { return p.Pick("gemini", RoundRobin) })
+	})
+	b.Run("PickFor/no-rests", func(b *testing.B) {
+		p := newPool(keys("gemini", n)...)
+		run(b, p, func() *Entry { return p.PickFor("gemini", "gemini-2.5-pro", RoundRobin, nil) })
+	})
+	rest := func(model string) *Pool {
+		p := newPool(keys("gemini", n)...)
+		for i, e := range p.Entries("gemini") {
+			if i%10 == 0 {
+				p.CoolModel(e, model, t0.Add(time.Hour), "rate_limited")
+			}
+		}
+		return p
+	}
+	b.Run("PickFor/tenth-resting", func(b *testing.B) {
+		p := rest("gemini-2.5-pro")
+		run(b, p, func() *Entry { return p.PickFor("gemini", "gemini-2.5-pro", RoundRobin, nil) })
+	})
+	b.Run("PickFor/other-model-resting", func(b *testing.B) {
+		p := rest("gemini-2.5-flash")
+		run(b, p, func() *Entry { return p.PickFor("gemini", "gemini-2.5-pro", RoundRobin, nil) })
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,11 @@ type Key struct {
 	// by an operator, or learned from the provider's error details
 	// (Google's ErrorInfo consumer "projects/N" gives "N"). "" when unknown.
 	Project string `json:"project,omitempty"`
+	// Proxy is the HTTP, HTTPS or SOCKS5 proxy the key's upstream calls
+	// go through ("socks5://user:pass@10.0.0.7:1080"), "" for a direct
+	// connection. A broken proxy fails the attempt; the call never goes
+	// direct. Its password is a secret: shown only by MaskProxy.
+	Proxy string `json:"proxy,omitempty"`
 }
 
 // EffectiveWeight is the key's selection weight, 1 when unset.
@@ -289,6 +295,43 @@ func ValidateProject(s string) error {
 	return nil
 }
 
+// MaxProxyLen bounds a key's proxy URL.
+const MaxProxyLen = 512
+
+// ValidateProxy checks a proxy URL: http, https, socks5 or socks5h, with a
+// host and nothing after it but an optional "/".
+func ValidateProxy(s string) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) > MaxProxyLen {
+		return invalid("proxy is longer than %d characters", MaxProxyLen)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return invalid("proxy is not a URL")
+	}
+	switch u.Scheme {
+	case "http", "https", "socks5", "socks5h":
+	default:
+		return invalid("proxy must be an http://, https://, socks5:// or socks5h:// URL")
+	}
+	if u.Hostname() == "" || u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
+		return invalid("proxy must be scheme://[user:password@]host:port")
+	}
+	return nil
+}
+
+// MaskProxy shows a proxy URL with its password masked
+// ("socks5://user:xxxxx@10.0.0.7:1080"); "" stays "".
+func MaskProxy(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || s == "" {
+		return ""
+	}
+	return u.Redacted()
+}
+
 // NormalizeTags trims, checks and de-duplicates tags, keeping their order.
 func NormalizeTags(tags []string) ([]string, error) {
 	if len(tags) > MaxTags {
@@ -337,6 +380,9 @@ func (k Key) Validate() error {
 		return err
 	}
 	if err := ValidateProject(k.Project); err != nil {
+		return err
+	}
+	if err := ValidateProxy(k.Proxy); err != nil {
 		return err
 	}
 	_, err := NormalizeTags(k.Tags)

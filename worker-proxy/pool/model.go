@@ -188,3 +188,19 @@ func (p *Pool) NextAvailableFor(provider, model string) (time.Time, bool) {
 	}
 	return time.Unix(0, first), true
 }
+
+// Take acquires e itself for a request for model, as Pick would have: it
+// fails if the key cannot serve now or its pair with model rests. The
+// caller must call Finish on success. Sticky sessions use it to send a
+// conversation back to the key that served it.
+func (p *Pool) Take(e *Entry, model string) bool {
+	now := p.now().UnixNano()
+	if e.restsFor(model, now) {
+		return false
+	}
+	var lim Limiter
+	if s, ok := (*p.sets.Load())[e.cfg.Load().Provider]; ok {
+		lim = s.snap.Load().lim
+	}
+	return e.acquire(now, lim)
+}

@@ -58,3 +58,7 @@ func (p *Pool) Projects(provider string) (projects, unknown int) {
 
 // Project returns the key's project, "" when unknown.
 func (e *Entry) Project() string { return e.cfg.Load().Project }
+
+// Proxy returns the key's outbound proxy URL, "" for a direct connection.
+// It holds the proxy's password: never show it unmasked (see MaskProxy).
+func (e *Entry) Proxy() string { return e.cfg.Load().Proxy }

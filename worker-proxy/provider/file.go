@@ -17,6 +17,9 @@ import (
 //	]}
 type File struct {
 	Providers []FileProvider `json:"providers"`
+	// Aliases maps a model name clients send to "provider/model" (see
+	// LoadAliases and Registry.ParseAlias).
+	Aliases map[string]string `json:"aliases,omitempty"`
 }
 
 // FileProvider declares one provider. For a new provider, baseURL is

@@ -272,6 +272,8 @@ type Registry struct {
 	byName map[string]*Provider
 	names  []string
 	order  []*Provider // for model routing: declaration order
+	// aliases are the providers file's model aliases, by name.
+	aliases map[string]Alias
 }
 
 // NewRegistry returns a registry of ps; names must be unique.

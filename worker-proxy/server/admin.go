@@ -39,7 +39,7 @@ func keyStatus(e *pool.Entry, now time.Time) adminapi.KeyStatus {
 		Available: e.AvailableAt(now), MaxRequests: k.MaxRequests, Weight: k.EffectiveWeight(),
 		Requests: u.Requests, Successes: u.Successes, Failures: u.Failures,
 		SuccessRate: u.SuccessRate(), InFlight: e.InFlight(),
-		Description: k.Description, Tags: k.Tags, Project: k.Project,
+		Description: k.Description, Tags: k.Tags, Project: k.Project, Proxy: pool.MaskProxy(k.Proxy),
 		CreatedAt: adminapi.FormatTime(k.CreatedAt), UpdatedAt: adminapi.FormatTime(k.UpdatedAt),
 		ConsecutiveFailures: e.ConsecutiveFailures(),
 		PromptTokens:        u.PromptTokens, CompletionTokens: u.CompletionTokens,
@@ -176,7 +176,7 @@ func badRequest(w http.ResponseWriter, err error) {
 }
 
 // newKey builds a validated key from the shared fields of add requests.
-func (s *Server) newKey(provider, secret string, maxReq *int64, weight *int, active *bool, md *adminapi.Metadata, project *string) (pool.Key, error) {
+func (s *Server) newKey(provider, secret string, maxReq *int64, weight *int, active *bool, md *adminapi.Metadata, project, proxy *string) (pool.Key, error) {
 	now := s.cfg.Now().UTC()
 	k := pool.Key{
 		ID: pool.NewKeyID(now), Provider: provider, Secret: secret, IsActive: true,
@@ -201,6 +201,9 @@ func (s *Server) newKey(provider, secret string, maxReq *int64, weight *int, act
 	if project != nil {
 		k.Project = strings.TrimSpace(*project)
 	}
+	if proxy != nil {
+		k.Proxy = strings.TrimSpace(*proxy)
+	}
 	if md != nil {
 		if md.Description != nil {
 			k.Description = *md.Description
@@ -222,7 +225,7 @@ func (s *Server) handleAddKey(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
-	k, err := s.newKey(req.Provider, req.APIKey, req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project)
+	k, err := s.newKey(req.Provider, req.APIKey, req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project, req.Proxy)
 	if err != nil {
 		badRequest(w, err)
 		return
@@ -302,7 +305,7 @@ func (s *Server) checkBulkAdd(req adminapi.BulkAddRequest) error {
 		return errBadRequest{msg: fmt.Sprintf("at most %d keys per bulk request", maxBulkKeys)}
 	}
 	// Check the shared settings once, with a placeholder secret.
-	_, err := s.newKey(req.Provider, "placeholder", req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project)
+	_, err := s.newKey(req.Provider, "placeholder", req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project, req.Proxy)
 	return err
 }
 
@@ -336,7 +339,7 @@ func (b *bulkAdder) prepare(first int, secrets []string) ([]adminapi.BulkResult,
 	for i, secret := range secrets {
 		res := &results[i]
 		res.Index = first + i
-		k, err := s.newKey(req.Provider, secret, req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project)
+		k, err := s.newKey(req.Provider, secret, req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project, req.Proxy)
 		if err != nil {
 			res.Status, res.Error = adminapi.BulkInvalid, errorText(err)
 			continue
@@ -477,6 +480,9 @@ func editKey(k pool.Key, req adminapi.UpdateKeyRequest, tags []string) pool.Key 
 	}
 	if req.Project != nil {
 		k.Project = strings.TrimSpace(*req.Project)
+	}
+	if req.Proxy != nil {
+		k.Proxy = strings.TrimSpace(*req.Proxy)
 	}
 	if md := req.Metadata; md != nil {
 		if md.Description != nil {

@@ -32,7 +32,11 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 	s := f.s
 	st := stateOf(req.Context())
 	for {
-		res, err := f.base.RoundTrip(req)
+		base := f.base
+		if len(s.cfg.KeyProxies) > 0 || st.entry.Proxy() != "" {
+			base = s.transportFor(st.entry)
+		}
+		res, err := base.RoundTrip(req)
 		// A stream (SSE, or any answer of unknown length, like Gemini's
 		// JSON-array stream) must start within FirstByteTimeout.
 		streaming := err == nil && res.StatusCode < 400 && (isEventStream(res) || res.ContentLength < 0)
@@ -192,7 +196,7 @@ func (s *Server) act(st *relayState, e *pool.Entry, v failure.Verdict, act failu
 				s.cool(e, until, reason)
 			}
 			for _, m := range models {
-				s.pool.CoolModel(e, m, until, reason)
+				s.coolModel(e, m, until, reason)
 			}
 		}
 		rest(e, v.Class.String())

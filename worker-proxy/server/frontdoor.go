@@ -88,6 +88,12 @@ func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	prov, upstreamModel, ok := s.providers.ForModel(model)
+	if al, isAlias := s.alias(model); isAlias {
+		// A model alias names its provider and model.
+		if p, _ := s.providers.Get(al.Provider); p != nil && p.Compat {
+			prov, upstreamModel, ok = p, al.Model, true
+		}
+	}
 	if !ok {
 		openAIError(w, http.StatusNotFound, "No configured provider serves model "+truncate(model, 80)+
 			"; name it as provider/model (providers: "+strings.Join(s.compatNames(), ", ")+") or add a models pattern in the providers file",
@@ -191,6 +197,12 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request, strategy poo
 	if len(all) == 0 && len(failed) > 0 {
 		openAIError(w, http.StatusBadGateway, "No provider answered the model list: "+strings.Join(failed, ", "), "api_error", "")
 		return
+	}
+	// Aliases route like models: list them, naming what they stand for.
+	for _, a := range s.aliasList() {
+		if p, ok := s.providers.Get(a.Provider); ok && p.Compat {
+			all = append(all, model{"id": a.Name, "object": "model", "owned_by": a.Provider, "alias_for": a.Target})
+		}
 	}
 	slices.SortFunc(all, func(a, b model) int { return strings.Compare(a["id"].(string), b["id"].(string)) })
 	if all == nil {

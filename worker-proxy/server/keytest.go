@@ -43,7 +43,11 @@ func (s *Server) testKey(ctx context.Context, e *pool.Entry) adminapi.KeyTestRes
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	prov.SetKey(req.Header, req.URL, k.Secret)
 	start := time.Now()
-	resp, err := s.cfg.Transport.RoundTrip(req)
+	rt := s.cfg.Transport
+	if k.Proxy != "" || len(s.cfg.KeyProxies) > 0 {
+		rt = s.transportFor(e)
+	}
+	resp, err := rt.RoundTrip(req)
 	res.LatencyMs = time.Since(start).Milliseconds()
 	var v failure.Verdict
 	if err != nil {

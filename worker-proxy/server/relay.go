@@ -45,6 +45,8 @@ type relayState struct {
 	// upstreamFails counts the attempts that failed for upstream trouble,
 	// not for a refusal about the key: those MaxRetries bounds.
 	upstreamFails int
+	// session names the request's conversation for sticky keys; 0: none.
+	session uint64
 
 	status  int             // final status sent to the client
 	lastErr *pool.LastError // the final attempt's failure, if any
@@ -155,6 +157,10 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 		relayError(w, r, status, "invalid_request_error", "request_too_large", msg, map[string]any{"provider": name})
 		return
 	}
+	// A model alias of this provider names the upstream's model.
+	if st.target, body = s.nativeAlias(prov, target, body); st.target != target {
+		rest = st.target.EscapedPath()
+	}
 	st.body = body
 	if st.model, err = findModel(st, rest); err != nil {
 		if errors.Is(err, errOpaqueBody) {
@@ -214,7 +220,13 @@ func badPath(w http.ResponseWriter, r *http.Request, err error) {
 // forward picks the first key and relays st's request, failing over to
 // other keys as the transport decides.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, st *relayState) {
-	e := s.pool.PickFor(st.prov.Name, s.pickModel(st), st.strategy, nil)
+	if s.sticky != nil {
+		st.session = sessionOf(r.Header, st.body, s.sticky.bodies)
+	}
+	e := s.stickyPick(st)
+	if e == nil {
+		e = s.pool.PickFor(st.prov.Name, s.pickModel(st), st.strategy, nil)
+	}
 	if e == nil {
 		s.noKey(w, r, st)
 		return
@@ -224,6 +236,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, st *relayState)
 	defer func() { s.finish(r, st, completed) }()
 	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), relayKey{}, st)))
 	completed = true
+	if st.session != 0 && st.status > 0 && st.status < 400 && st.streamErr == nil {
+		s.sticky.put(st.prov.Name, st.session, st.entry, s.cfg.Now())
+	}
 }
 
 // noKey answers when no key can serve: 503 in the seed's shape, with a

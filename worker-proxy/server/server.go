@@ -110,6 +110,15 @@ type Config struct {
 	// Alerts sends webhook alerts (RunAlerts) and answers /admin/alerts.
 	// Nil: no alerts.
 	Alerts *alerts.Notifier
+	// StickySessions sends a conversation back to the key that served it,
+	// for the provider's prompt cache: "header" (default) for requests
+	// naming it in X-KeyPool-Session; "on" also names a conversation
+	// without the header by its system prompt and first user message;
+	// "off" never.
+	StickySessions string
+	// KeyProxies are proxy URLs assigned, by a hash of the key id, to keys
+	// that name no proxy of their own; empty: those go direct.
+	KeyProxies []string
 	// Pprof serves Go's profiler under /admin/debug/pprof/, behind the
 	// admin key. Default off.
 	Pprof bool
@@ -147,6 +156,9 @@ type Server struct {
 	metrics    *metrics.Metrics
 	reqlog     *reqlog.Log
 	alerts     *alerts.Notifier
+	aliases    *aliases
+	sticky     *sticky // nil when StickySessions is off
+	outProxies proxyTransports
 
 	jobs      *jobs.Manager
 	adminMu   sync.Mutex // serializes admin writes
@@ -236,6 +248,17 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	}
 	s.pool.Load(c.Keys, c.Usage)
 	s.setTokens(c.Tokens)
+	switch cfg.StickySessions {
+	case "off":
+	case "on":
+		s.sticky = newSticky()
+		s.sticky.bodies = true
+	default:
+		s.sticky = newSticky()
+	}
+	if err := s.loadAliases(ctx); err != nil {
+		return nil, err
+	}
 	s.metrics = s.newMetrics()
 	s.reqlog, s.alerts = cfg.RequestLog, cfg.Alerts
 	s.proxy = s.newReverseProxy()
@@ -324,6 +347,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin/tokens", s.requireAdmin(methods{"GET": s.handleListTokens, "POST": s.handleCreateToken}))
 	mux.Handle("/admin/tokens/{id}", s.requireAdmin(methods{"PUT": s.handleUpdateToken, "DELETE": s.handleDeleteToken}))
 	mux.Handle("/admin/usage", s.requireAdmin(methods{"GET": s.handleUsage}))
+	mux.Handle("/admin/aliases", s.requireAdmin(methods{"GET": s.handleListAliases}))
+	mux.Handle("/admin/aliases/{name}", s.requireAdmin(methods{"PUT": s.handlePutAlias, "DELETE": s.handleDeleteAlias}))
 	if s.cfg.Pprof {
 		handlePprof(mux, s.requireAdmin) // pprof.go; not in js builds
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
@@ -31,6 +32,37 @@ func (s *Server) cool(e *pool.Entry, until time.Time, reason string) {
 	default:
 		s.log.Warn("rest share queue full; the rest applies on this instance only", "key", e.ID())
 	}
+}
+
+// modelRestMark starts the reason of a shared (key, model) rest:
+// "\x1fmodel\x1f{model}\x1f{reason}". A Live store keeps one rest per
+// key, the longest; instances that read a marked one rest the pair.
+const modelRestMark = "\x1fmodel\x1f"
+
+// coolModel rests a (key, model) pair here and, with a Live store, on
+// every instance.
+func (s *Server) coolModel(e *pool.Entry, model string, until time.Time, reason string) {
+	s.pool.CoolModel(e, model, until, reason)
+	if s.cfg.Live == nil {
+		return
+	}
+	select {
+	case s.restQ <- restShare{id: e.ID(), until: until, reason: modelRestMark + model + "\x1f" + reason}:
+	default:
+		s.log.Warn("rest share queue full; the rest applies on this instance only", "key", e.ID())
+	}
+}
+
+// applyRest applies a rest another instance shared: the key's, or a
+// (key, model) pair's.
+func (s *Server) applyRest(e *pool.Entry, r store.Rest) {
+	if rest, ok := strings.CutPrefix(r.Reason, modelRestMark); ok {
+		if model, reason, ok := strings.Cut(rest, "\x1f"); ok {
+			s.pool.CoolModel(e, model, r.Until, reason)
+			return
+		}
+	}
+	s.pool.Cool(e, r.Until, r.Reason)
 }
 
 // acquireTimeout bounds the wait for a Live store's count of a limited
@@ -73,7 +105,7 @@ func (s *Server) SyncOnce(ctx context.Context) (bool, error) {
 			continue
 		}
 		if e, ok := s.pool.Entry(id); ok {
-			s.pool.Cool(e, r.Until, r.Reason)
+			s.applyRest(e, r)
 		}
 	}
 	return true, nil

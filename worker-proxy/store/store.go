@@ -260,3 +260,13 @@ type Health struct {
 type HealthReporter interface {
 	Health() Health
 }
+
+// AliasStore is a Store that also keeps the model aliases set through the
+// admin API, as alias name → "provider/model". The server takes it from
+// the backend before any wrapper (store/sealed: aliases are not secret).
+type AliasStore interface {
+	// Aliases returns the stored aliases; none gives an empty map.
+	Aliases(ctx context.Context) (map[string]string, error)
+	// PutAliases replaces every stored alias with aliases, all or none.
+	PutAliases(ctx context.Context, aliases map[string]string) error
+}

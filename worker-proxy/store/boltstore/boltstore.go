@@ -522,3 +522,38 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+// metaAliases holds the admin API's model aliases (JSON object) in the
+// "meta" bucket.
+var metaAliases = []byte("aliases")
+
+var _ store.AliasStore = (*Store)(nil)
+
+// Aliases returns the stored model aliases.
+func (s *Store) Aliases(ctx context.Context) (map[string]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("boltstore: aliases: %w", err)
+	}
+	out := map[string]string{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(metaAliases); v != nil {
+			return json.Unmarshal(v, &out)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: aliases: %w", err)
+	}
+	return out, nil
+}
+
+// PutAliases replaces the stored model aliases.
+func (s *Store) PutAliases(ctx context.Context, aliases map[string]string) error {
+	v, err := json.Marshal(aliases)
+	if err != nil {
+		return fmt.Errorf("boltstore: put aliases: %w", err)
+	}
+	return s.update(ctx, "put aliases", func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(metaAliases, v)
+	})
+}

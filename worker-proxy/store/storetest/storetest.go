@@ -75,6 +75,7 @@ func Run(t *testing.T, h Harness) {
 		{"CancelledContext", testCancelledContext},
 		{"Duplicates", testDuplicates},
 		{"Sealed", testSealed},
+		{"Aliases", testAliases},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -162,6 +163,7 @@ func key(id string) pool.Key {
 		Description: "key " + id,
 		Tags:        []string{"team-a", "prod"},
 		Project:     "895908428397",
+		Proxy:       "socks5://user:test-proxy-pass@10.0.0.7:1080",
 		CreatedAt:   at(0),
 		UpdatedAt:   at(time.Hour),
 	}
@@ -286,6 +288,9 @@ func diffKey(got, want pool.Key) string {
 	}
 	if got.Project != want.Project {
 		f("Project", got.Project, want.Project)
+	}
+	if got.Proxy != want.Proxy {
+		f("Proxy", got.Proxy, want.Proxy)
 	}
 	// No tags may come back as nil or empty.
 	if !slices.Equal(got.Tags, want.Tags) {
@@ -1115,4 +1120,43 @@ func testPutKeysRevisions(t *testing.T, e *env) {
 	c := load(t, s)
 	want := []pool.Key{rev("a", 0, "forced"), disabled}
 	checkKeys(t, c.Keys, want)
+}
+
+// testAliases checks a store.AliasStore: empty at first, a round trip, a
+// replacement, persistence. Stores that keep no aliases skip it.
+func testAliases(t *testing.T, e *env) {
+	s := e.open()
+	as, ok := s.(store.AliasStore)
+	if !ok {
+		t.Skip("the store keeps no aliases")
+	}
+	ctx := context.Background()
+	got, err := as.Aliases(ctx)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("new store: aliases %v, %v; want none", got, err)
+	}
+	want := map[string]string{"fast": "gemini/gemini-2.5-flash", "smart": "openai/gpt-4.1", "日本": "anthropic/claude-sonnet-4-5"}
+	if err := as.PutAliases(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	want["fast"] = "mutated" // the store kept its own copy
+	if got, err = as.Aliases(ctx); err != nil || len(got) != 3 || got["fast"] != "gemini/gemini-2.5-flash" || got["日本"] != "anthropic/claude-sonnet-4-5" {
+		t.Fatalf("aliases %v, %v after a put", got, err)
+	}
+	if err := as.PutAliases(ctx, map[string]string{"fast": "gemini/gemini-2.5-pro"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = as.Aliases(ctx); len(got) != 1 || got["fast"] != "gemini/gemini-2.5-pro" {
+		t.Fatalf("aliases %v after a replacement, want only the new one", got)
+	}
+	if e.h.Reopen == nil {
+		return
+	}
+	r, ok := e.reopen(s).(store.AliasStore)
+	if !ok {
+		t.Fatal("the reopened store keeps no aliases")
+	}
+	if got, err = r.Aliases(ctx); err != nil || len(got) != 1 || got["fast"] != "gemini/gemini-2.5-pro" {
+		t.Fatalf("aliases %v, %v after reopening", got, err)
+	}
 }
