@@ -276,6 +276,27 @@ func (c *Client) CreateToken(ctx context.Context, name string) (*adminapi.Create
 	return &out, c.call(ctx, "POST", "/admin/tokens", adminapi.CreateTokenRequest{Name: name}, &out)
 }
 
+// CreateTokenWith creates a client token with settings (limits, expiry,
+// providers, models); the answer holds it this once.
+func (c *Client) CreateTokenWith(ctx context.Context, req adminapi.CreateTokenRequest) (*adminapi.CreateTokenResponse, error) {
+	var out adminapi.CreateTokenResponse
+	return &out, c.call(ctx, "POST", "/admin/tokens", req, &out)
+}
+
+// UpdateToken changes the fields req names of a client token.
+func (c *Client) UpdateToken(ctx context.Context, id string, req adminapi.UpdateTokenRequest) (*adminapi.Token, error) {
+	var out adminapi.TokenResponse
+	err := c.call(ctx, "PUT", "/admin/tokens/"+url.PathEscape(id), req, &out)
+	return &out.Token, err
+}
+
+// Usage returns the requests and tokens this instance relayed since it
+// started, by provider, model and client token.
+func (c *Client) Usage(ctx context.Context) (*adminapi.UsageResponse, error) {
+	var out adminapi.UsageResponse
+	return &out, c.call(ctx, "GET", "/admin/usage", nil, &out)
+}
+
 // RevokeToken revokes a token created through the admin API.
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.call(ctx, "DELETE", "/admin/tokens/"+url.PathEscape(id), nil, nil)

@@ -31,14 +31,21 @@ type Entry struct {
 	lastUsed  atomic.Int64 // unix nanoseconds, 0 = never
 	lastErr   atomic.Pointer[LastError]
 	inflight  atomic.Int64
+	prompt    atomic.Int64 // tokens, from the answers' usage
+	complete  atomic.Int64
 
 	coolUntil   atomic.Int64 // unix nanoseconds; the key rests until then
 	coolReason  atomic.Pointer[string]
 	consecFails atomic.Int64 // blamed failures since the last success
 	pos         atomic.Int64 // index in its provider's current snapshot
 
+	// models holds the (key, model) pairs at rest, copy on write; nil
+	// when none ever rested.
+	models atomic.Pointer[map[string]modelRest]
+
 	// Flush baselines: what the store already has. Guarded by Pool.flushMu.
 	fRequests, fSuccesses, fFailures, fLastUsed int64
+	fPrompt, fComplete                          int64
 	fLastErr                                    *LastError
 }
 
@@ -63,6 +70,9 @@ func (e *Entry) Usage() Usage {
 		Successes: e.successes.Load(),
 		Failures:  e.failures.Load(),
 		LastError: e.lastErr.Load(),
+
+		PromptTokens:     e.prompt.Load(),
+		CompletionTokens: e.complete.Load(),
 	}
 	if t := e.lastUsed.Load(); t != 0 {
 		u.LastUsed = time.Unix(0, t).UTC()
@@ -140,6 +150,16 @@ type Outcome struct {
 	Error *LastError // set on failure; Message must be free of secrets
 }
 
+// AddTokens counts the tokens one of the key's answers reported.
+func (e *Entry) AddTokens(prompt, completion int64) {
+	if prompt > 0 {
+		e.prompt.Add(prompt)
+	}
+	if completion > 0 {
+		e.complete.Add(completion)
+	}
+}
+
 // NoteError records le as the key's last error without counting a request
 // (a key test's failure, say).
 func (e *Entry) NoteError(le LastError) { e.lastErr.Store(&le) }
@@ -190,6 +210,9 @@ type set struct {
 	// nextRevival is when the first cooling key comes back (unix ns);
 	// picks check it with one atomic load.
 	nextRevival atomic.Int64
+	// modelRestsUntil is when the last (key, model) rest set so far ends
+	// (unix ns): before it, picks for a model check the pairs.
+	modelRestsUntil atomic.Int64
 }
 
 // Pool holds every provider's keys and picks one per request. Picks are
@@ -235,6 +258,8 @@ func (p *Pool) Load(keys []Key, usage map[string]Usage) {
 			e.requests.Store(u.Requests)
 			e.successes.Store(u.Successes)
 			e.failures.Store(u.Failures)
+			e.prompt.Store(u.PromptTokens)
+			e.complete.Store(u.CompletionTokens)
 			if !u.LastUsed.IsZero() {
 				e.lastUsed.Store(u.LastUsed.UnixNano())
 			}
@@ -243,6 +268,7 @@ func (p *Pool) Load(keys []Key, usage map[string]Usage) {
 				e.lastErr.Store(&le)
 			}
 			e.fRequests, e.fSuccesses, e.fFailures = u.Requests, u.Successes, u.Failures
+			e.fPrompt, e.fComplete = u.PromptTokens, u.CompletionTokens
 			e.fLastUsed = e.lastUsed.Load()
 			e.fLastErr = e.lastErr.Load()
 		}
@@ -569,12 +595,17 @@ func (s *snapshot) pickLeastBusy(now int64) *Entry {
 // PickExcept is Pick for a retry: it never returns a key in tried. It
 // tries the strategy first, then scans from a random place.
 func (p *Pool) PickExcept(provider string, strategy Strategy, tried []*Entry) *Entry {
+	return p.pickExcept(provider, strategy, func(e *Entry, _ int64) bool { return slices.Contains(tried, e) })
+}
+
+// pickExcept is Pick that never returns a key skip refuses.
+func (p *Pool) pickExcept(provider string, strategy Strategy, skip func(*Entry, int64) bool) *Entry {
 	for range 3 {
 		e := p.Pick(provider, strategy)
 		if e == nil {
 			return nil
 		}
-		if !slices.Contains(tried, e) {
+		if !skip(e, p.now().UnixNano()) {
 			return e
 		}
 		e.release()
@@ -595,7 +626,7 @@ func (p *Pool) PickExcept(provider string, strategy Strategy, tried []*Entry) *E
 		if i < 0 {
 			return nil
 		}
-		if !slices.Contains(tried, snap.entries[i]) && snap.take(i, now) {
+		if !skip(snap.entries[i], now) && snap.take(i, now) {
 			return snap.entries[i]
 		}
 		if i++; i == n {
@@ -760,9 +791,10 @@ func (p *Pool) Cool(e *Entry, until time.Time, reason string) {
 	}
 }
 
-// Uncool ends a key's rest now.
+// Uncool ends a key's rest, and every (key, model) rest, now.
 func (p *Pool) Uncool(e *Entry) {
 	e.coolUntil.Store(0)
+	e.uncoolModels()
 	s, ok := (*p.sets.Load())[e.cfg.Load().Provider]
 	if !ok {
 		return
@@ -854,6 +886,7 @@ func (p *Pool) Disable(e *Entry, reason string, at time.Time) Key {
 // configuration, for the caller to persist.
 func (p *Pool) Enable(e *Entry) Key {
 	e.coolUntil.Store(0)
+	e.uncoolModels()
 	e.consecFails.Store(0)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -914,20 +947,23 @@ func (p *Pool) Flush(write func([]UsageDelta) error) error {
 	type mark struct {
 		e           *Entry
 		r, s, f, lu int64
+		pt, ct      int64
 		le          *LastError
 	}
 	var deltas []UsageDelta
 	var marks []mark
 	for _, e := range entries {
-		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load()}
-		d := UsageDelta{ID: e.cfg.Load().ID, Requests: m.r - e.fRequests, Successes: m.s - e.fSuccesses, Failures: m.f - e.fFailures}
+		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load(),
+			pt: e.prompt.Load(), ct: e.complete.Load()}
+		d := UsageDelta{ID: e.cfg.Load().ID, Requests: m.r - e.fRequests, Successes: m.s - e.fSuccesses, Failures: m.f - e.fFailures,
+			PromptTokens: m.pt - e.fPrompt, CompletionTokens: m.ct - e.fComplete}
 		if m.lu != e.fLastUsed && m.lu != 0 {
 			d.LastUsed = time.Unix(0, m.lu).UTC()
 		}
 		if m.le != e.fLastErr {
 			d.LastError = m.le
 		}
-		if d.Requests == 0 && d.Successes == 0 && d.Failures == 0 && d.LastUsed.IsZero() && d.LastError == nil {
+		if !d.Counts() && d.LastUsed.IsZero() && d.LastError == nil {
 			continue
 		}
 		deltas = append(deltas, d)
@@ -941,11 +977,12 @@ func (p *Pool) Flush(write func([]UsageDelta) error) error {
 	}
 	for _, m := range marks {
 		m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed, m.e.fLastErr = m.r, m.s, m.f, m.lu, m.le
+		m.e.fPrompt, m.e.fComplete = m.pt, m.ct
 	}
 	return nil
 }
 
-// ResetUsage zeroes the request, success and failure counts of provider's
+// ResetUsage zeroes the request, success, failure and token counts of provider's
 // keys after reset (the store's part) succeeds, and returns how many keys
 // were reset.
 func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int, error) {
@@ -965,7 +1002,10 @@ func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int,
 		e.requests.Store(0)
 		e.successes.Store(0)
 		e.failures.Store(0)
+		e.prompt.Store(0)
+		e.complete.Store(0)
 		e.fRequests, e.fSuccesses, e.fFailures = 0, 0, 0
+		e.fPrompt, e.fComplete = 0, 0
 	}
 	if len(entries) > 0 {
 		p.rebuildLocked(provider)
@@ -1016,6 +1056,14 @@ func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
 		if d := u.Failures - e.fFailures; d != 0 {
 			e.failures.Add(d)
 			e.fFailures = u.Failures
+		}
+		if d := u.PromptTokens - e.fPrompt; d != 0 {
+			e.prompt.Add(d)
+			e.fPrompt = u.PromptTokens
+		}
+		if d := u.CompletionTokens - e.fComplete; d != 0 {
+			e.complete.Add(d)
+			e.fComplete = u.CompletionTokens
 		}
 		if lu := u.LastUsed.UnixNano(); !u.LastUsed.IsZero() && lu > e.lastUsed.Load() {
 			e.lastUsed.Store(lu)

@@ -112,8 +112,9 @@ func TestMetricsCountRelayedRequests(t *testing.T) {
 		`keypool_client_requests_total{token="anonymous"} 5`,
 		`keypool_request_duration_seconds_count{provider="openai"} 4`,
 		`keypool_time_to_first_byte_seconds_count{provider="openai"} 4`,
-		`keypool_keys{provider="openai",state="active"} 1`,
-		`keypool_keys{provider="openai",state="cooling"} 1`,
+		// A rate limit rests the (key, model) pair only: the key stays active.
+		`keypool_keys{provider="openai",state="active"} 2`,
+		`keypool_keys{provider="openai",state="cooling"} 0`,
 		`keypool_keys{provider="gemini",state="inactive"} 1`,
 		`keypool_store_up{backend=""} 1`,
 		`keypool_key_requests_total{key_id="`,

@@ -24,10 +24,12 @@ import (
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/failure"
+	"github.com/keypool/keypool/worker-proxy/limits"
 	"github.com/keypool/keypool/worker-proxy/metrics"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
 	"github.com/keypool/keypool/worker-proxy/store"
+	"github.com/keypool/keypool/worker-proxy/tokenusage"
 	"github.com/keypool/keypool/worker-proxy/traffic"
 )
 
@@ -125,6 +127,8 @@ type Server struct {
 	persistQ   chan string // ids of keys whose state changed, to write off the request path
 	bodies     *bodyBudget
 	traffic    *traffic.Counter
+	limiter    *limits.Limiter // client token budgets
+	usage      usageCounts     // requests and tokens by provider, model, client token
 	metrics    *metrics.Metrics
 
 	adminMu   sync.Mutex // serializes admin writes
@@ -187,6 +191,9 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 		storms:     &storms{window: cfg.StormWindow, recent: map[stormKey]map[*pool.Entry]time.Time{}},
 		persistQ:   make(chan string, 4096),
 		bodies:     &bodyBudget{limit: cfg.MaxBodyMemory},
+		limiter:    limits.New(cfg.Now),
+		usage: usageCounts{since: cfg.Now(), providers: tokenusage.NewTally(0),
+			models: tokenusage.NewTally(adminapi.MaxUsageModels), tokens: tokenusage.NewTally(0)},
 	}
 	for _, o := range cfg.AllowedOrigins {
 		if o == "*" {
@@ -278,7 +285,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin/traffic", s.requireAdmin(methods{"GET": s.handleTraffic}))
 	mux.Handle("/admin/reset", s.requireAdmin(methods{"POST": s.handleReset}))
 	mux.Handle("/admin/tokens", s.requireAdmin(methods{"GET": s.handleListTokens, "POST": s.handleCreateToken}))
-	mux.Handle("/admin/tokens/{id}", s.requireAdmin(methods{"DELETE": s.handleDeleteToken}))
+	mux.Handle("/admin/tokens/{id}", s.requireAdmin(methods{"PUT": s.handleUpdateToken, "DELETE": s.handleDeleteToken}))
+	mux.Handle("/admin/usage", s.requireAdmin(methods{"GET": s.handleUsage}))
 	if s.cfg.Pprof {
 		mux.Handle("/admin/debug/pprof/", s.requireAdmin(http.StripPrefix("/admin", http.HandlerFunc(pprof.Index))))
 		mux.Handle("/admin/debug/pprof/cmdline", s.requireAdmin(http.HandlerFunc(pprof.Cmdline)))

@@ -169,8 +169,8 @@ type Store interface {
 	// of keys that no longer exist are dropped.
 	AddUsage(ctx context.Context, deltas []pool.UsageDelta) error
 
-	// ResetUsage sets the request, success and failure counts of the named
-	// keys to zero; LastUsed and LastError stay. Unknown ids are ignored.
+	// ResetUsage sets the request, success, failure and token counts of
+	// the named keys to zero; LastUsed and LastError stay. Unknown ids are ignored.
 	ResetUsage(ctx context.Context, ids []string) error
 
 	// PutToken creates or replaces a client token by id.

@@ -423,7 +423,7 @@ func (s *Store) ResetUsage(ctx context.Context, ids []string) error {
 			if err := json.Unmarshal(v, &u); err != nil {
 				return fmt.Errorf("usage of key %q: %w", id, err)
 			}
-			u.Requests, u.Successes, u.Failures = 0, 0, 0
+			u.Requests, u.Successes, u.Failures, u.PromptTokens, u.CompletionTokens = 0, 0, 0, 0, 0
 			v, err := json.Marshal(u)
 			if err != nil {
 				return fmt.Errorf("usage of key %q: %w", id, err)
