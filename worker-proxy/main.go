@@ -22,8 +22,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keypool/keypool/worker-proxy/alerts"
 	"github.com/keypool/keypool/worker-proxy/deploy"
 	"github.com/keypool/keypool/worker-proxy/logbatch"
+	"github.com/keypool/keypool/worker-proxy/reqlog"
 	"github.com/keypool/keypool/worker-proxy/server"
 	"github.com/keypool/keypool/worker-proxy/store"
 	"github.com/keypool/keypool/worker-proxy/store/boltstore"
@@ -95,6 +99,25 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	st = sealed.Wrap(st, cfg.Keyring, log) // API keys sealed at rest with ENCRYPTION_KEY
 	defer st.Close()
 
+	requests, err := openRequestLog(cfg, log)
+	if err != nil {
+		return err
+	}
+	var collectors []prometheus.Collector
+	if requests != nil {
+		defer requests.Close() // after the server drained: writes what waits
+		collectors = append(collectors, requestLogCollectors(requests)...)
+	}
+	var notifier *alerts.Notifier
+	if len(cfg.AlertDestinations) > 0 {
+		rate := cfg.AlertErrorRate
+		if rate == 0 {
+			rate = -1 // off
+		}
+		th := cfg.AlertMinAvailable
+		notifier = alerts.New(alerts.Config{Destinations: cfg.AlertDestinations, MinAvailable: &th,
+			Interval: cfg.AlertInterval, ErrorRate: rate, Logger: log})
+	}
 	srv, err := server.New(ctx, server.Config{
 		AdminKey: adminKey, ClientTokens: cfg.ClientTokens, AllowAnonymous: cfg.AllowAnonymous,
 		AllowedOrigins: cfg.AllowedOrigins, MaxBodyBytes: cfg.MaxBodyBytes,
@@ -105,6 +128,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown,
 		PassiveFailures: cfg.PassiveFailures, PassiveCooldown: cfg.PassiveCooldown,
 		MetricsToken: cfg.MetricsToken, MetricsMaxKeyLabels: cfg.MetricsMaxKeyLabels,
+		MetricsCollectors: collectors, RequestLog: requests, Alerts: notifier,
 	}, st, providers)
 	if err != nil {
 		return err
@@ -127,6 +151,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	wg.Go(func() { srv.RunFlusher(flushCtx, cfg.FlushInterval) })
 	wg.Go(func() { srv.RunRetester(flushCtx, cfg.RetestInterval, cfg.RetestBatch) })
 	wg.Go(func() { srv.RunSync(flushCtx, cfg.SyncInterval) })
+	wg.Go(func() { srv.RunAlerts(flushCtx, cfg.AlertCheck) })
 
 	printBanner(stdout, cfg, ln.Addr().(*net.TCPAddr), adminKey, generated)
 	log.Info("proxy started", "addr", ln.Addr().String(), "store", cfg.Store, "keys", srv.Pool().Len(), "anonymousRelay", cfg.AllowAnonymous)
@@ -175,6 +200,41 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 		return redisstore.Open(ctx, redisstore.Config{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Logger: log})
 	}
 	return nil, fmt.Errorf("unknown store %q", cfg.Store)
+}
+
+// openRequestLog opens the request log: DATA_DIR/requests.db with the bolt
+// store, else an in-memory ring (Cloudflare KV's write budget cannot take
+// a record per request). Nil when REQUEST_LOG_MAX is 0.
+func openRequestLog(cfg Config, log *slog.Logger) (*reqlog.Log, error) {
+	if cfg.RequestLogMax == 0 {
+		return nil, nil
+	}
+	b := reqlog.Bounds{MaxAge: time.Duration(cfg.RequestLogDays) * 24 * time.Hour, Max: max(cfg.RequestLogMax, 0)}
+	opts := reqlog.Options{Logger: log}
+	if cfg.Store == "bolt" {
+		st, err := reqlog.OpenBolt(filepath.Join(cfg.DataDir, "requests.db"), b, nil)
+		if err != nil {
+			return nil, err
+		}
+		return reqlog.New(st, "bolt", opts), nil
+	}
+	return reqlog.New(reqlog.NewRing(b, nil), "memory", opts), nil
+}
+
+// requestLogCollectors export the request log's own counters.
+func requestLogCollectors(l *reqlog.Log) []prometheus.Collector {
+	counter := func(result string, f func(reqlog.Stats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "keypool_request_log_records_total",
+			Help:        "Request log records by result: written, dropped (the write queue was full) or failed (a batch write failed).",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 { return float64(f(l.Stats())) })
+	}
+	return []prometheus.Collector{
+		counter("written", func(s reqlog.Stats) int64 { return s.Written }),
+		counter("dropped", func(s reqlog.Stats) int64 { return s.Dropped }),
+		counter("failed", func(s reqlog.Stats) int64 { return s.Failed }),
+	}
 }
 
 // stableInstanceID keeps an instance id in DATA_DIR/instance.id, so a
@@ -229,7 +289,7 @@ func printBanner(w io.Writer, cfg Config, addr *net.TCPAddr, adminKey string, ge
 
 // ourDataFiles are files the proxy keeps in DATA_DIR; a directory holding
 // one of them (or nothing) is the proxy's own.
-var ourDataFiles = []string{"keypool.db", adminKeyFile, "instance.id"}
+var ourDataFiles = []string{"keypool.db", adminKeyFile, "instance.id", "requests.db"}
 
 // secureDataDir creates DATA_DIR and makes it 0700, and an admin.key in it
 // 0600, even when they exist with looser bits: they hold the key database

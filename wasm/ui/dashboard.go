@@ -104,6 +104,8 @@ type Dashboard struct {
 	sweepAsk   string   // SweepRemove or SweepRetest awaiting confirmation
 	sweepIDs   []string // the keys that confirmation counted
 
+	reqs requestsView // the Requests tab (requests.go)
+
 	// requests-over-time chart
 	trafficRange int          // index into TrafficRanges
 	traffic      *TrafficData // what the chart shows
@@ -381,6 +383,9 @@ func (d *Dashboard) refresh(ctx app.Context) {
 	if tab == TabOverview {
 		d.loadTraffic(ctx)
 	}
+	if tab == TabRequests {
+		d.loadRequests(ctx, false)
+	}
 	ctx = d.bind(ctx)
 	ctx.Async(func() {
 		cctx, cancel := bg()
@@ -586,6 +591,8 @@ func (d *Dashboard) screen() app.UI {
 		return d.renderKeys()
 	case TabTokens:
 		return d.renderTokens()
+	case TabRequests:
+		return d.renderRequests()
 	case TabPlayground:
 		return d.renderPlayground()
 	}

@@ -199,6 +199,7 @@ func (d *Dashboard) renderDetail() app.UI {
 		app.Dl().Class("facts").Body(facts...),
 		app.Div().Class("drawer-actions").Body(
 			app.Button().ID("detail-test").Type("button").Text(d.t("act.test")).OnClick(d.doTest(id), on("detail-test", id)),
+			app.Button().ID("detail-requests").Type("button").Text(d.t("act.requests")).OnClick(d.filterByKey(id), on("detail-requests", id)),
 			app.Button().ID("detail-toggle").Type("button").Text(toggleLabel).OnClick(d.doToggle(id, k.MaskedKey, !k.IsActive), on("detail-toggle", id, k.IsActive)),
 			app.Button().ID("detail-edit").Type("button").Text(d.t("act.edit")).OnClick(func(ctx app.Context, e app.Event) {
 				d.detailID = ""

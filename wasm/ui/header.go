@@ -106,6 +106,7 @@ func (d *Dashboard) renderHeader() app.UI {
 				d.tabButton(TabOverview, "tab.overview"),
 				d.tabButton(TabKeys, "tab.keys"),
 				d.tabButton(TabTokens, "tab.tokens"),
+				d.tabButton(TabRequests, "tab.requests"),
 				d.tabButton(TabPlayground, "tab.playground"),
 			)
 		}),

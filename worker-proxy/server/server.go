@@ -23,11 +23,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/alerts"
 	"github.com/keypool/keypool/worker-proxy/failure"
 	"github.com/keypool/keypool/worker-proxy/limits"
 	"github.com/keypool/keypool/worker-proxy/metrics"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
+	"github.com/keypool/keypool/worker-proxy/reqlog"
 	"github.com/keypool/keypool/worker-proxy/store"
 	"github.com/keypool/keypool/worker-proxy/tokenusage"
 	"github.com/keypool/keypool/worker-proxy/traffic"
@@ -102,6 +104,12 @@ type Config struct {
 	MetricsMaxKeyLabels int
 	// MetricsCollectors are exported on /metrics too.
 	MetricsCollectors []prometheus.Collector
+	// RequestLog receives one record per relayed request and answers GET
+	// /admin/requests. Nil: no request log.
+	RequestLog *reqlog.Log
+	// Alerts sends webhook alerts (RunAlerts) and answers /admin/alerts.
+	// Nil: no alerts.
+	Alerts *alerts.Notifier
 	// Pprof serves Go's profiler under /admin/debug/pprof/, behind the
 	// admin key. Default off.
 	Pprof bool
@@ -130,6 +138,8 @@ type Server struct {
 	limiter    *limits.Limiter // client token budgets
 	usage      usageCounts     // requests and tokens by provider, model, client token
 	metrics    *metrics.Metrics
+	reqlog     *reqlog.Log
+	alerts     *alerts.Notifier
 
 	adminMu   sync.Mutex // serializes admin writes
 	disableMu sync.Mutex // the relay disables a key and learns it did in one step
@@ -209,6 +219,7 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	s.pool.Load(c.Keys, c.Usage)
 	s.setTokens(c.Tokens)
 	s.metrics = s.newMetrics()
+	s.reqlog, s.alerts = cfg.RequestLog, cfg.Alerts
 	s.proxy = s.newReverseProxy()
 	s.handler = s.routes()
 	return s, nil
@@ -283,6 +294,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin/keys/{id}", s.requireAdmin(methods{"GET": s.handleGetKey, "PUT": s.handleUpdateKey, "DELETE": s.handleDeleteKey}))
 	mux.Handle("/admin/status", s.requireAdmin(methods{"GET": s.handleStatus}))
 	mux.Handle("/admin/traffic", s.requireAdmin(methods{"GET": s.handleTraffic}))
+	mux.Handle("/admin/requests", s.requireAdmin(methods{"GET": s.handleRequests}))
+	mux.Handle("/admin/alerts", s.requireAdmin(methods{"GET": s.handleAlerts}))
+	mux.Handle("/admin/alerts/test", s.requireAdmin(methods{"POST": s.handleAlertTest}))
 	mux.Handle("/admin/reset", s.requireAdmin(methods{"POST": s.handleReset}))
 	mux.Handle("/admin/tokens", s.requireAdmin(methods{"GET": s.handleListTokens, "POST": s.handleCreateToken}))
 	mux.Handle("/admin/tokens/{id}", s.requireAdmin(methods{"PUT": s.handleUpdateToken, "DELETE": s.handleDeleteToken}))
