@@ -1,3 +1,5 @@
+//go:build !js
+
 // Command worker-proxy is the API Key Pool proxy: it holds many AI-provider
 // API keys, picks one per request and relays the call. Configuration comes
 // from the environment; see README.md.
@@ -15,8 +17,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -96,6 +98,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
+	live, _ := st.(store.Live)             // Redis: shared live, beyond what the wrapper passes on
 	st = sealed.Wrap(st, cfg.Keyring, log) // API keys sealed at rest with ENCRYPTION_KEY
 	defer st.Close()
 
@@ -129,10 +132,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		PassiveFailures: cfg.PassiveFailures, PassiveCooldown: cfg.PassiveCooldown,
 		MetricsToken: cfg.MetricsToken, MetricsMaxKeyLabels: cfg.MetricsMaxKeyLabels,
 		MetricsCollectors: collectors, RequestLog: requests, Alerts: notifier,
+		Live: live,
 	}, st, providers)
 	if err != nil {
 		return err
 	}
+	// Loading the keys leaves garbage about the size of the pool (decoded
+	// copies, the store's read buffers): give it back to the system now
+	// rather than over the next minutes.
+	debug.FreeOSMemory()
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
@@ -252,41 +260,6 @@ func stableInstanceID(dir string) string {
 	return id
 }
 
-// printBanner says where the proxy listens (all interfaces, loopback only,
-// or one address), the URLs to use from this machine, and how to open the
-// dashboard.
-func printBanner(w io.Writer, cfg Config, addr *net.TCPAddr, adminKey string, generated bool) {
-	port := strconv.Itoa(addr.Port)
-	base := "http://" + net.JoinHostPort(addr.IP.String(), port)
-	// One write, so a reader of the first line has the rest too.
-	var b strings.Builder
-	switch {
-	case addr.IP.IsUnspecified():
-		base = "http://" + net.JoinHostPort("127.0.0.1", port)
-		fmt.Fprintf(&b, "API Key Pool proxy listening on all interfaces, port %s: %s from this machine, http://<this machine's address>:%s from others\n", port, base, port)
-	case addr.IP.IsLoopback():
-		fmt.Fprintf(&b, "API Key Pool proxy listening on %s (loopback only: other machines cannot connect; HOST=0.0.0.0 lets them)\n", base)
-	default:
-		fmt.Fprintf(&b, "API Key Pool proxy listening on %s (this address only)\n", base)
-	}
-	fmt.Fprintf(&b, "  relay:     %s/api/{gemini|openai|anthropic}/...  and  %s/v1 (OpenAI-compatible)\n", base, base)
-	fmt.Fprintf(&b, "  admin API: %s/admin/status (header X-Admin-Key)\n", base)
-	switch {
-	case slices.Contains(cfg.AllowedOrigins, "*"):
-		fmt.Fprintf(&b, "  dashboard: open it from any origin (ALLOWED_ORIGINS=*) and connect it to %s with the admin key\n", base)
-	case len(cfg.AllowedOrigins) > 0:
-		fmt.Fprintf(&b, "  dashboard: open %s and connect it to %s with the admin key\n", strings.Join(cfg.AllowedOrigins, " or "), base)
-	default:
-		fmt.Fprintf(&b, "  dashboard: no browser origin allowed yet; set ALLOWED_ORIGINS to the dashboard's origin (for the local one, `go run ./wasm/build -serve 127.0.0.1:8081`: ALLOWED_ORIGINS=http://127.0.0.1:8081)\n")
-	}
-	if generated {
-		fmt.Fprintf(&b, "  admin key (generated, shown once, saved in %s): %s\n", filepath.Join(cfg.DataDir, adminKeyFile), adminKey)
-	} else if cfg.AdminKey == "" {
-		fmt.Fprintf(&b, "  admin key: read from %s\n", filepath.Join(cfg.DataDir, adminKeyFile))
-	}
-	io.WriteString(w, b.String())
-}
-
 // ourDataFiles are files the proxy keeps in DATA_DIR; a directory holding
 // one of them (or nothing) is the proxy's own.
 var ourDataFiles = []string{"keypool.db", adminKeyFile, "instance.id", "requests.db"}
@@ -327,13 +300,4 @@ func tighten(path string, perm os.FileMode, log *slog.Logger) {
 		return
 	}
 	log.Info("restricted permissions to the owner", "path", path, "was", fi.Mode().Perm().String(), "now", (fi.Mode().Perm() & perm).String())
-}
-
-// serverRetries maps MAX_RETRIES (0 = none) onto server.Config.MaxRetries,
-// where 0 means the default and a negative number none.
-func serverRetries(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
 }

@@ -257,6 +257,45 @@ func (c *Client) BulkTest(ctx context.Context, ids []string) (*adminapi.BulkTest
 	return &out, c.call(ctx, "POST", "/admin/keys/bulk-test", adminapi.BulkDeleteRequest{IDs: ids}, &out)
 }
 
+// ImportJob starts importing up to 100,000 keys in the background; poll
+// Job for its progress.
+func (c *Client) ImportJob(ctx context.Context, req adminapi.BulkAddRequest) (*adminapi.JobStatus, error) {
+	var out adminapi.JobStatus
+	return &out, c.call(ctx, "POST", "/admin/jobs/import", req, &out)
+}
+
+// DeleteJob starts deleting up to 100,000 keys in the background.
+func (c *Client) DeleteJob(ctx context.Context, ids []string) (*adminapi.JobStatus, error) {
+	var out adminapi.JobStatus
+	return &out, c.call(ctx, "POST", "/admin/jobs/delete", adminapi.DeleteJobRequest{IDs: ids}, &out)
+}
+
+// TestJob starts testing keys in the background: the ids given, or every
+// key in a state (disabled by default), a few at a time.
+func (c *Client) TestJob(ctx context.Context, req adminapi.TestJobRequest) (*adminapi.JobStatus, error) {
+	var out adminapi.JobStatus
+	return &out, c.call(ctx, "POST", "/admin/jobs/test", req, &out)
+}
+
+// Job returns a job's progress.
+func (c *Client) Job(ctx context.Context, id string) (*adminapi.JobStatus, error) {
+	var out adminapi.JobStatus
+	return &out, c.call(ctx, "GET", "/admin/jobs/"+url.PathEscape(id), nil, &out)
+}
+
+// Jobs lists the running jobs and the recent finished ones, newest first.
+func (c *Client) Jobs(ctx context.Context) ([]adminapi.JobStatus, error) {
+	var out adminapi.JobList
+	err := c.call(ctx, "GET", "/admin/jobs", nil, &out)
+	return out.Jobs, err
+}
+
+// CancelJob stops a running job and returns its final status.
+func (c *Client) CancelJob(ctx context.Context, id string) (*adminapi.JobStatus, error) {
+	var out adminapi.JobStatus
+	return &out, c.call(ctx, "DELETE", "/admin/jobs/"+url.PathEscape(id), nil, &out)
+}
+
 // Reset zeroes a provider's usage counters.
 func (c *Client) Reset(ctx context.Context, provider string) (*adminapi.ResetResponse, error) {
 	var out adminapi.ResetResponse

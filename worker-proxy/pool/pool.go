@@ -33,6 +33,13 @@ type Entry struct {
 	inflight  atomic.Int64
 	prompt    atomic.Int64 // tokens, from the answers' usage
 	complete  atomic.Int64
+	// remote counts requests a Limiter counted in the shared store since
+	// the last Sync: they are in the store already, so Flush leaves them
+	// out, but they count toward the key's usage and its limit here.
+	remote atomic.Int64
+	// seen is the highest count the Limiter reported since the last Sync:
+	// every instance's requests, as of that answer.
+	seen atomic.Int64
 
 	coolUntil   atomic.Int64 // unix nanoseconds; the key rests until then
 	coolReason  atomic.Pointer[string]
@@ -66,7 +73,7 @@ func (e *Entry) Config() *Key { return e.cfg.Load() }
 // Usage returns the key's current statistics.
 func (e *Entry) Usage() Usage {
 	u := Usage{
-		Requests:  e.requests.Load(),
+		Requests:  e.used(),
 		Successes: e.successes.Load(),
 		Failures:  e.failures.Load(),
 		LastError: e.lastErr.Load(),
@@ -95,7 +102,28 @@ func (e *Entry) AvailableAt(t time.Time) bool { return e.availableAt(t.UnixNano(
 
 func (e *Entry) availableAt(now int64) bool {
 	k := e.cfg.Load()
-	return k.servable() && (k.MaxRequests == 0 || e.requests.Load() < k.MaxRequests) && e.coolUntil.Load() <= now
+	return k.servable() && (k.MaxRequests == 0 || e.used() < k.MaxRequests) && e.coolUntil.Load() <= now
+}
+
+// used is the key's request count as far as this instance knows: its own
+// and those synced from the store, or what a Limiter last reported if
+// that is more.
+func (e *Entry) used() int64 {
+	n := e.requests.Load() + e.remote.Load()
+	if s := e.seen.Load(); s > n {
+		return s
+	}
+	return n
+}
+
+// see records a count a Limiter reported.
+func (e *Entry) see(n int64) {
+	for {
+		old := e.seen.Load()
+		if n <= old || e.seen.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }
 
 // Cooling returns until when the key rests and why, or a zero time.
@@ -114,17 +142,56 @@ func (e *Entry) Cooling(now time.Time) (time.Time, string) {
 // ConsecutiveFailures returns the blamed failures since the last success.
 func (e *Entry) ConsecutiveFailures() int64 { return e.consecFails.Load() }
 
+// Limiter counts the requests of keys with a MaxRequests for every
+// instance that shares the pool (a Redis store), so that together they
+// never pass the limit.
+type Limiter interface {
+	// Acquire counts one request of key id if fewer than max are counted
+	// across instances, and returns the count it found or made. An error
+	// means it cannot tell now: the pool counts the request locally, to be
+	// flushed later.
+	Acquire(id string, max int64) (count int64, ok bool, err error)
+}
+
+// SetLimiter makes every pick of a key with a MaxRequests ask l first.
+// Call it before the pool serves.
+func (p *Pool) SetLimiter(l Limiter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.limiter = l
+	for _, prov := range p.providersLocked() {
+		p.rebuildLocked(prov)
+	}
+}
+
 // acquire takes one request from the key's budget if it can serve. It never
-// lets the request count pass MaxRequests, however many callers race.
-func (e *Entry) acquire(now int64) bool {
+// lets the request count pass MaxRequests, however many callers race; with
+// a Limiter, however many instances race.
+func (e *Entry) acquire(now int64, lim Limiter) bool {
 	k := e.cfg.Load()
 	if !k.servable() || e.coolUntil.Load() > now {
 		return false
 	}
-	if max := k.MaxRequests; max > 0 {
+	if limit := k.MaxRequests; limit > 0 {
+		if lim != nil {
+			if e.used() >= limit {
+				return false
+			}
+			n, ok, err := lim.Acquire(k.ID, limit)
+			if err == nil {
+				e.see(n)
+				if !ok {
+					return false
+				}
+				e.remote.Add(1)
+				e.lastUsed.Store(now)
+				e.inflight.Add(1)
+				return true
+			}
+		}
 		for {
 			r := e.requests.Load()
-			if r >= max {
+			if r >= limit {
 				return false
 			}
 			if e.requests.CompareAndSwap(r, r+1) {
@@ -194,6 +261,7 @@ type snapshot struct {
 	entries  []*Entry
 	avail    *bitset
 	cum      []int64 // cumulative weights, for Weighted
+	lim      Limiter // the pool's, if any
 	servable int     // keys active and not disabled at build time
 }
 
@@ -228,8 +296,11 @@ type Pool struct {
 	mu       sync.Mutex // serializes changes to keys
 	byID     map[string]*Entry
 	bySecret map[secretRef]*Entry
+	names    map[string]string // provider names, one copy each
 
 	flushMu sync.Mutex // serializes Flush and ResetUsage
+
+	limiter Limiter // counts limited keys across instances; guarded by mu
 }
 
 // New returns an empty pool. A nil now means time.Now.
@@ -237,7 +308,7 @@ func New(now func() time.Time) *Pool {
 	if now == nil {
 		now = time.Now
 	}
-	p := &Pool{now: now, byID: make(map[string]*Entry), bySecret: make(map[secretRef]*Entry)}
+	p := &Pool{now: now, byID: make(map[string]*Entry), bySecret: make(map[secretRef]*Entry), names: map[string]string{}}
 	m := map[string]*set{}
 	p.sets.Store(&m)
 	return p
@@ -245,15 +316,16 @@ func New(now func() time.Time) *Pool {
 
 // Load replaces the pool's content with keys and their persisted usage.
 func (p *Pool) Load(keys []Key, usage map[string]Usage) {
+	p.flushMu.Lock() // before mu, as Flush and ResetUsage take them
+	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.flushMu.Lock()
-	defer p.flushMu.Unlock()
 	p.byID = make(map[string]*Entry, len(keys))
 	p.bySecret = make(map[secretRef]*Entry, len(keys))
 	for _, k := range keys {
-		e := newEntry(k)
-		p.bySecret[secretKey(k.Provider, k.Secret)] = e
+		e := p.newEntryLocked(k)
+		c := e.cfg.Load()
+		p.bySecret[secretKey(c.Provider, c.Secret)] = e
 		if u, ok := usage[k.ID]; ok {
 			e.requests.Store(u.Requests)
 			e.successes.Store(u.Successes)
@@ -272,7 +344,7 @@ func (p *Pool) Load(keys []Key, usage map[string]Usage) {
 			e.fLastUsed = e.lastUsed.Load()
 			e.fLastErr = e.lastErr.Load()
 		}
-		p.byID[k.ID] = e
+		p.byID[c.ID] = e
 	}
 	m := map[string]*set{}
 	p.sets.Store(&m)
@@ -286,9 +358,23 @@ type secretRef struct{ provider, secret string }
 
 func secretKey(provider, secret string) secretRef { return secretRef{provider, secret} }
 
-func newEntry(k Key) *Entry {
+// newEntryLocked returns an entry holding a compact copy of k: its id and
+// secret share one allocation and its provider name is the one the pool's
+// other keys of that provider use. With many keys that is two objects fewer
+// per key for the garbage collector to mark, and one string fewer to hold.
+// The maps must index the entry by its own strings (e.cfg.Load()), not
+// k's, or k's stay alive too. p.mu must be held.
+func (p *Pool) newEntryLocked(k Key) *Entry {
 	e := &Entry{}
 	k = k.Clone()
+	if name, ok := p.names[k.Provider]; ok {
+		k.Provider = name
+	} else {
+		k.Provider = strings.Clone(k.Provider)
+		p.names[k.Provider] = k.Provider
+	}
+	both := k.ID + k.Secret
+	k.ID, k.Secret = both[:len(k.ID)], both[len(k.ID):]
 	e.cfg.Store(&k)
 	return e
 }
@@ -325,7 +411,7 @@ func (p *Pool) rebuildLocked(provider string) {
 		}
 		return strings.Compare(ka.ID, kb.ID)
 	})
-	snap := &snapshot{entries: entries, avail: newBitset(len(entries)), cum: make([]int64, len(entries))}
+	snap := &snapshot{entries: entries, avail: newBitset(len(entries)), cum: make([]int64, len(entries)), lim: p.limiter}
 	now := p.now().UnixNano()
 	var total int64
 	for i, e := range entries {
@@ -361,9 +447,10 @@ func (p *Pool) rebuildLocked(provider string) {
 func (p *Pool) Add(k Key) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e := newEntry(k)
-	p.byID[k.ID] = e
-	p.bySecret[secretKey(k.Provider, k.Secret)] = e
+	e := p.newEntryLocked(k)
+	c := e.cfg.Load()
+	p.byID[c.ID] = e
+	p.bySecret[secretKey(c.Provider, c.Secret)] = e
 	p.rebuildLocked(k.Provider)
 }
 
@@ -373,9 +460,10 @@ func (p *Pool) AddAll(keys []Key) {
 	defer p.mu.Unlock()
 	provs := map[string]bool{}
 	for _, k := range keys {
-		e := newEntry(k)
-		p.byID[k.ID] = e
-		p.bySecret[secretKey(k.Provider, k.Secret)] = e
+		e := p.newEntryLocked(k)
+		c := e.cfg.Load()
+		p.byID[c.ID] = e
+		p.bySecret[secretKey(c.Provider, c.Secret)] = e
 		provs[k.Provider] = true
 	}
 	for prov := range provs {
@@ -600,7 +688,14 @@ func (p *Pool) PickExcept(provider string, strategy Strategy, tried []*Entry) *E
 
 // pickExcept is Pick that never returns a key skip refuses.
 func (p *Pool) pickExcept(provider string, strategy Strategy, skip func(*Entry, int64) bool) *Entry {
+	var lim Limiter
+	if s, ok := (*p.sets.Load())[provider]; ok {
+		lim = s.snap.Load().lim
+	}
 	for range 3 {
+		if lim != nil {
+			break // a request a Limiter counted cannot be given back: never take a tried key
+		}
 		e := p.Pick(provider, strategy)
 		if e == nil {
 			return nil
@@ -648,7 +743,7 @@ func (p *Pool) NextAvailable(provider string) (time.Time, bool) {
 	var first int64
 	for _, e := range p.Entries(provider) {
 		k := e.cfg.Load()
-		if !k.servable() || k.MaxRequests > 0 && e.requests.Load() >= k.MaxRequests {
+		if !k.servable() || k.MaxRequests > 0 && e.used() >= k.MaxRequests {
 			continue
 		}
 		if u := e.coolUntil.Load(); u > 0 && (first == 0 || u < first) {
@@ -673,7 +768,7 @@ func (p *Pool) Servable(provider string) int {
 // take acquires entry i, clearing its bit when it cannot serve.
 func (s *snapshot) take(i int, now int64) bool {
 	e := s.entries[i]
-	if e.acquire(now) {
+	if e.acquire(now, s.lim) {
 		return true
 	}
 	s.avail.clear(i)
@@ -982,6 +1077,45 @@ func (p *Pool) Flush(write func([]UsageDelta) error) error {
 	return nil
 }
 
+// Restore hands every key, with its usage as this pool counts it (flushed
+// or not), to write, and marks all of it flushed if write succeeds: for
+// writing the pool back into a shared store that lost its data.
+func (p *Pool) Restore(write func([]Key, map[string]Usage) error) error {
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	type mark struct {
+		e                   *Entry
+		r, s, f, lu, pt, ct int64
+		le                  *LastError
+	}
+	keys := make([]Key, 0, len(p.byID))
+	usage := make(map[string]Usage, len(p.byID))
+	marks := make([]mark, 0, len(p.byID))
+	for id, e := range p.byID {
+		keys = append(keys, e.Key())
+		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load(),
+			pt: e.prompt.Load(), ct: e.complete.Load()}
+		// What a Limiter counted is in the lost store only: write it back.
+		u := Usage{Requests: max(m.r+e.remote.Load(), e.seen.Load()), Successes: m.s, Failures: m.f, LastError: m.le,
+			PromptTokens: m.pt, CompletionTokens: m.ct}
+		if m.lu != 0 {
+			u.LastUsed = time.Unix(0, m.lu).UTC()
+		}
+		usage[id] = u
+		marks = append(marks, m)
+	}
+	if err := write(keys, usage); err != nil {
+		return err
+	}
+	for _, m := range marks {
+		m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed, m.e.fLastErr = m.r, m.s, m.f, m.lu, m.le
+		m.e.fPrompt, m.e.fComplete = m.pt, m.ct
+	}
+	return nil
+}
+
 // ResetUsage zeroes the request, success, failure and token counts of provider's
 // keys after reset (the store's part) succeeds, and returns how many keys
 // were reset.
@@ -999,6 +1133,8 @@ func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int,
 		return 0, err
 	}
 	for _, e := range entries {
+		e.remote.Store(0)
+		e.seen.Store(0)
 		e.requests.Store(0)
 		e.successes.Store(0)
 		e.failures.Store(0)
@@ -1021,19 +1157,20 @@ func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int,
 // instances' requests, or a reset elsewhere) is added to the live
 // counters. A key missing from usage counts as zero.
 func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
+	p.flushMu.Lock() // before mu, as Flush and ResetUsage take them
+	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.flushMu.Lock()
-	defer p.flushMu.Unlock()
 	touched := map[string]bool{}
 	seen := make(map[string]bool, len(keys))
 	for _, k := range keys {
 		seen[k.ID] = true
 		e, ok := p.byID[k.ID]
 		if !ok {
-			e = newEntry(k)
-			p.byID[k.ID] = e
-			p.bySecret[secretKey(k.Provider, k.Secret)] = e
+			e = p.newEntryLocked(k)
+			c := e.cfg.Load()
+			p.byID[c.ID] = e
+			p.bySecret[secretKey(c.Provider, c.Secret)] = e
 			touched[k.Provider] = true
 		} else if cur := e.cfg.Load(); k.Revision > cur.Revision {
 			nk := k.Clone()
@@ -1044,6 +1181,8 @@ func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
 			touched[nk.Provider] = true
 		}
 		u := usage[k.ID]
+		e.remote.Store(0) // the store's totals hold them
+		e.seen.Store(0)
 		if d := u.Requests - e.fRequests; d != 0 {
 			e.requests.Add(d)
 			e.fRequests = u.Requests

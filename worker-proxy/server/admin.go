@@ -21,8 +21,8 @@ import (
 // Admin request bodies are small; bulk imports may be large.
 const (
 	maxAdminBody = 1 << 20
-	maxBulkBody  = 32 << 20
-	maxBulkKeys  = 50000
+	maxBulkBody  = 64 << 20 // 100,000 keys of up to 512 bytes, quoted
+	maxBulkKeys  = adminapi.MaxJobItems
 )
 
 // keyStatus describes e for the admin API, without its secret.
@@ -255,56 +255,25 @@ func (s *Server) handleBulkAdd(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
-	if len(req.APIKeys) == 0 {
-		writeError(w, http.StatusBadRequest, "apiKeys must hold at least one key")
-		return
-	}
-	if len(req.APIKeys) > maxBulkKeys {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("at most %d keys per bulk request", maxBulkKeys))
-		return
-	}
-	// Check the shared settings once, with a placeholder secret.
-	if _, err := s.newKey(req.Provider, "placeholder", req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project); err != nil {
+	if err := s.checkBulkAdd(req); err != nil {
 		badRequest(w, err)
 		return
 	}
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
-	resp := adminapi.BulkAddResponse{Provider: req.Provider, Results: make([]adminapi.BulkResult, len(req.APIKeys))}
-	seen := make(map[string]int, len(req.APIKeys))
-	ids := make(map[string]bool, len(req.APIKeys))
+	ba := s.newBulkAdder(req)
+	resp := adminapi.BulkAddResponse{Provider: req.Provider}
 	var keys []pool.Key
-	for i, secret := range req.APIKeys {
-		res := &resp.Results[i]
-		res.Index = i
-		k, err := s.newKey(req.Provider, secret, req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project)
-		if err != nil {
-			res.Status, res.Error = adminapi.BulkInvalid, errorText(err)
+	resp.Results, keys = ba.prepare(0, req.APIKeys)
+	for _, res := range resp.Results {
+		switch res.Status {
+		case adminapi.BulkAdded:
+			resp.Added++
+		case adminapi.BulkDuplicate:
+			resp.Duplicates++
+		default:
 			resp.Invalid++
-			continue
 		}
-		res.MaskedKey = pool.Mask(secret)
-		if e, dup := s.pool.FindSecret(k.Provider, secret); dup {
-			res.Status, res.KeyID, res.Error = adminapi.BulkDuplicate, e.ID(), "already in the pool"
-			resp.Duplicates++
-			continue
-		}
-		if j, dup := seen[secret]; dup {
-			res.Status, res.KeyID, res.Error = adminapi.BulkDuplicate, keys[j].ID, fmt.Sprintf("same key as apiKeys[%d] of this request", resp.Results[j].Index)
-			resp.Duplicates++
-			continue
-		}
-		// Keys added together keep their input order in the pool.
-		k.CreatedAt = k.CreatedAt.Add(time.Duration(len(keys)) * time.Microsecond)
-		k.UpdatedAt = k.CreatedAt
-		for s.idTaken(k.ID) || ids[k.ID] {
-			k.ID = pool.NewKeyID(k.CreatedAt)
-		}
-		ids[k.ID] = true
-		seen[secret] = len(keys)
-		keys = append(keys, k)
-		res.Status, res.KeyID = adminapi.BulkAdded, k.ID
-		resp.Added++
 	}
 	if len(keys) > 0 {
 		if err := s.store.PutKeys(r.Context(), keys...); err != nil {
@@ -322,6 +291,79 @@ func (s *Server) handleBulkAdd(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, resp)
+}
+
+// checkBulkAdd checks a bulk import's size and shared settings.
+func (s *Server) checkBulkAdd(req adminapi.BulkAddRequest) error {
+	if len(req.APIKeys) == 0 {
+		return errBadRequest{msg: "apiKeys must hold at least one key"}
+	}
+	if len(req.APIKeys) > maxBulkKeys {
+		return errBadRequest{msg: fmt.Sprintf("at most %d keys per bulk request", maxBulkKeys)}
+	}
+	// Check the shared settings once, with a placeholder secret.
+	_, err := s.newKey(req.Provider, "placeholder", req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project)
+	return err
+}
+
+// bulkAdder checks and builds the keys of one import, in one batch or
+// several: a secret repeated in a later batch is a duplicate too, and the
+// keys keep their input order in the pool.
+type bulkAdder struct {
+	s    *Server
+	req  adminapi.BulkAddRequest
+	base time.Time
+	n    int                  // keys built so far
+	seen map[string]bulkFirst // secret → where this import first had it
+	ids  map[string]bool      // ids given out by this import
+}
+
+type bulkFirst struct {
+	index int
+	id    string
+}
+
+func (s *Server) newBulkAdder(req adminapi.BulkAddRequest) *bulkAdder {
+	return &bulkAdder{s: s, req: req, base: s.cfg.Now().UTC(), seen: map[string]bulkFirst{}, ids: map[string]bool{}}
+}
+
+// prepare checks the secrets at positions first.. of the import and
+// returns a result for each and the keys to write. s.adminMu must be held.
+func (b *bulkAdder) prepare(first int, secrets []string) ([]adminapi.BulkResult, []pool.Key) {
+	s, req := b.s, b.req
+	results := make([]adminapi.BulkResult, len(secrets))
+	var keys []pool.Key
+	for i, secret := range secrets {
+		res := &results[i]
+		res.Index = first + i
+		k, err := s.newKey(req.Provider, secret, req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project)
+		if err != nil {
+			res.Status, res.Error = adminapi.BulkInvalid, errorText(err)
+			continue
+		}
+		res.MaskedKey = pool.Mask(secret)
+		if f, dup := b.seen[secret]; dup {
+			res.Status, res.KeyID, res.Error = adminapi.BulkDuplicate, f.id, fmt.Sprintf("same key as apiKeys[%d] of this request", f.index)
+			continue
+		}
+		if e, dup := s.pool.FindSecret(k.Provider, secret); dup {
+			res.Status, res.KeyID, res.Error = adminapi.BulkDuplicate, e.ID(), "already in the pool"
+			continue
+		}
+		// Keys added together keep their input order in the pool.
+		k.CreatedAt = b.base.Add(time.Duration(b.n) * time.Microsecond)
+		k.UpdatedAt = k.CreatedAt
+		k.ID = pool.NewKeyID(k.CreatedAt)
+		for s.idTaken(k.ID) || b.ids[k.ID] {
+			k.ID = pool.NewKeyID(k.CreatedAt)
+		}
+		b.n++
+		b.ids[k.ID] = true
+		b.seen[secret] = bulkFirst{index: first + i, id: k.ID}
+		keys = append(keys, k)
+		res.Status, res.KeyID = adminapi.BulkAdded, k.ID
+	}
+	return results, keys
 }
 
 // idTaken reports whether a key id is in use (ids carry 6 random

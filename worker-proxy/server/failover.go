@@ -189,7 +189,7 @@ func (s *Server) act(st *relayState, e *pool.Entry, v failure.Verdict, act failu
 		models := restModels(st, v)
 		rest := func(e *pool.Entry, reason string) {
 			if len(models) == 0 {
-				s.pool.Cool(e, until, reason)
+				s.cool(e, until, reason)
 			}
 			for _, m := range models {
 				s.pool.CoolModel(e, m, until, reason)
@@ -206,7 +206,7 @@ func (s *Server) act(st *relayState, e *pool.Entry, v failure.Verdict, act failu
 			}
 		}
 	case act.Blame && e.ConsecutiveFailures() >= int64(s.cfg.PassiveFailures):
-		s.pool.Cool(e, now.Add(s.cfg.PassiveCooldown), "passive health: "+v.Class.String())
+		s.cool(e, now.Add(s.cfg.PassiveCooldown), "passive health: "+v.Class.String())
 	}
 }
 

@@ -82,7 +82,7 @@ func (s *Server) testKey(ctx context.Context, e *pool.Entry) adminapi.KeyTestRes
 			if until.IsZero() || !until.After(now) {
 				until = now.Add(s.cfg.DefaultCooldown)
 			}
-			s.pool.Cool(e, until, v.Class.String())
+			s.cool(e, until, v.Class.String())
 		}
 	}
 	st := keyStatus(e, now)

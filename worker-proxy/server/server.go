@@ -25,6 +25,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/alerts"
 	"github.com/keypool/keypool/worker-proxy/failure"
+	"github.com/keypool/keypool/worker-proxy/jobs"
 	"github.com/keypool/keypool/worker-proxy/limits"
 	"github.com/keypool/keypool/worker-proxy/metrics"
 	"github.com/keypool/keypool/worker-proxy/pool"
@@ -113,6 +114,11 @@ type Config struct {
 	// Pprof serves Go's profiler under /admin/debug/pprof/, behind the
 	// admin key. Default off.
 	Pprof bool
+	// Live, when the store is shared live between instances (Redis), is
+	// that store unwrapped: the server then syncs as soon as it says
+	// something changed, shares rests through it, writes key state
+	// changes at once, and counts limited keys' requests through it.
+	Live store.Live
 }
 
 // Server serves the admin API and the relay over one pool and store.
@@ -132,7 +138,9 @@ type Server struct {
 	policy     failure.Policy
 	classifier *failure.Classifier
 	storms     *storms
-	persistQ   chan string // ids of keys whose state changed, to write off the request path
+	persistQ   chan string    // ids of keys whose state changed, to write off the request path
+	kick       chan struct{}  // with a Live store: write persistQ now
+	restQ      chan restShare // with a Live store: rests to share
 	bodies     *bodyBudget
 	traffic    *traffic.Counter
 	limiter    *limits.Limiter // client token budgets
@@ -141,6 +149,7 @@ type Server struct {
 	reqlog     *reqlog.Log
 	alerts     *alerts.Notifier
 
+	jobs      *jobs.Manager
 	adminMu   sync.Mutex // serializes admin writes
 	disableMu sync.Mutex // the relay disables a key and learns it did in one step
 }
@@ -194,12 +203,15 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, store: st, providers: providers,
 		pool: pool.New(cfg.Now), tokens: newTokens(), traffic: traffic.New(cfg.Now),
+		jobs:       jobs.NewManager(maxRunningJobs, keptJobs, cfg.Now),
 		admin:      adminAuth{sum: sha256.Sum256([]byte(cfg.AdminKey))},
 		origins:    map[string]bool{},
 		policy:     cfg.Policy,
 		classifier: &failure.Classifier{Now: cfg.Now, DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown},
 		storms:     &storms{window: cfg.StormWindow, recent: map[stormKey]map[*pool.Entry]time.Time{}},
 		persistQ:   make(chan string, 4096),
+		kick:       make(chan struct{}, 1),
+		restQ:      make(chan restShare, 4096),
 		bodies:     &bodyBudget{limit: cfg.MaxBodyMemory},
 		limiter:    limits.New(cfg.Now),
 		usage: usageCounts{since: cfg.Now(), providers: tokenusage.NewTally(0),
@@ -215,6 +227,9 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	c, err := st.Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load store: %w", err)
+	}
+	if cfg.Live != nil {
+		s.pool.SetLimiter(liveLimiter{cfg.Live})
 	}
 	s.pool.Load(c.Keys, c.Usage)
 	s.setTokens(c.Tokens)
@@ -290,6 +305,11 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin/keys/bulk", s.requireAdmin(methods{"POST": s.handleBulkAdd}))
 	mux.Handle("/admin/keys/bulk-delete", s.requireAdmin(methods{"POST": s.handleBulkDelete}))
 	mux.Handle("/admin/keys/bulk-test", s.requireAdmin(methods{"POST": s.handleBulkTest}))
+	mux.Handle("/admin/jobs", s.requireAdmin(methods{"GET": s.handleListJobs}))
+	mux.Handle("/admin/jobs/import", s.requireAdmin(methods{"POST": s.handleImportJob}))
+	mux.Handle("/admin/jobs/delete", s.requireAdmin(methods{"POST": s.handleDeleteJob}))
+	mux.Handle("/admin/jobs/test", s.requireAdmin(methods{"POST": s.handleTestJob}))
+	mux.Handle("/admin/jobs/{id}", s.requireAdmin(methods{"GET": s.handleGetJob, "DELETE": s.handleCancelJob}))
 	mux.Handle("/admin/keys/{id}/test", s.requireAdmin(methods{"POST": s.handleTestKey}))
 	mux.Handle("/admin/keys/{id}", s.requireAdmin(methods{"GET": s.handleGetKey, "PUT": s.handleUpdateKey, "DELETE": s.handleDeleteKey}))
 	mux.Handle("/admin/status", s.requireAdmin(methods{"GET": s.handleStatus}))
@@ -420,6 +440,12 @@ func (s *Server) persist(k pool.Key) {
 	default:
 		s.log.Warn("key state queue full; change kept in memory only", "key", k.ID)
 	}
+	if s.cfg.Live != nil {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // writeQueued writes the queued key changes, the latest per key, and only
@@ -471,6 +497,8 @@ func (s *Server) RunFlusher(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	for {
 		select {
+		case <-s.kick:
+			s.writeQueued(ctx)
 		case <-t.C:
 			s.writeQueued(ctx)
 			if err := s.FlushUsage(ctx); err != nil {

@@ -2,21 +2,64 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/store"
+	"github.com/keypool/keypool/worker-proxy/store/sealed"
 )
+
+// restShare is a rest this instance decided, to share through a Live
+// store.
+type restShare struct {
+	id     string
+	until  time.Time
+	reason string
+}
+
+// cool rests a key here and, with a Live store, on every instance: the
+// share is queued, never waited for on the request path.
+func (s *Server) cool(e *pool.Entry, until time.Time, reason string) {
+	s.pool.Cool(e, until, reason)
+	if s.cfg.Live == nil {
+		return
+	}
+	select {
+	case s.restQ <- restShare{id: e.ID(), until: until, reason: reason}:
+	default:
+		s.log.Warn("rest share queue full; the rest applies on this instance only", "key", e.ID())
+	}
+}
+
+// acquireTimeout bounds the wait for a Live store's count of a limited
+// key on the request path; past it the store counts as down and the pool
+// counts locally until it answers again.
+const acquireTimeout = 500 * time.Millisecond
+
+// liveLimiter counts limited keys' requests through a Live store.
+type liveLimiter struct{ live store.Live }
+
+func (l liveLimiter) Acquire(id string, max int64) (int64, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), acquireTimeout)
+	defer cancel()
+	return l.live.Acquire(ctx, id, max)
+}
 
 // SyncOnce brings the pool and the client tokens in line with a shared
 // store, if the store is shared and changed. It reports whether anything
-// was applied.
+// was applied. A Live store that lost its data gets this instance's copy
+// back.
 func (s *Server) SyncOnce(ctx context.Context) (bool, error) {
 	sh, ok := s.store.(store.Shared)
 	if !ok {
 		return false, nil
 	}
 	c, err := sh.Sync(ctx)
+	if errors.Is(err, store.ErrLost) && s.cfg.Live != nil {
+		return false, s.restore(ctx)
+	}
 	if err != nil || c == nil {
 		return false, err
 	}
@@ -24,24 +67,92 @@ func (s *Server) SyncOnce(ctx context.Context) (bool, error) {
 	defer s.adminMu.Unlock()
 	s.pool.Sync(c.Keys, c.Usage)
 	s.setTokens(c.Tokens)
+	now := s.cfg.Now()
+	for id, r := range c.Rests {
+		if !r.Until.After(now) {
+			continue
+		}
+		if e, ok := s.pool.Entry(id); ok {
+			s.pool.Cool(e, r.Until, r.Reason)
+		}
+	}
 	return true, nil
 }
 
-// RunSync calls SyncOnce every interval until ctx ends; it returns at once
-// for a store that is not shared.
+// restore writes this instance's copy of the pool (keys, tokens, usage
+// counted so far, rests) into a Live store that lost its data. The usage
+// written counts as flushed.
+func (s *Server) restore(ctx context.Context) error {
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	tokens := s.storedTokens()
+	return s.pool.Restore(func(keys []pool.Key, usage map[string]pool.Usage) error {
+		keys = sealed.SealAs(s.store, keys)
+		c := &store.Contents{Keys: keys, Usage: usage, Tokens: tokens, Rests: map[string]store.Rest{}}
+		now := s.cfg.Now()
+		for _, k := range keys {
+			if e, ok := s.pool.Entry(k.ID); ok {
+				if until, reason := e.Cooling(now); !until.IsZero() {
+					c.Rests[k.ID] = store.Rest{Until: until, Reason: reason}
+				}
+			}
+		}
+		return s.cfg.Live.Restore(ctx, c)
+	})
+}
+
+// storedTokens returns the client tokens created through the admin API.
+func (s *Server) storedTokens() []pool.ClientToken {
+	var out []pool.ClientToken
+	for _, ref := range *s.tokens.byHash.Load() {
+		if ref.source == adminapi.TokenSourceAdmin {
+			out = append(out, ref.token)
+		}
+	}
+	return out
+}
+
+// RunSync calls SyncOnce every interval, and with a Live store as soon as
+// it says something changed, until ctx ends; it returns at once for a
+// store that is not shared. With a Live store it also shares the rests
+// this instance decides.
 func (s *Server) RunSync(ctx context.Context, interval time.Duration) {
 	if _, ok := s.store.(store.Shared); !ok || interval <= 0 {
 		return
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var changed <-chan struct{}
+	if s.cfg.Live != nil {
+		changed = s.cfg.Live.Changed()
+		go s.shareRests(ctx)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := s.SyncOnce(ctx); err != nil {
-				s.log.Warn("sync with the shared store failed; serving from memory", "err", err)
+		case <-changed:
+		}
+		if _, err := s.SyncOnce(ctx); err != nil {
+			s.log.Warn("sync with the shared store failed; serving from memory", "err", err)
+		}
+	}
+}
+
+// shareRests writes queued rests to the Live store until ctx ends. A rest
+// that cannot be shared (the store is down) applies here only.
+func (s *Server) shareRests(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-s.restQ:
+			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := s.cfg.Live.PutRest(wctx, r.id, r.until, r.reason)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				s.log.Debug("sharing a key's rest failed; it applies on this instance", "key", r.id, "err", err)
 			}
 		}
 	}

@@ -795,16 +795,20 @@ func (s *Store) PutRest(ctx context.Context, id string, until time.Time, reason 
 // Acquire counts one request of key id if fewer than max are counted, in
 // one script: instances together never count more than max. A deleted
 // key is refused.
-func (s *Store) Acquire(ctx context.Context, id string, max int64) (bool, error) {
+func (s *Store) Acquire(ctx context.Context, id string, max int64) (int64, bool, error) {
 	epoch, err := s.ready(ctx, "acquire")
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	res, err := s.run(ctx, "acquire", scriptAcquire, []string{s.n.meta, s.n.keys, s.n.req}, epoch, id, max)
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
-	return res[0] == "ok", nil
+	var n int64
+	if len(res) > 1 {
+		n, _ = strconv.ParseInt(res[1], 10, 64)
+	}
+	return n, res[0] == "ok", nil
 }
 
 // Restore writes c back into a pool whose data Redis lost, unless another

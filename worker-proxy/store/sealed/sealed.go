@@ -212,6 +212,35 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 	return s.inner.PutKeys(ctx, out...)
 }
 
+// SealAs returns keys as st writes them into its inner store: with
+// secrets sealed when st is a wrapper made by Wrap with a key, unchanged
+// otherwise. It is for writing straight into the inner store (a Live
+// store's Restore) what PutKeys would have written.
+func SealAs(st store.Store, keys []pool.Key) []pool.Key {
+	var s *Store
+	switch w := st.(type) {
+	case *Store:
+		s = w
+	case shared:
+		s = w.Store
+	case health:
+		s = w.Store
+	case sharedHealth:
+		s = w.Store
+	}
+	if s == nil || s.ring == nil {
+		return keys
+	}
+	out := make([]pool.Key, len(keys))
+	for i, k := range keys {
+		out[i] = k.Clone()
+		if !seal.IsSealed(k.Secret) {
+			out[i].Secret = s.ring.Current().Seal(k.Secret)
+		}
+	}
+	return out
+}
+
 func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
 	return s.inner.DeleteKeys(ctx, ids...)
 }
