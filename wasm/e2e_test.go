@@ -303,7 +303,7 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("bulk-text"), "GEMINI_API_KEY=AIzaSyE2eBulkKey00000000000002\n[\""+secret+"\", \"AIzaSyE2eBadKey000000000000003\"]\nhas space\n"),
 		chromedp.SendKeys(chromedp.ID("bulk-tags"), "bulk"),
 	)
-	waitJS("keys found before importing", textOf("bulk-found")+` === "3 keys found. 1 lines hold no key: 3."`)
+	waitJS("keys found before importing", textOf("bulk-found")+` === "3 keys found. No key on lines 3."`)
 	do("import", chromedp.Click(chromedp.ID("bulk-submit")))
 	waitJS("bulk result", textOf("bulk-summary")+` === "2 added, 1 duplicates, 1 invalid"`)
 	waitJS("problems first", `document.querySelector("#bulk-result ul").id === "bulk-problems"`)

@@ -180,11 +180,52 @@ func TestReadmeScreenshots(t *testing.T) {
 	wait("overview with traffic", chartReady)
 	save("overview.png")
 
+	theme := func(want string) {
+		t.Helper()
+		for i := 0; i < 3; i++ {
+			if got, _ := chromedp.Run(browser, chromedp.Evaluate[string](`document.documentElement.dataset.theme || ""`)); got == want {
+				return
+			}
+			run("theme", chromedp.Click(chromedp.ID("theme")))
+		}
+		wait("theme "+want, `(document.documentElement.dataset.theme || "") === "`+want+`"`)
+	}
+	revoked := ""
+	if st, err := admin.ProviderStatus(ctx, "gemini"); err == nil {
+		for _, k := range st.Keys {
+			if k.State == adminapi.StateDisabled {
+				revoked = k.ID
+			}
+		}
+	}
+	if revoked == "" {
+		t.Fatal("no disabled key to show in the detail drawer")
+	}
+	theme("dark")
+	wait("dark overview", chartReady)
+	save("overview-dark.png")
+	theme("light")
+
 	run("keys", chromedp.Click(chromedp.ID("tab-keys")))
 	wait("keys table", `document.querySelectorAll("#keys-table tbody tr").length === 12`)
 	save("keys.png")
+	run("detail", chromedp.Click(chromedp.ID("open-"+revoked)))
+	wait("drawer", `!!document.getElementById("detail-why")`)
+	save("key-detail.png")
+	run("close", chromedp.Click(chromedp.ID("detail-close")))
+	run("bulk import", chromedp.Click(chromedp.ID("bulk-open")),
+		chromedp.SendKeys(chromedp.ID("bulk-text"), "# pasted from a .env file and a JSON list\nGEMINI_API_KEY=AIzaSy-DEMO-not-a-real-key-0001\n[\"AIzaSy-DEMO-not-a-real-key-0007\", \"AIzaSy-DEMO-not-a-real-key-0007\"]\nsee the team wiki\n"),
+		chromedp.SendKeys(chromedp.ID("bulk-tags"), "imported"))
+	wait("found", `document.getElementById("bulk-found").innerText.startsWith("2 keys found")`)
+	save("bulk-import.png")
+	run("close", chromedp.Click(chromedp.ID("panel-close")))
 
-	run("中文", chromedp.Click(chromedp.ID("tab-overview")), chromedp.Click(chromedp.ID("lang")))
+	run("中文", chromedp.Click(chromedp.ID("lang")))
+	theme("dark")
+	wait("Chinese keys", `document.querySelector("h1").innerText === "KeyPool 管理后台"`)
+	save("keys-zh-dark.png")
+	theme("light")
+	run("overview", chromedp.Click(chromedp.ID("tab-overview")))
 	wait("Chinese overview", `document.querySelector("h1").innerText === "KeyPool 管理后台" && `+chartReady)
 	save("overview-zh.png")
 	run("English", chromedp.Click(chromedp.ID("lang")))
@@ -192,6 +233,22 @@ func TestReadmeScreenshots(t *testing.T) {
 	run("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(1)))
 	wait("overview at phone width", chartReady+` && document.documentElement.scrollWidth <= window.innerWidth + 1`)
 	save("phone.png")
+	run("phone keys", chromedp.Click(chromedp.ID("menu")), chromedp.Click(chromedp.ID("tab-keys")))
+	wait("cards", `document.querySelectorAll("#keys-table tbody tr").length === 12 && document.documentElement.scrollWidth <= window.innerWidth + 1`)
+	run("中文", chromedp.Click(chromedp.ID("menu")), chromedp.Click(chromedp.ID("lang")))
+	theme("dark")
+	run("close the menu", chromedp.Click(chromedp.ID("menu")))
+	wait("Chinese", `document.querySelector("h1").innerText === "KeyPool 管理后台"`)
+	if _, err := chromedp.Run(browser, chromedp.Evaluate[bool](`(window.scrollTo(0, document.getElementById("keys-table").getBoundingClientRect().top + window.scrollY - 8), true)`)); err != nil {
+		t.Fatal(err)
+	}
+	save("phone-keys-zh-dark.png")
+	if _, err := chromedp.Run(browser, chromedp.Evaluate[bool](`(window.scrollTo(0, 0), true)`)); err != nil {
+		t.Fatal(err)
+	}
+	run("drawer", chromedp.Click(chromedp.ID("open-"+revoked)))
+	wait("drawer", `!!document.getElementById("detail-why")`)
+	save("phone-detail-zh-dark.png")
 }
 
 // simClock is the time now plus an offset the test moves.

@@ -1,6 +1,8 @@
 package pages
 
 import (
+	"bytes"
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -49,5 +51,61 @@ func TestHandlerLikePages(t *testing.T) {
 			}
 		}
 		srv.Close()
+	}
+}
+
+// app.wasm and text files are sent gzip-compressed when the browser
+// accepts it, as Pages does; as they are otherwise.
+func TestHandlerGzipsLikePages(t *testing.T) {
+	dir := t.TempDir()
+	wasm := bytes.Repeat([]byte("fake wasm body for the gzip test "), 4096)
+	os.MkdirAll(filepath.Join(dir, "web"), 0o755)
+	os.WriteFile(filepath.Join(dir, "web", "app.wasm"), wasm, 0o644)
+	os.WriteFile(filepath.Join(dir, "index.html"), []byte("<p>index</p>"), 0o644)
+	os.WriteFile(filepath.Join(dir, "404.html"), []byte("fallback"), 0o644)
+	os.WriteFile(filepath.Join(dir, "web", "logo.png"), []byte("png"), 0o644)
+	srv := httptest.NewServer(Handler(dir, "/keypool"))
+	defer srv.Close()
+	c := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	get := func(path, accept string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		if accept != "" {
+			req.Header.Set("Accept-Encoding", accept)
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res, b
+	}
+	res, body := get("/keypool/web/app.wasm", "gzip, deflate, br")
+	if res.Header.Get("Content-Encoding") != "gzip" || res.Header.Get("Content-Type") != "application/wasm" || res.Header.Get("Vary") != "Accept-Encoding" ||
+		res.Header.Get("Cache-Control") != "max-age=600" || len(body) >= len(wasm)/10 {
+		t.Fatalf("gzip: %v, %d bytes for %d", res.Header, len(body), len(wasm))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, _ := io.ReadAll(zr); !bytes.Equal(plain, wasm) {
+		t.Fatal("the gzip body is not the file")
+	}
+	if res, body := get("/keypool/web/app.wasm", ""); res.Header.Get("Content-Encoding") != "" || !bytes.Equal(body, wasm) {
+		t.Fatalf("without Accept-Encoding: %v", res.Header)
+	}
+	if res, _ := get("/keypool/web/app.wasm", "gzip;q=0"); res.Header.Get("Content-Encoding") != "" {
+		t.Fatal("gzip;q=0 still compressed")
+	}
+	if res, _ := get("/keypool/web/logo.png", "gzip"); res.Header.Get("Content-Encoding") != "" {
+		t.Fatal("an image was compressed")
+	}
+	res, body = get("/keypool/", "gzip")
+	if zr, err := gzip.NewReader(bytes.NewReader(body)); err != nil || res.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("index: %v %v", err, res.Header)
+	} else if plain, _ := io.ReadAll(zr); string(plain) != "<p>index</p>" {
+		t.Fatalf("index body %q", plain)
 	}
 }

@@ -54,7 +54,7 @@ func TestBulkImportSettingsAndPreview(t *testing.T) {
 	h.do(func(ctx app.Context) {
 		h.d.bulk.Text, h.d.bulk.MaxRequests, h.d.bulk.Weight, h.d.bulk.Tags = text, "250", "3", "imported, batch-7"
 	})
-	h.contains(`id="bulk-found"`, "2 keys found. 1 lines repeat a key (sent once): 2. 1 lines hold no key: 3.", "Import 2 keys")
+	h.contains(`id="bulk-found"`, "2 keys found. Repeated keys (sent once) on lines 2. No key on lines 3.", "Import 2 keys")
 	h.fire("bulk-form", "submit")
 	if h.d.bulk.Err != "" {
 		t.Fatalf("bulk: %s", h.d.bulk.Err)

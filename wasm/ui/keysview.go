@@ -391,11 +391,11 @@ func (d *Dashboard) editRow(k adminapi.KeyStatus) app.UI {
 			}, on("e-active", id)),
 			app.Text(" "+d.t("edit.active")),
 		)),
-		app.Td().Body(app.Input().ID("e-max").Type("number").Min(0).Aria("label", d.t("edit.maxRequests")).Title(d.t("edit.maxRequests")).Value(d.edit.MaxRequests).OnInput(d.ValueTo(&d.edit.MaxRequests), on("e-max", id))),
-		app.Td().Body(app.Input().ID("e-weight").Type("number").Min(0).Aria("label", d.t("edit.weight")).Title(d.t("edit.weight")).Value(d.edit.Weight).OnInput(d.ValueTo(&d.edit.Weight), on("e-weight", id))),
+		app.Td().Body(inlineField("e-max", d.t("edit.maxRequests"), app.Input().ID("e-max").Type("number").Min(0).Value(d.edit.MaxRequests).OnInput(d.ValueTo(&d.edit.MaxRequests), on("e-max", id)))),
+		app.Td().Body(inlineField("e-weight", d.t("edit.weight"), app.Input().ID("e-weight").Type("number").Min(0).Value(d.edit.Weight).OnInput(d.ValueTo(&d.edit.Weight), on("e-weight", id)))),
 		app.Td(),
-		app.Td().Body(app.Input().ID("e-desc").Aria("label", d.t("col.description")).Value(d.edit.Description).OnInput(d.ValueTo(&d.edit.Description), on("e-desc", id))),
-		app.Td().Body(app.Input().ID("e-tags").Aria("label", d.t("col.tags")).Value(d.edit.Tags).OnInput(d.ValueTo(&d.edit.Tags), on("e-tags", id))),
+		app.Td().Body(inlineField("e-desc", d.t("col.description"), app.Input().ID("e-desc").Value(d.edit.Description).OnInput(d.ValueTo(&d.edit.Description), on("e-desc", id)))),
+		app.Td().Body(inlineField("e-tags", d.t("add.tags"), app.Input().ID("e-tags").Value(d.edit.Tags).OnInput(d.ValueTo(&d.edit.Tags), on("e-tags", id)))),
 		app.Td().Class("actions").Body(
 			app.Button().ID("e-save").Type("button").Text(d.t("common.save")).OnClick(save, on("e-save", id)),
 			app.Button().ID("e-cancel").Type("button").Text(d.t("common.no")).OnClick(cancel, on("e-cancel", id)),
@@ -660,10 +660,10 @@ func (d *Dashboard) renderBulk() app.UI {
 func (d *Dashboard) foundText(x Extracted) string {
 	s := d.t("bulk.found", len(x.Keys))
 	if len(x.Repeats) > 0 {
-		s += d.t("bulk.foundRepeats", len(x.Repeats), lineList(x.Repeats))
+		s += d.t("bulk.foundRepeats", lineList(x.Repeats))
 	}
 	if len(x.NoKey) > 0 {
-		s += d.t("bulk.foundNoKey", len(x.NoKey), lineList(x.NoKey))
+		s += d.t("bulk.foundNoKey", lineList(x.NoKey))
 	}
 	return s
 }
@@ -937,4 +937,9 @@ func (d *Dashboard) syncSortControl() {
 		}
 		el.Set("value", v)
 	}
+}
+
+// inlineField is an input in the edited row with its label shown above it.
+func inlineField(id, label string, input app.UI) app.UI {
+	return app.Div().Class("inline-field").Body(app.Label().For(id).Text(label), input)
 }
