@@ -203,7 +203,7 @@ func (d *Dashboard) renderDetail() app.UI {
 			app.Button().ID("detail-toggle").Type("button").Text(toggleLabel).OnClick(d.doToggle(id, k.MaskedKey, !k.IsActive), on("detail-toggle", id, k.IsActive)),
 			app.Button().ID("detail-edit").Type("button").Text(d.t("act.edit")).OnClick(func(ctx app.Context, e app.Event) {
 				d.detailID = ""
-				d.startEdit(k)
+				d.editKey(id)
 				d.focus(ctx, "e-active")
 			}, on("detail-edit", id)),
 			app.Span().Class("spacer"),

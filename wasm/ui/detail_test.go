@@ -130,3 +130,33 @@ func TestKeyDetailDrawer(t *testing.T) {
 		t.Fatal("the drawer stays open on a deleted key")
 	}
 }
+
+// Edit opens with the key's values as they are now, even when the key
+// changed after its row (and its mounted Edit handler) first rendered.
+func TestEditOpensWithCurrentValues(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	desc := "first description"
+	r, err := c.AddKey(t.Context(), adminapi.AddKeyRequest{Provider: "gemini", APIKey: "AIzaSyFakeEditCurrent000000001", Metadata: &adminapi.Metadata{Description: &desc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := mount(t, &Dashboard{})
+	h.connect(ts.URL, adminKey)
+	h.fire("tab-keys", "click")
+	changed := "changed elsewhere"
+	if _, err := c.UpdateKey(t.Context(), r.KeyID, adminapi.UpdateKeyRequest{Metadata: &adminapi.Metadata{Description: &changed}}); err != nil {
+		t.Fatal(err)
+	}
+	h.do(func(ctx app.Context) { h.d.refresh(ctx) })
+	h.fire("edit-"+r.KeyID, "click")
+	if h.d.edit.Description != changed {
+		t.Fatalf("the row's Edit opened with %q, want the current %q", h.d.edit.Description, changed)
+	}
+	h.fire("e-cancel", "click")
+	h.fire("open-"+r.KeyID, "click")
+	h.fire("detail-edit", "click")
+	if h.d.edit.Description != changed || h.d.editID != r.KeyID {
+		t.Fatalf("the drawer's Edit opened with %q", h.d.edit.Description)
+	}
+}

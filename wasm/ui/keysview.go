@@ -334,7 +334,7 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 			}).Else(func() app.UI {
 				return app.Span().Body(
 					app.Button().ID("edit-"+id).Type("button").Text(d.t("act.edit")).Aria("label", d.t("act.editKey", k.MaskedKey)).OnClick(func(ctx app.Context, e app.Event) {
-						d.startEdit(k)
+						d.editKey(id)
 						d.focus(ctx, "e-active")
 					}, on("edit", id)),
 					app.Button().ID("test-"+id).Type("button").Text(d.t("act.test")).Aria("label", d.t("act.testKey", k.MaskedKey)).OnClick(d.doTest(id), on("test", id)),
@@ -349,6 +349,18 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 			}),
 		),
 	)
+}
+
+// editKey opens the edit row of key id with the key as it is now: a
+// handler kept from an earlier render (go-app keeps one per scope) must
+// not fill the form with the values it saw then.
+func (d *Dashboard) editKey(id string) {
+	for _, k := range d.keys {
+		if k.ID == id {
+			d.startEdit(k)
+			return
+		}
+	}
 }
 
 func (d *Dashboard) startEdit(k adminapi.KeyStatus) {
