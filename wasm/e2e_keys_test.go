@@ -410,21 +410,27 @@ func TestNothingWiderThanAPhone(t *testing.T) {
 
 	openConnected(p, siteOrigin, proxyURL)
 	fits("overview")
-	p.do("keys", chromedp.Click(chromedp.ID("tab-keys")))
+	// One header row with a menu; the menu opens the tabs.
+	if hh := p.num(`Math.round(document.querySelector("header.top").getBoundingClientRect().height)`); hh > 56 {
+		t.Errorf("the phone header is %d px high: not one row", hh)
+	}
+	p.do("keys", chromedp.Click(chromedp.ID("menu")), chromedp.Click(chromedp.ID("tab-keys")))
 	p.wait("keys", textOfID("keys-count")+`.startsWith("3 of 3")`)
 	fits("keys")
+	// Rows are cards with their actions on the screen.
+	p.wait("rows as cards", `getComputedStyle(document.querySelector("#keys-table thead")).display === "none" && (() => { const r = document.getElementById("test-`+ids[0]+`").getBoundingClientRect(); return r.width > 0 && r.right <= 390 })()`)
 	p.do("edit a row", chromedp.Click(chromedp.ID("edit-"+ids[0])))
 	p.wait("edit row", `!!document.getElementById("e-save")`)
 	fits("keys while editing")
 	p.do("cancel", chromedp.Click(chromedp.ID("e-cancel")), chromedp.Click(chromedp.ID("del-"+ids[1])))
 	p.wait("confirmation", `!!document.getElementById("del-yes-`+ids[1]+`")`)
 	fits("keys with a confirmation")
-	p.do("tokens", chromedp.Click(chromedp.ID("tab-tokens")))
+	p.do("tokens", chromedp.Click(chromedp.ID("menu")), chromedp.Click(chromedp.ID("tab-tokens")))
 	p.wait("tokens", `!!document.getElementById("tokens-table")`)
 	p.do("create token", typeInto("tok-name", "phone"), chromedp.Click(chromedp.ID("tok-create")))
 	p.wait("token shown", textOfID("new-token-value")+`.startsWith("kp-")`)
 	fits("tokens")
-	p.do("playground", chromedp.Click(chromedp.ID("tab-playground")))
+	p.do("playground", chromedp.Click(chromedp.ID("menu")), chromedp.Click(chromedp.ID("tab-playground")))
 	p.wait("playground", `!!document.getElementById("play-form")`)
 	fits("playground")
 	p.do("send", typeInto("play-token", e2eClientToken), typeInto("play-prompt", "ping"), chromedp.Click(chromedp.ID("play-send")))

@@ -479,6 +479,12 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("chart total %s, proxy counted %d", got, relayed(60))
 	}
 	waitJS("legend", textOf("traffic-legend-gemini")+`.includes("gemini: `+fmt.Sprint(relayed(60))+` requests")`)
+	// The tiles count the same requests in the same window; the chart is
+	// as wide as its card, starts where this fresh proxy began counting,
+	// and shows the current minute as a dot.
+	waitJS("tiles agree with the chart", `document.querySelector("#tile-requests .n").innerText === `+chart+`.dataset.total`)
+	waitJS("chart as wide as its card", fmt.Sprintf(`(() => { const c = %s, card = document.getElementById("traffic"); return +c.dataset.width === card.clientWidth && Math.abs(c.getBoundingClientRect().width - card.clientWidth) < 2 && card.clientWidth > 900 })()`, chart))
+	waitJS("fresh proxy: the chart starts near its start", chart+`.dataset.points === "6" && !!`+chart+`.querySelector("circle.partial")`)
 	do("6 h range", chromedp.Click(chromedp.ID("range-6h")))
 	waitJS("6 h chart", fmt.Sprintf(`(() => { const c = %s; return c.dataset.range === "360" && c.dataset.total === "%d" && document.getElementById("range-6h").getAttribute("aria-pressed") === "true" })()`, chart, relayed(360)))
 	do("1 h range", chromedp.Click(chromedp.ID("range-1h")))
@@ -492,7 +498,35 @@ func TestDashboardInChromium(t *testing.T) {
 
 	// Phone width: the page must not scroll sideways (tables scroll in
 	// their own box).
-	do("phone width", chromedp.EmulateViewport(390, 844), chromedp.Click(chromedp.ID("tab-keys")))
+	// Dark mode: the switch goes system → dark → light.
+	do("dark", chromedp.Click(chromedp.ID("theme")))
+	waitJS("dark page", `document.documentElement.dataset.theme === "dark" && getComputedStyle(document.body).backgroundColor === "rgb(13, 17, 23)"`)
+	shot(t, ctx, "overview-dark")
+	do("light", chromedp.Click(chromedp.ID("theme")))
+	waitJS("light page", `document.documentElement.dataset.theme === "light" && getComputedStyle(document.body).backgroundColor === "rgb(245, 247, 250)"`)
+	if s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`localStorage.getItem("keypool.theme") || ""`)); s != `"light"` {
+		t.Errorf("theme not remembered: %q", s)
+	}
+
+	// Auto-refresh every 10 s: a key added behind the dashboard's back
+	// shows up, and the header says how long ago it refreshed.
+	do("keys", chromedp.Click(chromedp.ID("tab-keys")))
+	waitJS("keys", textOf("keys-count")+`.startsWith("2 of 2")`)
+	do("auto-refresh", choose("auto-refresh", "10"))
+	if _, err := admin.AddKey(t.Context(), adminapi.AddKeyRequest{Provider: "gemini", APIKey: "AIzaSyFakeE2eAutoRefresh00001"}); err != nil {
+		t.Fatal(err)
+	}
+	waitJS("refreshed by itself", textOf("keys-count")+`.startsWith("3 of 3") && /^updated \d+ s ago$/.test(`+textOf("updated")+`)`)
+	do("auto-refresh off", choose("auto-refresh", "0"))
+
+	// Sortable headers: Usage sorts by requests, most first, then the
+	// other way; aria-sort says which.
+	do("sort by usage", chromedp.Click(chromedp.ID("sort-requests")))
+	waitJS("sorted, most first", `document.getElementById("sort-requests").closest("th").getAttribute("aria-sort") === "descending" && document.querySelector("#keys-table tbody tr").id === "row-`+others[0]+`"`)
+	do("again", chromedp.Click(chromedp.ID("sort-requests")))
+	waitJS("least first", `document.getElementById("sort-requests").closest("th").getAttribute("aria-sort") === "ascending" && document.querySelector("#keys-table tbody tr:last-child").id === "row-`+others[0]+`"`)
+
+	do("phone width", chromedp.EmulateViewport(390, 844), chromedp.Click(chromedp.ID("menu")), chromedp.Click(chromedp.ID("tab-keys")))
 	waitJS("keys at phone width", `!!document.getElementById("keys-table")`)
 	waitJS("no sideways scrolling", `document.documentElement.scrollWidth <= window.innerWidth + 1`)
 	shot(t, ctx, "phone")

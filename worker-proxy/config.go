@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/keypool/keypool/worker-proxy/alerts"
 	"github.com/keypool/keypool/worker-proxy/failure"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
@@ -78,6 +79,24 @@ type Config struct {
 
 	MetricsToken        string // METRICS_TOKEN: bearer token for GET /metrics (≥ 16 characters); unset: the admin key opens it
 	MetricsMaxKeyLabels int    // METRICS_MAX_KEY_LABELS: per-key metrics only while the pool holds at most this many keys; default 100
+
+	// REQUEST_LOG_DAYS: request log records are kept this many days;
+	// default 7. REQUEST_LOG_MAX: at most this many records; default 100000
+	// in DATA_DIR/requests.db (STORE=bolt), 10000 in memory (other stores);
+	// 0 turns the request log off.
+	RequestLogDays int
+	RequestLogMax  int // -1: the store's default
+
+	// Alerts (see README "Operations"): ALERT_WEBHOOK_URL, comma-separated
+	// webhooks (prefix slack= or json=; hooks.slack.com is Slack's);
+	// ALERT_TELEGRAM_BOT_TOKEN and ALERT_TELEGRAM_CHAT_ID for Telegram
+	// (ALERT_TELEGRAM_API_URL: default https://api.telegram.org). No
+	// destination: no alerts.
+	AlertDestinations []alerts.Destination
+	AlertMinAvailable alerts.Threshold // ALERT_MIN_AVAILABLE: keys (2) or percent (20%); default 1
+	AlertInterval     time.Duration    // ALERT_INTERVAL: one message per condition per interval; default 10m
+	AlertErrorRate    float64          // ALERT_ERROR_RATE: share of 5xx over 5 minutes (0.5 or 50%); default 0.5; 0 off
+	AlertCheck        time.Duration    // ALERT_CHECK_INTERVAL: how often the pool is checked; default 15s
 
 	Pprof bool // PPROF: serve Go's profiler at /admin/debug/pprof/ (admin key required); default false
 
@@ -254,6 +273,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.PassiveFailures = num("PASSIVE_FAILURES", 3, 1)
 	c.RetestBatch = num("RETEST_BATCH", 5, 1)
 	c.MetricsMaxKeyLabels = num("METRICS_MAX_KEY_LABELS", 100, 1)
+	c.RequestLogDays = num("REQUEST_LOG_DAYS", 7, 1)
+	c.RequestLogMax = num("REQUEST_LOG_MAX", -1, 0)
 	c.FailurePolicy = failure.DefaultPolicy()
 	if v := getenv("FAILURE_POLICY"); v != "" {
 		p, err := failure.ParsePolicy(v)
@@ -267,10 +288,53 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			bad("LOG_LEVEL", "%q is not debug, info, warn or error", v)
 		}
 	}
+	c.loadAlerts(getenv, bad, dur)
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("LOG_FORMAT", "%q is not text or json", c.LogFormat)
 	}
 	return c, errors.Join(errs...)
+}
+
+// loadAlerts reads the ALERT_* variables. Errors name the variable, never
+// a webhook URL or the bot token.
+func (c *Config) loadAlerts(getenv func(string) string, bad func(string, string, ...any), dur func(string, time.Duration, time.Duration) time.Duration) {
+	var err error
+	if c.AlertDestinations, err = alerts.ParseWebhooks(getenv("ALERT_WEBHOOK_URL")); err != nil {
+		bad("ALERT_WEBHOOK_URL", "%v", err)
+	}
+	tok, chat := getenv("ALERT_TELEGRAM_BOT_TOKEN"), getenv("ALERT_TELEGRAM_CHAT_ID")
+	switch {
+	case tok != "" && chat != "":
+		api := getenv("ALERT_TELEGRAM_API_URL")
+		if api != "" {
+			if _, err := provider.ParseBase(api); err != nil {
+				bad("ALERT_TELEGRAM_API_URL", "%v", err)
+			}
+		}
+		c.AlertDestinations = append(c.AlertDestinations, alerts.Destination{Format: "telegram", URL: api, BotToken: tok, ChatID: chat})
+	case tok != "" || chat != "":
+		bad("ALERT_TELEGRAM_BOT_TOKEN", "Telegram alerts need both ALERT_TELEGRAM_BOT_TOKEN and ALERT_TELEGRAM_CHAT_ID")
+	}
+	c.AlertMinAvailable = alerts.Threshold{N: 1}
+	if v := getenv("ALERT_MIN_AVAILABLE"); v != "" {
+		if c.AlertMinAvailable, err = alerts.ParseThreshold(v); err != nil {
+			bad("ALERT_MIN_AVAILABLE", "%v", err)
+		}
+	}
+	c.AlertInterval = dur("ALERT_INTERVAL", 10*time.Minute, time.Second)
+	c.AlertCheck = dur("ALERT_CHECK_INTERVAL", 15*time.Second, 100*time.Millisecond)
+	c.AlertErrorRate = 0.5
+	if v := strings.TrimSpace(getenv("ALERT_ERROR_RATE")); v != "" {
+		pct := strings.HasSuffix(v, "%")
+		f, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+		if pct {
+			f /= 100
+		}
+		if err != nil || f < 0 || f > 1 {
+			bad("ALERT_ERROR_RATE", "%q is not a share like 0.5 or 50%%", v)
+		}
+		c.AlertErrorRate = f
+	}
 }
 
 // Addr is the listen address.

@@ -108,8 +108,8 @@ func TestFailoverRetries429OnAnotherKey(t *testing.T) {
 				}
 			}
 			k := keyStatusOf(t, p, ids[0])
-			if k.State != adminapi.StateCooling || k.LastError == nil || k.LastError.Status != 429 || k.DisabledReason != "" {
-				t.Fatalf("rate-limited key: state %q lastError %+v disabled %q, want cooling after its 429", k.State, k.LastError, k.DisabledReason)
+			if len(k.ModelCooldowns) != 1 || k.LastError == nil || k.LastError.Status != 429 || k.DisabledReason != "" {
+				t.Fatalf("rate-limited key: modelCooldowns %+v lastError %+v disabled %q, want its pair with the model resting after its 429", k.ModelCooldowns, k.LastError, k.DisabledReason)
 			}
 			checkActive(t, keyStatusOf(t, p, ids[1]))
 			p.assertNoSecretsLogged(secrets...)
@@ -439,8 +439,8 @@ func TestFailoverStormGuard(t *testing.T) {
 			t.Fatalf("first request: %d after %q attempts, want the last 429 after trying all 4 keys", r.Status, r.Header.Get("X-KeyPool-Attempts"))
 		}
 		for _, id := range ids {
-			if k := keyStatusOf(t, p, id); k.State != adminapi.StateCooling {
-				t.Fatalf("key %s: state %q, want cooling", id, k.State)
+			if k := keyStatusOf(t, p, id); len(k.ModelCooldowns) != 1 || k.ModelCooldowns[0].Model != "gpt-4o-mini" {
+				t.Fatalf("key %s: modelCooldowns %+v, want its pair with gpt-4o-mini resting", id, k.ModelCooldowns)
 			}
 		}
 		n := f.Count()
@@ -565,7 +565,7 @@ func TestFailoverAllKeysOutForTheDay(t *testing.T) {
 		t.Fatalf("first request: %d after %q attempts, want the last 429 after trying the 3 keys", r.Status, r.Header.Get("X-KeyPool-Attempts"))
 	}
 	for _, id := range ids {
-		checkCooling(t, keyStatusOf(t, p, id), "quota_exhausted", nextLAMidnight(t, start), 3*time.Second)
+		checkModelRest(t, keyStatusOf(t, p, id), "gemini-2.5-flash", "quota_exhausted", nextLAMidnight(t, start), 3*time.Second)
 	}
 	n := f.Count()
 	for range 5 {
@@ -1201,4 +1201,184 @@ func TestLoadFailover(t *testing.T) {
 		t.Errorf("the race detector reported a race in the proxy:\n%s", p.stderr)
 	}
 	p.assertNoSecretsLogged(secrets...)
+}
+
+func TestFailoverModelRest(t *testing.T) {
+	gem := map[string]string{"x-goog-api-key": testClientToken}
+	for _, tc := range []struct {
+		name, provider, prefix string
+		path                   func(model string) string
+		body                   func(model string) string
+		header                 map[string]string
+		models                 [2]string // the limited one, another
+		wait                   time.Duration
+	}{
+		{"gemini native", "gemini", "AIzaSyTest",
+			func(m string) string { return "/api/gemini/v1beta/models/" + m + ":generateContent" },
+			func(string) string { return `{"contents":[]}` }, gem, [2]string{"gemini-2.5-pro", "gemini-2.5-flash"}, 26 * time.Second},
+		{"gemini front door", "gemini", "AIzaSyTest",
+			func(string) string { return "/v1/chat/completions" },
+			func(m string) string { return `{"model":"` + m + `","messages":[]}` }, bearer(), [2]string{"gemini-2.5-pro", "gemini-2.5-flash"}, 26 * time.Second},
+		{"openai", "openai", "sk-test",
+			func(string) string { return "/api/openai/chat/completions" },
+			func(m string) string { return `{"model":"` + m + `","messages":[]}` }, bearer(), [2]string{"gpt-4.1", "gpt-4o-mini"}, 20 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, p := startFakeProxy(t, fakeupstream.Options{}, nil)
+			ids, secrets := addKeysInOrder(t, f, p, tc.provider, tc.prefix, fakeupstream.RateLimited, fakeupstream.OK)
+			limited, other := tc.models[0], tc.models[1]
+			do := func(model string) response { return p.do("POST", tc.path(model), tc.body(model), tc.header) }
+			start := time.Now()
+			if r := do(limited); r.Status != 200 || r.Header.Get("X-KeyPool-Attempts") != "2" {
+				t.Fatalf("first request: %d after %q attempts, want 200 from the second key", r.Status, r.Header.Get("X-KeyPool-Attempts"))
+			}
+			k := keyStatusOf(t, p, ids[0])
+			if k.State != adminapi.StateActive || k.CoolingUntil != nil || len(k.ModelCooldowns) != 1 || k.ModelCooldowns[0].Model != limited || k.ModelCooldowns[0].Reason != "rate_limited" {
+				t.Fatalf("limited key: state %q coolingUntil %v modelCooldowns %+v; want active with one rest for %s", k.State, k.CoolingUntil, k.ModelCooldowns, limited)
+			}
+			checkTimeNear(t, "modelCooldowns.until", apiTime(t, k.ModelCooldowns[0].Until), start.Add(tc.wait), 3*time.Second)
+			if ps := providerStatusOf(t, p, tc.provider); ps.RestingModelPairs != 1 || ps.CoolingKeys != 0 {
+				t.Fatalf("provider status: restingModelPairs %d coolingKeys %d, want 1 and 0", ps.RestingModelPairs, ps.CoolingKeys)
+			}
+			// The key answers again; its pair with the limited model rests
+			// on, its other models serve.
+			f.SetBehavior(secrets[0], fakeupstream.OK)
+			for i := range 4 {
+				if r := do(limited); r.Status != 200 || r.Header.Get("X-KeyPool-Key-Id") != ids[1] {
+					t.Fatalf("%s request %d: %d via %q, want 200 via the key whose pair does not rest", limited, i, r.Status, r.Header.Get("X-KeyPool-Key-Id"))
+				}
+			}
+			used := map[string]bool{}
+			for range 4 {
+				r := do(other)
+				if r.Status != 200 {
+					t.Fatalf("%s: %d %s", other, r.Status, r.Body)
+				}
+				used[r.Header.Get("X-KeyPool-Key-Id")] = true
+			}
+			if !used[ids[0]] || !used[ids[1]] {
+				t.Fatalf("%s used keys %v, want both: a rest for %s must not rest the key", other, used, limited)
+			}
+			// Every pair with the limited model rests: the proxy answers
+			// for that model alone, without calling upstream.
+			f.SetBehavior(secrets[1], fakeupstream.RateLimited)
+			if r := do(limited); r.Status != 429 {
+				t.Fatalf("last key limited: %d, want its 429", r.Status)
+			}
+			n := f.Count()
+			r := do(limited)
+			if tc.name != "gemini front door" {
+				checkNoKeyAnswer(t, r, tc.provider, time.Now().Add(tc.wait), 3*time.Second)
+			} else if r.Status != 503 || r.Header.Get("Retry-After") == "" {
+				t.Fatalf("front door, every pair resting: %d %v", r.Status, r.Header)
+			}
+			if !strings.Contains(string(r.Body), `"model":"`+limited+`"`) {
+				t.Fatalf("the 503 does not name the model: %s", r.Body)
+			}
+			if f.Count() != n {
+				t.Fatal("the upstream was called although every pair with the model rests")
+			}
+			if r := do(other); r.Status != 200 || r.Header.Get("X-KeyPool-Key-Id") != ids[0] {
+				t.Fatalf("%s while %s rests everywhere: %d via %q, want 200 via the first key", other, limited, r.Status, r.Header.Get("X-KeyPool-Key-Id"))
+			}
+		})
+	}
+}
+
+// addProjectKey adds a key with a project and returns its id.
+func addProjectKey(t *testing.T, f *fakeupstream.Server, p *proxy, secret, project string, b fakeupstream.Behavior) string {
+	t.Helper()
+	f.SetBehavior(secret, b)
+	body := map[string]any{"provider": "gemini", "apiKey": secret}
+	if project != "" {
+		body["project"] = project
+	}
+	r := p.admin("POST", "/admin/keys", body)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("add key: %d %s", r.Status, r.Body)
+	}
+	time.Sleep(3 * time.Millisecond) // round-robin order is creation order
+	return r.JSON(t)["keyId"].(string)
+}
+
+func TestFailoverProjectRest(t *testing.T) {
+	gem := map[string]string{"x-goog-api-key": testClientToken}
+	path := func(m string) string { return "/api/gemini/v1beta/models/" + m + ":generateContent" }
+	f, p := startFakeProxy(t, fakeupstream.Options{}, nil)
+	n := keySeq.Add(1)
+	secret := func(s string) string { return fmt.Sprintf("AIzaSyTestProject%s%06d", s, n) }
+	a := addProjectKey(t, f, p, secret("A"), "111", fakeupstream.DailyQuota)
+	b := addProjectKey(t, f, p, secret("B"), "111", fakeupstream.OK)
+	c := addProjectKey(t, f, p, secret("C"), "222", fakeupstream.OK)
+	d := addProjectKey(t, f, p, secret("D"), "", fakeupstream.OK)
+
+	start := time.Now()
+	r := p.do("POST", path("gemini-2.5-flash"), `{"contents":[]}`, gem)
+	// The quota is project 111's (GenerateRequestsPerDayPerProjectPerModel):
+	// B, of the same project, is skipped at once.
+	if r.Status != 200 || r.Header.Get("X-KeyPool-Key-Id") != c || r.Header.Get("X-KeyPool-Attempts") != "2" {
+		t.Fatalf("first request: %d via %q after %q, want 200 via C after 2 (a %s b %s c %s d %s)", r.Status, r.Header.Get("X-KeyPool-Key-Id"), r.Header.Get("X-KeyPool-Attempts"), a, b, c, d)
+	}
+	// B rests for the model too, without ever meeting the quota; C and D
+	// do not.
+	checkModelRest(t, keyStatusOf(t, p, a), "gemini-2.5-flash", "quota_exhausted", nextLAMidnight(t, start), 3*time.Second)
+	checkModelRest(t, keyStatusOf(t, p, b), "gemini-2.5-flash", "project 111", nextLAMidnight(t, start), 3*time.Second)
+	for _, id := range []string{c, d} {
+		if k := keyStatusOf(t, p, id); len(k.ModelCooldowns) != 0 {
+			t.Fatalf("key of another project rests: %+v", k.ModelCooldowns)
+		}
+	}
+	for i := range 6 {
+		r := p.do("POST", path("gemini-2.5-flash"), `{"contents":[]}`, gem)
+		if id := r.Header.Get("X-KeyPool-Key-Id"); r.Status != 200 || id == a || id == b || r.Header.Get("X-KeyPool-Attempts") != "" {
+			t.Fatalf("request %d: %d via %q after %q attempts, want 200 at once from project 222 or the key of unknown project", i, r.Status, id, r.Header.Get("X-KeyPool-Attempts"))
+		}
+	}
+	// Project 111 still serves its other models (the fake's quota is the
+	// key's for every model: lift it).
+	f.SetBehavior(secret("A"), fakeupstream.OK)
+	usedB := false
+	for range 4 {
+		r := p.do("POST", path("gemini-2.5-pro"), `{"contents":[]}`, gem)
+		usedB = usedB || r.Header.Get("X-KeyPool-Key-Id") == b
+	}
+	if !usedB {
+		t.Fatal("key B never served gemini-2.5-pro: a per-model project rest rested the key")
+	}
+	st := providerStatusOf(t, p, "gemini")
+	if st.Projects != 2 || st.KeysWithoutProject != 1 {
+		t.Fatalf("projects %d keysWithoutProject %d, want 2 and 1", st.Projects, st.KeysWithoutProject)
+	}
+
+	// A project is learned from Google's ErrorInfo consumer.
+	e := addProjectKey(t, f, p, secret("E"), "", fakeupstream.Suspended)
+	for i := 0; len(requestsWith(f, secret("E"))) == 0; i++ {
+		if i == 10 {
+			t.Fatal("the suspended key was never tried")
+		}
+		p.do("POST", path("gemini-2.5-pro"), `{"contents":[]}`, gem)
+	}
+	if k := keyStatusOf(t, p, e); k.Project != "123456789012" || k.State != adminapi.StateDisabled {
+		t.Fatalf("suspended key: project %q state %q, want the project its answer named, disabled", k.Project, k.State)
+	}
+	if st := providerStatusOf(t, p, "gemini"); st.Projects != 3 {
+		t.Fatalf("projects %d after learning one, want 3", st.Projects)
+	}
+
+	// An operator sets and clears it; bad names are refused.
+	if r := p.admin("PUT", "/admin/keys/"+d, map[string]any{"project": "222"}); r.Status != 200 || keyStatusOf(t, p, d).Project != "222" {
+		t.Fatalf("set project: %d %s", r.Status, r.Body)
+	}
+	if r := p.admin("PUT", "/admin/keys/"+d, map[string]any{"project": "a/b"}); r.Status != 400 || !strings.Contains(string(r.Body), "project") {
+		t.Fatalf("bad project: %d %s, want 400 naming the field", r.Status, r.Body)
+	}
+	if r := p.admin("PUT", "/admin/keys/"+d, map[string]any{"project": ""}); r.Status != 200 || keyStatusOf(t, p, d).Project != "" {
+		t.Fatalf("clear project: %d %s", r.Status, r.Body)
+	}
+	// The overview counts the independent quotas.
+	var all adminapi.StatusResponse
+	p.admin("GET", "/admin/status", nil).Decode(t, &all)
+	if all.Projects != 3 || all.KeysWithoutProject != 1 {
+		t.Fatalf("overview: %d projects, %d keys without, want 3 and 1", all.Projects, all.KeysWithoutProject)
+	}
 }

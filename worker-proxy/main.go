@@ -1,3 +1,5 @@
+//go:build !js
+
 // Command worker-proxy is the API Key Pool proxy: it holds many AI-provider
 // API keys, picks one per request and relays the call. Configuration comes
 // from the environment; see README.md.
@@ -15,15 +17,19 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keypool/keypool/worker-proxy/alerts"
 	"github.com/keypool/keypool/worker-proxy/deploy"
 	"github.com/keypool/keypool/worker-proxy/logbatch"
+	"github.com/keypool/keypool/worker-proxy/reqlog"
 	"github.com/keypool/keypool/worker-proxy/server"
 	"github.com/keypool/keypool/worker-proxy/store"
 	"github.com/keypool/keypool/worker-proxy/store/boltstore"
@@ -96,6 +102,25 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	st = sealed.Wrap(st, cfg.Keyring, log) // API keys sealed at rest with ENCRYPTION_KEY
 	defer st.Close()
 
+	requests, err := openRequestLog(cfg, log)
+	if err != nil {
+		return err
+	}
+	var collectors []prometheus.Collector
+	if requests != nil {
+		defer requests.Close() // after the server drained: writes what waits
+		collectors = append(collectors, requestLogCollectors(requests)...)
+	}
+	var notifier *alerts.Notifier
+	if len(cfg.AlertDestinations) > 0 {
+		rate := cfg.AlertErrorRate
+		if rate == 0 {
+			rate = -1 // off
+		}
+		th := cfg.AlertMinAvailable
+		notifier = alerts.New(alerts.Config{Destinations: cfg.AlertDestinations, MinAvailable: &th,
+			Interval: cfg.AlertInterval, ErrorRate: rate, Logger: log})
+	}
 	srv, err := server.New(ctx, server.Config{
 		AdminKey: adminKey, ClientTokens: cfg.ClientTokens, AllowAnonymous: cfg.AllowAnonymous,
 		AllowedOrigins: cfg.AllowedOrigins, MaxBodyBytes: cfg.MaxBodyBytes,
@@ -106,11 +131,16 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown,
 		PassiveFailures: cfg.PassiveFailures, PassiveCooldown: cfg.PassiveCooldown,
 		MetricsToken: cfg.MetricsToken, MetricsMaxKeyLabels: cfg.MetricsMaxKeyLabels,
+		MetricsCollectors: collectors, RequestLog: requests, Alerts: notifier,
 		Live: live,
 	}, st, providers)
 	if err != nil {
 		return err
 	}
+	// Loading the keys leaves garbage about the size of the pool (decoded
+	// copies, the store's read buffers): give it back to the system now
+	// rather than over the next minutes.
+	debug.FreeOSMemory()
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
@@ -129,6 +159,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	wg.Go(func() { srv.RunFlusher(flushCtx, cfg.FlushInterval) })
 	wg.Go(func() { srv.RunRetester(flushCtx, cfg.RetestInterval, cfg.RetestBatch) })
 	wg.Go(func() { srv.RunSync(flushCtx, cfg.SyncInterval) })
+	wg.Go(func() { srv.RunAlerts(flushCtx, cfg.AlertCheck) })
 
 	printBanner(stdout, cfg, ln.Addr().(*net.TCPAddr), adminKey, generated)
 	log.Info("proxy started", "addr", ln.Addr().String(), "store", cfg.Store, "keys", srv.Pool().Len(), "anonymousRelay", cfg.AllowAnonymous)
@@ -179,6 +210,41 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 	return nil, fmt.Errorf("unknown store %q", cfg.Store)
 }
 
+// openRequestLog opens the request log: DATA_DIR/requests.db with the bolt
+// store, else an in-memory ring (Cloudflare KV's write budget cannot take
+// a record per request). Nil when REQUEST_LOG_MAX is 0.
+func openRequestLog(cfg Config, log *slog.Logger) (*reqlog.Log, error) {
+	if cfg.RequestLogMax == 0 {
+		return nil, nil
+	}
+	b := reqlog.Bounds{MaxAge: time.Duration(cfg.RequestLogDays) * 24 * time.Hour, Max: max(cfg.RequestLogMax, 0)}
+	opts := reqlog.Options{Logger: log}
+	if cfg.Store == "bolt" {
+		st, err := reqlog.OpenBolt(filepath.Join(cfg.DataDir, "requests.db"), b, nil)
+		if err != nil {
+			return nil, err
+		}
+		return reqlog.New(st, "bolt", opts), nil
+	}
+	return reqlog.New(reqlog.NewRing(b, nil), "memory", opts), nil
+}
+
+// requestLogCollectors export the request log's own counters.
+func requestLogCollectors(l *reqlog.Log) []prometheus.Collector {
+	counter := func(result string, f func(reqlog.Stats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "keypool_request_log_records_total",
+			Help:        "Request log records by result: written, dropped (the write queue was full) or failed (a batch write failed).",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 { return float64(f(l.Stats())) })
+	}
+	return []prometheus.Collector{
+		counter("written", func(s reqlog.Stats) int64 { return s.Written }),
+		counter("dropped", func(s reqlog.Stats) int64 { return s.Dropped }),
+		counter("failed", func(s reqlog.Stats) int64 { return s.Failed }),
+	}
+}
+
 // stableInstanceID keeps an instance id in DATA_DIR/instance.id, so a
 // restarted instance continues its own usage record; where the directory
 // cannot be written, a new id each start.
@@ -194,44 +260,9 @@ func stableInstanceID(dir string) string {
 	return id
 }
 
-// printBanner says where the proxy listens (all interfaces, loopback only,
-// or one address), the URLs to use from this machine, and how to open the
-// dashboard.
-func printBanner(w io.Writer, cfg Config, addr *net.TCPAddr, adminKey string, generated bool) {
-	port := strconv.Itoa(addr.Port)
-	base := "http://" + net.JoinHostPort(addr.IP.String(), port)
-	// One write, so a reader of the first line has the rest too.
-	var b strings.Builder
-	switch {
-	case addr.IP.IsUnspecified():
-		base = "http://" + net.JoinHostPort("127.0.0.1", port)
-		fmt.Fprintf(&b, "API Key Pool proxy listening on all interfaces, port %s: %s from this machine, http://<this machine's address>:%s from others\n", port, base, port)
-	case addr.IP.IsLoopback():
-		fmt.Fprintf(&b, "API Key Pool proxy listening on %s (loopback only: other machines cannot connect; HOST=0.0.0.0 lets them)\n", base)
-	default:
-		fmt.Fprintf(&b, "API Key Pool proxy listening on %s (this address only)\n", base)
-	}
-	fmt.Fprintf(&b, "  relay:     %s/api/{gemini|openai|anthropic}/...  and  %s/v1 (OpenAI-compatible)\n", base, base)
-	fmt.Fprintf(&b, "  admin API: %s/admin/status (header X-Admin-Key)\n", base)
-	switch {
-	case slices.Contains(cfg.AllowedOrigins, "*"):
-		fmt.Fprintf(&b, "  dashboard: open it from any origin (ALLOWED_ORIGINS=*) and connect it to %s with the admin key\n", base)
-	case len(cfg.AllowedOrigins) > 0:
-		fmt.Fprintf(&b, "  dashboard: open %s and connect it to %s with the admin key\n", strings.Join(cfg.AllowedOrigins, " or "), base)
-	default:
-		fmt.Fprintf(&b, "  dashboard: no browser origin allowed yet; set ALLOWED_ORIGINS to the dashboard's origin (for the local one, `go run ./wasm/build -serve 127.0.0.1:8081`: ALLOWED_ORIGINS=http://127.0.0.1:8081)\n")
-	}
-	if generated {
-		fmt.Fprintf(&b, "  admin key (generated, shown once, saved in %s): %s\n", filepath.Join(cfg.DataDir, adminKeyFile), adminKey)
-	} else if cfg.AdminKey == "" {
-		fmt.Fprintf(&b, "  admin key: read from %s\n", filepath.Join(cfg.DataDir, adminKeyFile))
-	}
-	io.WriteString(w, b.String())
-}
-
 // ourDataFiles are files the proxy keeps in DATA_DIR; a directory holding
 // one of them (or nothing) is the proxy's own.
-var ourDataFiles = []string{"keypool.db", adminKeyFile, "instance.id"}
+var ourDataFiles = []string{"keypool.db", adminKeyFile, "instance.id", "requests.db"}
 
 // secureDataDir creates DATA_DIR and makes it 0700, and an admin.key in it
 // 0600, even when they exist with looser bits: they hold the key database
@@ -269,13 +300,4 @@ func tighten(path string, perm os.FileMode, log *slog.Logger) {
 		return
 	}
 	log.Info("restricted permissions to the owner", "path", path, "was", fi.Mode().Perm().String(), "now", (fi.Mode().Perm() & perm).String())
-}
-
-// serverRetries maps MAX_RETRIES (0 = none) onto server.Config.MaxRetries,
-// where 0 means the default and a negative number none.
-func serverRetries(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
 }

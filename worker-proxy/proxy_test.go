@@ -329,7 +329,7 @@ func TestRelayPassesErrorsThrough(t *testing.T) {
 	var k adminapi.KeyStatus
 	p.admin("GET", "/admin/keys/"+id, nil).Decode(t, &k)
 	if k.Failures != 1 || k.Successes != 0 || k.SuccessRate != 0 || k.LastError == nil || k.LastError.Status != 429 ||
-		!strings.Contains(k.LastError.Message, "RESOURCE_EXHAUSTED: You exceeded") || k.State != "cooling" {
+		!strings.Contains(k.LastError.Message, "RESOURCE_EXHAUSTED: You exceeded") || len(k.ModelCooldowns) != 1 || k.ModelCooldowns[0].Model != "x" {
 		t.Fatalf("key stats after 429: %+v %+v", k, k.LastError)
 	}
 	if strings.Contains(k.LastError.Message, secret) || strings.Contains(k.LastError.Message, "rate-limited-key") {

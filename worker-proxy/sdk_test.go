@@ -234,6 +234,25 @@ func checkCooling(t *testing.T, k adminapi.KeyStatus, reason string, want time.T
 	}
 }
 
+// checkModelRest checks that the key's pair with model rests until about
+// want, while the key itself serves its other models.
+func checkModelRest(t *testing.T, k adminapi.KeyStatus, model, reason string, want time.Time, slack time.Duration) {
+	t.Helper()
+	if k.State != adminapi.StateActive || k.CoolingUntil != nil || !k.Available || k.DisabledReason != "" {
+		t.Fatalf("key %s: state %q coolingUntil %v available %v disabled %q, want active: a rest for one model must not rest the key", k.ID, k.State, k.CoolingUntil, k.Available, k.DisabledReason)
+	}
+	for _, mc := range k.ModelCooldowns {
+		if mc.Model == model {
+			checkTimeNear(t, "modelCooldowns["+model+"] of "+k.ID, apiTime(t, mc.Until), want, slack)
+			if !strings.Contains(mc.Reason, reason) {
+				t.Fatalf("key %s: model rest reason %q, want it to mention %q", k.ID, mc.Reason, reason)
+			}
+			return
+		}
+	}
+	t.Fatalf("key %s: modelCooldowns %+v, want a rest for %s (lastError %+v)", k.ID, k.ModelCooldowns, model, k.LastError)
+}
+
 // checkDisabled checks that a key is disabled with a reason naming why.
 func checkDisabled(t *testing.T, k adminapi.KeyStatus, reason string) {
 	t.Helper()
@@ -685,7 +704,7 @@ func TestSDKFailover(t *testing.T) {
 		}
 		fp.checkFailedKeysUsedOnce(t, f)
 		// x-ratelimit-reset-requests: 20s with x-ratelimit-remaining-requests: 0.
-		checkCooling(t, keyStatusOf(t, p, fp.ids[fpRateLimited]), "rate_limited", before.Add(20*time.Second), 2*time.Second+after.Sub(before))
+		checkModelRest(t, keyStatusOf(t, p, fp.ids[fpRateLimited]), "gpt-4o-mini", "rate_limited", before.Add(20*time.Second), 2*time.Second+after.Sub(before))
 		checkDisabled(t, keyStatusOf(t, p, fp.ids[fpInvalid]), "invalid_api_key")
 		// OpenAI's insufficient_quota means no credit: dead until billing is fixed.
 		checkDisabled(t, keyStatusOf(t, p, fp.ids[fpQuota]), "insufficient_quota")
@@ -728,10 +747,10 @@ func TestSDKFailover(t *testing.T) {
 		}
 		fp.checkFailedKeysUsedOnce(t, f)
 		// RetryInfo.retryDelay "26s" in the body; Gemini sends no Retry-After.
-		checkCooling(t, keyStatusOf(t, p, fp.ids[fpRateLimited]), "rate_limited", before.Add(26*time.Second), 2*time.Second+after.Sub(before))
+		checkModelRest(t, keyStatusOf(t, p, fp.ids[fpRateLimited]), "gemini-2.5-flash", "rate_limited", before.Add(26*time.Second), 2*time.Second+after.Sub(before))
 		checkDisabled(t, keyStatusOf(t, p, fp.ids[fpInvalid]), "API_KEY_INVALID")
 		// A per-day quota resets at midnight Pacific time, whatever MAX_COOLDOWN says.
-		checkCooling(t, keyStatusOf(t, p, fp.ids[fpQuota]), "quota_exhausted", nextLAMidnight(t, before), 3*time.Second)
+		checkModelRest(t, keyStatusOf(t, p, fp.ids[fpQuota]), "gemini-2.5-flash", "quota_exhausted", nextLAMidnight(t, before), 3*time.Second)
 		checkActive(t, keyStatusOf(t, p, fp.ids[fpOK]))
 		checkNoClientToken(t, f)
 		p.assertNoSecretsLogged(fp.secrets[:]...)
@@ -761,9 +780,9 @@ func TestSDKFailover(t *testing.T) {
 		}
 		checkOpenAIStream(t, c.Chat.Completions.NewStreaming(ctx, chatParams(model)), model)
 		fp.checkFailedKeysUsedOnce(t, f)
-		checkCooling(t, keyStatusOf(t, p, fp.ids[fpRateLimited]), "rate_limited", before.Add(26*time.Second), 2*time.Second+after.Sub(before))
+		checkModelRest(t, keyStatusOf(t, p, fp.ids[fpRateLimited]), "gemini-2.5-flash", "rate_limited", before.Add(26*time.Second), 2*time.Second+after.Sub(before))
 		checkDisabled(t, keyStatusOf(t, p, fp.ids[fpInvalid]), "API_KEY_INVALID")
-		checkCooling(t, keyStatusOf(t, p, fp.ids[fpQuota]), "quota_exhausted", nextLAMidnight(t, before), 3*time.Second)
+		checkModelRest(t, keyStatusOf(t, p, fp.ids[fpQuota]), "gemini-2.5-flash", "quota_exhausted", nextLAMidnight(t, before), 3*time.Second)
 		checkActive(t, keyStatusOf(t, p, fp.ids[fpOK]))
 		checkNoClientToken(t, f)
 	})
@@ -803,7 +822,7 @@ func TestSDKFailover(t *testing.T) {
 		}
 		fp.checkFailedKeysUsedOnce(t, f)
 		// retry-after: 20.
-		checkCooling(t, keyStatusOf(t, p, fp.ids[fpRateLimited]), "rate_limited", before.Add(20*time.Second), 2*time.Second+after.Sub(before))
+		checkModelRest(t, keyStatusOf(t, p, fp.ids[fpRateLimited]), "claude-sonnet-4-5", "rate_limited", before.Add(20*time.Second), 2*time.Second+after.Sub(before))
 		checkDisabled(t, keyStatusOf(t, p, fp.ids[fpInvalid]), "authentication_error")
 		// "You will regain access on <first of next month> at 00:00 UTC."
 		y, m, _ := before.UTC().Date()

@@ -28,7 +28,7 @@ func (d *Dashboard) renderChart(providers []adminapi.ProviderStatus) app.UI {
 	const rowH, barX, barW = 26, 110, 400
 	maxTotal := 1
 	for _, p := range providers {
-		maxTotal = max(maxTotal, p.TotalKeys)
+		maxTotal = max(maxTotal, len(p.Keys))
 	}
 	h := rowH*len(providers) + 24
 	nodes := []app.UI{
@@ -36,12 +36,12 @@ func (d *Dashboard) renderChart(providers []adminapi.ProviderStatus) app.UI {
 	}
 	for i, p := range providers {
 		y := i*rowH + 4
-		other := max(0, p.TotalKeys-p.AvailableKeys-p.CoolingKeys-p.DisabledKeys)
+		c := CountStates(p.Keys) // the same partition as the tiles
 		segs := []chartSegment{
-			{"seg-available", p.AvailableKeys, d.t("ov.available")},
-			{"seg-cooling", p.CoolingKeys, d.t("ov.cooling")},
-			{"seg-disabled", p.DisabledKeys, d.t("ov.disabled")},
-			{"seg-other", other, d.t("chart.other")},
+			{"seg-available", c.Serving, d.t("ov.serving")},
+			{"seg-cooling", c.Cooling, d.t("ov.cooling")},
+			{"seg-disabled", c.Disabled, d.t("ov.disabled")},
+			{"seg-other", c.Off, d.t("ov.off")},
 		}
 		nodes = append(nodes, svg("text").Attr("x", 0).Attr("y", y+15).Class("chart-label").Text(p.Provider))
 		x := float64(barX)
@@ -53,14 +53,14 @@ func (d *Dashboard) renderChart(providers []adminapi.ProviderStatus) app.UI {
 			nodes = append(nodes, svg("rect").Class(s.class).
 				Attr("x", strconv.FormatFloat(x, 'f', 1, 64)).Attr("y", y).
 				Attr("width", strconv.FormatFloat(max(w, 1), 'f', 1, 64)).Attr("height", rowH-8).
-				Body(svg("title").Text(p.Provider+" — "+s.label+": "+strconv.Itoa(s.n))))
+				Body(svg("title").Text(p.Provider+" — "+s.label+": "+fmtInt(s.n))))
 			x += w
 		}
-		nodes = append(nodes, svg("text").Attr("x", barX+barW+8).Attr("y", y+15).Class("chart-label").Text(strconv.Itoa(p.TotalKeys)))
+		nodes = append(nodes, svg("text").Attr("x", barX+barW+8).Attr("y", y+15).Class("chart-label").Text(fmtInt(c.Total)))
 	}
 	legendY := rowH*len(providers) + 18
 	lx := barX
-	for _, s := range []chartSegment{{"seg-available", 0, d.t("ov.available")}, {"seg-cooling", 0, d.t("ov.cooling")}, {"seg-disabled", 0, d.t("ov.disabled")}, {"seg-other", 0, d.t("chart.other")}} {
+	for _, s := range []chartSegment{{"seg-available", 0, d.t("ov.serving")}, {"seg-cooling", 0, d.t("ov.cooling")}, {"seg-disabled", 0, d.t("ov.disabled")}, {"seg-other", 0, d.t("ov.off")}} {
 		nodes = append(nodes,
 			svg("rect").Class(s.class).Attr("x", lx).Attr("y", legendY-9).Attr("width", 10).Attr("height", 10),
 			svg("text").Attr("x", lx+14).Attr("y", legendY).Class("chart-legend").Text(s.label),
@@ -71,13 +71,47 @@ func (d *Dashboard) renderChart(providers []adminapi.ProviderStatus) app.UI {
 		Attr("viewBox", "0 0 "+strconv.Itoa(barX+barW+140)+" "+strconv.Itoa(h)).Body(nodes...)
 }
 
-// Traffic chart geometry (SVG units; the SVG scales to its box).
+// Traffic chart geometry, in SVG units that are CSS pixels: the chart is
+// drawn as wide as its card (measured in the browser, see measureChart),
+// so its text keeps its size on a phone and on a wide screen.
 const (
-	trafficW, trafficH = 720, 216
-	trafficLabelY      = 199 // top of the time labels (hanging), whatever their size
+	trafficW, trafficH = 720, 216 // the width before it is measured
+	trafficLabelY      = 199      // top of the time labels (hanging), whatever their size
+	trafficMinPoints   = 6        // a fresh proxy's chart still shows this many points
 )
 
-var trafficBox = plotBox{X: 48, Y: 12, W: trafficW - 48 - 16, H: 180}
+// trafficBox is the plot area of a chart w units wide.
+func trafficBox(w int) plotBox { return plotBox{X: 48, Y: 12, W: float64(w) - 48 - 16, H: 180} }
+
+// chartWidth is the traffic chart's width: its card's, once measured.
+func (d *Dashboard) chartWidth() int {
+	if d.chartW <= 0 {
+		return trafficW
+	}
+	return min(max(d.chartW, 280), 2400)
+}
+
+var _ app.Resizer = (*Dashboard)(nil)
+
+// OnResize measures the chart's card again.
+func (d *Dashboard) OnResize(ctx app.Context) { d.measureChart(ctx) }
+
+// measureChart reads the width of the traffic chart's card once the page
+// shows it, and redraws the chart at that width.
+func (d *Dashboard) measureChart(ctx app.Context) {
+	if !app.IsClient {
+		return
+	}
+	d.bind(ctx).Defer(func(ctx app.Context) {
+		el := app.Window().GetElementByID("traffic")
+		if !el.Truthy() {
+			return
+		}
+		if w := el.Get("clientWidth").Int(); w > 0 && w != d.chartW {
+			ctx.Dispatch(func(app.Context) { d.chartW = w })
+		}
+	})
+}
 
 // seriesClass colors series i (six colors, then they repeat).
 func seriesClass(i int) string { return "s" + strconv.Itoa(i%6) }
@@ -118,9 +152,17 @@ func (d *Dashboard) renderTraffic() app.UI {
 	)
 }
 
-func (d *Dashboard) trafficChart(td *TrafficData, rng TrafficRange) app.UI {
-	b := trafficBox
+func (d *Dashboard) trafficChart(all *TrafficData, rng TrafficRange) app.UI {
+	// A fresh proxy instance counted nothing before it started: the chart
+	// begins there, not with an hour of grey.
+	td := all.FromSince(trafficMinPoints)
+	w := d.chartWidth()
+	b := trafficBox(w)
 	n := len(td.Starts)
+	// The last point is still being counted (it ends with the current
+	// minute): the line stops before it, and a dot shows it so far,
+	// instead of a drop to zero.
+	lineN := max(n-1, 1)
 	top := NiceMax(td.Peak)
 	first, last := td.Starts[0], td.Starts[n-1]
 	summary := d.t("traffic.summary", td.Total.Requests, d.t("traffic.last."+rng.Key), td.Total.Success, td.Total.Errors)
@@ -129,12 +171,20 @@ func (d *Dashboard) trafficChart(td *TrafficData, rng TrafficRange) app.UI {
 		svg("title").Text(d.t("traffic.title")),
 		svg("desc").Text(summary),
 	}
-	// Before the proxy instance started, nothing was counted.
+	// Before the proxy instance started, nothing was counted: no line
+	// there (it would say "0 requests"), a mark where counting began.
+	from := 0
 	if td.Since.After(first) {
+		for from < n-1 && !td.Starts[from].Add(td.Step).After(td.Since) {
+			from++
+		}
 		x := b.xAt(td.Since, first, last)
 		nodes = append(nodes, svg("rect").Class("uncounted").Attr("x", num(b.X)).Attr("y", num(b.Y)).
 			Attr("width", num(x-b.X)).Attr("height", num(b.H)).
-			Body(svg("title").Text(d.t("traffic.uncounted", hhmm(td.Since)))))
+			Body(svg("title").Text(d.t("traffic.uncounted", hhmm(td.Since)))),
+			svg("line").Class("started").Attr("x1", num(x)).Attr("x2", num(x)).Attr("y1", num(b.Y)).Attr("y2", num(b.Y+b.H)),
+			svg("text").Class("axis").Attr("x", num(x-4)).Attr("y", num(b.Y+10)).Attr("text-anchor", "end").Text(d.t("traffic.started", hhmm(td.Since))),
+		)
 	}
 	// Grid and y labels: 0, half (when whole), top.
 	levels := []int64{0, top}
@@ -160,14 +210,19 @@ func (d *Dashboard) trafficChart(td *TrafficData, rng TrafficRange) app.UI {
 		vals := s.values()
 		cls := seriesClass(i)
 		nodes = append(nodes,
-			svg("path").Class("area "+cls).Attr("d", b.AreaPath(vals, top)),
-			svg("path").Class("line "+cls).Attr("d", b.LinePath(vals, top)).
+			svg("path").Class("area "+cls).Attr("d", b.AreaPathN(vals[:lineN], from, n, top)),
+			svg("path").Class("line "+cls).Attr("d", b.LinePathN(vals[:lineN], from, n, top)).
 				DataSet("provider", s.Provider).DataSet("total", s.Total.Requests).
 				Body(svg("title").Text(d.t("traffic.legend", s.Provider, s.Total.Requests, Rate(s.Total), s.Total.Errors))),
 		)
+		if n > 1 {
+			nodes = append(nodes, svg("circle").Class("partial "+cls).DataSet("provider", s.Provider).
+				Attr("cx", num(b.px(n-1, n))).Attr("cy", num(b.py(vals[n-1], top))).Attr("r", 3).
+				Body(svg("title").Text(d.t("traffic.partial", s.Provider, vals[n-1]))))
+		}
 	}
 	if td.Total.Errors > 0 {
-		nodes = append(nodes, svg("path").Class("line errs").Attr("d", b.LinePath(td.Errors, top)).DataSet("total", td.Total.Errors).
+		nodes = append(nodes, svg("path").Class("line errs").Attr("d", b.LinePathN(td.Errors[:lineN], from, n, top)).DataSet("total", td.Total.Errors).
 			Body(svg("title").Text(d.t("traffic.errors")+": "+strconv.FormatInt(td.Total.Errors, 10))))
 	}
 	if td.Total.Requests == 0 {
@@ -199,7 +254,7 @@ func (d *Dashboard) trafficChart(td *TrafficData, rng TrafficRange) app.UI {
 	}
 	return app.Div().Body(
 		svg("svg").ID("traffic-chart").Class("chart traffic-chart").Attr("role", "img").Attr("aria-label", summary).
-			Attr("viewBox", "0 0 "+strconv.Itoa(trafficW)+" "+strconv.Itoa(trafficH)).
+			Attr("viewBox", "0 0 "+strconv.Itoa(w)+" "+strconv.Itoa(trafficH)).DataSet("width", w).
 			DataSet("range", rng.Minutes).DataSet("points", n).DataSet("total", td.Total.Requests).
 			DataSet("errors", td.Total.Errors).DataSet("peak", td.Peak).DataSet("top", top).
 			Body(nodes...),

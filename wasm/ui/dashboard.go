@@ -61,13 +61,19 @@ type Dashboard struct {
 	connErr    string
 
 	// data
-	status  *adminapi.StatusResponse
-	keys    []adminapi.KeyStatus
-	loading bool
+	status    *adminapi.StatusResponse
+	keys      []adminapi.KeyStatus
+	loading   bool
+	updatedAt time.Time // when the status last arrived
+	now       time.Time // the dashboard's clock (see Tick)
+	autoEvery int       // auto-refresh interval in seconds, 0 = off
+	theme     string    // ThemeAuto, ThemeDark or ThemeLight
+	menuOpen  bool      // the phone menu
 
 	// keys view
 	filter     Filter
 	page       int
+	pageSize   int // 0 = PageSize
 	viewSig    string
 	filtered   []adminapi.KeyStatus
 	resetAsk   string
@@ -98,6 +104,8 @@ type Dashboard struct {
 	sweepAsk   string   // SweepRemove or SweepRetest awaiting confirmation
 	sweepIDs   []string // the keys that confirmation counted
 
+	reqs requestsView // the Requests tab (requests.go)
+
 	// requests-over-time chart
 	trafficRange int          // index into TrafficRanges
 	traffic      *TrafficData // what the chart shows
@@ -105,6 +113,7 @@ type Dashboard struct {
 	trafficErr   string
 	trafficBusy  bool
 	trafficSeq   int // answers to older requests are dropped
+	chartW       int // the traffic chart's card width in CSS pixels (0: not measured)
 }
 
 type editForm struct {
@@ -182,6 +191,13 @@ func (d *Dashboard) OnMount(ctx app.Context) {
 		d.lang = lang
 	}
 	d.showLang(ctx)
+	ctx.LocalStorage().Get(storeTheme, &d.theme)
+	if d.theme != ThemeDark && d.theme != ThemeLight {
+		d.theme = ThemeAuto
+	}
+	d.applyTheme()
+	ctx.LocalStorage().Get(storeAuto, &d.autoEvery)
+	d.startTicker(ctx)
 	var c savedConn
 	if ctx.LocalStorage().Get(storeConn, &c); c.Key != "" {
 		d.remember = true
@@ -340,6 +356,8 @@ func (d *Dashboard) disconnect(ctx app.Context, e app.Event) {
 
 func (d *Dashboard) setStatus(st *adminapi.StatusResponse) {
 	d.status = st
+	d.updatedAt = time.Now()
+	d.now = d.updatedAt
 	d.keys = AllKeys(st)
 	d.viewSig = ""
 	// Drop selected ids that no longer exist.
@@ -364,6 +382,9 @@ func (d *Dashboard) refresh(ctx app.Context) {
 	tab := d.tab
 	if tab == TabOverview {
 		d.loadTraffic(ctx)
+	}
+	if tab == TabRequests {
+		d.loadRequests(ctx, false)
 	}
 	ctx = d.bind(ctx)
 	ctx.Async(func() {
@@ -426,6 +447,7 @@ func (d *Dashboard) loadTraffic(ctx app.Context) {
 			}
 			d.trafficErr = ""
 			d.traffic, d.trafficShown = &td, rng
+			d.measureChart(ctx)
 		})
 	})
 }
@@ -494,6 +516,7 @@ func onEscape(h app.EventHandler) app.EventHandler {
 func (d *Dashboard) setTab(tab string) app.EventHandler {
 	return func(ctx app.Context, e app.Event) {
 		d.tab = tab
+		d.menuOpen = false
 		d.clearNotice()
 		d.newToken = nil // shown once: gone when the operator leaves
 		d.refresh(ctx)
@@ -503,32 +526,9 @@ func (d *Dashboard) setTab(tab string) app.EventHandler {
 // Render draws the current screen.
 func (d *Dashboard) Render() app.UI {
 	return app.Div().ID("dashboard").Class("dash").Lang(d.lang).Body(
-		app.Header().Class("top").Body(
-			app.H1().Text(d.t("app.title")),
-			app.If(d.client != nil, func() app.UI {
-				return app.Nav().Class("tabs").Body(
-					d.tabButton(TabOverview, "tab.overview"),
-					d.tabButton(TabKeys, "tab.keys"),
-					d.tabButton(TabTokens, "tab.tokens"),
-					d.tabButton(TabPlayground, "tab.playground"),
-				)
-			}),
-			app.Div().Class("top-actions").Body(
-				app.If(d.client != nil, func() app.UI {
-					return app.Span().Class("conn").Text(d.t("nav.connectedTo", d.baseURL()))
-				}),
-				app.If(d.client != nil, func() app.UI {
-					return app.Button().ID("refresh").Type("button").Text(d.t("nav.refresh")).OnClick(func(ctx app.Context, e app.Event) { d.refresh(ctx) }, on("refresh"))
-				}),
-				app.If(d.client != nil, func() app.UI {
-					return app.Button().ID("disconnect").Type("button").Text(d.t("nav.disconnect")).OnClick(d.disconnect, on("disconnect"))
-				}),
-				app.Button().ID("lang").Type("button").Title(d.t("lang.label")).Lang(map[string]string{LangZH: "en", LangEN: "zh"}[d.lang]).
-					Text(d.t("lang.switch")).OnClick(d.setLang, on("lang")),
-			),
-		),
+		d.renderHeader(),
 		d.renderNotice(),
-		app.Main().Body(d.screen()),
+		app.Main().Aria("busy", strconv.FormatBool(d.loading)).Body(d.screen()),
 	)
 }
 
@@ -591,6 +591,8 @@ func (d *Dashboard) screen() app.UI {
 		return d.renderKeys()
 	case TabTokens:
 		return d.renderTokens()
+	case TabRequests:
+		return d.renderRequests()
 	case TabPlayground:
 		return d.renderPlayground()
 	}
@@ -635,80 +637,6 @@ func pct(rate float64) string {
 		rate *= 100
 	}
 	return strconv.FormatFloat(rate, 'f', 1, 64) + "%"
-}
-
-func (d *Dashboard) renderOverview() app.UI {
-	st := d.status
-	if st == nil {
-		return app.P().Text(d.t("common.loading"))
-	}
-	storeText := d.t("ov.storeOK", st.Store.Backend)
-	if !st.Store.OK {
-		since := ""
-		if st.Store.Since != nil {
-			since = *st.Store.Since
-		}
-		storeText = d.t("ov.storeBad", st.Store.Backend, since, st.Store.Detail)
-	}
-	rows := []app.UI{}
-	for _, p := range st.Providers {
-		var req, ok int64
-		for _, k := range p.Keys {
-			req += k.Requests
-			ok += k.Successes
-		}
-		rate := "—"
-		if req > 0 {
-			rate = pct(float64(ok) / float64(req))
-		}
-		name := p.Provider
-		rows = append(rows, app.Tr().ID("ov-"+name).Body(
-			app.Th().Scope("row").Text(name),
-			app.Td().Class("num").Text(p.TotalKeys),
-			app.Td().Class("num").Text(p.ActiveKeys),
-			app.Td().Class("num").Text(p.AvailableKeys),
-			app.Td().Class("num").Text(p.CoolingKeys),
-			app.Td().Class("num").Text(p.DisabledKeys),
-			app.Td().Class("num").Text(req),
-			app.Td().Class("num").Text(rate),
-			app.Td().Class("actions").Body(app.If(d.resetAsk == name, func() app.UI {
-				return d.confirm(d.t("ov.resetConfirm", name), "reset-yes-"+name, "reset-no-"+name, d.doReset(name), func(ctx app.Context, e app.Event) {
-					d.resetAsk = ""
-					d.focus(ctx, "reset-"+name)
-				})
-			}).Else(func() app.UI {
-				return app.Button().ID("reset-"+name).Type("button").Text(d.t("ov.reset")).OnClick(func(ctx app.Context, e app.Event) {
-					d.resetAsk = name
-					d.focus(ctx, "reset-no-"+name)
-				}, on("reset", name))
-			})),
-		))
-	}
-	return app.Section().ID("overview").Class("card").Body(
-		app.H2().Text(d.t("ov.title")),
-		app.P().ID("store-health").Class(map[bool]string{true: "ok", false: "error"}[st.Store.OK]).Text(d.t("ov.store")+" — "+storeText),
-		app.Div().Class("tiles").Body(
-			tile(d.t("ov.total"), st.TotalKeys), tile(d.t("ov.active"), st.ActiveKeys), tile(d.t("ov.available"), st.AvailableKeys),
-			tile(d.t("ov.cooling"), st.CoolingKeys), tile(d.t("ov.disabled"), st.DisabledKeys),
-		),
-		app.If(st.TotalKeys == 0, func() app.UI { return app.P().Class("hint").Text(d.t("ov.noKeys")) }),
-		d.renderTraffic(),
-		app.If(len(st.Providers) > 0, func() app.UI { return d.renderChart(st.Providers) }),
-		app.Div().Class("scroll").Body(app.Table().ID("overview-table").Body(
-			app.THead().Body(app.Tr().Body(
-				app.Th().Scope("col").Text(d.t("ov.provider")), app.Th().Scope("col").Text(d.t("ov.total")),
-				app.Th().Scope("col").Text(d.t("ov.active")), app.Th().Scope("col").Text(d.t("ov.available")),
-				app.Th().Scope("col").Text(d.t("ov.cooling")), app.Th().Scope("col").Text(d.t("ov.disabled")),
-				app.Th().Scope("col").Text(d.t("ov.requests")), app.Th().Scope("col").Text(d.t("ov.successRate")),
-				app.Th().Scope("col").Text(d.t("col.actions")),
-			)),
-			app.TBody().Body(rows...),
-		)),
-	)
-}
-
-func tile(label string, n int) app.UI {
-	return app.Div().Class("tile").Body(app.Div().Class("n").Text(n), app.Div().Class("l").Text(label))
 }
 
 func (d *Dashboard) doReset(provider string) app.EventHandler {

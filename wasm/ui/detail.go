@@ -199,6 +199,7 @@ func (d *Dashboard) renderDetail() app.UI {
 		app.Dl().Class("facts").Body(facts...),
 		app.Div().Class("drawer-actions").Body(
 			app.Button().ID("detail-test").Type("button").Text(d.t("act.test")).OnClick(d.doTest(id), on("detail-test", id)),
+			app.Button().ID("detail-requests").Type("button").Text(d.t("act.requests")).OnClick(d.filterByKey(id), on("detail-requests", id)),
 			app.Button().ID("detail-toggle").Type("button").Text(toggleLabel).OnClick(d.doToggle(id, k.MaskedKey, !k.IsActive), on("detail-toggle", id, k.IsActive)),
 			app.Button().ID("detail-edit").Type("button").Text(d.t("act.edit")).OnClick(func(ctx app.Context, e app.Event) {
 				d.detailID = ""
@@ -229,12 +230,14 @@ func (d *Dashboard) renderDetail() app.UI {
 
 // whyOut says why a key serves no requests ("" when it serves).
 func (d *Dashboard) whyOut(k adminapi.KeyStatus) string {
+	// The sentences end with their own full stop.
+	reason := func(r string) string { return strings.TrimRight(ReasonText(d.lang, r), ".。 ") }
 	switch k.State {
 	case adminapi.StateDisabled:
-		return d.t("why.disabled", ReasonText(d.lang, k.DisabledReason))
+		return d.t("why.disabled", reason(k.DisabledReason))
 	case adminapi.StateCooling:
 		if k.CoolingReason != "" {
-			return d.t("why.coolingWhy", fmtTime(d.lang, k.CoolingUntil), ReasonText(d.lang, k.CoolingReason))
+			return d.t("why.coolingWhy", fmtTime(d.lang, k.CoolingUntil), reason(k.CoolingReason))
 		}
 		return d.t("why.cooling", fmtTime(d.lang, k.CoolingUntil))
 	case adminapi.StateInactive:

@@ -84,7 +84,7 @@ func TestKeyDetailDrawer(t *testing.T) {
 	h.fire("page-next", "click")
 	h.fire("page-prev", "click")
 	h.fire("open-"+revoked, "click")
-	h.contains(`id="detail-why"`, "Out of the pool until re-tested or enabled: rejected by the provider (invalid, revoked or suspended key) — 400 API_KEY_INVALID: API key not valid. Please pass a valid API key.",
+	h.contains(`id="detail-why"`, "Out of the pool until re-tested or enabled: rejected by the provider (invalid, revoked or suspended key) — 400 API_KEY_INVALID: API key not valid. Please pass a valid API key.<",
 		`id="detail-disabled-at"`, `id="detail-last-error"`, "400 · in a key test", "API_KEY_INVALID: API key not valid.")
 	if html := h.html(); strings.Contains(html, "400 400") || strings.Contains(html, `class="errmsg">400`) {
 		t.Fatal("the status code is repeated")

@@ -18,8 +18,14 @@ type Filter struct {
 	State    string // "" = any
 	Tag      string // "" = any
 	Text     string // matched against masked key, id, description, tags
-	Sort     string // "" (as the proxy lists them: by provider, then creation), "created", "lastUsed", "requests", "successRate"
+	Sort     string // "" (as the proxy lists them: by provider, then creation), "created", "lastUsed", "requests", "successRate", "state"
+	Reverse  bool   // the other direction than Sort's own (SortAscending)
 }
+
+// SortAscending reports whether sort s, not reversed, runs from low to
+// high: creation time does (oldest first), the others show the most
+// (requests, success, recent use) first.
+func SortAscending(s string) bool { return s == "" || s == "created" || s == "state" }
 
 // FilterKeys returns the keys matching f, in f's order. It never changes keys.
 func FilterKeys(keys []adminapi.KeyStatus, f Filter) []adminapi.KeyStatus {
@@ -55,6 +61,11 @@ func FilterKeys(keys []adminapi.KeyStatus, f Filter) []adminapi.KeyStatus {
 		slices.SortStableFunc(out, func(a, b adminapi.KeyStatus) int { return cmp.Compare(b.SuccessRate, a.SuccessRate) })
 	case "created":
 		slices.SortStableFunc(out, func(a, b adminapi.KeyStatus) int { return cmp.Compare(str(a.CreatedAt), str(b.CreatedAt)) })
+	case "state":
+		slices.SortStableFunc(out, func(a, b adminapi.KeyStatus) int { return cmp.Compare(a.State, b.State) })
+	}
+	if f.Reverse {
+		slices.Reverse(out)
 	}
 	return out
 }
@@ -72,12 +83,24 @@ func matches(k adminapi.KeyStatus, text string) bool {
 	return false
 }
 
-// Paginate returns page p (0-based, clamped) of keys and the page count.
+// PageSizes are the table's page sizes to choose from.
+var PageSizes = []int{25, 50, 100, 200}
+
+// Paginate returns page p (0-based, clamped) of PageSize keys and the
+// page count.
 func Paginate(keys []adminapi.KeyStatus, p int) ([]adminapi.KeyStatus, int, int) {
-	pages := max(1, (len(keys)+PageSize-1)/PageSize)
+	return PaginateBy(keys, p, PageSize)
+}
+
+// PaginateBy is Paginate with size keys a page.
+func PaginateBy(keys []adminapi.KeyStatus, p, size int) ([]adminapi.KeyStatus, int, int) {
+	if size <= 0 {
+		size = PageSize
+	}
+	pages := max(1, (len(keys)+size-1)/size)
 	p = min(max(p, 0), pages-1)
-	lo := p * PageSize
-	hi := min(lo+PageSize, len(keys))
+	lo := p * size
+	hi := min(lo+size, len(keys))
 	return keys[lo:hi], p, pages
 }
 

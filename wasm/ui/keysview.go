@@ -17,7 +17,7 @@ func asError(err error, e **adminclient.Error) bool { return errors.As(err, e) }
 // view returns the filtered keys, recomputed only when the data or the
 // filter changed.
 func (d *Dashboard) view() []adminapi.KeyStatus {
-	sig := d.filter.Provider + "\x00" + d.filter.State + "\x00" + d.filter.Tag + "\x00" + d.filter.Text + "\x00" + d.filter.Sort
+	sig := d.filter.Provider + "\x00" + d.filter.State + "\x00" + d.filter.Tag + "\x00" + d.filter.Text + "\x00" + d.filter.Sort + "\x00" + strconv.FormatBool(d.filter.Reverse)
 	if d.viewSig != sig || d.filtered == nil {
 		d.filtered = FilterKeys(d.keys, d.filter)
 		d.viewSig = sig
@@ -79,7 +79,7 @@ func on(what ...any) app.EventOption { return app.EventScope(what...) }
 
 func (d *Dashboard) renderKeys() app.UI {
 	all := d.view()
-	rows, page, pages := Paginate(all, d.page)
+	rows, page, pages := PaginateBy(all, d.page, d.pageSize)
 	d.page = page
 	provOpts := []app.UI{anyOption(d.t("keys.any"), d.filter.Provider)}
 	for _, p := range d.providers() {
@@ -94,7 +94,7 @@ func (d *Dashboard) renderKeys() app.UI {
 		tagOpts = append(tagOpts, app.Option().Value(tg).Text(tg).Selected(d.filter.Tag == tg))
 	}
 	sortOpts := []app.UI{anyOption(d.t("sort.default"), d.filter.Sort)}
-	for _, s := range []string{"created", "lastUsed", "requests", "successRate"} {
+	for _, s := range []string{"created", "lastUsed", "requests", "successRate", "state"} {
 		sortOpts = append(sortOpts, app.Option().Value(s).Text(d.t("sort."+s)).Selected(d.filter.Sort == s))
 	}
 	body := make([]app.UI, 0, len(rows))
@@ -112,7 +112,10 @@ func (d *Dashboard) renderKeys() app.UI {
 				field("f-provider", d.t("keys.filterProvider"), app.Select().ID("f-provider").OnChange(d.setFilter(&d.filter.Provider), on("f-provider")).Body(provOpts...)),
 				field("f-state", d.t("keys.filterState"), app.Select().ID("f-state").OnChange(d.setFilter(&d.filter.State), on("f-state")).Body(stateOpts...)),
 				field("f-tag", d.t("keys.filterTag"), app.Select().ID("f-tag").OnChange(d.setFilter(&d.filter.Tag), on("f-tag")).Body(tagOpts...)),
-				field("f-sort", d.t("keys.sort"), app.Select().ID("f-sort").OnChange(d.setFilter(&d.filter.Sort), on("f-sort")).Body(sortOpts...)),
+				field("f-sort", d.t("keys.sort"), app.Select().ID("f-sort").OnChange(func(ctx app.Context, e app.Event) {
+					d.filter.Sort, d.filter.Reverse = FilterValue(ctx.JSSrc().Get("value").String()), false
+					d.page = 0
+				}, on("f-sort")).Body(sortOpts...)),
 				field("f-text", d.t("keys.search"), app.Input().ID("f-text").Type("search").Value(d.filter.Text).OnInput(d.setFilter(&d.filter.Text), on("f-text"))),
 			),
 			app.P().ID("keys-count").Class("hint").Text(d.t("keys.count", len(all), len(d.keys))),
@@ -121,14 +124,14 @@ func (d *Dashboard) renderKeys() app.UI {
 				app.THead().Body(app.Tr().Body(
 					app.Th().Scope("col").Body(app.Input().ID("sel-page").Type("checkbox").Aria("label", d.t("sel.page")).
 						Checked(len(rows) > 0 && allSelected(rows, d.selected)).OnChange(func(ctx app.Context, e app.Event) {
-						rows, _, _ := Paginate(d.view(), d.page) // now, not at render time (see on)
+						rows, _, _ := PaginateBy(d.view(), d.page, d.pageSize) // now, not at render time (see on)
 						d.selectKeys(rows, !allSelected(rows, d.selected))
 					}, on("sel-page"))),
-					app.Th().Scope("col").Text(d.t("col.key")), app.Th().Scope("col").Text(d.t("col.provider")),
-					app.Th().Scope("col").Text(d.t("col.state")), app.Th().Scope("col").Text(d.t("col.usage")),
-					app.Th().Scope("col").Text(d.t("col.success")), app.Th().Scope("col").Text(d.t("col.lastUsed")),
-					app.Th().Scope("col").Text(d.t("col.description")), app.Th().Scope("col").Text(d.t("col.tags")),
-					app.Th().Scope("col").Text(d.t("col.actions")),
+					app.Th().Scope("col").Class("c-key").Text(d.t("col.key")), d.sortHeader("c-provider", "col.provider", ""),
+					d.sortHeader("c-state", "col.state", "state"), d.sortHeader("c-usage", "col.usage", "requests"),
+					d.sortHeader("c-success", "col.success", "successRate"), d.sortHeader("c-used", "col.lastUsed", "lastUsed"),
+					app.Th().Scope("col").Class("c-desc").Text(d.t("col.description")), app.Th().Scope("col").Class("c-tags").Text(d.t("col.tags")),
+					app.Th().Scope("col").Class("c-actions").Text(d.t("col.actions")),
 				)),
 				app.TBody().Body(body...),
 			)),
@@ -137,6 +140,27 @@ func (d *Dashboard) renderKeys() app.UI {
 				app.Button().ID("page-prev").Type("button").Disabled(page == 0).Text(d.t("keys.prev")).OnClick(func(ctx app.Context, e app.Event) { d.page-- }, on("page-prev")),
 				app.Span().ID("page-info").Text(d.t("keys.page", page+1, pages)),
 				app.Button().ID("page-next").Type("button").Disabled(page >= pages-1).Text(d.t("keys.next")).OnClick(func(ctx app.Context, e app.Event) { d.page++ }, on("page-next")),
+				app.Label().Class("pager-field").Body(
+					app.Text(d.t("keys.jump")+" "),
+					app.Input().ID("page-jump").Type("number").Min(1).Max(pages).Value(page+1).OnChange(func(ctx app.Context, e app.Event) {
+						if n, err := strconv.Atoi(ctx.JSSrc().Get("value").String()); err == nil {
+							d.page = n - 1 // Paginate clamps it
+						}
+					}, on("page-jump")),
+				),
+				app.Label().Class("pager-field").Body(
+					app.Text(d.t("keys.pageSize")+" "),
+					app.Select().ID("page-size").OnChange(func(ctx app.Context, e app.Event) {
+						if n, err := strconv.Atoi(ctx.JSSrc().Get("value").String()); err == nil && slices.Contains(PageSizes, n) {
+							first := d.page * d.size() // keep the first row shown in view
+							d.pageSize = n
+							d.page = first / n
+						}
+					}, on("page-size")).Body(app.Range(PageSizes).Slice(func(i int) app.UI {
+						n := PageSizes[i]
+						return app.Option().Value(n).Text(n).Selected(n == d.size())
+					})),
+				),
 			),
 		),
 	)
@@ -219,7 +243,7 @@ func (d *Dashboard) revealKey(ctx app.Context, id string) {
 	if i < 0 {
 		return
 	}
-	d.page = i / PageSize
+	d.page = i / d.size()
 	d.fresh = id
 	if app.IsClient {
 		d.bind(ctx).Defer(func(app.Context) {
@@ -273,7 +297,7 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 	limit := d.t("unlimited")
 	frac := 0.0
 	if k.MaxRequests > 0 {
-		limit = strconv.FormatInt(k.MaxRequests, 10)
+		limit = fmtInt(k.MaxRequests)
 		frac = min(1, float64(k.Requests)/float64(k.MaxRequests))
 	}
 	rate := "—"
@@ -285,22 +309,22 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 		app.Td().Body(app.Button().ID("open-"+id).Type("button").Class("linklike mono").Aria("label", d.t("detail.open", k.MaskedKey)).
 			Aria("expanded", strconv.FormatBool(d.detailID == id)).Aria("controls", "key-detail").Text(k.MaskedKey).
 			OnClick(func(ctx app.Context, e app.Event) { d.openDetail(ctx, id) }, on("open", id))),
-		app.Td().Text(k.Provider),
-		app.Td().Body(func() app.UI {
+		app.Td().DataSet("label", d.t("col.provider")).Text(k.Provider),
+		app.Td().DataSet("label", d.t("col.state")).Body(func() app.UI {
 			// Long reasons are cut on screen; the tooltip has all of it.
 			text := StateText(d.lang, k)
 			return app.Span().Class("badge " + k.State).Title(text).Text(text)
 		}()),
-		app.Td().Body(
-			app.Div().Class("usage").Text(strconv.FormatInt(k.Requests, 10)+" / "+limit),
+		app.Td().DataSet("label", d.t("col.usage")).Body(
+			app.Div().Class("usage").Text(fmtInt(k.Requests)+" / "+limit),
 			app.If(k.MaxRequests > 0, func() app.UI {
 				return app.Div().Class("bar").Body(app.Div().Style("width", strconv.FormatFloat(frac*100, 'f', 1, 64)+"%"))
 			}),
 		),
-		app.Td().Class("num").Text(rate),
-		app.Td().Class("when").Text(fmtTime(d.lang, k.LastUsed)),
-		app.Td().Text(k.Description),
-		app.Td().Body(app.Range(k.Tags).Slice(func(i int) app.UI { return app.Span().Class("tag").Text(k.Tags[i]) })),
+		app.Td().Class("num").DataSet("label", d.t("col.success")).Text(rate),
+		app.Td().Class("when").DataSet("label", d.t("col.lastUsed")).Text(fmtTime(d.lang, k.LastUsed)),
+		app.Td().Class("desc").DataSet("label", d.t("col.description")).Title(k.Description).Text(k.Description),
+		app.Td().Class("tags").DataSet("label", d.t("col.tags")).Body(app.Range(k.Tags).Slice(func(i int) app.UI { return app.Span().Class("tag").Text(k.Tags[i]) })),
 		app.Td().Class("actions").Body(
 			app.If(d.delAsk == id, func() app.UI {
 				return d.confirm(d.t("act.deleteConfirm"), "del-yes-"+id, "del-no-"+id, d.doDelete(id, k.MaskedKey), func(ctx app.Context, e app.Event) {
@@ -863,4 +887,54 @@ func allSelected(keys []adminapi.KeyStatus, sel map[string]bool) bool {
 		}
 	}
 	return true
+}
+
+// size is the table's page size.
+func (d *Dashboard) size() int {
+	if d.pageSize <= 0 {
+		return PageSize
+	}
+	return d.pageSize
+}
+
+// sortHeader is a column header that sorts by sort ("" = the proxy's
+// order) when clicked, and again in the other direction; aria-sort says
+// how the table is sorted.
+func (d *Dashboard) sortHeader(cls, label, sort string) app.UI {
+	current := d.filter.Sort == sort
+	asc := SortAscending(sort) != (current && d.filter.Reverse)
+	ariaSort, arrow := "none", ""
+	if current {
+		ariaSort, arrow = map[bool]string{true: "ascending", false: "descending"}[asc], map[bool]string{true: " ▲", false: " ▼"}[asc]
+	}
+	id := "sort-" + sort
+	if sort == "" {
+		id = "sort-provider"
+	}
+	return app.Th().Scope("col").Class(cls).Aria("sort", ariaSort).Body(
+		app.Button().ID(id).Type("button").Class("sort").Text(d.t(label)+arrow).OnClick(func(ctx app.Context, e app.Event) {
+			if d.filter.Sort == sort {
+				d.filter.Reverse = !d.filter.Reverse
+			} else {
+				d.filter.Sort, d.filter.Reverse = sort, false
+			}
+			d.page = 0
+			d.syncSortControl()
+		}, on(id)),
+	)
+}
+
+// syncSortControl puts the sort into the Sort by box (go-app does not
+// update a select's value when only an option's selected flag changes).
+func (d *Dashboard) syncSortControl() {
+	if !app.IsClient {
+		return
+	}
+	if el := app.Window().GetElementByID("f-sort"); el.Truthy() {
+		v := d.filter.Sort
+		if v == "" {
+			v = AnyOption
+		}
+		el.Set("value", v)
+	}
 }

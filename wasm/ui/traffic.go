@@ -159,26 +159,67 @@ func num(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
 // LinePath is the SVG path ("M x y L x y …") through values, scaled into
 // b with top at the box's top edge.
 func (b plotBox) LinePath(values []int64, top int64) string {
+	return b.LinePathN(values, 0, len(values), top)
+}
+
+// LinePathN is LinePath through points from to len(values)-1 of n points
+// spread over the box's width.
+func (b plotBox) LinePathN(values []int64, from, n int, top int64) string {
 	var s strings.Builder
-	for i, v := range values {
-		if i == 0 {
+	for i := from; i < len(values); i++ {
+		v := values[i]
+		if i == from {
 			s.WriteString("M")
 		} else {
 			s.WriteString(" L")
 		}
-		s.WriteString(num(b.px(i, len(values))) + " " + num(b.py(v, top)))
+		s.WriteString(num(b.px(i, n)) + " " + num(b.py(v, top)))
 	}
 	return s.String()
 }
 
 // AreaPath is LinePath closed down to the x axis, for the fill under it.
 func (b plotBox) AreaPath(values []int64, top int64) string {
-	if len(values) == 0 {
+	return b.AreaPathN(values, 0, len(values), top)
+}
+
+// AreaPathN is AreaPath under LinePathN.
+func (b plotBox) AreaPathN(values []int64, from, n int, top int64) string {
+	if len(values) <= from {
 		return ""
 	}
 	base := num(b.Y + b.H)
-	return b.LinePath(values, top) + " L" + num(b.px(len(values)-1, len(values))) + " " + base +
-		" L" + num(b.px(0, len(values))) + " " + base + " Z"
+	return b.LinePathN(values, from, n, top) + " L" + num(b.px(len(values)-1, n)) + " " + base +
+		" L" + num(b.px(from, n)) + " " + base + " Z"
+}
+
+// FromSince drops the leading points that ended before counting began
+// (Since: the proxy instance's start), keeping at least keep points. The
+// totals do not change: nothing was counted there.
+func (td *TrafficData) FromSince(keep int) *TrafficData {
+	n := len(td.Starts)
+	lo := 0
+	for lo < n-keep && !td.Starts[lo].Add(td.Step).After(td.Since) {
+		lo++
+	}
+	if lo == 0 {
+		return td
+	}
+	out := *td
+	out.Starts, out.Errors = td.Starts[lo:], td.Errors[lo:]
+	out.Series = make([]TrafficSeries, len(td.Series))
+	out.Peak = 0
+	for i, s := range td.Series {
+		s.Points = s.Points[lo:]
+		out.Series[i] = s
+		for _, p := range s.Points {
+			out.Peak = max(out.Peak, p.Requests)
+		}
+	}
+	for _, e := range out.Errors {
+		out.Peak = max(out.Peak, e)
+	}
+	return &out
 }
 
 // Ticks returns the times in [from, to] that fall on a multiple of every

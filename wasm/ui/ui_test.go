@@ -322,12 +322,14 @@ func TestTranslations(t *testing.T) {
 		d.delAsk, d.resetAsk, d.notice = "key_00000", "gemini", func() string { return "n" }
 		d.play = playForm{Status: 200, Answer: "hi", KeyID: "key_00000", Err: "x"}
 		d.add.Msg, d.bulk.Err, d.tokErr = "x", "x", "x"
-		td, err := AggregateTraffic(&adminapi.TrafficResponse{BucketSeconds: 60, Start: "2026-01-01T10:00:00.000Z", Since: "2026-01-01T10:30:00.000Z",
+		td, err := AggregateTraffic(&adminapi.TrafficResponse{BucketSeconds: 60, Start: "2026-01-01T10:00:00.000Z", Since: "2026-01-01T10:57:30.000Z",
 			Providers: []adminapi.ProviderTraffic{{Provider: "gemini", Buckets: []adminapi.TrafficBucket{{Requests: 2, Success: 1, Errors: 1}}}}}, TrafficRanges[0])
 		if err != nil {
 			t.Fatal(err)
 		}
 		d.traffic, d.trafficShown = &td, TrafficRanges[0]
+		d.bulk.Sent = Extracted{Keys: []string{"a"}, Lines: []int{1}, Repeats: []int{2}, NoKey: []int{3}}
+		d.detailID = d.keys[2].ID
 		d.tab = TabOverview
 		if html := app.HTMLString(d.Render()); !strings.Contains(html, `class="uncounted"`) || !strings.Contains(html, `class="line errs"`) {
 			t.Error("traffic chart lacks the uncounted band or the error line")
@@ -493,11 +495,14 @@ func TestTrafficChart(t *testing.T) {
 		t.Fatalf("proxy counted %d requests", total)
 	}
 	h.do(func(ctx app.Context) { h.d.refresh(ctx) })
-	h.contains(`data-total="3"`, `data-errors="3"`, `data-peak="3"`, `data-top="5"`, `data-points="60"`,
-		`class="line s0"`, `d="M48.0 192.0 L`, `data-provider="gemini"`, `class="line errs"`, `id="traffic-legend-gemini"`,
+	h.contains(`data-total="3"`, `data-errors="3"`, `data-peak="3"`, `data-top="5"`, `data-points="6"`,
+		`class="partial s0"`, `class="started"`, `data-provider="gemini"`, `class="line errs"`, `id="traffic-legend-gemini"`,
 		"gemini: 3 requests, 0.0% ok, 3 errors", "3 requests in the last hour: 0 succeeded, 3 failed.", `class="slot"`)
-	if n := strings.Count(h.html(), `class="slot"`); n != 60 {
-		t.Errorf("%d hover bands, want one per point (60)", n)
+	// A fresh proxy: the chart starts where counting began (the 1-minute
+	// point holding its start, but at least 6 points), not with an hour
+	// of "not counted".
+	if n := strings.Count(h.html(), `class="slot"`); n != 6 {
+		t.Errorf("%d hover bands, want one per point (6)", n)
 	}
 	if strings.Contains(h.html(), `id="traffic-none"`) {
 		t.Error("empty-chart text with requests")

@@ -4,7 +4,11 @@
 // and the pool core.
 package adminapi
 
-import "time"
+import (
+	"time"
+
+	"github.com/keypool/keypool/worker-proxy/limits"
+)
 
 // TimeLayout is how the API writes times: UTC with milliseconds, as
 // JavaScript's Date.toISOString does ("2024-01-15T10:30:00.000Z").
@@ -35,6 +39,10 @@ type AddKeyRequest struct {
 	Weight      *int      `json:"weight,omitempty"`
 	IsActive    *bool     `json:"isActive,omitempty"`
 	Metadata    *Metadata `json:"metadata,omitempty"`
+	// Project is the Google Cloud project (or account) whose quota the
+	// key draws on; keys of one project share one quota. Absent: unknown,
+	// learned from the provider's error details when it names one.
+	Project *string `json:"project,omitempty"`
 }
 
 // AddKeyResponse answers POST /admin/keys (201).
@@ -54,6 +62,10 @@ type BulkAddRequest struct {
 	Weight      *int      `json:"weight,omitempty"`
 	IsActive    *bool     `json:"isActive,omitempty"`
 	Metadata    *Metadata `json:"metadata,omitempty"`
+	// Project is the Google Cloud project (or account) whose quota the
+	// key draws on; keys of one project share one quota. Absent: unknown,
+	// learned from the provider's error details when it names one.
+	Project *string `json:"project,omitempty"`
 }
 
 // Results of one line of a bulk import.
@@ -102,6 +114,8 @@ type UpdateKeyRequest struct {
 	MaxRequests *int64    `json:"maxRequests,omitempty"`
 	Weight      *int      `json:"weight,omitempty"`
 	Metadata    *Metadata `json:"metadata,omitempty"`
+	// Project sets the key's project; "" clears it.
+	Project *string `json:"project,omitempty"`
 }
 
 // KeyResponse answers PUT and DELETE /admin/keys/{id}.
@@ -147,26 +161,55 @@ type KeyStatus struct {
 	LastError   *LastError `json:"lastError"`
 	// ConsecutiveFailures counts failures blamed on the key since its last
 	// success.
-	ConsecutiveFailures int64    `json:"consecutiveFailures"`
-	CoolingUntil        *string  `json:"coolingUntil"`
-	CoolingReason       string   `json:"coolingReason,omitempty"`
-	DisabledReason      string   `json:"disabledReason,omitempty"`
-	DisabledAt          *string  `json:"disabledAt"`
-	Description         string   `json:"description"`
-	Tags                []string `json:"tags"`
-	CreatedAt           *string  `json:"createdAt"`
-	UpdatedAt           *string  `json:"updatedAt"`
+	ConsecutiveFailures int64 `json:"consecutiveFailures"`
+	// PromptTokens and CompletionTokens add up what the key's answers
+	// reported, kept with its usage (reset with it).
+	PromptTokens     int64    `json:"promptTokens"`
+	CompletionTokens int64    `json:"completionTokens"`
+	CoolingUntil     *string  `json:"coolingUntil"`
+	CoolingReason    string   `json:"coolingReason,omitempty"`
+	DisabledReason   string   `json:"disabledReason,omitempty"`
+	DisabledAt       *string  `json:"disabledAt"`
+	Description      string   `json:"description"`
+	Tags             []string `json:"tags"`
+	CreatedAt        *string  `json:"createdAt"`
+	UpdatedAt        *string  `json:"updatedAt"`
+	// Project is the Google Cloud project (or account) whose quota the key
+	// draws on, set or learned; "" when unknown.
+	Project string `json:"project,omitempty"`
+	// ModelCooldowns are the (key, model) pairs at rest: the key serves
+	// its other models meanwhile.
+	ModelCooldowns []ModelCooldown `json:"modelCooldowns,omitempty"`
+}
+
+// ModelCooldown is one (key, model) pair at rest: a rate limit or a
+// per-model quota of that model only.
+type ModelCooldown struct {
+	Model  string  `json:"model"`
+	Until  *string `json:"until"`
+	Reason string  `json:"reason,omitempty"`
 }
 
 // ProviderStatus answers GET /admin/status?provider=NAME.
 type ProviderStatus struct {
-	Provider      string      `json:"provider"`
-	TotalKeys     int         `json:"totalKeys"`
-	ActiveKeys    int         `json:"activeKeys"`
-	AvailableKeys int         `json:"availableKeys"`
-	CoolingKeys   int         `json:"coolingKeys"`
-	DisabledKeys  int         `json:"disabledKeys"`
-	Keys          []KeyStatus `json:"keys"`
+	Provider string `json:"provider"`
+	// PromptTokens and CompletionTokens add up its keys' counts.
+	PromptTokens     int64 `json:"promptTokens"`
+	CompletionTokens int64 `json:"completionTokens"`
+	TotalKeys        int   `json:"totalKeys"`
+	ActiveKeys       int   `json:"activeKeys"`
+	AvailableKeys    int   `json:"availableKeys"`
+	CoolingKeys      int   `json:"coolingKeys"`
+	DisabledKeys     int   `json:"disabledKeys"`
+	// RestingModelPairs counts the (key, model) pairs at rest.
+	RestingModelPairs int `json:"restingModelPairs"`
+	// Projects counts the distinct projects the keys name, and
+	// KeysWithoutProject the keys whose project is unknown: the pool holds
+	// at most Projects+KeysWithoutProject independent quotas ("120 keys in
+	// 9 projects").
+	Projects           int         `json:"projects"`
+	KeysWithoutProject int         `json:"keysWithoutProject"`
+	Keys               []KeyStatus `json:"keys"`
 }
 
 // StatusResponse answers GET /admin/status without a provider: every
@@ -179,6 +222,10 @@ type StatusResponse struct {
 	CoolingKeys   int              `json:"coolingKeys"`
 	DisabledKeys  int              `json:"disabledKeys"`
 	Providers     []ProviderStatus `json:"providers"`
+	// Projects and KeysWithoutProject sum the providers' (see
+	// ProviderStatus).
+	Projects           int `json:"projects"`
+	KeysWithoutProject int `json:"keysWithoutProject"`
 }
 
 // ResetRequest is the body of POST /admin/reset.
@@ -193,9 +240,47 @@ type ResetResponse struct {
 	KeysReset int    `json:"keysReset"`
 }
 
-// CreateTokenRequest is the body of POST /admin/tokens.
+// CreateTokenRequest is the body of POST /admin/tokens. Only Name is
+// required; absent settings restrict nothing.
 type CreateTokenRequest struct {
 	Name string `json:"name"`
+	// Limits: rpm, rpd, tpm, tpd; 0 or absent means unlimited.
+	Limits *limits.Limits `json:"limits,omitempty"`
+	// ExpiresAt is an RFC 3339 time in the future; absent: never.
+	ExpiresAt *string `json:"expiresAt,omitempty"`
+	// Providers and Models the token may use: names or * patterns;
+	// absent or empty allows all.
+	Providers []string `json:"providers,omitempty"`
+	Models    []string `json:"models,omitempty"`
+}
+
+// UpdateTokenRequest is the body of PUT /admin/tokens/{id}; absent fields
+// stay. Limits replaces all four limits (an absent one becomes
+// unlimited); "expiresAt": "" removes the expiry; an empty providers or
+// models list allows all.
+type UpdateTokenRequest struct {
+	Name      *string        `json:"name,omitempty"`
+	Limits    *limits.Limits `json:"limits,omitempty"`
+	ExpiresAt *string        `json:"expiresAt,omitempty"`
+	Providers *[]string      `json:"providers,omitempty"`
+	Models    *[]string      `json:"models,omitempty"`
+}
+
+// TokenResponse answers PUT /admin/tokens/{id}.
+type TokenResponse struct {
+	Message string `json:"message"`
+	Token   Token  `json:"token"`
+}
+
+// TokenUsage is what one client token used on this proxy instance since
+// Since (its start): requests it made (refused ones included) and the
+// tokens their answers reported.
+type TokenUsage struct {
+	Requests         int64   `json:"requests"`
+	Refused          int64   `json:"refused"` // answered 401/403/429 by the token's settings
+	PromptTokens     int64   `json:"promptTokens"`
+	CompletionTokens int64   `json:"completionTokens"`
+	Since            *string `json:"since"`
 }
 
 // CreateTokenResponse answers POST /admin/tokens (201). Token is shown this
@@ -206,6 +291,8 @@ type CreateTokenResponse struct {
 	Name    string `json:"name"`
 	Token   string `json:"token"`
 	Masked  string `json:"masked"`
+	// Settings is the token as GET /admin/tokens lists it.
+	Settings *Token `json:"settings,omitempty"`
 }
 
 // Where a client token comes from.
@@ -216,11 +303,18 @@ const (
 
 // Token is a client token as listed: masked, never whole.
 type Token struct {
-	ID        string  `json:"id"`
-	Name      string  `json:"name"`
-	Masked    string  `json:"masked"`
-	Source    string  `json:"source"`
-	CreatedAt *string `json:"createdAt"`
+	ID        string        `json:"id"`
+	Name      string        `json:"name"`
+	Masked    string        `json:"masked"`
+	Source    string        `json:"source"`
+	CreatedAt *string       `json:"createdAt"`
+	UpdatedAt *string       `json:"updatedAt"`
+	Limits    limits.Limits `json:"limits"`
+	ExpiresAt *string       `json:"expiresAt"`
+	Expired   bool          `json:"expired"`
+	Providers []string      `json:"providers"`
+	Models    []string      `json:"models"`
+	Usage     TokenUsage    `json:"usage"`
 }
 
 // TokenList answers GET /admin/tokens.
@@ -305,3 +399,25 @@ type TrafficResponse struct {
 	Since         string            `json:"since"`
 	Providers     []ProviderTraffic `json:"providers"`
 }
+
+// UsageTotals are requests and tokens under one name.
+type UsageTotals struct {
+	Name             string `json:"name"`
+	Requests         int64  `json:"requests"`
+	PromptTokens     int64  `json:"promptTokens"`
+	CompletionTokens int64  `json:"completionTokens"`
+}
+
+// UsageResponse answers GET /admin/usage: the requests this proxy instance
+// relayed since Since (its start) and the tokens their answers reported,
+// by provider, by model and by client token (its id). Models beyond the
+// first MaxUsageModels are counted under "other".
+type UsageResponse struct {
+	Since     string        `json:"since"`
+	Providers []UsageTotals `json:"providers"`
+	Models    []UsageTotals `json:"models"`
+	Tokens    []UsageTotals `json:"tokens"`
+}
+
+// MaxUsageModels bounds the model names UsageResponse tracks.
+const MaxUsageModels = 500

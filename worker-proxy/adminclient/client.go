@@ -257,6 +257,45 @@ func (c *Client) BulkTest(ctx context.Context, ids []string) (*adminapi.BulkTest
 	return &out, c.call(ctx, "POST", "/admin/keys/bulk-test", adminapi.BulkDeleteRequest{IDs: ids}, &out)
 }
 
+// ImportJob starts importing up to 100,000 keys in the background; poll
+// Job for its progress.
+func (c *Client) ImportJob(ctx context.Context, req adminapi.BulkAddRequest) (*adminapi.JobStatus, error) {
+	var out adminapi.JobStatus
+	return &out, c.call(ctx, "POST", "/admin/jobs/import", req, &out)
+}
+
+// DeleteJob starts deleting up to 100,000 keys in the background.
+func (c *Client) DeleteJob(ctx context.Context, ids []string) (*adminapi.JobStatus, error) {
+	var out adminapi.JobStatus
+	return &out, c.call(ctx, "POST", "/admin/jobs/delete", adminapi.DeleteJobRequest{IDs: ids}, &out)
+}
+
+// TestJob starts testing keys in the background: the ids given, or every
+// key in a state (disabled by default), a few at a time.
+func (c *Client) TestJob(ctx context.Context, req adminapi.TestJobRequest) (*adminapi.JobStatus, error) {
+	var out adminapi.JobStatus
+	return &out, c.call(ctx, "POST", "/admin/jobs/test", req, &out)
+}
+
+// Job returns a job's progress.
+func (c *Client) Job(ctx context.Context, id string) (*adminapi.JobStatus, error) {
+	var out adminapi.JobStatus
+	return &out, c.call(ctx, "GET", "/admin/jobs/"+url.PathEscape(id), nil, &out)
+}
+
+// Jobs lists the running jobs and the recent finished ones, newest first.
+func (c *Client) Jobs(ctx context.Context) ([]adminapi.JobStatus, error) {
+	var out adminapi.JobList
+	err := c.call(ctx, "GET", "/admin/jobs", nil, &out)
+	return out.Jobs, err
+}
+
+// CancelJob stops a running job and returns its final status.
+func (c *Client) CancelJob(ctx context.Context, id string) (*adminapi.JobStatus, error) {
+	var out adminapi.JobStatus
+	return &out, c.call(ctx, "DELETE", "/admin/jobs/"+url.PathEscape(id), nil, &out)
+}
+
 // Reset zeroes a provider's usage counters.
 func (c *Client) Reset(ctx context.Context, provider string) (*adminapi.ResetResponse, error) {
 	var out adminapi.ResetResponse
@@ -274,6 +313,27 @@ func (c *Client) Tokens(ctx context.Context) ([]adminapi.Token, error) {
 func (c *Client) CreateToken(ctx context.Context, name string) (*adminapi.CreateTokenResponse, error) {
 	var out adminapi.CreateTokenResponse
 	return &out, c.call(ctx, "POST", "/admin/tokens", adminapi.CreateTokenRequest{Name: name}, &out)
+}
+
+// CreateTokenWith creates a client token with settings (limits, expiry,
+// providers, models); the answer holds it this once.
+func (c *Client) CreateTokenWith(ctx context.Context, req adminapi.CreateTokenRequest) (*adminapi.CreateTokenResponse, error) {
+	var out adminapi.CreateTokenResponse
+	return &out, c.call(ctx, "POST", "/admin/tokens", req, &out)
+}
+
+// UpdateToken changes the fields req names of a client token.
+func (c *Client) UpdateToken(ctx context.Context, id string, req adminapi.UpdateTokenRequest) (*adminapi.Token, error) {
+	var out adminapi.TokenResponse
+	err := c.call(ctx, "PUT", "/admin/tokens/"+url.PathEscape(id), req, &out)
+	return &out.Token, err
+}
+
+// Usage returns the requests and tokens this instance relayed since it
+// started, by provider, model and client token.
+func (c *Client) Usage(ctx context.Context) (*adminapi.UsageResponse, error) {
+	var out adminapi.UsageResponse
+	return &out, c.call(ctx, "GET", "/admin/usage", nil, &out)
 }
 
 // RevokeToken revokes a token created through the admin API.

@@ -327,3 +327,62 @@ func TestStatusPage(t *testing.T) {
 		t.Fatalf("bad sort: %v", err)
 	}
 }
+
+func TestJobs(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	ctx := t.Context()
+	var secrets []string
+	for i := range 300 {
+		secrets = append(secrets, "sk-fake-client-job-"+strings.Repeat("0", 3)+string(rune('a'+i%26))+string(rune('a'+i/26)))
+	}
+	job, err := c.ImportJob(ctx, adminapi.BulkAddRequest{Provider: "openai", APIKeys: secrets})
+	if err != nil || job.Kind != adminapi.JobImport || job.Total != 300 {
+		t.Fatalf("import job: %+v %v", job, err)
+	}
+	wait := func(id string) *adminapi.JobStatus {
+		for range 500 {
+			st, err := c.Job(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State != adminapi.JobRunning {
+				return st
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("job did not finish")
+		return nil
+	}
+	if st := wait(job.ID); st.State != adminapi.JobDone || st.Counts[adminapi.BulkAdded] != 300 {
+		t.Fatalf("import: %+v", st)
+	}
+	page, err := c.StatusPage(ctx, adminapi.StatusQuery{Provider: "openai", Limit: 1000})
+	if err != nil || len(page.Keys) != 300 {
+		t.Fatalf("page: %d keys, %v", len(page.Keys), err)
+	}
+	var ids []string
+	for _, k := range page.Keys {
+		ids = append(ids, k.ID)
+	}
+	del, err := c.DeleteJob(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(del.ID); st.Counts["deleted"] != 300 {
+		t.Fatalf("delete: %+v", st)
+	}
+	// Nothing disabled: "test all disabled" has nothing to do.
+	tj, err := c.TestJob(ctx, adminapi.TestJobRequest{})
+	if err != nil || tj.Total != 0 {
+		t.Fatalf("test job: %+v %v", tj, err)
+	}
+	wait(tj.ID)
+	jobs, err := c.Jobs(ctx)
+	if err != nil || len(jobs) != 3 || jobs[0].ID != tj.ID {
+		t.Fatalf("jobs: %+v %v", jobs, err)
+	}
+	if _, err := c.CancelJob(ctx, tj.ID); adminclient.StatusOf(err) != 409 {
+		t.Fatalf("cancel a finished job: %v", err)
+	}
+}

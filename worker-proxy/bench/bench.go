@@ -47,8 +47,11 @@ type TargetResult struct {
 	Baseline bool
 	Keys     int   // keys in its pool (OpenAI and Gemini); 0 for the baseline
 	SetupRSS int64 // RSS once started and loaded with keys, bytes
-	IdleCPU  time.Duration
-	IdleRSS  int64 // RSS at the end of the idle time, bytes
+	// StartWall is a proxy's start over its stored keys: exec to serving
+	// (its "listening on" line); StartCPU the CPU it used by then.
+	StartWall, StartCPU time.Duration
+	IdleCPU             time.Duration
+	IdleRSS             int64 // RSS at the end of the idle time, bytes
 	// LogProblems counts warning and error lines the server logged.
 	LogProblems int
 	Modes       []*ModeResult // in run order
@@ -240,9 +243,11 @@ func startServers(ctx context.Context, cfg Config, cs *children, dir, bin string
 		if err != nil {
 			return nil, err
 		}
+		logf("%s restarted over its %d keys in %s (CPU %s)", spec.name, spec.keys, p.wall.Round(time.Millisecond), p.cpu)
 		targets = append(targets, &target{
-			res:   &TargetResult{Name: spec.name, Keys: spec.keys, Desc: fmt.Sprintf("proxy, %d keys, LOG_LEVEL=%s", spec.keys, spec.logLevel)},
-			proc:  p,
+			res: &TargetResult{Name: spec.name, Keys: spec.keys, Desc: fmt.Sprintf("proxy, %d keys, LOG_LEVEL=%s", spec.keys, spec.logLevel),
+				StartWall: p.wall, StartCPU: p.cpu},
+			proc:  p.proc,
 			modes: spec.modes,
 		})
 	}

@@ -41,7 +41,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Conns: 32, Duration: 5 * time.Second, Warmup: 500 * time.Millisecond, Rounds: 3,
-		SmallKeys: 10, Keys: 10000,
+		SmallKeys: 10, Keys: 100000,
 		Chunks: 5, ChunkInterval: 2 * time.Millisecond,
 		Modes:    slices.Clone(modeNames),
 		QuietLog: true,

@@ -137,6 +137,35 @@ func (cs *children) stopAll(grace time.Duration) error {
 	return errors.Join(errs...)
 }
 
+// stop ends one child before the run does: SIGTERM, SIGKILL after grace.
+// It returns an error if the child had already exited or did not stop on
+// SIGTERM.
+func (cs *children) stop(c *child, grace time.Duration) error {
+	cs.mu.Lock()
+	for i, o := range cs.list {
+		if o == c {
+			cs.list = append(cs.list[:i:i], cs.list[i+1:]...)
+			break
+		}
+	}
+	cs.mu.Unlock()
+	if err := c.alive(); err != nil {
+		return err
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	c.stdin.Close()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-c.done:
+		return nil
+	case <-timer.C:
+		c.cmd.Process.Kill()
+		<-c.done
+		return fmt.Errorf("%s did not stop within %s of SIGTERM", c.name, grace)
+	}
+}
+
 // alive reports an error if c has exited.
 func (c *child) alive() error {
 	select {

@@ -64,10 +64,8 @@ func writeReport(w io.Writer, res *Results) error {
 	}
 	b.WriteString("\n")
 
-	if small, large := proxyPair(res); small != nil && large.Keys-small.Keys >= 1000 {
-		perKey := float64(large.SetupRSS-small.SetupRSS) / float64(large.Keys-small.Keys)
-		fmt.Fprintf(&b, "Memory per key (RSS after start of %s minus %s, over %d keys): about %.0f bytes — a rough figure, RSS moves with the garbage collector.\n\n",
-			large.Name, small.Name, large.Keys-small.Keys, perKey)
+	if small, large := proxyPair(res); small != nil {
+		writeScale(&b, cfg, small, large)
 	}
 	errs := false
 	for _, t := range res.Targets {
@@ -138,4 +136,62 @@ func fmtCPU(d time.Duration) string {
 
 func fmtMB(n int64) string {
 	return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64)
+}
+
+// writeScale prints what the pool's size costs: the large pool's start,
+// memory and CPU per request next to the small pool's (issue 17's goals).
+func writeScale(b *strings.Builder, cfg Config, small, large *TargetResult) {
+	n := large.Keys - small.Keys
+	fmt.Fprintf(b, "Scale: %s next to %s, each restarted over its stored keys (bbolt) before the load.\n\n", large.Name, small.Name)
+	b.WriteString("| target | keys | start s | start CPU s | RSS after start MB | peak RSS under load MB | RSS/key after start | peak RSS/key under load |")
+	for _, m := range cfg.Modes {
+		if large.Mode(m) != nil && small.Mode(m) != nil {
+			fmt.Fprintf(b, " CPU/req %s ÷ %s |", m, small.Name)
+		}
+	}
+	b.WriteString("\n|---|--:|--:|--:|--:|--:|--:|--:|")
+	for _, m := range cfg.Modes {
+		if large.Mode(m) != nil && small.Mode(m) != nil {
+			b.WriteString("--:|")
+		}
+	}
+	b.WriteString("\n")
+	for _, t := range []*TargetResult{small, large} {
+		perKey, peakPerKey := "-", "-"
+		if t == large && n > 0 {
+			perKey = fmtBytes(float64(large.SetupRSS-small.SetupRSS) / float64(n))
+			peakPerKey = fmtBytes(float64(peakRSS(large)-peakRSS(small)) / float64(n))
+		}
+		fmt.Fprintf(b, "| %s | %d | %.2f | %.2f | %s | %s | %s | %s |", t.Name, t.Keys, t.StartWall.Seconds(), t.StartCPU.Seconds(),
+			fmtMB(t.SetupRSS), fmtMB(peakRSS(t)), perKey, peakPerKey)
+		for _, m := range cfg.Modes {
+			lr, sr := large.Mode(m), small.Mode(m)
+			if lr == nil || sr == nil {
+				continue
+			}
+			r := t.Mode(m)
+			fmt.Fprintf(b, " %s |", ratio(r.CPUPerRequest().Seconds(), sr.CPUPerRequest().Seconds()))
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(b, "\nGoals (issue 17, at 100,000 keys): RSS/key ≤ 1 KB, peak RSS under load ≤ 120 MB, start ≤ 2 s, CPU/req within 5 %% of %s. "+
+		"Start is exec to the \"listening on\" line (keys loaded, serving); with other processes busy on the machine it is longer than its CPU. "+
+		"RSS per key divides the difference to %s by the %d keys more; RSS moves with the garbage collector, so read it as a rough figure.\n\n", small.Name, small.Name, n)
+}
+
+// peakRSS is the highest peak RSS of t's measured rounds.
+func peakRSS(t *TargetResult) int64 {
+	var p int64
+	for _, m := range t.Modes {
+		p = max(p, m.PeakRSS)
+	}
+	return p
+}
+
+// fmtBytes writes a size per key: 812 B, 1.2 KB.
+func fmtBytes(n float64) string {
+	if n < 1024 {
+		return strconv.FormatFloat(n, 'f', 0, 64) + " B"
+	}
+	return strconv.FormatFloat(n/1024, 'f', 2, 64) + " KB"
 }

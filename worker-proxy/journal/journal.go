@@ -40,6 +40,9 @@ type Entry struct {
 	Failures  int64           `json:"f,omitempty"`
 	LastUsed  time.Time       `json:"lu,omitzero"`
 	LastError *pool.LastError `json:"le,omitempty"`
+	// Prompt and completion tokens.
+	PromptTokens     int64 `json:"pt,omitempty"`
+	CompletionTokens int64 `json:"ct,omitempty"`
 }
 
 // Record is one batch of counts. Seq grows by one per record; a store
@@ -239,6 +242,8 @@ func (j *Journal) Merge(after, through uint64, inst string) error {
 			m.Requests += e.Requests
 			m.Successes += e.Successes
 			m.Failures += e.Failures
+			m.PromptTokens += e.PromptTokens
+			m.CompletionTokens += e.CompletionTokens
 			if e.LastUsed.After(m.LastUsed) {
 				m.LastUsed = e.LastUsed
 			}

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Other is the label value that stands for every value past a cap.
@@ -328,4 +329,39 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(keyFailDesc, prometheus.CounterValue, float64(k.Failures), k.Provider, k.ID)
 		}
 	}
+}
+
+// Totals are one provider's relayed requests so far and those answered
+// 5xx.
+type Totals struct{ Requests, ServerErrors int64 }
+
+// RequestTotals sums keypool_requests_total per provider. It reads the
+// counters (no scrape needed); for periodic checks, not the relay.
+func (m *Metrics) RequestTotals() map[string]Totals {
+	out := map[string]Totals{}
+	ch := make(chan prometheus.Metric, 64)
+	go func() { m.requests.Collect(ch); close(ch) }()
+	for pm := range ch {
+		var d dto.Metric
+		if pm.Write(&d) != nil || d.Counter == nil {
+			continue
+		}
+		var prov, class string
+		for _, l := range d.Label {
+			switch l.GetName() {
+			case "provider":
+				prov = l.GetValue()
+			case "status_class":
+				class = l.GetValue()
+			}
+		}
+		t := out[prov]
+		n := int64(d.Counter.GetValue())
+		t.Requests += n
+		if class == "5xx" {
+			t.ServerErrors += n
+		}
+		out[prov] = t
+	}
+	return out
 }

@@ -102,6 +102,9 @@ func TestMetricsExposition(t *testing.T) {
 	if strings.Contains(body, `keypool_failovers_total{class="success"`) || strings.Contains(body, `keypool_failovers_total{class="canceled"`) {
 		t.Error("the last attempt counted as a failover")
 	}
+	if got := m.RequestTotals(); got["gemini"] != (metrics.Totals{Requests: 2, ServerErrors: 1}) || got["openai"] != (metrics.Totals{Requests: 1}) {
+		t.Errorf("RequestTotals = %+v", got)
+	}
 	if strings.Contains(body, testToken) {
 		t.Error("the metrics token appears in the output")
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/keypool/keypool/worker-proxy/limits"
 )
 
 // Limits on what a key may carry. They keep one key small enough for any
@@ -19,6 +21,7 @@ const (
 	MaxTags           = 16
 	MaxTagLen         = 32
 	MaxWeight         = 1000
+	MaxProjectLen     = 64
 )
 
 // Key is one pooled API key and its configuration. Secret is the provider
@@ -43,6 +46,11 @@ type Key struct {
 	// store writes a key only over an older revision, so two instances'
 	// concurrent edits cannot silently overwrite each other.
 	Revision int64 `json:"revision,omitempty"`
+	// Project is the Google Cloud project (or provider account) whose
+	// quota the key draws on: keys of one project share one quota. Set
+	// by an operator, or learned from the provider's error details
+	// (Google's ErrorInfo consumer "projects/N" gives "N"). "" when unknown.
+	Project string `json:"project,omitempty"`
 }
 
 // EffectiveWeight is the key's selection weight, 1 when unset.
@@ -76,6 +84,10 @@ type Usage struct {
 	Failures  int64      `json:"failures"`
 	LastUsed  time.Time  `json:"lastUsed,omitzero"`
 	LastError *LastError `json:"lastError,omitempty"`
+	// PromptTokens and CompletionTokens add up what the key's successful
+	// answers reported (package tokenusage).
+	PromptTokens     int64 `json:"promptTokens,omitempty"`
+	CompletionTokens int64 `json:"completionTokens,omitempty"`
 }
 
 // SuccessRate is successes over finished requests, or 1 when none finished.
@@ -90,12 +102,19 @@ func (u Usage) SuccessRate() float64 {
 // UsageDelta is what one key did since the last flush: counts to add, and
 // the newest LastUsed and LastError to keep (zero or nil: unchanged).
 type UsageDelta struct {
-	ID        string     `json:"id"`
-	Requests  int64      `json:"requests"`
-	Successes int64      `json:"successes"`
-	Failures  int64      `json:"failures"`
-	LastUsed  time.Time  `json:"lastUsed,omitzero"`
-	LastError *LastError `json:"lastError,omitempty"`
+	ID               string     `json:"id"`
+	Requests         int64      `json:"requests"`
+	Successes        int64      `json:"successes"`
+	Failures         int64      `json:"failures"`
+	LastUsed         time.Time  `json:"lastUsed,omitzero"`
+	LastError        *LastError `json:"lastError,omitempty"`
+	PromptTokens     int64      `json:"promptTokens,omitempty"`
+	CompletionTokens int64      `json:"completionTokens,omitempty"`
+}
+
+// Counts reports whether d adds to any count (requests or tokens).
+func (d UsageDelta) Counts() bool {
+	return d.Requests != 0 || d.Successes != 0 || d.Failures != 0 || d.PromptTokens != 0 || d.CompletionTokens != 0
 }
 
 // Apply returns u with d added.
@@ -103,6 +122,8 @@ func (u Usage) Apply(d UsageDelta) Usage {
 	u.Requests += d.Requests
 	u.Successes += d.Successes
 	u.Failures += d.Failures
+	u.PromptTokens += d.PromptTokens
+	u.CompletionTokens += d.CompletionTokens
 	if d.LastUsed.After(u.LastUsed) {
 		u.LastUsed = d.LastUsed
 	}
@@ -121,6 +142,15 @@ type ClientToken struct {
 	Hash      string    `json:"hash"`   // hex SHA-256 of the token
 	Masked    string    `json:"masked"` // Mask(token)
 	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+
+	// What the token may do; zero values restrict nothing (package limits).
+	Limits    limits.Limits `json:"limits,omitzero"`
+	ExpiresAt time.Time     `json:"expiresAt,omitzero"` // zero: never
+	// Providers and Models the token may use: names or * patterns; empty
+	// allows all.
+	Providers []string `json:"providers,omitempty"`
+	Models    []string `json:"models,omitempty"`
 }
 
 const alnum = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -243,6 +273,22 @@ func ValidateDescription(s string) error {
 	return nil
 }
 
+// ValidateProject checks a project name: at most MaxProjectLen of a-z,
+// A-Z, 0-9, '-', '_', '.' and ':'. Google's error details name the project
+// by its number ("895908428397"), which is what the proxy learns; a key
+// set to a project id ("my-project") is grouped only with keys set alike.
+func ValidateProject(s string) error {
+	if len(s) > MaxProjectLen {
+		return invalid("project is longer than %d characters", MaxProjectLen)
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return invalid("project may only contain letters, digits, '-', '_', '.' and ':'")
+		}
+	}
+	return nil
+}
+
 // NormalizeTags trims, checks and de-duplicates tags, keeping their order.
 func NormalizeTags(tags []string) ([]string, error) {
 	if len(tags) > MaxTags {
@@ -288,6 +334,9 @@ func (k Key) Validate() error {
 		return err
 	}
 	if err := ValidateDescription(k.Description); err != nil {
+		return err
+	}
+	if err := ValidateProject(k.Project); err != nil {
 		return err
 	}
 	_, err := NormalizeTags(k.Tags)

@@ -31,6 +31,8 @@ type Entry struct {
 	lastUsed  atomic.Int64 // unix nanoseconds, 0 = never
 	lastErr   atomic.Pointer[LastError]
 	inflight  atomic.Int64
+	prompt    atomic.Int64 // tokens, from the answers' usage
+	complete  atomic.Int64
 	// remote counts requests a Limiter counted in the shared store since
 	// the last Sync: they are in the store already, so Flush leaves them
 	// out, but they count toward the key's usage and its limit here.
@@ -44,8 +46,13 @@ type Entry struct {
 	consecFails atomic.Int64 // blamed failures since the last success
 	pos         atomic.Int64 // index in its provider's current snapshot
 
+	// models holds the (key, model) pairs at rest, copy on write; nil
+	// when none ever rested.
+	models atomic.Pointer[map[string]modelRest]
+
 	// Flush baselines: what the store already has. Guarded by Pool.flushMu.
 	fRequests, fSuccesses, fFailures, fLastUsed int64
+	fPrompt, fComplete                          int64
 	fLastErr                                    *LastError
 }
 
@@ -70,6 +77,9 @@ func (e *Entry) Usage() Usage {
 		Successes: e.successes.Load(),
 		Failures:  e.failures.Load(),
 		LastError: e.lastErr.Load(),
+
+		PromptTokens:     e.prompt.Load(),
+		CompletionTokens: e.complete.Load(),
 	}
 	if t := e.lastUsed.Load(); t != 0 {
 		u.LastUsed = time.Unix(0, t).UTC()
@@ -218,6 +228,16 @@ type Outcome struct {
 	Error *LastError // set on failure; Message must be free of secrets
 }
 
+// AddTokens counts the tokens one of the key's answers reported.
+func (e *Entry) AddTokens(prompt, completion int64) {
+	if prompt > 0 {
+		e.prompt.Add(prompt)
+	}
+	if completion > 0 {
+		e.complete.Add(completion)
+	}
+}
+
 // NoteError records le as the key's last error without counting a request
 // (a key test's failure, say).
 func (e *Entry) NoteError(le LastError) { e.lastErr.Store(&le) }
@@ -269,6 +289,9 @@ type set struct {
 	// nextRevival is when the first cooling key comes back (unix ns);
 	// picks check it with one atomic load.
 	nextRevival atomic.Int64
+	// modelRestsUntil is when the last (key, model) rest set so far ends
+	// (unix ns): before it, picks for a model check the pairs.
+	modelRestsUntil atomic.Int64
 }
 
 // Pool holds every provider's keys and picks one per request. Picks are
@@ -284,6 +307,7 @@ type Pool struct {
 	mu       sync.Mutex // serializes changes to keys
 	byID     map[string]*Entry
 	bySecret map[secretRef]*Entry
+	names    map[string]string // provider names, one copy each
 
 	flushMu sync.Mutex // serializes Flush and ResetUsage
 
@@ -295,7 +319,7 @@ func New(now func() time.Time) *Pool {
 	if now == nil {
 		now = time.Now
 	}
-	p := &Pool{now: now, byID: make(map[string]*Entry), bySecret: make(map[secretRef]*Entry)}
+	p := &Pool{now: now, byID: make(map[string]*Entry), bySecret: make(map[secretRef]*Entry), names: map[string]string{}}
 	m := map[string]*set{}
 	p.sets.Store(&m)
 	return p
@@ -310,12 +334,15 @@ func (p *Pool) Load(keys []Key, usage map[string]Usage) {
 	p.byID = make(map[string]*Entry, len(keys))
 	p.bySecret = make(map[secretRef]*Entry, len(keys))
 	for _, k := range keys {
-		e := newEntry(k)
-		p.bySecret[secretKey(k.Provider, k.Secret)] = e
+		e := p.newEntryLocked(k)
+		c := e.cfg.Load()
+		p.bySecret[secretKey(c.Provider, c.Secret)] = e
 		if u, ok := usage[k.ID]; ok {
 			e.requests.Store(u.Requests)
 			e.successes.Store(u.Successes)
 			e.failures.Store(u.Failures)
+			e.prompt.Store(u.PromptTokens)
+			e.complete.Store(u.CompletionTokens)
 			if !u.LastUsed.IsZero() {
 				e.lastUsed.Store(u.LastUsed.UnixNano())
 			}
@@ -324,10 +351,11 @@ func (p *Pool) Load(keys []Key, usage map[string]Usage) {
 				e.lastErr.Store(&le)
 			}
 			e.fRequests, e.fSuccesses, e.fFailures = u.Requests, u.Successes, u.Failures
+			e.fPrompt, e.fComplete = u.PromptTokens, u.CompletionTokens
 			e.fLastUsed = e.lastUsed.Load()
 			e.fLastErr = e.lastErr.Load()
 		}
-		p.byID[k.ID] = e
+		p.byID[c.ID] = e
 	}
 	m := map[string]*set{}
 	p.sets.Store(&m)
@@ -341,9 +369,23 @@ type secretRef struct{ provider, secret string }
 
 func secretKey(provider, secret string) secretRef { return secretRef{provider, secret} }
 
-func newEntry(k Key) *Entry {
+// newEntryLocked returns an entry holding a compact copy of k: its id and
+// secret share one allocation and its provider name is the one the pool's
+// other keys of that provider use. With many keys that is two objects fewer
+// per key for the garbage collector to mark, and one string fewer to hold.
+// The maps must index the entry by its own strings (e.cfg.Load()), not
+// k's, or k's stay alive too. p.mu must be held.
+func (p *Pool) newEntryLocked(k Key) *Entry {
 	e := &Entry{}
 	k = k.Clone()
+	if name, ok := p.names[k.Provider]; ok {
+		k.Provider = name
+	} else {
+		k.Provider = strings.Clone(k.Provider)
+		p.names[k.Provider] = k.Provider
+	}
+	both := k.ID + k.Secret
+	k.ID, k.Secret = both[:len(k.ID)], both[len(k.ID):]
 	e.cfg.Store(&k)
 	return e
 }
@@ -416,9 +458,10 @@ func (p *Pool) rebuildLocked(provider string) {
 func (p *Pool) Add(k Key) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e := newEntry(k)
-	p.byID[k.ID] = e
-	p.bySecret[secretKey(k.Provider, k.Secret)] = e
+	e := p.newEntryLocked(k)
+	c := e.cfg.Load()
+	p.byID[c.ID] = e
+	p.bySecret[secretKey(c.Provider, c.Secret)] = e
 	p.rebuildLocked(k.Provider)
 }
 
@@ -428,9 +471,10 @@ func (p *Pool) AddAll(keys []Key) {
 	defer p.mu.Unlock()
 	provs := map[string]bool{}
 	for _, k := range keys {
-		e := newEntry(k)
-		p.byID[k.ID] = e
-		p.bySecret[secretKey(k.Provider, k.Secret)] = e
+		e := p.newEntryLocked(k)
+		c := e.cfg.Load()
+		p.byID[c.ID] = e
+		p.bySecret[secretKey(c.Provider, c.Secret)] = e
 		provs[k.Provider] = true
 	}
 	for prov := range provs {
@@ -650,6 +694,11 @@ func (s *snapshot) pickLeastBusy(now int64) *Entry {
 // PickExcept is Pick for a retry: it never returns a key in tried. It
 // tries the strategy first, then scans from a random place.
 func (p *Pool) PickExcept(provider string, strategy Strategy, tried []*Entry) *Entry {
+	return p.pickExcept(provider, strategy, func(e *Entry, _ int64) bool { return slices.Contains(tried, e) })
+}
+
+// pickExcept is Pick that never returns a key skip refuses.
+func (p *Pool) pickExcept(provider string, strategy Strategy, skip func(*Entry, int64) bool) *Entry {
 	var lim Limiter
 	if s, ok := (*p.sets.Load())[provider]; ok {
 		lim = s.snap.Load().lim
@@ -662,7 +711,7 @@ func (p *Pool) PickExcept(provider string, strategy Strategy, tried []*Entry) *E
 		if e == nil {
 			return nil
 		}
-		if !slices.Contains(tried, e) {
+		if !skip(e, p.now().UnixNano()) {
 			return e
 		}
 		e.release()
@@ -683,7 +732,7 @@ func (p *Pool) PickExcept(provider string, strategy Strategy, tried []*Entry) *E
 		if i < 0 {
 			return nil
 		}
-		if !slices.Contains(tried, snap.entries[i]) && snap.take(i, now) {
+		if !skip(snap.entries[i], now) && snap.take(i, now) {
 			return snap.entries[i]
 		}
 		if i++; i == n {
@@ -848,9 +897,10 @@ func (p *Pool) Cool(e *Entry, until time.Time, reason string) {
 	}
 }
 
-// Uncool ends a key's rest now.
+// Uncool ends a key's rest, and every (key, model) rest, now.
 func (p *Pool) Uncool(e *Entry) {
 	e.coolUntil.Store(0)
+	e.uncoolModels()
 	s, ok := (*p.sets.Load())[e.cfg.Load().Provider]
 	if !ok {
 		return
@@ -942,6 +992,7 @@ func (p *Pool) Disable(e *Entry, reason string, at time.Time) Key {
 // configuration, for the caller to persist.
 func (p *Pool) Enable(e *Entry) Key {
 	e.coolUntil.Store(0)
+	e.uncoolModels()
 	e.consecFails.Store(0)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -1002,20 +1053,23 @@ func (p *Pool) Flush(write func([]UsageDelta) error) error {
 	type mark struct {
 		e           *Entry
 		r, s, f, lu int64
+		pt, ct      int64
 		le          *LastError
 	}
 	var deltas []UsageDelta
 	var marks []mark
 	for _, e := range entries {
-		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load()}
-		d := UsageDelta{ID: e.cfg.Load().ID, Requests: m.r - e.fRequests, Successes: m.s - e.fSuccesses, Failures: m.f - e.fFailures}
+		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load(),
+			pt: e.prompt.Load(), ct: e.complete.Load()}
+		d := UsageDelta{ID: e.cfg.Load().ID, Requests: m.r - e.fRequests, Successes: m.s - e.fSuccesses, Failures: m.f - e.fFailures,
+			PromptTokens: m.pt - e.fPrompt, CompletionTokens: m.ct - e.fComplete}
 		if m.lu != e.fLastUsed && m.lu != 0 {
 			d.LastUsed = time.Unix(0, m.lu).UTC()
 		}
 		if m.le != e.fLastErr {
 			d.LastError = m.le
 		}
-		if d.Requests == 0 && d.Successes == 0 && d.Failures == 0 && d.LastUsed.IsZero() && d.LastError == nil {
+		if !d.Counts() && d.LastUsed.IsZero() && d.LastError == nil {
 			continue
 		}
 		deltas = append(deltas, d)
@@ -1029,6 +1083,7 @@ func (p *Pool) Flush(write func([]UsageDelta) error) error {
 	}
 	for _, m := range marks {
 		m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed, m.e.fLastErr = m.r, m.s, m.f, m.lu, m.le
+		m.e.fPrompt, m.e.fComplete = m.pt, m.ct
 	}
 	return nil
 }
@@ -1042,18 +1097,20 @@ func (p *Pool) Restore(write func([]Key, map[string]Usage) error) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	type mark struct {
-		e           *Entry
-		r, s, f, lu int64
-		le          *LastError
+		e                   *Entry
+		r, s, f, lu, pt, ct int64
+		le                  *LastError
 	}
 	keys := make([]Key, 0, len(p.byID))
 	usage := make(map[string]Usage, len(p.byID))
 	marks := make([]mark, 0, len(p.byID))
 	for id, e := range p.byID {
 		keys = append(keys, e.Key())
-		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load()}
+		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load(),
+			pt: e.prompt.Load(), ct: e.complete.Load()}
 		// What a Limiter counted is in the lost store only: write it back.
-		u := Usage{Requests: max(m.r+e.remote.Load(), e.seen.Load()), Successes: m.s, Failures: m.f, LastError: m.le}
+		u := Usage{Requests: max(m.r+e.remote.Load(), e.seen.Load()), Successes: m.s, Failures: m.f, LastError: m.le,
+			PromptTokens: m.pt, CompletionTokens: m.ct}
 		if m.lu != 0 {
 			u.LastUsed = time.Unix(0, m.lu).UTC()
 		}
@@ -1065,11 +1122,12 @@ func (p *Pool) Restore(write func([]Key, map[string]Usage) error) error {
 	}
 	for _, m := range marks {
 		m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed, m.e.fLastErr = m.r, m.s, m.f, m.lu, m.le
+		m.e.fPrompt, m.e.fComplete = m.pt, m.ct
 	}
 	return nil
 }
 
-// ResetUsage zeroes the request, success and failure counts of provider's
+// ResetUsage zeroes the request, success, failure and token counts of provider's
 // keys after reset (the store's part) succeeds, and returns how many keys
 // were reset.
 func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int, error) {
@@ -1091,7 +1149,10 @@ func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int,
 		e.requests.Store(0)
 		e.successes.Store(0)
 		e.failures.Store(0)
+		e.prompt.Store(0)
+		e.complete.Store(0)
 		e.fRequests, e.fSuccesses, e.fFailures = 0, 0, 0
+		e.fPrompt, e.fComplete = 0, 0
 	}
 	if len(entries) > 0 {
 		p.rebuildLocked(provider)
@@ -1117,9 +1178,10 @@ func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
 		seen[k.ID] = true
 		e, ok := p.byID[k.ID]
 		if !ok {
-			e = newEntry(k)
-			p.byID[k.ID] = e
-			p.bySecret[secretKey(k.Provider, k.Secret)] = e
+			e = p.newEntryLocked(k)
+			c := e.cfg.Load()
+			p.byID[c.ID] = e
+			p.bySecret[secretKey(c.Provider, c.Secret)] = e
 			touched[k.Provider] = true
 		} else if cur := e.cfg.Load(); k.Revision > cur.Revision {
 			nk := k.Clone()
@@ -1144,6 +1206,14 @@ func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
 		if d := u.Failures - e.fFailures; d != 0 {
 			e.failures.Add(d)
 			e.fFailures = u.Failures
+		}
+		if d := u.PromptTokens - e.fPrompt; d != 0 {
+			e.prompt.Add(d)
+			e.fPrompt = u.PromptTokens
+		}
+		if d := u.CompletionTokens - e.fComplete; d != 0 {
+			e.complete.Add(d)
+			e.fComplete = u.CompletionTokens
 		}
 		if lu := u.LastUsed.UnixNano(); !u.LastUsed.IsZero() && lu > e.lastUsed.Load() {
 			e.lastUsed.Store(lu)

@@ -348,3 +348,28 @@ func TestValidationAndMask(t *testing.T) {
 		t.Errorf("ParseStrategy(fastest) = %v", err)
 	}
 }
+
+func TestTokenCountsFlushSyncAndReset(t *testing.T) {
+	p := New(func() time.Time { return t0 })
+	p.Load(keys("openai", 1), map[string]Usage{"key_0": {Requests: 1, PromptTokens: 100, CompletionTokens: 10}})
+	e, _ := p.Entry("key_0")
+	e.AddTokens(5, 3)
+	e.AddTokens(-1, 0) // nonsense counts are ignored
+	if u := e.Usage(); u.PromptTokens != 105 || u.CompletionTokens != 13 {
+		t.Fatalf("usage %+v, want 105 prompt and 13 completion tokens", u)
+	}
+	var got []UsageDelta
+	p.Flush(func(d []UsageDelta) error { got = d; return nil })
+	if len(got) != 1 || got[0].PromptTokens != 5 || got[0].CompletionTokens != 3 || got[0].Requests != 0 {
+		t.Fatalf("flushed %+v, want only the 5/3 tokens counted since Load", got)
+	}
+	// Another instance counted 50 more prompt tokens.
+	p.Sync(keys("openai", 1), map[string]Usage{"key_0": {Requests: 1, PromptTokens: 155, CompletionTokens: 13}})
+	if u := e.Usage(); u.PromptTokens != 155 || u.CompletionTokens != 13 {
+		t.Fatalf("after Sync: %+v, want 155/13", u)
+	}
+	p.ResetUsage("openai", func([]string) error { return nil })
+	if u := e.Usage(); u.PromptTokens != 0 || u.CompletionTokens != 0 {
+		t.Fatalf("after ResetUsage: %+v, want no tokens", u)
+	}
+}

@@ -12,15 +12,17 @@ import (
 	"unicode/utf8"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/limits"
 	"github.com/keypool/keypool/worker-proxy/pool"
+	"github.com/keypool/keypool/worker-proxy/tokenusage"
 	"github.com/keypool/keypool/worker-proxy/traffic"
 )
 
 // Admin request bodies are small; bulk imports may be large.
 const (
 	maxAdminBody = 1 << 20
-	maxBulkBody  = 32 << 20
-	maxBulkKeys  = 50000
+	maxBulkBody  = 64 << 20 // 100,000 keys of up to 512 bytes, quoted
+	maxBulkKeys  = adminapi.MaxJobItems
 )
 
 // keyStatus describes e for the admin API, without its secret.
@@ -37,13 +39,17 @@ func keyStatus(e *pool.Entry, now time.Time) adminapi.KeyStatus {
 		Available: e.AvailableAt(now), MaxRequests: k.MaxRequests, Weight: k.EffectiveWeight(),
 		Requests: u.Requests, Successes: u.Successes, Failures: u.Failures,
 		SuccessRate: u.SuccessRate(), InFlight: e.InFlight(),
-		Description: k.Description, Tags: k.Tags,
+		Description: k.Description, Tags: k.Tags, Project: k.Project,
 		CreatedAt: adminapi.FormatTime(k.CreatedAt), UpdatedAt: adminapi.FormatTime(k.UpdatedAt),
 		ConsecutiveFailures: e.ConsecutiveFailures(),
-		DisabledReason:      k.DisabledReason, DisabledAt: adminapi.FormatTime(k.DisabledAt),
+		PromptTokens:        u.PromptTokens, CompletionTokens: u.CompletionTokens,
+		DisabledReason: k.DisabledReason, DisabledAt: adminapi.FormatTime(k.DisabledAt),
 	}
 	until, reason := e.Cooling(now)
 	st.CoolingUntil, st.CoolingReason = adminapi.FormatTime(until), reason
+	for _, mr := range e.ModelRests(now) {
+		st.ModelCooldowns = append(st.ModelCooldowns, adminapi.ModelCooldown{Model: mr.Model, Until: adminapi.FormatTime(mr.Until), Reason: mr.Reason})
+	}
 	if st.Tags == nil {
 		st.Tags = []string{}
 	}
@@ -68,6 +74,7 @@ func keyStatus(e *pool.Entry, now time.Time) adminapi.KeyStatus {
 func (s *Server) providerStatus(name string) adminapi.ProviderStatus {
 	entries := s.pool.Entries(name)
 	ps := adminapi.ProviderStatus{Provider: name, Keys: make([]adminapi.KeyStatus, 0, len(entries))}
+	ps.Projects, ps.KeysWithoutProject = s.pool.Projects(name)
 	now := s.cfg.Now()
 	for _, e := range entries {
 		ks := keyStatus(e, now)
@@ -84,6 +91,9 @@ func (s *Server) providerStatus(name string) adminapi.ProviderStatus {
 		if ks.DisabledReason != "" {
 			ps.DisabledKeys++
 		}
+		ps.RestingModelPairs += len(ks.ModelCooldowns)
+		ps.PromptTokens += ks.PromptTokens
+		ps.CompletionTokens += ks.CompletionTokens
 		ps.Keys = append(ps.Keys, ks)
 	}
 	return ps
@@ -112,6 +122,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		all.AvailableKeys += ps.AvailableKeys
 		all.CoolingKeys += ps.CoolingKeys
 		all.DisabledKeys += ps.DisabledKeys
+		all.Projects += ps.Projects
+		all.KeysWithoutProject += ps.KeysWithoutProject
 		all.Providers = append(all.Providers, ps)
 	}
 	writeJSON(w, http.StatusOK, all)
@@ -164,7 +176,7 @@ func badRequest(w http.ResponseWriter, err error) {
 }
 
 // newKey builds a validated key from the shared fields of add requests.
-func (s *Server) newKey(provider, secret string, maxReq *int64, weight *int, active *bool, md *adminapi.Metadata) (pool.Key, error) {
+func (s *Server) newKey(provider, secret string, maxReq *int64, weight *int, active *bool, md *adminapi.Metadata, project *string) (pool.Key, error) {
 	now := s.cfg.Now().UTC()
 	k := pool.Key{
 		ID: pool.NewKeyID(now), Provider: provider, Secret: secret, IsActive: true,
@@ -185,6 +197,9 @@ func (s *Server) newKey(provider, secret string, maxReq *int64, weight *int, act
 	}
 	if active != nil {
 		k.IsActive = *active
+	}
+	if project != nil {
+		k.Project = strings.TrimSpace(*project)
 	}
 	if md != nil {
 		if md.Description != nil {
@@ -207,7 +222,7 @@ func (s *Server) handleAddKey(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
-	k, err := s.newKey(req.Provider, req.APIKey, req.MaxRequests, req.Weight, req.IsActive, req.Metadata)
+	k, err := s.newKey(req.Provider, req.APIKey, req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project)
 	if err != nil {
 		badRequest(w, err)
 		return
@@ -240,56 +255,25 @@ func (s *Server) handleBulkAdd(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
-	if len(req.APIKeys) == 0 {
-		writeError(w, http.StatusBadRequest, "apiKeys must hold at least one key")
-		return
-	}
-	if len(req.APIKeys) > maxBulkKeys {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("at most %d keys per bulk request", maxBulkKeys))
-		return
-	}
-	// Check the shared settings once, with a placeholder secret.
-	if _, err := s.newKey(req.Provider, "placeholder", req.MaxRequests, req.Weight, req.IsActive, req.Metadata); err != nil {
+	if err := s.checkBulkAdd(req); err != nil {
 		badRequest(w, err)
 		return
 	}
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
-	resp := adminapi.BulkAddResponse{Provider: req.Provider, Results: make([]adminapi.BulkResult, len(req.APIKeys))}
-	seen := make(map[string]int, len(req.APIKeys))
-	ids := make(map[string]bool, len(req.APIKeys))
+	ba := s.newBulkAdder(req)
+	resp := adminapi.BulkAddResponse{Provider: req.Provider}
 	var keys []pool.Key
-	for i, secret := range req.APIKeys {
-		res := &resp.Results[i]
-		res.Index = i
-		k, err := s.newKey(req.Provider, secret, req.MaxRequests, req.Weight, req.IsActive, req.Metadata)
-		if err != nil {
-			res.Status, res.Error = adminapi.BulkInvalid, errorText(err)
+	resp.Results, keys = ba.prepare(0, req.APIKeys)
+	for _, res := range resp.Results {
+		switch res.Status {
+		case adminapi.BulkAdded:
+			resp.Added++
+		case adminapi.BulkDuplicate:
+			resp.Duplicates++
+		default:
 			resp.Invalid++
-			continue
 		}
-		res.MaskedKey = pool.Mask(secret)
-		if e, dup := s.pool.FindSecret(k.Provider, secret); dup {
-			res.Status, res.KeyID, res.Error = adminapi.BulkDuplicate, e.ID(), "already in the pool"
-			resp.Duplicates++
-			continue
-		}
-		if j, dup := seen[secret]; dup {
-			res.Status, res.KeyID, res.Error = adminapi.BulkDuplicate, keys[j].ID, fmt.Sprintf("same key as apiKeys[%d] of this request", resp.Results[j].Index)
-			resp.Duplicates++
-			continue
-		}
-		// Keys added together keep their input order in the pool.
-		k.CreatedAt = k.CreatedAt.Add(time.Duration(len(keys)) * time.Microsecond)
-		k.UpdatedAt = k.CreatedAt
-		for s.idTaken(k.ID) || ids[k.ID] {
-			k.ID = pool.NewKeyID(k.CreatedAt)
-		}
-		ids[k.ID] = true
-		seen[secret] = len(keys)
-		keys = append(keys, k)
-		res.Status, res.KeyID = adminapi.BulkAdded, k.ID
-		resp.Added++
 	}
 	if len(keys) > 0 {
 		if err := s.store.PutKeys(r.Context(), keys...); err != nil {
@@ -307,6 +291,79 @@ func (s *Server) handleBulkAdd(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, resp)
+}
+
+// checkBulkAdd checks a bulk import's size and shared settings.
+func (s *Server) checkBulkAdd(req adminapi.BulkAddRequest) error {
+	if len(req.APIKeys) == 0 {
+		return errBadRequest{msg: "apiKeys must hold at least one key"}
+	}
+	if len(req.APIKeys) > maxBulkKeys {
+		return errBadRequest{msg: fmt.Sprintf("at most %d keys per bulk request", maxBulkKeys)}
+	}
+	// Check the shared settings once, with a placeholder secret.
+	_, err := s.newKey(req.Provider, "placeholder", req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project)
+	return err
+}
+
+// bulkAdder checks and builds the keys of one import, in one batch or
+// several: a secret repeated in a later batch is a duplicate too, and the
+// keys keep their input order in the pool.
+type bulkAdder struct {
+	s    *Server
+	req  adminapi.BulkAddRequest
+	base time.Time
+	n    int                  // keys built so far
+	seen map[string]bulkFirst // secret → where this import first had it
+	ids  map[string]bool      // ids given out by this import
+}
+
+type bulkFirst struct {
+	index int
+	id    string
+}
+
+func (s *Server) newBulkAdder(req adminapi.BulkAddRequest) *bulkAdder {
+	return &bulkAdder{s: s, req: req, base: s.cfg.Now().UTC(), seen: map[string]bulkFirst{}, ids: map[string]bool{}}
+}
+
+// prepare checks the secrets at positions first.. of the import and
+// returns a result for each and the keys to write. s.adminMu must be held.
+func (b *bulkAdder) prepare(first int, secrets []string) ([]adminapi.BulkResult, []pool.Key) {
+	s, req := b.s, b.req
+	results := make([]adminapi.BulkResult, len(secrets))
+	var keys []pool.Key
+	for i, secret := range secrets {
+		res := &results[i]
+		res.Index = first + i
+		k, err := s.newKey(req.Provider, secret, req.MaxRequests, req.Weight, req.IsActive, req.Metadata, req.Project)
+		if err != nil {
+			res.Status, res.Error = adminapi.BulkInvalid, errorText(err)
+			continue
+		}
+		res.MaskedKey = pool.Mask(secret)
+		if f, dup := b.seen[secret]; dup {
+			res.Status, res.KeyID, res.Error = adminapi.BulkDuplicate, f.id, fmt.Sprintf("same key as apiKeys[%d] of this request", f.index)
+			continue
+		}
+		if e, dup := s.pool.FindSecret(k.Provider, secret); dup {
+			res.Status, res.KeyID, res.Error = adminapi.BulkDuplicate, e.ID(), "already in the pool"
+			continue
+		}
+		// Keys added together keep their input order in the pool.
+		k.CreatedAt = b.base.Add(time.Duration(b.n) * time.Microsecond)
+		k.UpdatedAt = k.CreatedAt
+		k.ID = pool.NewKeyID(k.CreatedAt)
+		for s.idTaken(k.ID) || b.ids[k.ID] {
+			k.ID = pool.NewKeyID(k.CreatedAt)
+		}
+		b.n++
+		b.ids[k.ID] = true
+		b.seen[secret] = bulkFirst{index: first + i, id: k.ID}
+		keys = append(keys, k)
+		res.Status, res.KeyID = adminapi.BulkAdded, k.ID
+	}
+	return results, keys
 }
 
 // idTaken reports whether a key id is in use (ids carry 6 random
@@ -418,6 +475,9 @@ func editKey(k pool.Key, req adminapi.UpdateKeyRequest, tags []string) pool.Key 
 	if req.Weight != nil {
 		k.Weight = *req.Weight
 	}
+	if req.Project != nil {
+		k.Project = strings.TrimSpace(*req.Project)
+	}
 	if md := req.Metadata; md != nil {
 		if md.Description != nil {
 			k.Description = *md.Description
@@ -504,6 +564,22 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, adminapi.ResetResponse{Message: "Usage reset successfully", Provider: req.Provider, KeysReset: n})
 }
 
+// tokenView describes a client token for the admin API: masked, with its
+// settings and what it used on this instance.
+func (s *Server) tokenView(t tokenRef) adminapi.Token {
+	u := s.usage.tokens.Get(t.id)
+	v := adminapi.Token{
+		ID: t.id, Name: t.name, Masked: t.masked, Source: t.source,
+		CreatedAt: adminapi.FormatTime(t.token.CreatedAt), UpdatedAt: adminapi.FormatTime(t.token.UpdatedAt),
+		Limits: t.token.Limits, ExpiresAt: adminapi.FormatTime(t.token.ExpiresAt),
+		Expired:   limits.Expired(t.token.ExpiresAt, s.cfg.Now()),
+		Providers: nonNil(t.token.Providers), Models: nonNil(t.token.Models),
+		Usage: adminapi.TokenUsage{Requests: u.Requests, Refused: u.Refused, PromptTokens: u.Prompt, CompletionTokens: u.Completion,
+			Since: adminapi.FormatTime(s.usage.since)},
+	}
+	return v
+}
+
 func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request) {
 	refs := s.tokens.list()
 	slices.SortFunc(refs, func(a, b tokenRef) int {
@@ -511,9 +587,74 @@ func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request) {
 	})
 	out := adminapi.TokenList{Tokens: make([]adminapi.Token, 0, len(refs))}
 	for _, t := range refs {
-		out.Tokens = append(out.Tokens, adminapi.Token{ID: t.id, Name: t.name, Masked: t.masked, Source: t.source, CreatedAt: adminapi.FormatTime(t.token.CreatedAt)})
+		out.Tokens = append(out.Tokens, s.tokenView(t))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// nonNil returns l, or an empty list for nil (JSON [] rather than null).
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+// validTokenName checks a client token's name.
+func validTokenName(name string) error {
+	if err := pool.ValidateDescription(name); err != nil || len([]rune(name)) > 100 {
+		return errors.New("name must be at most 100 printable characters")
+	}
+	return nil
+}
+
+// tokenSettings checks and applies the settings a create or update names
+// (nil: leave as it is) to t.
+func (s *Server) tokenSettings(t *pool.ClientToken, lim *limits.Limits, expiresAt *string, providers, models *[]string) error {
+	if lim != nil {
+		if err := lim.Validate(); err != nil {
+			return errors.New(strings.TrimPrefix(err.Error(), limits.ErrInvalid.Error()+": "))
+		}
+		t.Limits = *lim
+	}
+	if expiresAt != nil {
+		if *expiresAt == "" {
+			t.ExpiresAt = time.Time{}
+		} else {
+			at, err := time.Parse(time.RFC3339Nano, *expiresAt)
+			if err != nil {
+				return errors.New("expiresAt must be an RFC 3339 time such as 2026-12-31T23:59:59Z, or \"\" for never")
+			}
+			if !at.After(s.cfg.Now()) {
+				return errors.New("expiresAt must be in the future")
+			}
+			t.ExpiresAt = at.UTC()
+		}
+	}
+	if providers != nil {
+		if err := limits.ValidatePatterns("providers", *providers); err != nil {
+			return errors.New(strings.TrimPrefix(err.Error(), limits.ErrInvalid.Error()+": "))
+		}
+		for i, p := range *providers {
+			if !slices.ContainsFunc(s.providers.Names(), func(n string) bool { return limits.Match(p, n) }) {
+				return fmt.Errorf("providers[%d] %q matches no configured provider (%s)", i, truncate(p, 40), strings.Join(s.providers.Names(), ", "))
+			}
+		}
+		t.Providers = slices.Clone(*providers)
+		if len(t.Providers) == 0 {
+			t.Providers = nil
+		}
+	}
+	if models != nil {
+		if err := limits.ValidatePatterns("models", *models); err != nil {
+			return errors.New(strings.TrimPrefix(err.Error(), limits.ErrInvalid.Error()+": "))
+		}
+		t.Models = slices.Clone(*models)
+		if len(t.Models) == 0 {
+			t.Models = nil
+		}
+	}
+	return nil
 }
 
 func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
@@ -522,24 +663,93 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
-	if err := pool.ValidateDescription(req.Name); err != nil || len([]rune(req.Name)) > 100 {
-		writeError(w, http.StatusBadRequest, "name must be at most 100 printable characters")
+	if err := validTokenName(req.Name); err != nil {
+		badRequest(w, err)
 		return
 	}
 	secret := pool.NewTokenSecret()
 	sum, hexSum := hashToken(secret)
 	t := pool.ClientToken{ID: pool.NewTokenID(), Name: req.Name, Hash: hexSum, Masked: pool.Mask(secret), CreatedAt: s.cfg.Now().UTC()}
+	var providers, models *[]string
+	if req.Providers != nil {
+		providers = &req.Providers
+	}
+	if req.Models != nil {
+		models = &req.Models
+	}
+	if err := s.tokenSettings(&t, req.Limits, req.ExpiresAt, providers, models); err != nil {
+		badRequest(w, err)
+		return
+	}
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
 	if err := s.store.PutToken(r.Context(), t); err != nil {
 		s.storeError(w, "create token", err)
 		return
 	}
-	s.tokens.update(func(m map[[32]byte]tokenRef) {
-		m[sum] = tokenRef{id: t.ID, name: t.Name, masked: t.Masked, source: adminapi.TokenSourceAdmin, token: t}
-	})
+	ref := tokenRef{id: t.ID, name: t.Name, masked: t.Masked, source: adminapi.TokenSourceAdmin, token: t}
+	s.tokens.update(func(m map[[32]byte]tokenRef) { m[sum] = ref })
 	s.log.Info("client token created", "id", t.ID, "masked", t.Masked)
-	writeJSON(w, http.StatusCreated, adminapi.CreateTokenResponse{Message: "Token created; store it now, it is not shown again", ID: t.ID, Name: t.Name, Token: secret, Masked: t.Masked})
+	view := s.tokenView(ref)
+	writeJSON(w, http.StatusCreated, adminapi.CreateTokenResponse{Message: "Token created; store it now, it is not shown again",
+		ID: t.ID, Name: t.Name, Token: secret, Masked: t.Masked, Settings: &view})
+}
+
+// findToken returns the client token with id and its hash.
+func (s *Server) findToken(id string) (tokenRef, [32]byte, bool) {
+	for h, t := range *s.tokens.byHash.Load() {
+		if t.id == id {
+			return t, h, true
+		}
+	}
+	return tokenRef{}, [32]byte{}, false
+}
+
+// handleUpdateToken applies the fields a PUT /admin/tokens/{id} names, and
+// only those. Changed limits start with full budgets.
+func (s *Server) handleUpdateToken(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var req adminapi.UpdateTokenRequest
+	if err := decodeJSON(w, r, maxAdminBody, &req); err != nil {
+		badRequest(w, err)
+		return
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	ref, sum, ok := s.findToken(id)
+	switch {
+	case !ok:
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Token not found", "id": truncate(id, 64)})
+		return
+	case ref.source == adminapi.TokenSourceEnv:
+		writeJSON(w, http.StatusConflict, map[string]string{"error": "This token comes from CLIENT_TOKENS and has no settings; create one with POST /admin/tokens to set limits", "id": id})
+		return
+	}
+	t := ref.token
+	t.Providers, t.Models = slices.Clone(t.Providers), slices.Clone(t.Models)
+	if req.Name != nil {
+		if err := validTokenName(*req.Name); err != nil {
+			badRequest(w, err)
+			return
+		}
+		t.Name = *req.Name
+	}
+	if err := s.tokenSettings(&t, req.Limits, req.ExpiresAt, req.Providers, req.Models); err != nil {
+		badRequest(w, err)
+		return
+	}
+	t.UpdatedAt = s.cfg.Now().UTC()
+	if err := s.store.PutToken(r.Context(), t); err != nil {
+		s.storeError(w, "update token", err)
+		return
+	}
+	if t.Limits != ref.token.Limits {
+		s.limiter.Reset(id)
+	}
+	ref.token, ref.name = t, t.Name
+	s.tokens.update(func(m map[[32]byte]tokenRef) { m[sum] = ref })
+	s.log.Info("client token updated", "id", id)
+	writeJSON(w, http.StatusOK, adminapi.TokenResponse{Message: "Token updated", Token: s.tokenView(ref)})
 }
 
 func (s *Server) handleDeleteToken(w http.ResponseWriter, r *http.Request) {
@@ -567,6 +777,25 @@ func (s *Server) handleDeleteToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.tokens.update(func(m map[[32]byte]tokenRef) { delete(m, sum) })
+	s.limiter.Forget(id)
 	s.log.Info("client token revoked", "id", id)
 	writeJSON(w, http.StatusOK, map[string]string{"message": "Token revoked", "id": id})
+}
+
+// handleUsage answers GET /admin/usage: requests and tokens this instance
+// relayed since it started, by provider, model and client token.
+func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) {
+	conv := func(all []tokenusage.Named) []adminapi.UsageTotals {
+		out := make([]adminapi.UsageTotals, 0, len(all))
+		for _, n := range all {
+			out = append(out, adminapi.UsageTotals{Name: n.Name, Requests: n.Requests, PromptTokens: n.Prompt, CompletionTokens: n.Completion})
+		}
+		return out
+	}
+	writeJSON(w, http.StatusOK, adminapi.UsageResponse{
+		Since:     *adminapi.FormatTime(s.usage.since),
+		Providers: conv(s.usage.providers.All()),
+		Models:    conv(s.usage.models.All()),
+		Tokens:    conv(s.usage.tokens.All()),
+	})
 }

@@ -74,9 +74,15 @@ func (t *tokens) update(f func(m map[[32]byte]tokenRef)) {
 }
 
 func (t *tokens) has(tok string) bool {
-	sum := sha256.Sum256([]byte(tok))
-	_, ok := (*t.byHash.Load())[sum]
+	_, ok := t.get(tok)
 	return ok
+}
+
+// get returns the known token tok.
+func (t *tokens) get(tok string) (tokenRef, bool) {
+	sum := sha256.Sum256([]byte(tok))
+	ref, ok := (*t.byHash.Load())[sum]
+	return ref, ok
 }
 
 func (t *tokens) list() []tokenRef {

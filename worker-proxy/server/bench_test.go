@@ -83,7 +83,7 @@ func BenchmarkRelay(b *testing.B) {
 			h := http.StripPrefix("/api/openai", rp)
 			runRelay(b, h)
 		})
-		for _, keys := range []int{10, 10000} {
+		for _, keys := range []int{10, 10000, 100000} {
 			b.Run(fmt.Sprintf("proxy/keys=%d/%s", keys, mode.name), func(b *testing.B) {
 				runRelay(b, benchServer(b, keys, mode.tr))
 			})

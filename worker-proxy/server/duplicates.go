@@ -48,3 +48,13 @@ func storeDuplicate(w http.ResponseWriter, err error, results []adminapi.BulkRes
 	writeJSON(w, http.StatusConflict, ans)
 	return true
 }
+
+// duplicateText describes the store's refusal of a second copy of a
+// secret, by key id; ok is false for other errors.
+func duplicateText(err error) (string, bool) {
+	var de *store.DuplicateError
+	if !errors.As(err, &de) {
+		return "", false
+	}
+	return fmt.Sprintf("an API key is already stored as key %s", de.ExistingID), true
+}

@@ -73,7 +73,7 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 		retry = retry && act.Retry
 		var next *pool.Entry
 		if retry {
-			next = s.pool.PickExcept(st.prov.Name, st.strategy, st.tried)
+			next = s.pool.PickFor(st.prov.Name, s.pickModel(st), st.strategy, st.tried)
 		}
 		if next == nil {
 			return res, err
@@ -137,7 +137,7 @@ func (s *Server) judge(st *relayState, v failure.Verdict, act failure.Action, re
 	act = s.stormGuard(st.prov.Name, v, act, e, now)
 	e.Finish(pool.Outcome{Error: le, Blame: act.Blame})
 	st.finished = true
-	s.act(e, v, act, le, now)
+	s.act(st, e, v, act, le, now)
 	return act
 }
 
@@ -161,9 +161,13 @@ func (s *Server) stormGuard(provider string, v failure.Verdict, act failure.Acti
 	return act
 }
 
-// act rests, disables or passively penalizes a key after a failure whose
-// outcome is already recorded.
-func (s *Server) act(e *pool.Entry, v failure.Verdict, act failure.Action, le *pool.LastError, now time.Time) {
+// act rests, disables or passively penalizes a key after a failure of
+// st's request whose outcome is already recorded. A rate limit or a
+// per-model quota rests only the (key, model) pair (see restModels).
+func (s *Server) act(st *relayState, e *pool.Entry, v failure.Verdict, act failure.Action, le *pool.LastError, now time.Time) {
+	if v.Project != "" {
+		s.learnProject(e, v.Project)
+	}
 	switch {
 	case act.Disable:
 		// Requests in flight on one key fail together: only the one that
@@ -182,7 +186,25 @@ func (s *Server) act(e *pool.Entry, v failure.Verdict, act failure.Action, le *p
 		if until.IsZero() || !until.After(now) {
 			until = now.Add(s.cfg.DefaultCooldown)
 		}
-		s.cool(e, until, v.Class.String())
+		models := restModels(st, v)
+		rest := func(e *pool.Entry, reason string) {
+			if len(models) == 0 {
+				s.cool(e, until, reason)
+			}
+			for _, m := range models {
+				s.pool.CoolModel(e, m, until, reason)
+			}
+		}
+		rest(e, v.Class.String())
+		if project := e.Project(); v.ProjectWide && project != "" {
+			// The quota is the project's: every key of it met it.
+			reason := v.Class.String() + " (project " + project + ")"
+			for _, o := range s.pool.SameProject(st.prov.Name, project) {
+				if o != e {
+					rest(o, reason)
+				}
+			}
+		}
 	case act.Blame && e.ConsecutiveFailures() >= int64(s.cfg.PassiveFailures):
 		s.cool(e, now.Add(s.cfg.PassiveCooldown), "passive health: "+v.Class.String())
 	}
@@ -375,4 +397,16 @@ func (t *storms) hit(provider string, class failure.Class, e *pool.Entry, now ti
 	}
 	threshold := max(3, (servable+1)/2)
 	return len(m) >= threshold
+}
+
+// learnProject records the project a provider's answer named for e (Google
+// ErrorInfo consumer "projects/N") when e has none yet, and saves it.
+func (s *Server) learnProject(e *pool.Entry, project string) {
+	if e.Project() != "" {
+		return
+	}
+	if k, ok := s.pool.SetProject(e, project); ok {
+		s.log.Info("key project learned from the provider's answer", "provider", k.Provider, "key", k.ID, "project", project)
+		s.persist(k)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keypool/keypool/worker-proxy/limits"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
 )
@@ -29,7 +30,7 @@ func openAIError(w http.ResponseWriter, status int, msg, typ, code string) {
 
 func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	token, ok := s.authorizeClient(w, r)
+	client, token, ok := s.authorizeClient(w, r)
 	if !ok {
 		return
 	}
@@ -43,7 +44,14 @@ func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 	q.Del("key")
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/v1/")
 	if r.Method == http.MethodGet && rest == "models" {
-		s.listModels(w, r, strategy)
+		if !s.admitListing(w, client) {
+			return
+		}
+		var allowed []string
+		if client != nil {
+			allowed = client.token.Providers
+		}
+		s.listModels(w, r, strategy, allowed)
 		return
 	}
 	var model string
@@ -70,6 +78,14 @@ func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		model = m.Model
+		if client != nil && len(client.token.Models) > 0 {
+			// The token restricts models: the model checked must be the one
+			// the upstream reads.
+			if exact, err := bodyModel(body); err != nil || exact != model {
+				openAIError(w, http.StatusBadRequest, "The request body must name one \"model\"", "invalid_request_error", "invalid_model")
+				return
+			}
+		}
 	}
 	prov, upstreamModel, ok := s.providers.ForModel(model)
 	if !ok {
@@ -93,7 +109,12 @@ func (s *Server) handleFrontDoor(w http.ResponseWriter, r *http.Request) {
 		badPath(w, r, err)
 		return
 	}
-	s.forward(w, r, &relayState{prov: prov, compat: true, strategy: strategy, target: target, body: body, start: start, token: token, route: "v1", model: upstreamModel})
+	st := &relayState{prov: prov, compat: true, strategy: strategy, target: target, body: body, start: start, token: token,
+		route: "v1", client: client, model: upstreamModel}
+	if !s.admitScope(w, st, styleOpenAI) || !s.admitRequest(w, st, styleOpenAI) {
+		return
+	}
+	s.forward(w, r, st)
 }
 
 // escapeSegments percent-encodes each "/"-separated segment of p, keeping
@@ -128,9 +149,9 @@ func (s *Server) compatNames() []string {
 	return out
 }
 
-// listModels answers GET /v1/models with every pooled provider's models,
-// asked of each with one of its keys, in parallel.
-func (s *Server) listModels(w http.ResponseWriter, r *http.Request, strategy pool.Strategy) {
+// listModels answers GET /v1/models with every pooled provider's models
+// (those of allowed only, when it is not empty).
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request, strategy pool.Strategy, allowed []string) {
 	type model map[string]any
 	var (
 		mu     sync.Mutex
@@ -139,7 +160,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request, strategy poo
 		wg     sync.WaitGroup
 	)
 	for _, p := range s.providers.All() {
-		if !p.Compat || s.pool.Servable(p.Name) == 0 {
+		if !p.Compat || s.pool.Servable(p.Name) == 0 || !limits.Allowed(allowed, p.Name) {
 			continue
 		}
 		wg.Go(func() {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/sha256"
 	"net/http"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/failure"
 	"github.com/keypool/keypool/worker-proxy/metrics"
 	"github.com/keypool/keypool/worker-proxy/pool"
+	"github.com/keypool/keypool/worker-proxy/reqlog"
 )
 
 // Observability: every relayed request that reached key selection is
@@ -116,7 +118,7 @@ func (st *relayState) requestModel() string {
 // caller is anonymous.
 func (s *Server) client(st *relayState) *tokenRef {
 	if st.client == nil && st.token != "" {
-		sum, _ := hashToken(st.token)
+		sum := sha256.Sum256([]byte(st.token))
 		if ref, ok := (*s.tokens.byHash.Load())[sum]; ok {
 			st.client = &ref
 		}
@@ -127,14 +129,11 @@ func (s *Server) client(st *relayState) *tokenRef {
 // observe counts and records one finished request; status is what the
 // client got.
 func (s *Server) observe(st *relayState, status int) {
-	if s.metrics == nil {
-		return
-	}
 	latency := time.Since(st.start)
 	model := st.requestModel()
-	var tokenName string
+	var tokenName, tokenID string
 	if c := s.client(st); c != nil {
-		tokenName = c.name
+		tokenName, tokenID = c.name, c.id
 	}
 	classes := make([]string, 0, len(st.tried))
 	for i := range st.tried {
@@ -145,6 +144,36 @@ func (s *Server) observe(st *relayState, status int) {
 		Status: status, Attempts: classes, Latency: latency, TTFB: st.ttfb,
 		PromptTokens: st.promptTokens, CompletionTokens: st.completionTokens,
 	})
+	if s.reqlog == nil {
+		return
+	}
+	rec := adminapi.RequestRecord{
+		Time: st.start.UTC(), Token: tokenName, TokenID: tokenID, Route: st.route,
+		Provider: st.prov.Name, Model: model, Strategy: st.strategy.String(), Status: status,
+		LatencyMs:    float64(latency.Microseconds()) / 1000,
+		TTFBMs:       float64(st.ttfb.Microseconds()) / 1000,
+		PromptTokens: st.promptTokens, CompletionTokens: st.completionTokens,
+	}
+	masked := ""
+	if st.entry != nil {
+		masked = pool.Mask(st.entry.Secret())
+		rec.KeyID, rec.Key = st.entry.ID(), masked
+	}
+	if n := len(classes); n > 0 && classes[n-1] != "success" {
+		rec.Class = classes[n-1]
+	}
+	rec.Attempts = make([]adminapi.RequestAttempt, len(st.tried))
+	for i, e := range st.tried {
+		a := adminapi.RequestAttempt{KeyID: e.ID(), Key: masked, Class: classes[i], Status: status}
+		if e != st.entry {
+			a.Key = pool.Mask(e.Secret())
+		}
+		if i < len(st.failed) {
+			a.Status = st.failed[i].status
+		}
+		rec.Attempts[i] = a
+	}
+	s.reqlog.Add(rec)
 }
 
 // attemptClass is how attempt i ended: the failures failover recorded,
@@ -164,4 +193,25 @@ func (st *relayState) attemptClass(i, status int) failure.Class {
 		return failure.Upstream
 	}
 	return failure.Success
+}
+
+// handleRequests serves GET /admin/requests: the request log, filtered and
+// paged.
+func (s *Server) handleRequests(w http.ResponseWriter, r *http.Request) {
+	f, err := reqlog.ParseFilter(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if s.reqlog == nil {
+		writeJSON(w, http.StatusOK, adminapi.RequestsResponse{Records: []adminapi.RequestRecord{}, Backend: "off"})
+		return
+	}
+	resp, err := s.reqlog.Query(f)
+	if err != nil {
+		s.log.Error("request log query failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "Internal error: the request log could not be read")
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
 }

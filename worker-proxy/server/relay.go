@@ -23,6 +23,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
 	"github.com/keypool/keypool/worker-proxy/redact"
+	"github.com/keypool/keypool/worker-proxy/tokenusage"
 	"github.com/keypool/keypool/worker-proxy/traffic"
 )
 
@@ -66,6 +67,13 @@ type relayState struct {
 
 	// keyScrub masks the current key in a successful answer.
 	keyScrub redact.Scrubber
+
+	// Token usage and client token settings (clientlimits.go): usage reads
+	// the answer as it streams to the client (through usageR); account
+	// copies its counts to promptTokens and completionTokens.
+	usage   tokenusage.Counter
+	usageR  tokenusage.Reader
+	refused string // why the client token's settings refused it (refuse* codes), or ""
 }
 
 // secrets returns every secret the request used: each key tried and the
@@ -118,7 +126,7 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 		s.unknownProvider(w, http.StatusNotFound, name)
 		return
 	}
-	token, ok := s.authorizeClient(w, r)
+	client, token, ok := s.authorizeClient(w, r)
 	if !ok {
 		return
 	}
@@ -137,25 +145,42 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 		badPath(w, r, err)
 		return
 	}
+	st := &relayState{prov: prov, strategy: strategy, target: target, start: start, token: token, client: client, route: "api"}
+	style := styleFor(prov, false, rest)
+	if !s.admitScope(w, st, style) {
+		return
+	}
 	body, status, msg := s.readBody(w, r)
 	if status != 0 {
 		relayError(w, r, status, "invalid_request_error", "request_too_large", msg, map[string]any{"provider": name})
 		return
 	}
-	s.forward(w, r, &relayState{prov: prov, strategy: strategy, target: target, body: body, start: start, token: token, route: "api"})
+	st.body = body
+	if st.model, err = findModel(st, rest); err != nil {
+		clientRefusal(w, style, http.StatusBadRequest, "invalid_request_error", "Invalid request body: "+err.Error(), 0)
+		return
+	}
+	if !s.admitRequest(w, st, style) {
+		return
+	}
+	s.forward(w, r, st)
 }
 
 // authorizeClient checks the relay caller's token, answering 401 if bad.
-// It returns the token presented.
-func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request) (string, bool) {
+// It returns the known token presented (nil when anonymous) and what the
+// caller sent as its token.
+func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request) (*tokenRef, string, bool) {
 	tok := clientToken(r)
-	if s.cfg.AllowAnonymous || s.tokens.has(tok) {
-		return tok, true
+	if ref, ok := s.tokens.get(tok); ok {
+		return &ref, tok, true
+	}
+	if s.cfg.AllowAnonymous {
+		return nil, tok, true
 	}
 	relayError(w, r, http.StatusUnauthorized, "authentication_error", "invalid_client_token", "Invalid or missing client token", map[string]any{
 		"hint": s.clientTokenHint(r),
 	})
-	return "", false
+	return nil, "", false
 }
 
 // checkPaths refuses, before routing, a relay or front door path that
@@ -185,7 +210,7 @@ func badPath(w http.ResponseWriter, r *http.Request, err error) {
 // forward picks the first key and relays st's request, failing over to
 // other keys as the transport decides.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, st *relayState) {
-	e := s.pool.Pick(st.prov.Name, st.strategy)
+	e := s.pool.PickFor(st.prov.Name, s.pickModel(st), st.strategy, nil)
 	if e == nil {
 		s.noKey(w, r, st)
 		return
@@ -204,7 +229,10 @@ func (s *Server) noKey(w http.ResponseWriter, r *http.Request, st *relayState) {
 		"provider": st.prov.Name, "strategy": st.strategy.String(),
 		"suggestion": "Please add more keys or wait for rate limit reset",
 	}
-	if until, ok := s.pool.NextAvailable(st.prov.Name); ok {
+	if m := s.pickModel(st); m != "" {
+		body["model"] = m
+	}
+	if until, ok := s.pool.NextAvailableFor(st.prov.Name, s.pickModel(st)); ok {
 		secs := int64(math.Ceil(until.Sub(s.cfg.Now()).Seconds()))
 		secs = max(secs, 1)
 		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
@@ -219,6 +247,7 @@ func (s *Server) noKey(w http.ResponseWriter, r *http.Request, st *relayState) {
 	}
 	relayError(w, r, http.StatusServiceUnavailable, "service_unavailable", "no_available_keys", "No available API keys", body)
 	s.traffic.Record(st.prov.Name, traffic.Unserved, 0)
+	s.account(st)
 	s.observe(st, http.StatusServiceUnavailable)
 	s.logRelay(r.Context(), slog.LevelWarn, slog.String("provider", st.prov.Name),
 		slog.String("strategy", st.strategy.String()), slog.Int("status", http.StatusServiceUnavailable),
@@ -305,7 +334,8 @@ func (s *Server) modifyResponse(res *http.Response) error {
 		sc := &st.keyScrub
 		sc.Add(st.entry.Secret())
 		sc.Header(res.Header)
-		res.Body = sc.Reader(res.Body, res.ContentLength >= 0)
+		st.usageR = tokenusage.Reader{R: sc.Reader(res.Body, res.ContentLength >= 0), C: &st.usage}
+		res.Body = &st.usageR
 	}
 	// Canonical names, set directly: no allocation to canonicalize.
 	res.Header["X-Keypool-Key-Id"] = []string{st.entry.ID()}
@@ -390,7 +420,7 @@ func (s *Server) finish(r *http.Request, st *relayState, completed bool) {
 			o.Error = &pool.LastError{Status: status, Message: scrub("error inside the stream: "+v.Reason, st.entry.Secret()), At: now.UTC()}
 			o.Blame = act.Blame
 			st.entry.Finish(o)
-			s.act(st.entry, v, act, o.Error, now)
+			s.act(st, st.entry, v, act, o.Error, now)
 			st.verdict = v
 			st.finished = true
 		case aborted:
@@ -415,6 +445,7 @@ func (s *Server) finish(r *http.Request, st *relayState, completed bool) {
 		outcome = traffic.Error
 	}
 	s.traffic.Record(st.prov.Name, outcome, len(st.tried)-1)
+	s.account(st)
 	attrs := []slog.Attr{
 		slog.String("provider", st.prov.Name),
 		slog.String("strategy", st.strategy.String()),

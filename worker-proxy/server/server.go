@@ -23,11 +23,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/alerts"
 	"github.com/keypool/keypool/worker-proxy/failure"
+	"github.com/keypool/keypool/worker-proxy/jobs"
+	"github.com/keypool/keypool/worker-proxy/limits"
 	"github.com/keypool/keypool/worker-proxy/metrics"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
+	"github.com/keypool/keypool/worker-proxy/reqlog"
 	"github.com/keypool/keypool/worker-proxy/store"
+	"github.com/keypool/keypool/worker-proxy/tokenusage"
 	"github.com/keypool/keypool/worker-proxy/traffic"
 )
 
@@ -100,6 +105,12 @@ type Config struct {
 	MetricsMaxKeyLabels int
 	// MetricsCollectors are exported on /metrics too.
 	MetricsCollectors []prometheus.Collector
+	// RequestLog receives one record per relayed request and answers GET
+	// /admin/requests. Nil: no request log.
+	RequestLog *reqlog.Log
+	// Alerts sends webhook alerts (RunAlerts) and answers /admin/alerts.
+	// Nil: no alerts.
+	Alerts *alerts.Notifier
 	// Pprof serves Go's profiler under /admin/debug/pprof/, behind the
 	// admin key. Default off.
 	Pprof bool
@@ -132,8 +143,13 @@ type Server struct {
 	restQ      chan restShare // with a Live store: rests to share
 	bodies     *bodyBudget
 	traffic    *traffic.Counter
+	limiter    *limits.Limiter // client token budgets
+	usage      usageCounts     // requests and tokens by provider, model, client token
 	metrics    *metrics.Metrics
+	reqlog     *reqlog.Log
+	alerts     *alerts.Notifier
 
+	jobs      *jobs.Manager
 	adminMu   sync.Mutex // serializes admin writes
 	disableMu sync.Mutex // the relay disables a key and learns it did in one step
 }
@@ -187,6 +203,7 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, store: st, providers: providers,
 		pool: pool.New(cfg.Now), tokens: newTokens(), traffic: traffic.New(cfg.Now),
+		jobs:       jobs.NewManager(maxRunningJobs, keptJobs, cfg.Now),
 		admin:      adminAuth{sum: sha256.Sum256([]byte(cfg.AdminKey))},
 		origins:    map[string]bool{},
 		policy:     cfg.Policy,
@@ -196,6 +213,9 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 		kick:       make(chan struct{}, 1),
 		restQ:      make(chan restShare, 4096),
 		bodies:     &bodyBudget{limit: cfg.MaxBodyMemory},
+		limiter:    limits.New(cfg.Now),
+		usage: usageCounts{since: cfg.Now(), providers: tokenusage.NewTally(0),
+			models: tokenusage.NewTally(adminapi.MaxUsageModels), tokens: tokenusage.NewTally(0)},
 	}
 	for _, o := range cfg.AllowedOrigins {
 		if o == "*" {
@@ -215,6 +235,7 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 	s.pool.Load(c.Keys, c.Usage)
 	s.setTokens(c.Tokens)
 	s.metrics = s.newMetrics()
+	s.reqlog, s.alerts = cfg.RequestLog, cfg.Alerts
 	s.proxy = s.newReverseProxy()
 	s.handler = s.routes()
 	return s, nil
@@ -285,13 +306,22 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin/keys/bulk", s.requireAdmin(methods{"POST": s.handleBulkAdd}))
 	mux.Handle("/admin/keys/bulk-delete", s.requireAdmin(methods{"POST": s.handleBulkDelete}))
 	mux.Handle("/admin/keys/bulk-test", s.requireAdmin(methods{"POST": s.handleBulkTest}))
+	mux.Handle("/admin/jobs", s.requireAdmin(methods{"GET": s.handleListJobs}))
+	mux.Handle("/admin/jobs/import", s.requireAdmin(methods{"POST": s.handleImportJob}))
+	mux.Handle("/admin/jobs/delete", s.requireAdmin(methods{"POST": s.handleDeleteJob}))
+	mux.Handle("/admin/jobs/test", s.requireAdmin(methods{"POST": s.handleTestJob}))
+	mux.Handle("/admin/jobs/{id}", s.requireAdmin(methods{"GET": s.handleGetJob, "DELETE": s.handleCancelJob}))
 	mux.Handle("/admin/keys/{id}/test", s.requireAdmin(methods{"POST": s.handleTestKey}))
 	mux.Handle("/admin/keys/{id}", s.requireAdmin(methods{"GET": s.handleGetKey, "PUT": s.handleUpdateKey, "DELETE": s.handleDeleteKey}))
 	mux.Handle("/admin/status", s.requireAdmin(methods{"GET": s.handleStatus}))
 	mux.Handle("/admin/traffic", s.requireAdmin(methods{"GET": s.handleTraffic}))
+	mux.Handle("/admin/requests", s.requireAdmin(methods{"GET": s.handleRequests}))
+	mux.Handle("/admin/alerts", s.requireAdmin(methods{"GET": s.handleAlerts}))
+	mux.Handle("/admin/alerts/test", s.requireAdmin(methods{"POST": s.handleAlertTest}))
 	mux.Handle("/admin/reset", s.requireAdmin(methods{"POST": s.handleReset}))
 	mux.Handle("/admin/tokens", s.requireAdmin(methods{"GET": s.handleListTokens, "POST": s.handleCreateToken}))
-	mux.Handle("/admin/tokens/{id}", s.requireAdmin(methods{"DELETE": s.handleDeleteToken}))
+	mux.Handle("/admin/tokens/{id}", s.requireAdmin(methods{"PUT": s.handleUpdateToken, "DELETE": s.handleDeleteToken}))
+	mux.Handle("/admin/usage", s.requireAdmin(methods{"GET": s.handleUsage}))
 	if s.cfg.Pprof {
 		mux.Handle("/admin/debug/pprof/", s.requireAdmin(http.StripPrefix("/admin", http.HandlerFunc(pprof.Index))))
 		mux.Handle("/admin/debug/pprof/cmdline", s.requireAdmin(http.HandlerFunc(pprof.Cmdline)))

@@ -29,3 +29,19 @@ func Fingerprint(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:16])
 }
+
+// fingerprint is a Fingerprint in binary.
+type fingerprint [16]byte
+
+// fingerprintOf is Fingerprint(secret) in binary.
+func fingerprintOf(secret string) fingerprint {
+	var fp fingerprint
+	if strings.HasPrefix(secret, SealedPrefix) {
+		if _, err := hex.Decode(fp[:], []byte(Fingerprint(secret))); err == nil {
+			return fp
+		}
+	}
+	sum := sha256.Sum256([]byte(secret))
+	copy(fp[:], sum[:16])
+	return fp
+}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/keypool/keypool/worker-proxy/pool"
@@ -54,37 +55,62 @@ func (e *DuplicateError) Is(target error) bool { return target == ErrDuplicate }
 
 // Fingerprints finds keys holding the same secret, by Fingerprint: it never
 // compares plaintext, so it works on sealed secrets too. The zero value is
-// empty and ready; not safe for concurrent use.
+// empty and ready; not safe for concurrent use. It keeps the 128-bit
+// fingerprint in binary and the holder's id: about 60 bytes a key.
 type Fingerprints struct {
-	ids  map[string]map[string]bool // fingerprint → ids holding it
-	byID map[string]string          // id → fingerprint
+	holder map[fingerprint]string   // fingerprint → the id holding it
+	extra  map[fingerprint][]string // further ids holding it (duplicates stored before the check existed)
 }
 
-// Set records that key id holds secret, replacing what id held before.
+// Set records that key id holds secret. A key that held another secret
+// before must be removed from it first (Remove).
 func (f *Fingerprints) Set(id, secret string) {
-	if f.ids == nil {
-		f.ids, f.byID = map[string]map[string]bool{}, map[string]string{}
+	if f.holder == nil {
+		f.holder, f.extra = map[fingerprint]string{}, map[fingerprint][]string{}
 	}
-	f.Remove(id)
-	fp := Fingerprint(secret)
-	if f.ids[fp] == nil {
-		f.ids[fp] = map[string]bool{}
+	fp := fingerprintOf(secret)
+	switch cur, taken := f.holder[fp]; {
+	case !taken:
+		f.holder[fp] = id
+	case cur != id && !slices.Contains(f.extra[fp], id):
+		f.extra[fp] = append(f.extra[fp], id)
 	}
-	f.ids[fp][id] = true
-	f.byID[id] = fp
 }
 
-// Remove forgets key id.
-func (f *Fingerprints) Remove(id string) {
-	fp, ok := f.byID[id]
+// Remove forgets that key id holds secret.
+func (f *Fingerprints) Remove(id, secret string) {
+	fp := fingerprintOf(secret)
+	cur, ok := f.holder[fp]
 	if !ok {
 		return
 	}
-	delete(f.byID, id)
-	delete(f.ids[fp], id)
-	if len(f.ids[fp]) == 0 {
-		delete(f.ids, fp)
+	more := f.extra[fp]
+	if cur == id {
+		if len(more) == 0 {
+			delete(f.holder, fp)
+			return
+		}
+		f.holder[fp], more = more[0], more[1:]
+	} else if i := slices.Index(more, id); i >= 0 {
+		more = slices.Delete(more, i, i+1)
 	}
+	if len(more) == 0 {
+		delete(f.extra, fp)
+	} else {
+		f.extra[fp] = more
+	}
+}
+
+// Len returns how many fingerprints are recorded.
+func (f *Fingerprints) Len() int { return len(f.holder) }
+
+// holders returns every id holding fp.
+func (f *Fingerprints) holders(fp fingerprint) []string {
+	id, ok := f.holder[fp]
+	if !ok {
+		return nil
+	}
+	return append([]string{id}, f.extra[fp]...)
 }
 
 // CheckNew returns a *DuplicateError for the first key of keys that would
@@ -97,17 +123,18 @@ func (f *Fingerprints) CheckNew(keys []pool.Key) error {
 		index int
 		id    string
 	}
-	inCall := make(map[string]first, len(keys))
+	inCall := make(map[fingerprint]first, len(keys))
 	for i, k := range keys {
-		fp := Fingerprint(k.Secret)
-		if f.byID[k.ID] == fp {
+		fp := fingerprintOf(k.Secret)
+		holders := f.holders(fp)
+		if slices.Contains(holders, k.ID) {
 			continue // already holds it
 		}
 		if prev, ok := inCall[fp]; ok && prev.id != k.ID {
 			return &DuplicateError{Index: i, ID: k.ID, ExistingID: prev.id}
 		}
 		inCall[fp] = first{i, k.ID}
-		for other := range f.ids[fp] {
+		for _, other := range holders {
 			if other != k.ID && !replacedInCall(keys, other, fp) {
 				return &DuplicateError{Index: i, ID: k.ID, ExistingID: other}
 			}
@@ -119,10 +146,10 @@ func (f *Fingerprints) CheckNew(keys []pool.Key) error {
 // replacedInCall reports whether keys gives id another secret than the
 // one with fingerprint fp (a secret moving from one key to another in one
 // call).
-func replacedInCall(keys []pool.Key, id, fp string) bool {
+func replacedInCall(keys []pool.Key, id string, fp fingerprint) bool {
 	for _, k := range keys {
 		if k.ID == id {
-			return Fingerprint(k.Secret) != fp
+			return fingerprintOf(k.Secret) != fp
 		}
 	}
 	return false
@@ -169,8 +196,8 @@ type Store interface {
 	// of keys that no longer exist are dropped.
 	AddUsage(ctx context.Context, deltas []pool.UsageDelta) error
 
-	// ResetUsage sets the request, success and failure counts of the named
-	// keys to zero; LastUsed and LastError stay. Unknown ids are ignored.
+	// ResetUsage sets the request, success, failure and token counts of
+	// the named keys to zero; LastUsed and LastError stay. Unknown ids are ignored.
 	ResetUsage(ctx context.Context, ids []string) error
 
 	// PutToken creates or replaces a client token by id.

@@ -179,3 +179,25 @@ func BenchmarkCounter(b *testing.B) {
 		})
 	}
 }
+
+func TestTallyBoundsNames(t *testing.T) {
+	ta := NewTally(2)
+	ta.Add("a", Totals{Requests: 1, Prompt: 10})
+	ta.Add("b", Totals{Requests: 1, Completion: 5})
+	ta.Add("c", Totals{Requests: 1, Prompt: 1})
+	ta.Add("d", Totals{Refused: 1})
+	ta.Add("a", Totals{Requests: 1, Prompt: 10})
+	got := ta.All()
+	want := []Named{{"a", Totals{Requests: 2, Prompt: 20}}, {"b", Totals{Requests: 1, Completion: 5}}, {Other, Totals{Requests: 1, Refused: 1, Prompt: 1}}}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+	}
+	if ta.Get("a").Prompt != 20 || ta.Get("zzz") != (Totals{}) {
+		t.Fatal("Get")
+	}
+}

@@ -8,14 +8,16 @@
 // writes all or nothing, and is durable (fsynced) when it returns.
 //
 // PutKeys refuses a second copy of a secret (store.ErrDuplicate), checked
-// against fingerprints of the stored secrets kept in memory. Health reports
-// whether writes reach the file.
+// against fingerprints of the stored secrets kept in memory, built by the
+// first Load (or the first key write, if that comes first) in the same
+// pass that reads the keys. Health reports whether writes reach the file.
 //
 // Only one process may have the file open; a second Open fails after a short
 // timeout with an error saying the file is locked.
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +26,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -57,8 +61,9 @@ type Store struct {
 	db   *bolt.DB
 	file *os.File // the data file bbolt writes through
 
-	keysMu sync.Mutex         // held over a key write and its fingerprint check
-	fps    store.Fingerprints // secrets of the stored keys, by fingerprint
+	keysMu  sync.Mutex         // held over a key write and its fingerprint check, and over fps
+	fps     store.Fingerprints // secrets of the stored keys, by fingerprint
+	indexed bool               // fps holds every stored key
 
 	healthMu sync.Mutex
 	health   store.Health
@@ -130,21 +135,24 @@ func open(path string, timeout time.Duration) (s *Store, err error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	s = &Store{db: db, file: file, health: store.Health{OK: true}}
-	if err := s.indexSecrets(); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
-	}
-	return s, nil
+	return &Store{db: db, file: file, health: store.Health{OK: true}}, nil
 }
 
-// indexSecrets records the fingerprint of every stored key's secret.
-func (s *Store) indexSecrets() error {
-	return s.db.View(func(tx *bolt.Tx) error {
+// storedKey is what a key write needs of the stored copy it replaces.
+type storedKey struct {
+	Secret   string `json:"apiKey"`
+	Revision int64  `json:"revision"`
+}
+
+// indexLocked records the fingerprint of every stored key's secret, once;
+// keysMu must be held.
+func (s *Store) indexLocked() error {
+	if s.indexed {
+		return nil
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketKeys).ForEach(func(id, v []byte) error {
-			var k struct {
-				Secret string `json:"apiKey"`
-			}
+			var k storedKey
 			if err := json.Unmarshal(v, &k); err != nil {
 				return fmt.Errorf("key %q: %w", id, err)
 			}
@@ -152,6 +160,13 @@ func (s *Store) indexSecrets() error {
 			return nil
 		})
 	})
+	if err != nil {
+		s.fps = store.Fingerprints{}
+		return fmt.Errorf("index secrets: %w", err)
+	}
+	s.releaseMapping()
+	s.indexed = true
+	return nil
 }
 
 // isIOError reports whether err comes from the operating system (opening,
@@ -261,14 +276,22 @@ func (s *Store) Load(ctx context.Context) (*store.Contents, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("boltstore: load: %w", err)
 	}
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	index := !s.indexed // build the fingerprints in this same pass
 	c := &store.Contents{Usage: make(map[string]pool.Usage)}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketKeys).ForEach(func(id, v []byte) error {
+		keys := tx.Bucket(bucketKeys)
+		c.Keys = make([]pool.Key, 0, keys.Stats().KeyN)
+		if err := keys.ForEach(func(id, v []byte) error {
 			var k pool.Key
 			if err := json.Unmarshal(v, &k); err != nil {
 				return fmt.Errorf("key %q: %w", id, err)
 			}
 			c.Keys = append(c.Keys, k)
+			if index {
+				s.fps.Set(k.ID, k.Secret)
+			}
 			return nil
 		}); err != nil {
 			return err
@@ -293,8 +316,12 @@ func (s *Store) Load(ctx context.Context) (*store.Contents, error) {
 		})
 	})
 	if err != nil {
+		if index {
+			s.fps = store.Fingerprints{}
+		}
 		return nil, fmt.Errorf("boltstore: load: %w", err)
 	}
+	s.indexed = true
 	s.releaseMapping()
 	return c, nil
 }
@@ -304,25 +331,28 @@ func (s *Store) Load(ctx context.Context) (*store.Contents, error) {
 func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
+	if err := s.indexLocked(); err != nil {
+		return fmt.Errorf("boltstore: put keys: %w", err)
+	}
 	if err := s.fps.CheckNew(keys); err != nil {
 		return fmt.Errorf("boltstore: put keys: %w", err)
 	}
+	replaced := make([]*string, len(keys)) // the secret each write replaced
 	err := s.update(ctx, "put keys", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKeys)
-		for _, k := range keys {
+		for i, k := range keys {
 			if k.ID == "" {
 				return errors.New("key with empty id")
 			}
-			if k.Revision > 0 {
-				if old := b.Get([]byte(k.ID)); old != nil {
-					var stored pool.Key
-					if err := json.Unmarshal(old, &stored); err != nil {
-						return fmt.Errorf("key %q: stored value: %w", k.ID, err)
-					}
-					if stored.Revision >= k.Revision {
-						return fmt.Errorf("key %q: revision %d is not newer than stored %d: %w", k.ID, k.Revision, stored.Revision, store.ErrConflict)
-					}
+			if old := b.Get([]byte(k.ID)); old != nil {
+				var stored storedKey
+				if err := json.Unmarshal(old, &stored); err != nil {
+					return fmt.Errorf("key %q: stored value: %w", k.ID, err)
 				}
+				if k.Revision > 0 && stored.Revision >= k.Revision {
+					return fmt.Errorf("key %q: revision %d is not newer than stored %d: %w", k.ID, k.Revision, stored.Revision, store.ErrConflict)
+				}
+				replaced[i] = &stored.Secret
 			}
 			v, err := json.Marshal(k)
 			if err != nil {
@@ -337,7 +367,10 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range keys {
+	for i, k := range keys {
+		if old := replaced[i]; old != nil {
+			s.fps.Remove(k.ID, *old)
+		}
 		s.fps.Set(k.ID, k.Secret)
 	}
 	return nil
@@ -348,11 +381,22 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
+	if err := s.indexLocked(); err != nil {
+		return fmt.Errorf("boltstore: delete keys: %w", err)
+	}
+	deleted := map[string]string{} // id → the secret it held
 	err := s.update(ctx, "delete keys", func(tx *bolt.Tx) error {
 		keys, usage := tx.Bucket(bucketKeys), tx.Bucket(bucketUsage)
 		for _, id := range ids {
 			if id == "" {
 				continue // bbolt rejects empty keys; no record has one
+			}
+			if v := keys.Get([]byte(id)); v != nil {
+				var stored storedKey
+				if err := json.Unmarshal(v, &stored); err != nil {
+					return fmt.Errorf("key %q: stored value: %w", id, err)
+				}
+				deleted[id] = stored.Secret
 			}
 			if err := keys.Delete([]byte(id)); err != nil {
 				return fmt.Errorf("key %q: %w", id, err)
@@ -366,8 +410,8 @@ func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		s.fps.Remove(id)
+	for id, secret := range deleted {
+		s.fps.Remove(id, secret)
 	}
 	return nil
 }
@@ -377,20 +421,27 @@ func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
 func (s *Store) AddUsage(ctx context.Context, deltas []pool.UsageDelta) error {
 	return s.update(ctx, "add usage", func(tx *bolt.Tx) error {
 		keys, usage := tx.Bucket(bucketKeys), tx.Bucket(bucketUsage)
+		// Lookups go through one cursor per bucket, which reuses its
+		// search stack (Bucket.Get allocates one per call), in id order,
+		// so consecutive deltas walk neighbouring pages.
+		deltas = slices.Clone(deltas)
+		slices.SortStableFunc(deltas, func(a, b pool.UsageDelta) int { return strings.Compare(a.ID, b.ID) })
+		kc, uc := keys.Cursor(), usage.Cursor()
+		var id []byte
 		for _, d := range deltas {
-			id := []byte(d.ID)
 			if d.ID == "" {
 				continue
 			}
+			id = append(id[:0], d.ID...)
 			// A usage record exists only beside its key (DeleteKeys removes
 			// both), so the keys bucket, and its pages, are read only for
 			// a key's first usage.
 			var u pool.Usage
-			if v := usage.Get(id); v != nil {
+			if k, v := uc.Seek(id); v != nil && bytes.Equal(k, id) {
 				if err := json.Unmarshal(v, &u); err != nil {
 					return fmt.Errorf("usage of key %q: %w", d.ID, err)
 				}
-			} else if keys.Get(id) == nil {
+			} else if k, _ := kc.Seek(id); !bytes.Equal(k, id) {
 				continue
 			}
 			v, err := json.Marshal(u.Apply(d))
@@ -423,7 +474,7 @@ func (s *Store) ResetUsage(ctx context.Context, ids []string) error {
 			if err := json.Unmarshal(v, &u); err != nil {
 				return fmt.Errorf("usage of key %q: %w", id, err)
 			}
-			u.Requests, u.Successes, u.Failures = 0, 0, 0
+			u.Requests, u.Successes, u.Failures, u.PromptTokens, u.CompletionTokens = 0, 0, 0, 0, 0
 			v, err := json.Marshal(u)
 			if err != nil {
 				return fmt.Errorf("usage of key %q: %w", id, err)

@@ -137,6 +137,9 @@ type usageEntry struct {
 	Failures  int64           `json:"f"`
 	LastUsed  time.Time       `json:"lu,omitzero"`
 	LastError *pool.LastError `json:"le,omitempty"`
+	// Prompt and completion tokens.
+	PromptTokens     int64 `json:"pt,omitempty"`
+	CompletionTokens int64 `json:"ct,omitempty"`
 }
 
 // keyMeta is what KV's list shows of a key, without reading it.
@@ -523,6 +526,7 @@ func (s *Store) contentsLocked() *store.Contents {
 			if e.Epoch == s.epoch(k) {
 				// Counts from before the provider's last reset do not add up.
 				d.Requests, d.Successes, d.Failures = e.Requests, e.Successes, e.Failures
+				d.PromptTokens, d.CompletionTokens = e.PromptTokens, e.CompletionTokens
 			}
 			c.Usage[id] = c.Usage[id].Apply(d)
 		}
@@ -788,7 +792,8 @@ func (s *Store) AddUsage(ctx context.Context, deltas []pool.UsageDelta) error {
 		ep := s.epoch(k)
 		s.addOwnLocked(d, ep)
 		entries = append(entries, journal.Entry{ID: d.ID, Epoch: ep, Requests: d.Requests, Successes: d.Successes,
-			Failures: d.Failures, LastUsed: d.LastUsed, LastError: d.LastError})
+			Failures: d.Failures, LastUsed: d.LastUsed, LastError: d.LastError,
+			PromptTokens: d.PromptTokens, CompletionTokens: d.CompletionTokens})
 	}
 	if len(entries) > 0 && s.journal != nil {
 		// On disk before the counts are acknowledged; one sync per batch.
@@ -849,6 +854,7 @@ func (s *Store) replayJournalLocked() {
 			d := pool.UsageDelta{ID: e.ID, LastUsed: e.LastUsed, LastError: e.LastError}
 			if e.Epoch == s.epoch(k) {
 				d.Requests, d.Successes, d.Failures = e.Requests, e.Successes, e.Failures
+				d.PromptTokens, d.CompletionTokens = e.PromptTokens, e.CompletionTokens
 			}
 			s.addOwnLocked(d, s.epoch(k))
 			if _, seen := applied[e.ID]; !seen {
@@ -859,6 +865,8 @@ func (s *Store) replayJournalLocked() {
 			sum.Requests += d.Requests
 			sum.Successes += d.Successes
 			sum.Failures += d.Failures
+			sum.PromptTokens += d.PromptTokens
+			sum.CompletionTokens += d.CompletionTokens
 			if d.LastUsed.After(sum.LastUsed) {
 				sum.LastUsed = d.LastUsed
 			}
@@ -875,7 +883,8 @@ func (s *Store) replayJournalLocked() {
 		for _, id := range order {
 			d := applied[id]
 			r.Entries = append(r.Entries, journal.Entry{ID: id, Epoch: s.epoch(s.keys[id]), Requests: d.Requests,
-				Successes: d.Successes, Failures: d.Failures, LastUsed: d.LastUsed, LastError: d.LastError})
+				Successes: d.Successes, Failures: d.Failures, LastUsed: d.LastUsed, LastError: d.LastError,
+				PromptTokens: d.PromptTokens, CompletionTokens: d.CompletionTokens})
 		}
 		keep = append(keep, r)
 		s.cfg.Logger.Info("cfkv: usage not yet in KV recovered from the journal", "keys", len(order))
@@ -890,17 +899,20 @@ func (s *Store) replayJournalLocked() {
 func mergeEntry(a, b usageEntry) usageEntry {
 	switch {
 	case b.Epoch > a.Epoch:
-		a.Epoch, a.Requests, a.Successes, a.Failures = b.Epoch, 0, 0, 0
+		a.Epoch, a.Requests, a.Successes, a.Failures, a.PromptTokens, a.CompletionTokens = b.Epoch, 0, 0, 0, 0, 0
 	case b.Epoch < a.Epoch:
-		b.Requests, b.Successes, b.Failures = 0, 0, 0
+		b.Requests, b.Successes, b.Failures, b.PromptTokens, b.CompletionTokens = 0, 0, 0, 0, 0
 	}
-	return a.add(pool.UsageDelta{Requests: b.Requests, Successes: b.Successes, Failures: b.Failures, LastUsed: b.LastUsed, LastError: b.LastError})
+	return a.add(pool.UsageDelta{Requests: b.Requests, Successes: b.Successes, Failures: b.Failures, LastUsed: b.LastUsed, LastError: b.LastError,
+		PromptTokens: b.PromptTokens, CompletionTokens: b.CompletionTokens})
 }
 
 // add returns e, in its epoch, with d applied.
 func (e usageEntry) add(d pool.UsageDelta) usageEntry {
-	u := pool.Usage{Requests: e.Requests, Successes: e.Successes, Failures: e.Failures, LastUsed: e.LastUsed, LastError: e.LastError}.Apply(d)
-	return usageEntry{Epoch: e.Epoch, Requests: u.Requests, Successes: u.Successes, Failures: u.Failures, LastUsed: u.LastUsed, LastError: u.LastError}
+	u := pool.Usage{Requests: e.Requests, Successes: e.Successes, Failures: e.Failures, LastUsed: e.LastUsed, LastError: e.LastError,
+		PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens}.Apply(d)
+	return usageEntry{Epoch: e.Epoch, Requests: u.Requests, Successes: u.Successes, Failures: u.Failures, LastUsed: u.LastUsed, LastError: u.LastError,
+		PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
 }
 
 // FlushUsage writes this instance's usage record now if it changed.

@@ -14,6 +14,7 @@
 //	{keypool:}keyfp    hash: key id → its secret's fingerprint
 //	{keypool:}rev      hash: key id → revision
 //	{keypool:}req, ok, fail  hashes: key id → requests, successes, failures
+//	{keypool:}ptok, ctok  hashes: key id → prompt, completion tokens
 //	{keypool:}used     hash: key id → last use, unix ns (19 digits)
 //	{keypool:}lasterr  hash: key id → "<unix ns>|JSON of pool.LastError"
 //	{keypool:}tokens   hash: token id → JSON of pool.ClientToken
@@ -91,7 +92,8 @@ type Config struct {
 
 // names are the pool's Redis keys.
 type names struct {
-	meta, keys, fp, keyfp, rev, req, ok, fail, used, lasterr, tokens, rest, events, flush, inst string
+	meta, keys, fp, keyfp, rev, req, ok, fail, used, lasterr, tokens, rest, events, flush string
+	ptok, ctok, inst                                                                      string
 }
 
 func newNames(prefix string) names {
@@ -99,7 +101,8 @@ func newNames(prefix string) names {
 	return names{
 		meta: t + "meta", keys: t + "keys", fp: t + "fp", keyfp: t + "keyfp", rev: t + "rev",
 		req: t + "req", ok: t + "ok", fail: t + "fail", used: t + "used", lasterr: t + "lasterr",
-		tokens: t + "tokens", rest: t + "rest", events: t + "events", flush: t + "flush:", inst: t + "inst:",
+		tokens: t + "tokens", rest: t + "rest", events: t + "events", flush: t + "flush:",
+		ptok: t + "ptok", ctok: t + "ctok", inst: t + "inst:",
 	}
 }
 
@@ -456,7 +459,7 @@ func (s *Store) load(ctx context.Context) (*store.Contents, string, error) {
 	var cmds []*redis.MapStringStringCmd
 	var epoch *redis.StringCmd
 	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, k := range []string{s.n.keys, s.n.req, s.n.ok, s.n.fail, s.n.used, s.n.lasterr, s.n.tokens, s.n.rest} {
+		for _, k := range []string{s.n.keys, s.n.req, s.n.ok, s.n.fail, s.n.used, s.n.lasterr, s.n.tokens, s.n.rest, s.n.ptok, s.n.ctok} {
 			cmds = append(cmds, p.HGetAll(ctx, k))
 		}
 		epoch = p.HGet(ctx, s.n.meta, "epoch")
@@ -468,6 +471,7 @@ func (s *Store) load(ctx context.Context) (*store.Contents, string, error) {
 	ep, _ := epoch.Result()
 	m := func(i int) map[string]string { return cmds[i].Val() }
 	keys, req, ok, fail, used, lasterr, tokens, rest := m(0), m(1), m(2), m(3), m(4), m(5), m(6), m(7)
+	ptok, ctok := m(8), m(9)
 	c := &store.Contents{Usage: make(map[string]pool.Usage, len(req)), Keys: make([]pool.Key, 0, len(keys)), Rests: map[string]store.Rest{}}
 	for id, v := range keys {
 		var k pool.Key
@@ -486,6 +490,8 @@ func (s *Store) load(ctx context.Context) (*store.Contents, string, error) {
 		num(req, &u.Requests)
 		num(ok, &u.Successes)
 		num(fail, &u.Failures)
+		num(ptok, &u.PromptTokens)
+		num(ctok, &u.CompletionTokens)
 		if v, found := used[id]; found {
 			if ns, err := strconv.ParseInt(v, 10, 64); err == nil {
 				u.LastUsed, has = time.Unix(0, ns).UTC(), true
@@ -630,7 +636,7 @@ func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
 		args = append(args, id)
 	}
 	n := s.n
-	if _, err := s.run(ctx, "delete keys", scriptDeleteKeys, []string{n.meta, n.keys, n.fp, n.keyfp, n.rev, n.req, n.ok, n.fail, n.used, n.lasterr, n.rest}, args...); err != nil {
+	if _, err := s.run(ctx, "delete keys", scriptDeleteKeys, []string{n.meta, n.keys, n.fp, n.keyfp, n.rev, n.req, n.ok, n.fail, n.used, n.lasterr, n.rest, n.ptok, n.ctok}, args...); err != nil {
 		return err
 	}
 	s.publish(ctx, "keys")
@@ -686,7 +692,7 @@ func (s *Store) resolvePendingLocked(ctx context.Context) error {
 }
 
 func (s *Store) apply(ctx context.Context, epoch string, f *flush) error {
-	args := make([]any, 0, 2+6*len(f.deltas))
+	args := make([]any, 0, 2+8*len(f.deltas))
 	args = append(args, epoch, int(flushTTL/time.Second))
 	for _, d := range f.deltas {
 		if d.ID == "" {
@@ -704,9 +710,9 @@ func (s *Store) apply(ctx context.Context, epoch string, f *flush) error {
 			}
 			le = nanos(d.LastError.At) + "|" + string(b)
 		}
-		args = append(args, d.ID, d.Requests, d.Successes, d.Failures, used, le)
+		args = append(args, d.ID, d.Requests, d.Successes, d.Failures, used, le, d.PromptTokens, d.CompletionTokens)
 	}
-	_, err := s.run(ctx, "add usage", scriptAddUsage, []string{s.n.meta, s.n.keys, s.n.req, s.n.ok, s.n.fail, s.n.used, s.n.lasterr, s.n.flush + f.id}, args...)
+	_, err := s.run(ctx, "add usage", scriptAddUsage, []string{s.n.meta, s.n.keys, s.n.req, s.n.ok, s.n.fail, s.n.used, s.n.lasterr, s.n.flush + f.id, s.n.ptok, s.n.ctok}, args...)
 	return err
 }
 
@@ -729,20 +735,22 @@ func subtract(deltas, done []pool.UsageDelta) []pool.UsageDelta {
 	if len(done) == 0 {
 		return deltas
 	}
-	type counts struct{ r, s, f int64 }
+	type counts struct{ r, s, f, pt, ct int64 }
 	sub := map[string]counts{}
 	for _, d := range done {
 		c := sub[d.ID]
 		c.r, c.s, c.f = c.r+d.Requests, c.s+d.Successes, c.f+d.Failures
+		c.pt, c.ct = c.pt+d.PromptTokens, c.ct+d.CompletionTokens
 		sub[d.ID] = c
 	}
 	out := make([]pool.UsageDelta, 0, len(deltas))
 	for _, d := range deltas {
 		if c, ok := sub[d.ID]; ok {
 			d.Requests, d.Successes, d.Failures = d.Requests-c.r, d.Successes-c.s, d.Failures-c.f
+			d.PromptTokens, d.CompletionTokens = d.PromptTokens-c.pt, d.CompletionTokens-c.ct
 			delete(sub, d.ID)
 		}
-		if d.Requests == 0 && d.Successes == 0 && d.Failures == 0 && d.LastUsed.IsZero() && d.LastError == nil {
+		if !d.Counts() && d.LastUsed.IsZero() && d.LastError == nil {
 			continue
 		}
 		out = append(out, d)
@@ -769,7 +777,7 @@ func (s *Store) ResetUsage(ctx context.Context, ids []string) error {
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	if _, err := s.run(ctx, "reset usage", scriptResetUsage, []string{s.n.meta, s.n.req, s.n.ok, s.n.fail}, args...); err != nil {
+	if _, err := s.run(ctx, "reset usage", scriptResetUsage, []string{s.n.meta, s.n.req, s.n.ok, s.n.fail, s.n.ptok, s.n.ctok}, args...); err != nil {
 		return err
 	}
 	// The caller zeroes its counts of these keys too: what was applied of
@@ -908,7 +916,7 @@ func (s *Store) Restore(ctx context.Context, c *store.Contents) error {
 			b, _ := json.Marshal(u.LastError)
 			le = nanos(u.LastError.At) + "|" + string(b)
 		}
-		args = append(args, id, u.Requests, u.Successes, u.Failures, used, le)
+		args = append(args, id, u.Requests, u.Successes, u.Failures, used, le, u.PromptTokens, u.CompletionTokens)
 		nu++
 	}
 	args[3] = nu
@@ -928,7 +936,7 @@ func (s *Store) Restore(ctx context.Context, c *store.Contents) error {
 		}
 	}
 	args[5] = nr
-	res, err := scriptRestore.Run(ctx, s.c, []string{n.meta, n.keys, n.fp, n.keyfp, n.rev, n.req, n.ok, n.fail, n.used, n.lasterr, n.tokens, n.rest}, args...).StringSlice()
+	res, err := scriptRestore.Run(ctx, s.c, []string{n.meta, n.keys, n.fp, n.keyfp, n.rev, n.req, n.ok, n.fail, n.used, n.lasterr, n.tokens, n.rest, n.ptok, n.ctok}, args...).StringSlice()
 	if err != nil {
 		return fmt.Errorf("redisstore: restore: %w", s.wrap(err))
 	}

@@ -77,7 +77,7 @@ return {'ok'}
 `)
 
 // scriptDeleteKeys: KEYS meta, keys, fp, keyfp, rev, req, ok, fail, used,
-// lasterr, rest; ARGV epoch, ids.
+// lasterr, rest, ptok, ctok; ARGV epoch, ids.
 var scriptDeleteKeys = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return {'lost'} end
 for i = 2, #ARGV do
@@ -85,27 +85,30 @@ for i = 2, #ARGV do
   local fp = redis.call('HGET', KEYS[4], id)
   if fp and redis.call('HGET', KEYS[3], fp) == id then redis.call('HDEL', KEYS[3], fp) end
   redis.call('HDEL', KEYS[2], id)
-  for k = 4, 11 do redis.call('HDEL', KEYS[k], id) end
+  for k = 4, 13 do redis.call('HDEL', KEYS[k], id) end
 end
 redis.call('HINCRBY', KEYS[1], 'cver', 1)
 return {'ok'}
 `)
 
 // scriptAddUsage: KEYS meta, keys, req, ok, fail, used, lasterr, flush
-// marker; ARGV epoch, marker TTL (s), then groups of id, requests,
-// successes, failures, last used (19-digit unix ns or ""), last error
-// ("<19-digit unix ns>|JSON" or ""). A marker that exists means this flush
+// marker, ptok, ctok; ARGV epoch, marker TTL (s), then groups of id,
+// requests, successes, failures, last used (19-digit unix ns or ""), last
+// error ("<19-digit unix ns>|JSON" or ""), prompt and completion tokens. A marker that exists means this flush
 // was applied already: it is not applied twice.
 var scriptAddUsage = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return {'lost'} end
 if redis.call('EXISTS', KEYS[8]) == 1 then return {'ok', 'again'} end
-for b = 3, #ARGV, 6 do
+for b = 3, #ARGV, 8 do
   local id = ARGV[b]
   if redis.call('HEXISTS', KEYS[2], id) == 1 then
     local r, s, f = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
     if r ~= 0 then redis.call('HINCRBY', KEYS[3], id, r) end
     if s ~= 0 then redis.call('HINCRBY', KEYS[4], id, s) end
     if f ~= 0 then redis.call('HINCRBY', KEYS[5], id, f) end
+    local pt, ct = tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
+    if pt ~= 0 then redis.call('HINCRBY', KEYS[9], id, pt) end
+    if ct ~= 0 then redis.call('HINCRBY', KEYS[10], id, ct) end
     local u = ARGV[b + 4]
     if u ~= '' then
       local cur = redis.call('HGET', KEYS[6], id)
@@ -123,13 +126,11 @@ redis.call('HINCRBY', KEYS[1], 'uver', 1)
 return {'ok'}
 `)
 
-// scriptResetUsage: KEYS meta, req, ok, fail; ARGV epoch, ids.
+// scriptResetUsage: KEYS meta, req, ok, fail, ptok, ctok; ARGV epoch, ids.
 var scriptResetUsage = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return {'lost'} end
 for i = 2, #ARGV do
-  redis.call('HDEL', KEYS[2], ARGV[i])
-  redis.call('HDEL', KEYS[3], ARGV[i])
-  redis.call('HDEL', KEYS[4], ARGV[i])
+  for k = 2, 6 do redis.call('HDEL', KEYS[k], ARGV[i]) end
 end
 redis.call('HINCRBY', KEYS[1], 'cver', 1)
 return {'ok'}
@@ -182,16 +183,16 @@ return {'ok', tostring(r + 1)}
 
 // scriptRestore writes a whole copy back into a pool whose data is gone:
 // KEYS meta, keys, fp, keyfp, rev, req, ok, fail, used, lasterr, tokens,
-// rest; ARGV new epoch, schema, nk, nu, nt, nr, then nk groups of id,
-// fingerprint, revision, JSON; nu groups of id, requests, successes,
-// failures, used, last error; nt groups of id, JSON; nr groups of id,
-// rest. If the pool has an epoch already (another instance restored it,
+// rest, ptok, ctok; ARGV new epoch, schema, nk, nu, nt, nr, then nk groups
+// of id, fingerprint, revision, JSON; nu groups of id, requests,
+// successes, failures, used, last error, prompt tokens, completion tokens;
+// nt groups of id, JSON; nr groups of id, rest. If the pool has an epoch already (another instance restored it,
 // or it never was lost) nothing is written: {"exists", epoch}.
 var scriptRestore = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'epoch')
 if cur then return {'exists', cur} end
 local nk, nu, nt, nr = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-for k = 2, 12 do redis.call('DEL', KEYS[k]) end
+for k = 2, 14 do redis.call('DEL', KEYS[k]) end
 local b = 7
 for i = 1, nk do
   redis.call('HSET', KEYS[2], ARGV[b], ARGV[b + 3])
@@ -207,7 +208,9 @@ for i = 1, nu do
   if ARGV[b + 3] ~= '0' then redis.call('HSET', KEYS[8], id, ARGV[b + 3]) end
   if ARGV[b + 4] ~= '' then redis.call('HSET', KEYS[9], id, ARGV[b + 4]) end
   if ARGV[b + 5] ~= '' then redis.call('HSET', KEYS[10], id, ARGV[b + 5]) end
-  b = b + 6
+  if ARGV[b + 6] ~= '0' then redis.call('HSET', KEYS[13], id, ARGV[b + 6]) end
+  if ARGV[b + 7] ~= '0' then redis.call('HSET', KEYS[14], id, ARGV[b + 7]) end
+  b = b + 8
 end
 for i = 1, nt do
   redis.call('HSET', KEYS[11], ARGV[b], ARGV[b + 1])

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keypool/keypool/worker-proxy/limits"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/store"
 )
@@ -160,6 +161,7 @@ func key(id string) pool.Key {
 		Weight:      3,
 		Description: "key " + id,
 		Tags:        []string{"team-a", "prod"},
+		Project:     "895908428397",
 		CreatedAt:   at(0),
 		UpdatedAt:   at(time.Hour),
 	}
@@ -172,6 +174,11 @@ func token(id string) pool.ClientToken {
 		Hash:      strings.Repeat("ab", 32),
 		Masked:    "kp-A…wxyz",
 		CreatedAt: at(2 * time.Hour),
+		UpdatedAt: at(3 * time.Hour),
+		Limits:    limits.Limits{RPM: 60, RPD: 1000, TPM: 100000, TPD: 1 << 40},
+		ExpiresAt: at(48 * time.Hour),
+		Providers: []string{"openai", "gem*"},
+		Models:    []string{"gpt-4o*", "gemini-2.5-flash"},
 	}
 }
 
@@ -277,6 +284,9 @@ func diffKey(got, want pool.Key) string {
 	if got.Description != want.Description {
 		f("Description", got.Description, want.Description)
 	}
+	if got.Project != want.Project {
+		f("Project", got.Project, want.Project)
+	}
 	// No tags may come back as nil or empty.
 	if !slices.Equal(got.Tags, want.Tags) {
 		f("Tags", got.Tags, want.Tags)
@@ -314,6 +324,10 @@ func diffUsage(got, want pool.Usage) string {
 		d = append(d, fmt.Sprintf("requests/successes/failures = %d/%d/%d, want %d/%d/%d",
 			got.Requests, got.Successes, got.Failures, want.Requests, want.Successes, want.Failures))
 	}
+	if got.PromptTokens != want.PromptTokens || got.CompletionTokens != want.CompletionTokens {
+		d = append(d, fmt.Sprintf("prompt/completion tokens = %d/%d, want %d/%d",
+			got.PromptTokens, got.CompletionTokens, want.PromptTokens, want.CompletionTokens))
+	}
 	if !got.LastUsed.Equal(want.LastUsed) {
 		d = append(d, fmt.Sprintf("LastUsed = %v, want %v", got.LastUsed, want.LastUsed))
 	}
@@ -340,6 +354,21 @@ func diffToken(got, want pool.ClientToken) string {
 	}
 	if !got.CreatedAt.Equal(want.CreatedAt) {
 		f("CreatedAt", got.CreatedAt, want.CreatedAt)
+	}
+	if !got.UpdatedAt.Equal(want.UpdatedAt) {
+		f("UpdatedAt", got.UpdatedAt, want.UpdatedAt)
+	}
+	if got.Limits != want.Limits {
+		f("Limits", got.Limits, want.Limits)
+	}
+	if !got.ExpiresAt.Equal(want.ExpiresAt) {
+		f("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
+	}
+	if !slices.Equal(got.Providers, want.Providers) {
+		f("Providers", got.Providers, want.Providers)
+	}
+	if !slices.Equal(got.Models, want.Models) {
+		f("Models", got.Models, want.Models)
 	}
 	return strings.Join(d, "; ")
 }
@@ -442,6 +471,7 @@ func testPutKeysRoundTrip(t *testing.T, e *env) {
 			Weight:      1,
 			Description: strings.Repeat("é", pool.MaxDescriptionLen),
 			Tags:        slices.Repeat([]string{"t"}, pool.MaxTags),
+			Project:     strings.Repeat("p", pool.MaxProjectLen),
 			CreatedAt:   time.Date(1999, 12, 31, 23, 59, 59, 999999999, time.UTC),
 			UpdatedAt:   time.Date(2100, 1, 1, 0, 0, 0, 1, zone),
 		}},
@@ -642,6 +672,15 @@ func testAddUsage(t *testing.T, e *env) {
 			want: pool.Usage{Failures: 2, LastError: errSameAt},
 		},
 		{
+			name: "token counts accumulate",
+			calls: [][]pool.UsageDelta{
+				{{ID: "k", Requests: 1, Successes: 1, PromptTokens: 120, CompletionTokens: 30}},
+				{{ID: "k", Requests: 1, Successes: 1, PromptTokens: 1 << 40, CompletionTokens: 7}},
+				{{ID: "k", PromptTokens: 1}}, // tokens alone are a change
+			},
+			want: pool.Usage{Requests: 2, Successes: 2, PromptTokens: 1<<40 + 121, CompletionTokens: 37},
+		},
+		{
 			name:  "empty call",
 			calls: [][]pool.UsageDelta{nil, {}},
 			want:  pool.Usage{},
@@ -715,12 +754,12 @@ func testAddUsageUnknownKey(t *testing.T, e *env) {
 func testResetUsage(t *testing.T, e *env) {
 	le := &pool.LastError{Status: 429, Message: "slow down", At: at(5)}
 	before := map[string]pool.Usage{
-		"a": {Requests: 10, Successes: 7, Failures: 3, LastUsed: at(6), LastError: le},
-		"b": {Requests: 4, Successes: 4, LastUsed: at(7)},
+		"a": {Requests: 10, Successes: 7, Failures: 3, LastUsed: at(6), LastError: le, PromptTokens: 500, CompletionTokens: 70},
+		"b": {Requests: 4, Successes: 4, LastUsed: at(7), CompletionTokens: 9},
 		"c": {Requests: 1, Failures: 1, LastUsed: at(8), LastError: le},
 	}
 	reset := func(u pool.Usage) pool.Usage {
-		u.Requests, u.Successes, u.Failures = 0, 0, 0
+		u.Requests, u.Successes, u.Failures, u.PromptTokens, u.CompletionTokens = 0, 0, 0, 0, 0
 		return u
 	}
 	tests := []struct {
@@ -742,7 +781,8 @@ func testResetUsage(t *testing.T, e *env) {
 			for _, id := range []string{"a", "b", "c"} {
 				u := before[id]
 				addUsage(t, s, pool.UsageDelta{ID: id, Requests: u.Requests, Successes: u.Successes,
-					Failures: u.Failures, LastUsed: u.LastUsed, LastError: u.LastError})
+					Failures: u.Failures, LastUsed: u.LastUsed, LastError: u.LastError,
+					PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens})
 			}
 			if err := s.ResetUsage(t.Context(), tt.reset); err != nil {
 				t.Fatalf("ResetUsage(%q): %v", tt.reset, err)
@@ -881,8 +921,8 @@ func testPersistence(t *testing.T, e *env) {
 	putKeys(t, s, a, b, gone)
 	le := &pool.LastError{Status: 429, Message: "quota", At: at(30)}
 	addUsage(t, s,
-		pool.UsageDelta{ID: "a", Requests: 5, Successes: 4, Failures: 1, LastUsed: at(40), LastError: le},
-		pool.UsageDelta{ID: "b", Requests: 9, Successes: 9, LastUsed: at(50)},
+		pool.UsageDelta{ID: "a", Requests: 5, Successes: 4, Failures: 1, LastUsed: at(40), LastError: le, PromptTokens: 40, CompletionTokens: 4},
+		pool.UsageDelta{ID: "b", Requests: 9, Successes: 9, LastUsed: at(50), PromptTokens: 90},
 		pool.UsageDelta{ID: "gone", Requests: 1, LastUsed: at(60)},
 	)
 	if err := s.ResetUsage(t.Context(), []string{"b"}); err != nil {
@@ -899,7 +939,7 @@ func testPersistence(t *testing.T, e *env) {
 	}
 
 	wantUsage := map[string]pool.Usage{
-		"a": {Requests: 5, Successes: 4, Failures: 1, LastUsed: at(40), LastError: le},
+		"a": {Requests: 5, Successes: 4, Failures: 1, LastUsed: at(40), LastError: le, PromptTokens: 40, CompletionTokens: 4},
 		"b": {LastUsed: at(50)},
 	}
 	s = e.reopen(s)
@@ -909,11 +949,11 @@ func testPersistence(t *testing.T, e *env) {
 	checkTokens(t, c.Tokens, []pool.ClientToken{t1})
 
 	// The reopened store keeps working on the persisted data.
-	addUsage(t, s, pool.UsageDelta{ID: "a", Requests: 1, Successes: 1, LastUsed: at(70)})
+	addUsage(t, s, pool.UsageDelta{ID: "a", Requests: 1, Successes: 1, LastUsed: at(70), CompletionTokens: 6})
 	if err := s.DeleteToken(t.Context(), "tok_2"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DeleteToken of a token deleted before reopen: err = %v, want ErrNotFound", err)
 	}
-	wantUsage["a"] = pool.Usage{Requests: 6, Successes: 5, Failures: 1, LastUsed: at(70), LastError: le}
+	wantUsage["a"] = pool.Usage{Requests: 6, Successes: 5, Failures: 1, LastUsed: at(70), LastError: le, PromptTokens: 40, CompletionTokens: 10}
 
 	s = e.reopen(s)
 	c = load(t, s)

@@ -1,0 +1,100 @@
+// Deno entry of the API Key Pool proxy's edge build (written by
+// `go run ./worker-proxy/edge/build`). Run it with
+//   deno run --allow-all main.js
+// Configuration: the same environment variables as the binary (PORT, HOST,
+// ADMIN_KEY, STORE=cfkv|memory, ...) except those naming files; see
+// worker-proxy/edge/README.md.
+import "./wasm_exec.js";
+
+const env = Deno.env.toObject();
+env.KEYPOOL_EDGE_HOST = "deno";
+const go = new globalThis.Go();
+go.argv = ["worker-proxy"];
+go.env = env;
+go.exit = (code) => Deno.exit(code);
+
+const ready = new Promise((resolve, reject) => {
+  globalThis.__keypoolReady = resolve;
+  globalThis.__keypoolFailed = (msg) => reject(new Error(msg));
+});
+const { instance } = await WebAssembly.instantiate(
+  await Deno.readFile(new URL("./keypool.wasm", import.meta.url)),
+  go.importObject,
+);
+go.run(instance);
+let api;
+try {
+  api = await ready;
+} catch {
+  Deno.exit(2); // Go printed the configuration error
+}
+
+const nullBody = new Set([101, 204, 205, 304]);
+
+// toHeaders turns Go's "name: value" lines into a header list.
+function toHeaders(lines) {
+  const h = [];
+  for (const line of lines.split("\n")) {
+    const i = line.indexOf(": ");
+    if (i > 0) h.push([line.slice(0, i), line.slice(i + 2)]);
+  }
+  return h;
+}
+
+let seq = 0;
+async function handle(req, info) {
+  const id = seq = (seq % 2147483647) + 1;
+  let head = "";
+  for (const [k, v] of req.headers) head += k + ": " + v + "\n";
+  const body = req.body ? new Uint8Array(await req.arrayBuffer()) : null;
+  const ra = info?.remoteAddr;
+  const remote = ra?.hostname ? (ra.hostname.includes(":") ? `[${ra.hostname}]:${ra.port}` : `${ra.hostname}:${ra.port}`) : "";
+  // Before the response starts, a client that hangs up aborts the signal;
+  // after, the body stream is cancelled (Deno aborts the signal once a
+  // response was sent, so it must not be listened to then).
+  const abort = () => api.cancel(id);
+  req.signal?.addEventListener("abort", abort);
+  const [status, headers, full] = await new Promise((resolve) =>
+    api.handle(id, req.method, req.url, head, body, remote, (s, h, b) => resolve([s, h, b]))
+  );
+  req.signal?.removeEventListener("abort", abort);
+  const init = { status, headers: toHeaders(headers) };
+  if (full !== undefined) return new Response(nullBody.has(status) ? null : full, init);
+  const stream = new ReadableStream({
+    pull: (c) =>
+      new Promise((resolve) =>
+        api.pull(id, (chunk) => {
+          if (chunk === null) c.close();
+          else c.enqueue(chunk);
+          resolve();
+        })
+      ),
+    cancel: () => api.cancel(id),
+  });
+  return new Response(stream, init);
+}
+
+// SIGINT/SIGTERM: flush usage and stop (self-hosted Deno; a host without
+// signals, like Deno Deploy, relies on the periodic flushes).
+// The listeners go in before the server listens, so a signal sent as
+// soon as the banner is out is handled.
+let server = null;
+let stopping = false;
+async function stop() {
+  if (stopping) return;
+  stopping = true;
+  await new Promise((resolve) => api.shutdown(resolve));
+  if (server) await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 2000))]);
+  Deno.exit(0);
+}
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  try {
+    Deno.addSignalListener(sig, stop);
+  } catch { /* not supported here */ }
+}
+
+server = Deno.serve({
+  port: Number(env.PORT || 8080),
+  hostname: env.HOST || "0.0.0.0",
+  onListen: ({ hostname, port }) => api.banner(hostname, port),
+}, handle);

@@ -1,0 +1,113 @@
+// Command build writes the proxy's edge folder: the proxy compiled to
+// WebAssembly, the Go toolchain's wasm_exec.js, main.js (Deno), worker.js
+// (Cloudflare Workers) and a wrangler.toml template.
+//
+//	go run ./worker-proxy/edge/build -out DIR
+//	deno run --allow-all DIR/main.js      # or: cd DIR && wrangler deploy
+package main
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+//go:embed assets/main.js assets/worker.js assets/kvrest.js assets/wrangler.toml
+var assets embed.FS
+
+// Package is the import path of the proxy, which holds the edge main
+// (edge_js.go) beside the binary's.
+const Package = "github.com/keypool/keypool/worker-proxy"
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "folder to write (created; files in it are replaced)")
+	goCmd := fs.String("go", "go", "the go command to build with")
+	namespace := fs.String("kv-namespace-id", "", "Cloudflare KV namespace id to write into wrangler.toml (default: a placeholder)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *out == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: go run ./worker-proxy/edge/build -out DIR [-kv-namespace-id ID]")
+		return 2
+	}
+	if err := Build(ctx, *goCmd, *out, *namespace); err != nil {
+		fmt.Fprintln(stderr, "edge build:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote %s: keypool.wasm, wasm_exec.js, main.js, worker.js, kvrest.js, wrangler.toml\n", *out)
+	fmt.Fprintf(stdout, "  Deno:    ADMIN_KEY=... deno run --allow-all %s\n", filepath.Join(*out, "main.js"))
+	fmt.Fprintf(stdout, "  Workers: cd %s && wrangler deploy\n", *out)
+	return 0
+}
+
+// Build writes the edge folder into dir.
+func Build(ctx context.Context, goCmd, dir, namespaceID string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	root, err := goEnv(ctx, goCmd, "GOROOT")
+	if err != nil {
+		return err
+	}
+	wasmExec := filepath.Join(root, "lib", "wasm", "wasm_exec.js")
+	if _, err := os.Stat(wasmExec); err != nil {
+		wasmExec = filepath.Join(root, "misc", "wasm", "wasm_exec.js") // Go before 1.24
+	}
+	b, err := os.ReadFile(wasmExec)
+	if err != nil {
+		return fmt.Errorf("wasm_exec.js of the Go toolchain: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "wasm_exec.js"), b, 0o644); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, "keypool.wasm"), Package)
+	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm", "CGO_ENABLED=0")
+	var msg bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &msg, &msg
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build (GOOS=js GOARCH=wasm): %w\n%s", err, msg.String())
+	}
+	for _, name := range []string{"main.js", "worker.js", "kvrest.js", "wrangler.toml"} {
+		b, err := assets.ReadFile("assets/" + name)
+		if err != nil {
+			return err
+		}
+		if name == "wrangler.toml" {
+			id := namespaceID
+			if id == "" {
+				id = "<your KV namespace id: `worker-proxy kv-setup` prints it>"
+			}
+			b = bytes.ReplaceAll(b, []byte("{{NAMESPACE_ID}}"), []byte(id))
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func goEnv(ctx context.Context, goCmd, name string) (string, error) {
+	out, err := exec.CommandContext(ctx, goCmd, "env", name).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return "", fmt.Errorf("go env %s: %w: %s", name, err, ee.Stderr)
+		}
+		return "", fmt.Errorf("go env %s: %w", name, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}

@@ -1,0 +1,117 @@
+package reqlog
+
+import (
+	"sync"
+	"time"
+
+	"github.com/keypool/keypool/worker-proxy/adminapi"
+)
+
+// Ring is an in-memory Store for one instance: the newest Max records, none
+// older than MaxAge. Its records are gone when the process ends.
+type Ring struct {
+	b   Bounds
+	now func() time.Time
+
+	mu   sync.RWMutex
+	buf  []adminapi.RequestRecord // circular; oldest at head
+	ids  []uint64                 // parsed IDs, parallel to buf
+	head int
+	n    int
+}
+
+var _ Store = (*Ring)(nil)
+
+// NewRing returns an empty Ring; b.Max defaults to DefaultRingMax. now is
+// the clock for MaxAge (nil: time.Now).
+func NewRing(b Bounds, now func() time.Time) *Ring {
+	b = b.withDefaults(DefaultRingMax)
+	if now == nil {
+		now = time.Now
+	}
+	return &Ring{b: b, now: now, buf: make([]adminapi.RequestRecord, b.Max), ids: make([]uint64, b.Max)}
+}
+
+// Append adds recs, overwriting the oldest once full.
+func (r *Ring) Append(recs []adminapi.RequestRecord) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range recs {
+		id, err := ParseID(rec.ID)
+		if err != nil {
+			return err
+		}
+		i := (r.head + r.n) % len(r.buf)
+		if r.n == len(r.buf) {
+			r.head = (r.head + 1) % len(r.buf)
+		} else {
+			r.n++
+		}
+		r.buf[i], r.ids[i] = rec, id
+	}
+	r.pruneLocked()
+	return nil
+}
+
+func (r *Ring) pruneLocked() {
+	cutoff := uint64(r.now().Add(-r.b.MaxAge).UnixNano())
+	for r.n > 0 && r.ids[r.head] < cutoff {
+		r.buf[r.head] = adminapi.RequestRecord{}
+		r.head = (r.head + 1) % len(r.buf)
+		r.n--
+	}
+}
+
+// Query scans from the newest record (or the cursor) back.
+func (r *Ring) Query(f Filter) ([]adminapi.RequestRecord, string, error) {
+	var cursor uint64
+	if f.Cursor != "" {
+		c, err := ParseID(f.Cursor)
+		if err != nil {
+			return nil, "", ErrBadFilter
+		}
+		cursor = c
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	cutoff := uint64(r.now().Add(-r.b.MaxAge).UnixNano())
+	limit, stop := f.limit(), f.stopAt()
+	var out []adminapi.RequestRecord
+	scanned := 0
+	for k := r.n - 1; k >= 0; k-- {
+		i := (r.head + k) % len(r.buf)
+		id := r.ids[i]
+		if cursor != 0 && id >= cursor {
+			continue
+		}
+		if id < stop || id < cutoff {
+			return out, "", nil
+		}
+		if scanned++; scanned > scanBudget {
+			return out, FormatID(id + 1), nil
+		}
+		if f.Match(&r.buf[i]) {
+			if len(out) == limit {
+				return out, out[len(out)-1].ID, nil
+			}
+			out = append(out, r.buf[i])
+		}
+	}
+	return out, "", nil
+}
+
+// LastID is the newest record's ID.
+func (r *Ring) LastID() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.n == 0 {
+		return 0
+	}
+	return r.ids[(r.head+r.n-1)%len(r.buf)]
+}
+
+// Close does nothing.
+func (r *Ring) Close() error { return nil }
+
+// Bounds says how much the store keeps.
+func (r *Ring) Bounds() Bounds { return r.b }
