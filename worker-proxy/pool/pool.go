@@ -164,6 +164,17 @@ func (p *Pool) SetLimiter(l Limiter) {
 	}
 }
 
+// CountedElsewhere moves n requests of key id that this pool counted
+// itself (a Limiter failed to answer) to the ones the shared store
+// counted: it turned out the Limiter had counted them, so Flush must not
+// add them again.
+func (p *Pool) CountedElsewhere(id string, n int64) {
+	if e, ok := p.Entry(id); ok {
+		e.requests.Add(-n)
+		e.remote.Add(n)
+	}
+}
+
 // acquire takes one request from the key's budget if it can serve. It never
 // lets the request count pass MaxRequests, however many callers race; with
 // a Limiter, however many instances race.

@@ -245,6 +245,7 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 		if sh, ok := cfg.Live.(limits.Shared); ok {
 			s.limiter.Share(sh)
 		}
+		cfg.Live.Counted(s.pool.CountedElsewhere)
 	}
 	s.pool.Load(c.Keys, c.Usage)
 	s.setTokens(c.Tokens)
@@ -472,6 +473,16 @@ func (s *Server) persist(k pool.Key) {
 	}
 }
 
+// requeue queues a key's state again after a failed write, for the next
+// flush interval (not at once: the store is failing).
+func (s *Server) requeue(k pool.Key) {
+	select {
+	case s.persistQ <- k.ID:
+	default:
+		s.log.Warn("key state queue full; change kept in memory only", "key", k.ID)
+	}
+}
+
 // writeQueued writes the queued key changes, the latest per key, and only
 // for keys still in the pool.
 func (s *Server) writeQueued(ctx context.Context) {
@@ -502,14 +513,14 @@ func (s *Server) writeQueued(ctx context.Context) {
 			// and let the next sync bring the other writer's version.
 			for _, k := range keys {
 				if err := s.store.PutKeys(ctx, k); err != nil && !errors.Is(err, store.ErrConflict) {
-					s.persist(k)
+					s.requeue(k)
 				}
 			}
 			return
 		}
 		s.log.Warn("saving key states failed; will retry", "err", err, "keys", len(keys))
 		for _, k := range keys {
-			s.persist(k)
+			s.requeue(k)
 		}
 	}
 }

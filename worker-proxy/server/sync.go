@@ -90,7 +90,10 @@ func (s *Server) SyncOnce(ctx context.Context) (bool, error) {
 	}
 	c, err := sh.Sync(ctx)
 	if errors.Is(err, store.ErrLost) && s.cfg.Live != nil {
-		return false, s.restore(ctx)
+		if err := s.restore(ctx); err != nil && !errors.Is(err, store.ErrConflict) {
+			return false, err
+		}
+		return false, nil // the next sync loads what was written back
 	}
 	if err != nil || c == nil {
 		return false, err
@@ -118,18 +121,18 @@ func (s *Server) restore(ctx context.Context) error {
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
 	tokens := s.storedTokens()
-	return s.pool.Restore(func(keys []pool.Key, usage map[string]pool.Usage) error {
-		keys = sealed.SealAs(s.store, keys)
-		c := &store.Contents{Keys: keys, Usage: usage, Tokens: tokens, Rests: map[string]store.Rest{}}
-		now := s.cfg.Now()
-		for _, k := range keys {
-			if e, ok := s.pool.Entry(k.ID); ok {
-				if until, reason := e.Cooling(now); !until.IsZero() {
-					c.Rests[k.ID] = store.Rest{Until: until, Reason: reason}
-				}
+	rests := map[string]store.Rest{}
+	now := s.cfg.Now()
+	for _, prov := range s.pool.Providers() {
+		for _, e := range s.pool.Entries(prov) {
+			if until, reason := e.Cooling(now); !until.IsZero() {
+				rests[e.ID()] = store.Rest{Until: until, Reason: reason}
 			}
 		}
-		return s.cfg.Live.Restore(ctx, c)
+	}
+	return s.pool.Restore(func(keys []pool.Key, usage map[string]pool.Usage) error {
+		keys = sealed.SealAs(s.store, keys)
+		return s.cfg.Live.Restore(ctx, &store.Contents{Keys: keys, Usage: usage, Tokens: tokens, Rests: rests})
 	})
 }
 

@@ -243,8 +243,13 @@ type Live interface {
 	// unreachable) counts nothing; the caller counts locally and flushes
 	// the count later.
 	Acquire(ctx context.Context, id string, max int64) (count int64, ok bool, err error)
+	// Counted sets what hears, when the store answers again, that n
+	// requests of key id that Acquire failed on were counted after all
+	// (their answer was lost): the caller counted them locally too.
+	Counted(f func(id string, n int64))
 	// Restore writes c back after ErrLost, unless another instance did
-	// first (then it returns nil and writes nothing).
+	// first: then it writes nothing and returns an error matching
+	// ErrConflict, and the store follows that instance's copy.
 	Restore(ctx context.Context, c *Contents) error
 }
 

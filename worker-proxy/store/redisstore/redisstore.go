@@ -21,6 +21,7 @@
 //	{keypool:}tokens   hash: token id → JSON of pool.ClientToken
 //	{keypool:}rest     hash: key id → "<until, unix ns>|reason" (shared cooldowns)
 //	{keypool:}flush:<id>  string, 24 h: a usage flush that was applied
+//	{keypool:}inst:<id>   hash, 7 days: key id → requests this instance counted through Acquire
 //	{keypool:}events   pub/sub channel: "<instance>|<what changed>"
 //
 // Every write is one Lua script, so it is atomic: PutKeys checks
@@ -34,7 +35,10 @@
 // when): calls then fail at once with store.ErrUnavailable, and a monitor
 // pings Redis with backoff (100 ms doubling to 5 s) until it answers. Usage
 // flushes carry an id, so a flush whose answer was lost is never applied
-// twice. A Redis that comes back without the pool's epoch lost its data:
+// twice; an Acquire whose answer was lost is looked up in the instance's
+// tally before the store is up again, and the caller told (Counted) which
+// of the requests it counted locally Redis had counted too. A Redis that
+// comes back without the pool's epoch lost its data:
 // Sync returns store.ErrLost and the proxy writes its copy back (Restore).
 package redisstore
 
@@ -90,7 +94,7 @@ type Config struct {
 // names are the pool's Redis keys.
 type names struct {
 	meta, keys, fp, keyfp, rev, req, ok, fail, used, lasterr, tokens, rest, events, flush string
-	ptok, ctok, lim                                                                       string
+	ptok, ctok, lim, inst                                                                 string
 }
 
 func newNames(prefix string) names {
@@ -99,7 +103,7 @@ func newNames(prefix string) names {
 		meta: t + "meta", keys: t + "keys", fp: t + "fp", keyfp: t + "keyfp", rev: t + "rev",
 		req: t + "req", ok: t + "ok", fail: t + "fail", used: t + "used", lasterr: t + "lasterr",
 		tokens: t + "tokens", rest: t + "rest", events: t + "events", flush: t + "flush:",
-		ptok: t + "ptok", ctok: t + "ctok", lim: t + "lim:",
+		ptok: t + "ptok", ctok: t + "ctok", lim: t + "lim:", inst: t + "inst:",
 	}
 }
 
@@ -131,7 +135,16 @@ type Store struct {
 	healthM sync.Mutex  // guards health
 	health  store.Health
 	closed  atomic.Bool
+
+	acqMu     sync.Mutex       // guards confirmed, unknown and counted
+	confirmed map[string]int64 // Acquire answered ok, by key id
+	unknown   map[string]int64 // Acquire got no answer, by key id
+	counted   func(id string, n int64)
 }
+
+// tallyTTL is how long an instance's Acquire tally lives after its last
+// use.
+const tallyTTL = 7 * 24 * time.Hour
 
 type flush struct {
 	id     string
@@ -169,7 +182,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{
 		cfg: cfg, c: c, n: newNames(cfg.Prefix), instance: randomID(),
 		changed: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{}),
-		health: store.Health{OK: true, Since: cfg.Now()},
+		health:    store.Health{OK: true, Since: cfg.Now()},
+		confirmed: map[string]int64{}, unknown: map[string]int64{},
 	}
 	res, err := scriptMeta.Run(ctx, c, []string{s.n.meta}, SchemaVersion, randomID()).StringSlice()
 	if err != nil {
@@ -327,6 +341,9 @@ func (s *Store) monitor() {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			err := s.c.Ping(ctx).Err()
+			if err == nil {
+				err = s.resolveAcquires(ctx)
+			}
 			cancel()
 			if err == nil {
 				s.healthM.Lock()
@@ -340,6 +357,37 @@ func (s *Store) monitor() {
 			backoff = min(backoff*2, 5*time.Second)
 		}
 	}
+}
+
+// Counted sets what hears, when Redis answers again, that n requests of
+// key id which Acquire failed on (and the caller counted locally) were
+// counted in Redis after all.
+func (s *Store) Counted(f func(id string, n int64)) {
+	s.acqMu.Lock()
+	defer s.acqMu.Unlock()
+	s.counted = f
+}
+
+// resolveAcquires finds out, from this instance's tally, which Acquire
+// calls that got no answer Redis counted, and tells the caller. It runs
+// while the store is down, so no Acquire runs meanwhile.
+func (s *Store) resolveAcquires(ctx context.Context) error {
+	s.acqMu.Lock()
+	defer s.acqMu.Unlock()
+	for id := range s.unknown {
+		n, err := s.c.HGet(ctx, s.n.inst+s.instance, id).Int64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		if applied := n - s.confirmed[id]; applied > 0 {
+			s.confirmed[id] = n
+			if s.counted != nil {
+				s.counted(id, applied)
+			}
+		}
+		delete(s.unknown, id)
+	}
+	return nil
 }
 
 // Health reports whether Redis answers, and since when.
@@ -372,7 +420,14 @@ func (s *Store) run(ctx context.Context, op string, sc *redis.Script, keys []str
 		return nil, fmt.Errorf("redisstore: %s: %w", op, s.wrap(err))
 	}
 	if len(res) > 0 && res[0] == "lost" {
-		s.markLost()
+		// Lost, unless the call was based on an epoch already replaced
+		// (this store restored the data meanwhile).
+		s.mu.Lock()
+		stale := len(args) > 0 && args[0] != s.epoch
+		s.mu.Unlock()
+		if !stale {
+			s.markLost()
+		}
 		return nil, fmt.Errorf("redisstore: %s: redis lost its data: %w", op, store.ErrUnavailable)
 	}
 	return res, nil
@@ -502,6 +557,7 @@ func (s *Store) Sync(ctx context.Context) (*store.Contents, error) {
 	case epoch != s.epoch:
 		// Another instance wrote its copy back after a loss: adopt it.
 		s.epoch, s.lost, s.forced = epoch, false, true
+		s.resetTally()
 	case s.lost:
 		s.mu.Unlock()
 		return nil, fmt.Errorf("redisstore: sync: %w", store.ErrLost)
@@ -801,9 +857,21 @@ func (s *Store) Acquire(ctx context.Context, id string, max int64) (int64, bool,
 	if err != nil {
 		return 0, false, err
 	}
-	res, err := s.run(ctx, "acquire", scriptAcquire, []string{s.n.meta, s.n.keys, s.n.req}, epoch, id, max)
+	res, err := s.run(ctx, "acquire", scriptAcquire, []string{s.n.meta, s.n.keys, s.n.req, s.n.inst + s.instance}, epoch, id, max, int(tallyTTL/time.Second))
 	if err != nil {
+		if errors.Is(err, store.ErrUnavailable) {
+			// Maybe counted (the answer was lost): the monitor looks it
+			// up before the store is up again.
+			s.acqMu.Lock()
+			s.unknown[id]++
+			s.acqMu.Unlock()
+		}
 		return 0, false, err
+	}
+	if res[0] == "ok" {
+		s.acqMu.Lock()
+		s.confirmed[id]++
+		s.acqMu.Unlock()
 	}
 	var n int64
 	if len(res) > 1 {
@@ -812,8 +880,16 @@ func (s *Store) Acquire(ctx context.Context, id string, max int64) (int64, bool,
 	return n, res[0] == "ok", nil
 }
 
+// resetTally forgets the Acquire tally of a data set that is gone.
+func (s *Store) resetTally() {
+	s.acqMu.Lock()
+	s.confirmed, s.unknown = map[string]int64{}, map[string]int64{}
+	s.acqMu.Unlock()
+}
+
 // Restore writes c back into a pool whose data Redis lost, unless another
-// instance did first; either way the store then follows the restored data.
+// instance did first (then it returns an error matching store.ErrConflict
+// and wrote nothing); either way the store then follows the restored data.
 func (s *Store) Restore(ctx context.Context, c *store.Contents) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -868,14 +944,18 @@ func (s *Store) Restore(ctx context.Context, c *store.Contents) error {
 	s.mu.Lock()
 	s.epoch, s.lost, s.forced = res[1], false, true
 	s.mu.Unlock()
+	s.resetTally()
+	if res[0] != "ok" {
+		// Someone else's copy: this instance's counts not yet flushed
+		// are flushed into it as usual.
+		return fmt.Errorf("redisstore: restore: another instance wrote its copy back first: %w", store.ErrConflict)
+	}
 	s.flushMu.Lock()
 	// Counts flushed before the loss are in c (the caller's totals); a
 	// pending flush's outcome no longer matters.
 	s.pending, s.applied = nil, nil
 	s.flushMu.Unlock()
-	if res[0] == "ok" {
-		s.cfg.Logger.Warn("wrote this instance's copy of the pool back into redis", "keys", len(c.Keys), "tokens", len(c.Tokens))
-	}
+	s.cfg.Logger.Warn("wrote this instance's copy of the pool back into redis", "keys", len(c.Keys), "tokens", len(c.Tokens))
 	s.publish(ctx, "restore")
 	return nil
 }
