@@ -1361,8 +1361,15 @@ func TestFailoverProjectRest(t *testing.T) {
 		}
 		p.do("POST", path("gemini-2.5-pro"), `{"contents":[]}`, gem)
 	}
-	if k := keyStatusOf(t, p, e); k.Project != "123456789012" || k.State != adminapi.StateDisabled {
-		t.Fatalf("suspended key: project %q state %q, want the project its answer named, disabled", k.Project, k.State)
+	if k := keyStatusOf(t, p, e); k.Project != "123456789012" || !k.ProjectLearned || k.State != adminapi.StateDisabled {
+		t.Fatalf("suspended key: project %q (learned %v) state %q, want the project its answer named, learned, disabled", k.Project, k.ProjectLearned, k.State)
+	}
+	if k := keyStatusOf(t, p, a); k.Project != "111" || k.ProjectLearned {
+		t.Fatalf("key A: project %q learned %v, want 111 set by the operator", k.Project, k.ProjectLearned)
+	}
+	// An operator's setting over a learned project is the operator's.
+	if r := p.admin("PUT", "/admin/keys/"+e, map[string]any{"project": "123456789012"}); r.Status != 200 || keyStatusOf(t, p, e).ProjectLearned {
+		t.Fatalf("set over a learned project: %d %s, want it marked as set", r.Status, r.Body)
 	}
 	if st := providerStatusOf(t, p, "gemini"); st.Projects != 3 {
 		t.Fatalf("projects %d after learning one, want 3", st.Projects)

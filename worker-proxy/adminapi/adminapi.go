@@ -185,6 +185,10 @@ type KeyStatus struct {
 	// Project is the Google Cloud project (or account) whose quota the key
 	// draws on, set or learned; "" when unknown.
 	Project string `json:"project,omitempty"`
+	// ProjectLearned is true when the proxy learned Project from the
+	// provider's error details (Google's ErrorInfo consumer), false when
+	// an operator set it.
+	ProjectLearned bool `json:"projectLearned,omitempty"`
 	// Proxy is the key's outbound proxy with its password masked
 	// ("socks5://user:xxxxx@host:1080"); "" for a direct connection.
 	Proxy string `json:"proxy,omitempty"`

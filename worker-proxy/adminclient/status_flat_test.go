@@ -25,19 +25,22 @@ func TestStatusFlattenMatchesEncodingJSON(t *testing.T) {
 	at := "2026-01-02T03:04:05.006Z"
 	st := adminapi.StatusResponse{
 		Store:     adminapi.StoreHealth{Backend: "cfkv", OK: false, Since: &at, Detail: "KV 503"},
-		TotalKeys: 3, ActiveKeys: 2, AvailableKeys: 1, CoolingKeys: 1, DisabledKeys: 1,
+		TotalKeys: 3, ActiveKeys: 2, AvailableKeys: 1, CoolingKeys: 1, DisabledKeys: 1, Projects: 1, KeysWithoutProject: 2,
 		Providers: []adminapi.ProviderStatus{
 			{Provider: "anthropic", Keys: []adminapi.KeyStatus{}},
-			{Provider: "gemini", TotalKeys: 3, ActiveKeys: 2, AvailableKeys: 1, CoolingKeys: 1, DisabledKeys: 1, Keys: []adminapi.KeyStatus{
-				{ID: "key_1", Provider: "gemini", IsActive: true, Usage: "150/1000", LastUsed: &at, MaskedKey: "AIza…x7Q2", State: "active",
-					Available: true, MaxRequests: 1000, Weight: 3, Requests: 150, Successes: 149, Failures: 1, SuccessRate: 0.9933333333333333,
-					InFlight: 2, Description: "Gemini 键 1, \"quoted\"\ttab", Tags: []string{"production", "备份"}, CreatedAt: &at, UpdatedAt: &at},
-				{ID: "key_2", Provider: "gemini", Usage: "5/unlimited", MaskedKey: "AIza…0002", State: "cooling", CoolingUntil: &at,
-					CoolingReason: "rate_limited", ConsecutiveFailures: 4, LastError: &adminapi.LastError{Status: 429, Message: "Resource\nexhausted", At: &at},
-					Tags: []string{}, CreatedAt: &at},
-				{ID: "key_3", Provider: "gemini", MaskedKey: "…", State: "disabled", DisabledReason: "invalid_key: 401", DisabledAt: &at,
-					LastError: &adminapi.LastError{Status: 401, Message: "bad", At: nil}, Tags: []string{}},
-			}},
+			{Provider: "gemini", TotalKeys: 3, ActiveKeys: 2, AvailableKeys: 1, CoolingKeys: 1, DisabledKeys: 1,
+				RestingModelPairs: 2, Projects: 1, KeysWithoutProject: 2, PromptTokens: 1234, CompletionTokens: 567, Keys: []adminapi.KeyStatus{
+					{ID: "key_1", Provider: "gemini", IsActive: true, Usage: "150/1000", LastUsed: &at, MaskedKey: "AIza…x7Q2", State: "active",
+						Available: true, MaxRequests: 1000, Weight: 3, Requests: 150, Successes: 149, Failures: 1, SuccessRate: 0.9933333333333333,
+						InFlight: 2, Description: "Gemini 键 1, \"quoted\"\ttab", Tags: []string{"production", "备份"}, CreatedAt: &at, UpdatedAt: &at,
+						Project: "895908428397", ProjectLearned: true, Proxy: "socks5://u:xxxxx@127.0.0.1:1080", PromptTokens: 1234, CompletionTokens: 567,
+						ModelCooldowns: []adminapi.ModelCooldown{{Model: "gemini-2.5-pro", Until: &at, Reason: "rate_limited: 429\ntoo many"}, {Model: "gemini-2.5-flash", Reason: "quota_exhausted"}}},
+					{ID: "key_2", Provider: "gemini", Usage: "5/unlimited", MaskedKey: "AIza…0002", State: "cooling", CoolingUntil: &at,
+						CoolingReason: "rate_limited", ConsecutiveFailures: 4, LastError: &adminapi.LastError{Status: 429, Message: "Resource\nexhausted", At: &at},
+						Tags: []string{}, CreatedAt: &at},
+					{ID: "key_3", Provider: "gemini", MaskedKey: "…", State: "disabled", DisabledReason: "invalid_key: 401", DisabledAt: &at,
+						LastError: &adminapi.LastError{Status: 401, Message: "bad", At: nil}, Tags: []string{}},
+				}},
 		},
 	}
 	body, _ := json.Marshal(st)
@@ -57,6 +60,7 @@ func TestStatusFlattenMatchesEncodingJSON(t *testing.T) {
 	// Control characters become spaces on the fast path.
 	want.Providers[1].Keys[0].Description = strings.ReplaceAll(want.Providers[1].Keys[0].Description, "\t", " ")
 	want.Providers[1].Keys[1].LastError.Message = "Resource exhausted"
+	want.Providers[1].Keys[0].ModelCooldowns[0].Reason = "rate_limited: 429 too many"
 	if !reflect.DeepEqual(got, want) {
 		gj, _ := json.MarshalIndent(got, "", " ")
 		wj, _ := json.MarshalIndent(want, "", " ")

@@ -52,6 +52,9 @@ type Key struct {
 	// by an operator, or learned from the provider's error details
 	// (Google's ErrorInfo consumer "projects/N" gives "N"). "" when unknown.
 	Project string `json:"project,omitempty"`
+	// ProjectLearned says Project came from the provider's error details
+	// (SetProject), not from an operator; false when Project is "".
+	ProjectLearned bool `json:"projectLearned,omitempty"`
 	// Proxy is the HTTP, HTTPS or SOCKS5 proxy the key's upstream calls
 	// go through ("socks5://user:pass@10.0.0.7:1080"), "" for a direct
 	// connection. A broken proxy fails the attempt; the call never goes

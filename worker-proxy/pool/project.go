@@ -17,7 +17,7 @@ func (p *Pool) SetProject(e *Entry, project string) (Key, bool) {
 	if k.Project != "" {
 		return Key{}, false
 	}
-	k.Project = project
+	k.Project, k.ProjectLearned = project, true
 	k.Revision++
 	e.cfg.Store(&k)
 	return k.Clone(), true

@@ -39,7 +39,7 @@ func keyStatus(e *pool.Entry, now time.Time) adminapi.KeyStatus {
 		Available: e.AvailableAt(now), MaxRequests: k.MaxRequests, Weight: k.EffectiveWeight(),
 		Requests: u.Requests, Successes: u.Successes, Failures: u.Failures,
 		SuccessRate: u.SuccessRate(), InFlight: e.InFlight(),
-		Description: k.Description, Tags: k.Tags, Project: k.Project, Proxy: pool.MaskProxy(k.Proxy),
+		Description: k.Description, Tags: k.Tags, Project: k.Project, ProjectLearned: k.ProjectLearned && k.Project != "", Proxy: pool.MaskProxy(k.Proxy),
 		CreatedAt: adminapi.FormatTime(k.CreatedAt), UpdatedAt: adminapi.FormatTime(k.UpdatedAt),
 		ConsecutiveFailures: e.ConsecutiveFailures(),
 		PromptTokens:        u.PromptTokens, CompletionTokens: u.CompletionTokens,
@@ -199,7 +199,7 @@ func (s *Server) newKey(provider, secret string, maxReq *int64, weight *int, act
 		k.IsActive = *active
 	}
 	if project != nil {
-		k.Project = strings.TrimSpace(*project)
+		k.Project, k.ProjectLearned = strings.TrimSpace(*project), false
 	}
 	if proxy != nil {
 		k.Proxy = strings.TrimSpace(*proxy)
@@ -479,7 +479,7 @@ func editKey(k pool.Key, req adminapi.UpdateKeyRequest, tags []string) pool.Key 
 		k.Weight = *req.Weight
 	}
 	if req.Project != nil {
-		k.Project = strings.TrimSpace(*req.Project)
+		k.Project, k.ProjectLearned = strings.TrimSpace(*req.Project), false
 	}
 	if req.Proxy != nil {
 		k.Proxy = strings.TrimSpace(*req.Proxy)
