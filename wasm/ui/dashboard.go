@@ -123,10 +123,13 @@ type editForm struct {
 	Weight      string
 	Description string
 	Tags        string
+	Project     string
+	ProjectWas  string // the key's project when the edit began
 }
 
 type addForm struct {
 	Provider, APIKey, MaxRequests, Description, Tags string
+	Project                                          string
 	Msg                                              string // the last result, shown in the form
 	Err                                              bool
 }

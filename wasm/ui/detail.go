@@ -151,6 +151,7 @@ func (d *Dashboard) renderDetail() app.UI {
 	if k.CoolingUntil != nil {
 		facts = append(facts, row(d.t("detail.coolingUntil"), app.Span().ID("detail-cooling-until").Text(fmtTime(d.lang, k.CoolingUntil))))
 	}
+	facts = append(facts, d.projectFacts(k, row)...)
 	if le := k.LastError; le != nil {
 		status, msg, where := CleanError(le.Status, le.Message)
 		head := d.t("detail.during."+map[bool]string{true: "test", false: "request"}[where == "key test"], fmtTime(d.lang, le.At))

@@ -310,11 +310,7 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 			Aria("expanded", strconv.FormatBool(d.detailID == id)).Aria("controls", "key-detail").Text(k.MaskedKey).
 			OnClick(func(ctx app.Context, e app.Event) { d.openDetail(ctx, id) }, on("open", id))),
 		app.Td().DataSet("label", d.t("col.provider")).Text(k.Provider),
-		app.Td().DataSet("label", d.t("col.state")).Body(func() app.UI {
-			// Long reasons are cut on screen; the tooltip has all of it.
-			text := StateText(d.lang, k)
-			return app.Span().Class("badge " + k.State).Title(text).Text(text)
-		}()),
+		app.Td().DataSet("label", d.t("col.state")).Body(d.stateCell(k)),
 		app.Td().DataSet("label", d.t("col.usage")).Body(
 			app.Div().Class("usage").Text(fmtInt(k.Requests)+" / "+limit),
 			app.If(k.MaxRequests > 0, func() app.UI {
@@ -368,6 +364,7 @@ func (d *Dashboard) startEdit(k adminapi.KeyStatus) {
 	d.edit = editForm{
 		Active: k.IsActive, MaxRequests: strconv.FormatInt(k.MaxRequests, 10), Weight: strconv.Itoa(k.Weight),
 		Description: k.Description, Tags: strings.Join(k.Tags, ", "),
+		Project: k.Project, ProjectWas: k.Project,
 	}
 }
 
@@ -405,7 +402,7 @@ func (d *Dashboard) editRow(k adminapi.KeyStatus) app.UI {
 		)),
 		app.Td().Body(inlineField("e-max", d.t("edit.maxRequests"), app.Input().ID("e-max").Type("number").Min(0).Value(d.edit.MaxRequests).OnInput(d.ValueTo(&d.edit.MaxRequests), on("e-max", id)))),
 		app.Td().Body(inlineField("e-weight", d.t("edit.weight"), app.Input().ID("e-weight").Type("number").Min(0).Value(d.edit.Weight).OnInput(d.ValueTo(&d.edit.Weight), on("e-weight", id)))),
-		app.Td(),
+		app.Td().Body(inlineField("e-project", d.t("proj.editField"), app.Input().ID("e-project").Value(d.edit.Project).OnInput(d.ValueTo(&d.edit.Project), on("e-project", id)))),
 		app.Td().Body(inlineField("e-desc", d.t("col.description"), app.Input().ID("e-desc").Value(d.edit.Description).OnInput(d.ValueTo(&d.edit.Description), on("e-desc", id)))),
 		app.Td().Body(inlineField("e-tags", d.t("add.tags"), app.Input().ID("e-tags").Value(d.edit.Tags).OnInput(d.ValueTo(&d.edit.Tags), on("e-tags", id)))),
 		app.Td().Class("actions").Body(
@@ -449,6 +446,11 @@ func (d *Dashboard) UpdateRequest() (adminapi.UpdateKeyRequest, error) {
 	req := adminapi.UpdateKeyRequest{IsActive: &active, MaxRequests: &maxReq, Metadata: &adminapi.Metadata{Description: &desc, Tags: &tags}}
 	if weight > 0 {
 		req.Weight = &weight
+	}
+	// Sent only when changed, so saving other fields keeps a learned
+	// project learned; "" clears it. The proxy checks it.
+	if p := strings.TrimSpace(f.Project); p != f.ProjectWas {
+		req.Project = &p
 	}
 	return req, nil
 }
@@ -551,6 +553,7 @@ func (d *Dashboard) renderAdd() app.UI {
 			field("add-max", d.t("add.maxRequests"), app.Input().ID("add-max").Type("number").Min(0).Value(d.add.MaxRequests).OnInput(d.ValueTo(&d.add.MaxRequests), on("add-max"))),
 			field("add-desc", d.t("add.description"), app.Input().ID("add-desc").Value(d.add.Description).OnInput(d.ValueTo(&d.add.Description), on("add-desc"))),
 			field("add-tags", d.t("add.tags"), app.Input().ID("add-tags").Value(d.add.Tags).OnInput(d.ValueTo(&d.add.Tags), on("add-tags"))),
+			field("add-project", d.t("proj.field"), app.Input().ID("add-project").Value(d.add.Project).OnInput(d.ValueTo(&d.add.Project), on("add-project"))),
 		),
 		app.Button().ID("add-submit").Type("submit").Text(d.t("add.submit")),
 		formMsg("add-msg", d.add.Msg, d.add.Err),
@@ -600,6 +603,10 @@ func (d *Dashboard) AddRequest() (adminapi.AddKeyRequest, error) {
 	}
 	if desc != "" || len(tags) > 0 {
 		req.Metadata = &adminapi.Metadata{Description: &desc, Tags: &tags}
+	}
+	// The project is checked by the proxy: its JSON error shows in the form.
+	if p := strings.TrimSpace(f.Project); p != "" {
+		req.Project = &p
 	}
 	return req, nil
 }

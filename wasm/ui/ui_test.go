@@ -315,8 +315,10 @@ func TestTranslations(t *testing.T) {
 		d.keys = manyKeys(3)
 		d.keys[1].CoolingUntil = d.keys[1].CreatedAt
 		d.keys[2].DisabledReason = "invalid_key"
+		d.keys[2].Project, d.keys[0].Project, d.keys[0].ProjectLearned = "111", "111", true
+		d.keys[2].ModelCooldowns = []adminapi.ModelCooldown{{Model: "gemini-2.5-pro", Until: d.keys[1].CreatedAt, Reason: "quota_exhausted (project 111)"}, {Model: "m"}}
 		d.status = &adminapi.StatusResponse{Store: adminapi.StoreHealth{Backend: "bolt", OK: true},
-			Providers: []adminapi.ProviderStatus{{Provider: "gemini", Keys: d.keys}}}
+			Providers: []adminapi.ProviderStatus{{Provider: "gemini", Keys: d.keys, Projects: 1, KeysWithoutProject: 1, RestingModelPairs: 2}}, Projects: 1, KeysWithoutProject: 1}
 		d.tokens = []adminapi.Token{{ID: "tok_1", Name: "n", Masked: "kp-…abcd", Source: adminapi.TokenSourceEnv}}
 		d.bulk.Result = &adminapi.BulkAddResponse{Results: []adminapi.BulkResult{{Status: adminapi.BulkAdded}, {Status: adminapi.BulkInvalid}, {Status: adminapi.BulkDuplicate}}}
 		d.delAsk, d.resetAsk, d.notice = "key_00000", "gemini", func() string { return "n" }
