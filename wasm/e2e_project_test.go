@@ -98,7 +98,7 @@ func TestProjectsAndModelRestsInChromium(t *testing.T) {
 	if st.Projects != 1 || st.KeysWithoutProject != 1 || pairs != 1 {
 		t.Fatalf("status: %d projects, %d without, %d resting pairs", st.Projects, st.KeysWithoutProject, pairs)
 	}
-	p.wait("overview counts", fmt.Sprintf(`document.querySelector("#tile-resting .n").innerText === "%d" && %s.includes("2 keys in 1 project + 1 of unknown project")`, pairs, textOfID("ov-quotas")))
+	p.wait("overview counts", fmt.Sprintf(`document.querySelector("#tile-resting .n").innerText === "%d" && %s.includes("gemini: 2 keys in 1 project + 1 of unknown project")`, pairs, textOfID("ov-quotas")))
 	p.wait("provider row", textOfID("ov-gemini")+`.includes("2 keys in 1 project + 1 of unknown project")`)
 
 	// Table and drawer.

@@ -5,6 +5,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"image"
+	"image/color"
 	"image/png"
 	"io"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,6 +26,7 @@ import (
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/adminclient"
 	"github.com/keypool/keypool/worker-proxy/provider"
+	"github.com/keypool/keypool/worker-proxy/reqlog"
 	"github.com/keypool/keypool/worker-proxy/server"
 	"github.com/keypool/keypool/worker-proxy/store/boltstore"
 )
@@ -64,9 +68,12 @@ func TestReadmeScreenshots(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	reg, _ := provider.NewRegistry(provider.Defaults()...)
 	up := &fakeUpstream{clock: clock}
+	rlog := reqlog.New(reqlog.NewRing(reqlog.Bounds{}, clock.Now), "memory", reqlog.Options{BatchDelay: 10 * time.Millisecond, Now: clock.Now,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Cleanup(func() { rlog.Close() })
 	srv, err := server.New(t.Context(), server.Config{
 		AdminKey: e2eAdminKey, ClientTokens: []string{e2eClientToken}, AllowedOrigins: []string{siteOrigin},
-		Transport: up, Now: clock.Now, StoreName: "bolt",
+		Transport: up, Now: clock.Now, StoreName: "bolt", RequestLog: rlog,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, st, reg)
 	if err != nil {
@@ -81,22 +88,26 @@ func TestReadmeScreenshots(t *testing.T) {
 		provider, secret, desc string
 		max                    int64
 		tags                   []string
+		project                string
 	}
 	for _, k := range []demoKey{
-		{"gemini", "AIzaSy-DEMO-not-a-real-key-0001", "team A", 0, []string{"prod"}},
-		{"gemini", "AIzaSy-DEMO-not-a-real-key-0002", "team A", 0, []string{"prod"}},
-		{"gemini", "AIzaSy-DEMO-not-a-real-key-0003", "team B", 0, []string{"prod", "eu"}},
-		{"gemini", "AIzaSy-DEMO-revoked-key-0004", "old project", 0, []string{"legacy"}},
-		{"gemini", "AIzaSy-DEMO-busy-key-00000005", "free tier", 0, []string{"free"}},
-		{"gemini", "AIzaSy-DEMO-not-a-real-key-0006", "staging", 0, []string{"staging"}},
-		{"openai", "sk-DEMO-not-a-real-key-00000001", "shared", 300, []string{"prod"}},
-		{"openai", "sk-DEMO-not-a-real-key-00000002", "shared", 150, []string{"prod"}},
-		{"openai", "sk-DEMO-not-a-real-key-00000003", "batch jobs", 0, []string{"batch"}},
-		{"openai", "sk-DEMO-paused-key-000000000004", "paused by hand", 0, []string{"batch"}},
-		{"anthropic", "sk-ant-DEMO-not-a-real-key-0001", "research", 0, []string{"prod"}},
-		{"anthropic", "sk-ant-DEMO-not-a-real-key-0002", "research", 200, []string{"prod"}},
+		{"gemini", "AIzaSy-DEMO-not-a-real-key-0001", "team A", 0, []string{"prod"}, "100000000001"},
+		{"gemini", "AIzaSy-DEMO-not-a-real-key-0002", "team A", 0, []string{"prod"}, "100000000001"},
+		{"gemini", "AIzaSy-DEMO-not-a-real-key-0003", "team B", 0, []string{"prod", "eu"}, "100000000002"},
+		{"gemini", "AIzaSy-DEMO-revoked-key-0004", "old project", 0, []string{"legacy"}, ""},
+		{"gemini", "AIzaSy-DEMO-busy-key-00000005", "free tier", 0, []string{"free"}, ""},
+		{"gemini", "AIzaSy-DEMO-not-a-real-key-0006", "staging", 0, []string{"staging"}, ""},
+		{"openai", "sk-DEMO-not-a-real-key-00000001", "shared", 300, []string{"prod"}, ""},
+		{"openai", "sk-DEMO-not-a-real-key-00000002", "shared", 150, []string{"prod"}, ""},
+		{"openai", "sk-DEMO-not-a-real-key-00000003", "batch jobs", 0, []string{"batch"}, ""},
+		{"openai", "sk-DEMO-paused-key-000000000004", "paused by hand", 0, []string{"batch"}, ""},
+		{"anthropic", "sk-ant-DEMO-not-a-real-key-0001", "research", 0, []string{"prod"}, ""},
+		{"anthropic", "sk-ant-DEMO-not-a-real-key-0002", "research", 200, []string{"prod"}, ""},
 	} {
 		req := adminapi.AddKeyRequest{Provider: k.provider, APIKey: k.secret, Metadata: &adminapi.Metadata{Description: &k.desc, Tags: &k.tags}}
+		if k.project != "" {
+			req.Project = &k.project
+		}
 		if k.max > 0 {
 			req.MaxRequests = &k.max
 		}
@@ -141,6 +152,30 @@ func TestReadmeScreenshots(t *testing.T) {
 	clock.off.Store(0)
 	t.Logf("an hour of traffic relayed in %v (%d upstream calls)", time.Since(start).Round(time.Millisecond), up.calls.Load())
 
+	// Gemini's daily quota, counted per project and model, runs out for
+	// gemini-2.5-pro on team A's project: both its keys rest for that
+	// model (and serve the others).
+	resting := ""
+	for i := 0; resting == ""; i++ {
+		st, err := admin.ProviderStatus(ctx, "gemini")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range st.Keys {
+			if k.MaskedKey == "AIza…0001" && len(k.ModelCooldowns) > 0 {
+				resting = k.ID
+			}
+		}
+		if i == 10 {
+			t.Fatal("team A's keys never met their daily quota")
+		}
+		relay("gemini", "gemini-2.5-pro")
+	}
+	nkeys := 0
+	if st, err := admin.Status(ctx); err == nil {
+		nkeys = st.TotalKeys
+	}
+
 	browser := newBrowser(t, chrome, t.TempDir())
 	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -151,11 +186,24 @@ func TestReadmeScreenshots(t *testing.T) {
 	wait := func(what, expr string) {
 		t.Helper()
 		if _, err := chromedp.Run(browser, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			body, _ := chromedp.Run(browser, chromedp.Evaluate[string](`document.body.innerText`))
+			t.Fatalf("%s: %v\npage text:\n%s", what, err, body)
+		}
+	}
+	js := func(what, expr string) {
+		t.Helper()
+		if _, err := chromedp.Run(browser, chromedp.Evaluate[bool](`(() => { `+expr+`; return true })()`)); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
+	// click clicks an element by id whether or not it is on screen (the
+	// tabs sit in the phone menu).
+	click := func(id string) { t.Helper(); js("click "+id, fmt.Sprintf(`document.getElementById(%q).click()`, id)) }
+	var total int64
+	count := 0
 	save := func(name string) {
 		t.Helper()
+		js("settle", `document.activeElement && document.activeElement.blur()`)
 		b, err := chromedp.Run(browser, chromedp.CaptureScreenshot())
 		if err != nil {
 			t.Fatal(err)
@@ -165,90 +213,111 @@ func TestReadmeScreenshots(t *testing.T) {
 			t.Fatal(err)
 		}
 		fi, _ := os.Stat(p)
-		t.Logf("screenshot %s: %d bytes", p, fi.Size())
+		total += fi.Size()
+		count++
+		t.Logf("screenshot %s: %d bytes", name, fi.Size())
 	}
 	chartReady := `(() => { const c = document.getElementById("traffic-chart"); return !!c && +c.dataset.total > 0 && !document.getElementById("app-wasm-loader") })()`
+	top := func() { js("top", `window.scrollTo(0, 0)`) }
 
+	// Every screen in light and dark, desktop (1280×800) and phone
+	// (390×844) width, English and Chinese: 56 PNGs of 256 colours, about
+	// 1.8 MB in all.
+	phoneNow := false
+	screens := map[string]func(){
+		"overview": func() {
+			click("tab-overview")
+			wait("overview", chartReady+` && !!document.getElementById("tile-resting")`)
+			top()
+		},
+		"keys": func() {
+			click("tab-keys")
+			wait("keys table", fmt.Sprintf(`document.querySelectorAll("#keys-table tbody tr").length === %d && !!document.querySelector(".badge.resting")`, nkeys))
+			top()
+			if phoneNow { // the cards, below the toolbar and filters
+				js("scroll to the table", `window.scrollTo(0, document.getElementById("keys-table").getBoundingClientRect().top + window.scrollY - 8)`)
+			}
+		},
+		"key-detail": func() {
+			click("tab-keys")
+			wait("keys table", `!!document.getElementById("open-`+resting+`")`)
+			top()
+			click("open-" + resting)
+			wait("drawer", `!!document.getElementById("detail-rests") && !!document.getElementById("detail-project")`)
+		},
+		"bulk-import": func() {
+			click("tab-keys")
+			wait("keys table", `!!document.getElementById("bulk-open")`)
+			top()
+			click("bulk-open")
+			wait("bulk form", `!!document.getElementById("bulk-text")`)
+			run("paste", typeInto("bulk-text", "# pasted from a .env file and a JSON list\nGEMINI_API_KEY=AIzaSy-DEMO-not-a-real-key-0001\n[\"AIzaSy-DEMO-not-a-real-key-0007\", \"AIzaSy-DEMO-not-a-real-key-0007\"]\nsee the team wiki\n"),
+				typeInto("bulk-tags", "imported"))
+			wait("found", `document.getElementById("bulk-found").innerText.includes("2")`)
+		},
+		"tokens": func() {
+			click("tab-tokens")
+			wait("tokens", `document.querySelectorAll("#tokens-table tbody tr").length >= 2`)
+			top()
+		},
+		"requests": func() {
+			click("tab-requests")
+			wait("requests", `document.querySelectorAll("#req-table tbody tr").length > 10`)
+			top()
+		},
+		"playground": func() {
+			click("tab-playground")
+			wait("playground", `!!document.getElementById("play-form")`)
+			run("prompt", typeInto("play-token", e2eClientToken), typeInto("play-model", "gemini-2.5-flash"), typeInto("play-prompt", "Say hello in one word."))
+			click("play-send")
+			wait("answer", `!!document.getElementById("play-meta")`)
+			top()
+		},
+	}
+	after := map[string]func(){
+		"key-detail":  func() { click("detail-close") },
+		"bulk-import": func() { click("panel-close") },
+	}
+	all := []string{"overview", "keys", "key-detail", "bulk-import", "tokens", "requests", "playground"}
 	run("viewport", chromedp.EmulateViewport(1280, 800))
 	run("first load", chromedp.Navigate(siteOrigin+sitePrefix+"/"))
 	wait("boot", `!document.getElementById("app-wasm-loader")`)
-	conn := fmt.Sprintf(`(sessionStorage.setItem("keypool.conn", JSON.stringify({url: %q, key: %q})), localStorage.setItem("keypool.lang", JSON.stringify("en")), true)`, ts.URL, e2eAdminKey)
-	if _, err := chromedp.Run(browser, chromedp.Evaluate[bool](conn)); err != nil {
-		t.Fatal(err)
-	}
-	run("reload", chromedp.Reload())
-	wait("overview with traffic", chartReady)
-	save("overview.png")
-
-	theme := func(want string) {
-		t.Helper()
-		for i := 0; i < 3; i++ {
-			if got, _ := chromedp.Run(browser, chromedp.Evaluate[string](`document.documentElement.dataset.theme || ""`)); got == want {
-				return
+	for _, lang := range []string{"en", "zh"} {
+		for _, phone := range []bool{false, true} {
+			for _, theme := range []string{"light", "dark"} {
+				phoneNow = phone
+				if phone {
+					run("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(1)))
+				} else {
+					run("desktop", chromedp.EmulateViewport(1280, 800))
+				}
+				js("settings", fmt.Sprintf(`sessionStorage.setItem("keypool.conn", JSON.stringify({url: %q, key: %q})); localStorage.setItem("keypool.lang", JSON.stringify(%q)); localStorage.setItem("keypool.theme", JSON.stringify(%q))`, ts.URL, e2eAdminKey, lang, theme))
+				run("reload", chromedp.Reload())
+				wait("overview", chartReady+fmt.Sprintf(` && document.documentElement.lang === %q && (document.documentElement.dataset.theme || "") === %q`, map[string]string{"en": "en", "zh": "zh-CN"}[lang], theme))
+				for _, name := range all {
+					screens[name]()
+					if phone {
+						wait("nothing wider than the phone", `document.documentElement.scrollWidth <= window.innerWidth + 1`)
+					}
+					file := name
+					if lang == "zh" {
+						file += "-zh"
+					}
+					if theme == "dark" {
+						file += "-dark"
+					}
+					if phone {
+						file += "-phone"
+					}
+					save(file + ".png")
+					if f := after[name]; f != nil {
+						f()
+					}
+				}
 			}
-			run("theme", chromedp.Click(chromedp.ID("theme")))
-		}
-		wait("theme "+want, `(document.documentElement.dataset.theme || "") === "`+want+`"`)
-	}
-	revoked := ""
-	if st, err := admin.ProviderStatus(ctx, "gemini"); err == nil {
-		for _, k := range st.Keys {
-			if k.State == adminapi.StateDisabled {
-				revoked = k.ID
-			}
 		}
 	}
-	if revoked == "" {
-		t.Fatal("no disabled key to show in the detail drawer")
-	}
-	theme("dark")
-	wait("dark overview", chartReady)
-	save("overview-dark.png")
-	theme("light")
-
-	run("keys", chromedp.Click(chromedp.ID("tab-keys")))
-	wait("keys table", `document.querySelectorAll("#keys-table tbody tr").length === 12`)
-	save("keys.png")
-	run("detail", chromedp.Click(chromedp.ID("open-"+revoked)))
-	wait("drawer", `!!document.getElementById("detail-why")`)
-	save("key-detail.png")
-	run("close", chromedp.Click(chromedp.ID("detail-close")))
-	run("bulk import", chromedp.Click(chromedp.ID("bulk-open")),
-		chromedp.SendKeys(chromedp.ID("bulk-text"), "# pasted from a .env file and a JSON list\nGEMINI_API_KEY=AIzaSy-DEMO-not-a-real-key-0001\n[\"AIzaSy-DEMO-not-a-real-key-0007\", \"AIzaSy-DEMO-not-a-real-key-0007\"]\nsee the team wiki\n"),
-		chromedp.SendKeys(chromedp.ID("bulk-tags"), "imported"))
-	wait("found", `document.getElementById("bulk-found").innerText.startsWith("2 keys found")`)
-	save("bulk-import.png")
-	run("close", chromedp.Click(chromedp.ID("panel-close")))
-
-	run("中文", chromedp.Click(chromedp.ID("lang")))
-	theme("dark")
-	wait("Chinese keys", `document.querySelector("h1").innerText === "KeyPool 管理后台"`)
-	save("keys-zh-dark.png")
-	theme("light")
-	run("overview", chromedp.Click(chromedp.ID("tab-overview")))
-	wait("Chinese overview", `document.querySelector("h1").innerText === "KeyPool 管理后台" && `+chartReady)
-	save("overview-zh.png")
-	run("English", chromedp.Click(chromedp.ID("lang")))
-
-	run("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(1)))
-	wait("overview at phone width", chartReady+` && document.documentElement.scrollWidth <= window.innerWidth + 1`)
-	save("phone.png")
-	run("phone keys", chromedp.Click(chromedp.ID("menu")), chromedp.Click(chromedp.ID("tab-keys")))
-	wait("cards", `document.querySelectorAll("#keys-table tbody tr").length === 12 && document.documentElement.scrollWidth <= window.innerWidth + 1`)
-	run("中文", chromedp.Click(chromedp.ID("menu")), chromedp.Click(chromedp.ID("lang")))
-	theme("dark")
-	run("close the menu", chromedp.Click(chromedp.ID("menu")))
-	wait("Chinese", `document.querySelector("h1").innerText === "KeyPool 管理后台"`)
-	if _, err := chromedp.Run(browser, chromedp.Evaluate[bool](`(window.scrollTo(0, document.getElementById("keys-table").getBoundingClientRect().top + window.scrollY - 8), true)`)); err != nil {
-		t.Fatal(err)
-	}
-	save("phone-keys-zh-dark.png")
-	if _, err := chromedp.Run(browser, chromedp.Evaluate[bool](`(window.scrollTo(0, 0), true)`)); err != nil {
-		t.Fatal(err)
-	}
-	run("drawer", chromedp.Click(chromedp.ID("open-"+revoked)))
-	wait("drawer", `!!document.getElementById("detail-why")`)
-	save("phone-detail-zh-dark.png")
+	t.Logf("%d screenshots, %d bytes in all", count, total)
 }
 
 // simClock is the time now plus an offset the test moves.
@@ -257,8 +326,11 @@ type simClock struct{ off atomic.Int64 }
 func (c *simClock) Now() time.Time { return time.Now().Add(time.Duration(c.off.Load())) }
 
 // fakeUpstream answers like the providers would: a key with "revoked" in
-// it gets 401, one with "busy" 429 in the last minutes, model "bad-model"
-// 400, every 23rd call 500 (the proxy fails over); the rest 200.
+// it gets Gemini's 403 for a suspended project (its ErrorInfo names the
+// project, which the proxy learns), one with "busy" 429 in the last
+// minutes, team A's first key Gemini's daily per-project quota 429 for
+// gemini-2.5-pro in the last minute, model "bad-model" 400, every 23rd
+// call 500 (the proxy fails over); the rest 200.
 type fakeUpstream struct {
 	clock *simClock
 	calls atomic.Int64
@@ -281,7 +353,9 @@ func (f *fakeUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	switch {
 	case strings.Contains(key, "revoked"):
-		return answer(401, `{"error":{"code":401,"message":"API key not valid","status":"UNAUTHENTICATED"}}`)
+		return answer(403, geminiSuspended)
+	case strings.HasSuffix(key, "key-0001") && strings.Contains(r.URL.Path, "/gemini-2.5-pro:") && f.clock.off.Load() == 0:
+		return answer(429, geminiDailyQuota)
 	case strings.Contains(key, "busy") && f.clock.off.Load() > int64(-3*time.Minute):
 		return answer(429, `{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED"}}`, "Retry-After", "1800")
 	case bytes.Contains(body, []byte("bad-model")):
@@ -298,15 +372,87 @@ func (f *fakeUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
 	return answer(200, `{"choices":[{"message":{"role":"assistant","content":"hi"}}]}`)
 }
 
-// writeSmallPNG re-encodes a screenshot with the best compression.
+// Gemini's real answers (worker-proxy/internal/fakeupstream/gemini.go,
+// shared/notes/provider-errors.md).
+const (
+	geminiSuspended = `{"error":{"code":403,"message":"Permission denied: Consumer 'api_key:AIzaSy...' has been suspended.","status":"PERMISSION_DENIED","details":[` +
+		`{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"CONSUMER_SUSPENDED","domain":"googleapis.com","metadata":{"consumer":"projects/100000000009","service":"generativelanguage.googleapis.com","containerInfo":"api_key:AIzaSy..."}},` +
+		`{"@type":"type.googleapis.com/google.rpc.LocalizedMessage","locale":"en-US","message":"Permission denied: Consumer 'api_key:AIzaSy...' has been suspended."}]}}`
+	geminiDailyQuota = `{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. To monitor your current usage, head to: https://ai.dev/rate-limit. \n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_requests_per_model_per_day, limit: 250, model: gemini-2.5-pro\nPlease retry in 10h50m43.651927829s.","status":"RESOURCE_EXHAUSTED","details":[` +
+		`{"@type":"type.googleapis.com/google.rpc.Help","links":[{"description":"Learn more about Gemini API quotas","url":"https://ai.google.dev/gemini-api/docs/rate-limits"}]},` +
+		`{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_requests_per_model_per_day","quotaId":"GenerateRequestsPerDayPerProjectPerModel","quotaDimensions":{"location":"global","model":"gemini-2.5-pro"},"quotaValue":"250"}]},` +
+		`{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"39043s"}]}}`
+)
+
+// writeSmallPNG re-encodes a screenshot with the best compression, as a
+// 256-colour paletted image (see quantize): screenshots of flat UI colours
+// lose nothing visible and shrink to a third or less.
 func writeSmallPNG(path string, b []byte) error {
 	img, err := png.Decode(bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
 	var buf bytes.Buffer
-	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&buf, img); err != nil {
+	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&buf, quantize(img)); err != nil {
 		return err
 	}
 	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// quantize maps img to at most 256 colours, without dithering (dither
+// noise compresses badly): colours are counted in 5-bit-per-channel boxes,
+// the 256 fullest boxes give the palette (each its pixels' mean), and every
+// pixel takes the nearest palette colour.
+func quantize(img image.Image) *image.Paletted {
+	bounds := img.Bounds()
+	type box struct{ r, g, b, n int }
+	boxes := map[uint16]*box{}
+	rgb := func(c color.Color) (int, int, int) {
+		r, g, b, _ := c.RGBA()
+		return int(r >> 8), int(g >> 8), int(b >> 8)
+	}
+	for y := bounds.Min.Y; y < bounds.Max.Y; y++ {
+		for x := bounds.Min.X; x < bounds.Max.X; x++ {
+			r, g, b := rgb(img.At(x, y))
+			k := uint16(r>>3)<<10 | uint16(g>>3)<<5 | uint16(b>>3)
+			bx := boxes[k]
+			if bx == nil {
+				bx = &box{}
+				boxes[k] = bx
+			}
+			bx.r, bx.g, bx.b, bx.n = bx.r+r, bx.g+g, bx.b+b, bx.n+1
+		}
+	}
+	list := make([]*box, 0, len(boxes))
+	for _, bx := range boxes {
+		list = append(list, bx)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].n > list[j].n })
+	pal := make(color.Palette, 0, 256)
+	for _, bx := range list[:min(256, len(list))] {
+		pal = append(pal, color.RGBA{uint8(bx.r / bx.n), uint8(bx.g / bx.n), uint8(bx.b / bx.n), 255})
+	}
+	out := image.NewPaletted(bounds, pal)
+	nearest := map[[3]int]uint8{}
+	for y := bounds.Min.Y; y < bounds.Max.Y; y++ {
+		for x := bounds.Min.X; x < bounds.Max.X; x++ {
+			r, g, b := rgb(img.At(x, y))
+			c := [3]int{r, g, b}
+			i, ok := nearest[c]
+			if !ok {
+				best := -1
+				for j, p := range pal {
+					pr, pg, pb := rgb(p)
+					// Weighted as the eye weighs them.
+					d := 3*(r-pr)*(r-pr) + 4*(g-pg)*(g-pg) + 2*(b-pb)*(b-pb)
+					if best < 0 || d < best {
+						best, i = d, uint8(j)
+					}
+				}
+				nearest[c] = i
+			}
+			out.SetColorIndex(x, y, i)
+		}
+	}
+	return out
 }

@@ -49,9 +49,11 @@ var projectMessages = map[string][2]string{
 	"proj.allUnknown":    {"projects unknown", "项目未知"},
 	"ov.quotas":          {"Projects (independent quotas)", "项目（独立配额）"},
 	"ov.quotasLine":      {"Independent quotas: %s.", "独立配额：%s。"},
+	"ov.quotasOne":       {"%s: %s", "%s：%s"},
+	"ov.quotasSep":       {"; ", "；"},
 	"ov.quotasHint":      {"Gemini counts quota per Google Cloud project, not per key: keys of one project share one quota. A key of unknown project may be its own.", "Gemini 按 Google Cloud 项目计算配额，而不是按密钥：同一项目的密钥共用一份配额。项目未知的密钥可能各自是一个项目。"},
 	"ov.resting":         {"Resting (key, model) pairs", "休息中的（密钥，模型）组合"},
-	"ov.restingHint":     {"(key, model) pairs at rest; the keys serve other models", "按模型休息，密钥仍服务其他模型"},
+	"ov.restingHint":     {"the keys serve their other models", "密钥仍服务其他模型"},
 	"ov.restingCol":      {"Resting (key, model)", "休息中的（密钥，模型）"},
 	"detail.projectEdit": {"Edit to set or change it.", "可在“编辑”中设置或修改。"},
 }
@@ -218,10 +220,17 @@ func restingPairs(st *adminapi.StatusResponse) int {
 }
 
 // quotaLine is the overview's sentence on independent quotas, from the
-// status totals; nil when no key names a project.
+// status's counts of each provider whose keys name a project; nil when
+// none does.
 func (d *Dashboard) quotaLine(st *adminapi.StatusResponse) app.UI {
-	if st.Projects == 0 {
+	var parts []string
+	for _, p := range st.Providers {
+		if p.Projects > 0 {
+			parts = append(parts, d.t("ov.quotasOne", p.Provider, QuotaText(d.lang, p.TotalKeys, p.Projects, p.KeysWithoutProject)))
+		}
+	}
+	if len(parts) == 0 {
 		return nil
 	}
-	return app.P().ID("ov-quotas").Class("hint").Text(d.t("ov.quotasLine", QuotaText(d.lang, st.TotalKeys, st.Projects, st.KeysWithoutProject)) + " " + d.t("ov.quotasHint"))
+	return app.P().ID("ov-quotas").Class("hint").Text(d.t("ov.quotasLine", strings.Join(parts, d.t("ov.quotasSep"))) + sentenceGap(d.lang) + d.t("ov.quotasHint"))
 }

@@ -126,7 +126,7 @@ func TestProjectsAndModelRests(t *testing.T) {
 		t.Errorf("resting tile: %s", tile)
 	}
 	h.contains("Resting (key, model) pairs",
-		`id="ov-quotas"`, "Independent quotas: 3 keys in 2 projects + 1 of unknown project.")
+		`id="ov-quotas"`, "Independent quotas: gemini: 3 keys in 2 projects + 1 of unknown project. Gemini counts")
 	if row := elemAt(h.html(), "ov-gemini", "</tr>"); !strings.Contains(row, "3 keys in 2 projects + 1 of unknown project") || !strings.Contains(row, `"num warn"`) {
 		t.Errorf("overview row: %s", row)
 	}
