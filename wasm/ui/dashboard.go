@@ -139,6 +139,7 @@ type bulkForm struct {
 	Text     string
 	// applied to every key of the import
 	MaxRequests, Weight, Tags string
+	Project                   string
 	Sent                      Extracted // what the last import sent
 	Busy                      bool
 	Done                      int

@@ -658,6 +658,7 @@ func (d *Dashboard) renderBulk() app.UI {
 			field("bulk-max", d.t("add.maxRequests"), app.Input().ID("bulk-max").Type("number").Min(0).Value(b.MaxRequests).OnInput(d.ValueTo(&d.bulk.MaxRequests), on("bulk-max"))),
 			field("bulk-weight", d.t("bulk.weight"), app.Input().ID("bulk-weight").Type("number").Min(0).Value(b.Weight).OnInput(d.ValueTo(&d.bulk.Weight), on("bulk-weight"))),
 			field("bulk-tags", d.t("add.tags"), app.Input().ID("bulk-tags").Value(b.Tags).OnInput(d.ValueTo(&d.bulk.Tags), on("bulk-tags"))),
+			field("bulk-project", d.t("proj.field"), app.Input().ID("bulk-project").Value(b.Project).OnInput(d.ValueTo(&d.bulk.Project), on("bulk-project"))),
 		),
 		field("bulk-text", d.t("bulk.keys"), app.Textarea().ID("bulk-text").Rows(6).Spellcheck(false).Text(b.Text).OnInput(d.ValueTo(&d.bulk.Text), on("bulk-text"))),
 		app.P().ID("bulk-found").Class("hint").Aria("live", "polite").Text(d.foundText(x)),
@@ -808,6 +809,9 @@ func (d *Dashboard) BulkRequest() (adminapi.BulkAddRequest, error) {
 	}
 	if len(tags) > 0 {
 		req.Metadata = &adminapi.Metadata{Tags: &tags}
+	}
+	if p := strings.TrimSpace(f.Project); p != "" {
+		req.Project = &p // checked by the proxy
 	}
 	return req, nil
 }

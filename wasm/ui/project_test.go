@@ -183,6 +183,24 @@ func TestProjectsAndModelRests(t *testing.T) {
 		t.Fatalf("added key: project %q learned %v, want 222 set", added.Project, added.ProjectLearned)
 	}
 
+	// Bulk import: the project applies to every key; a bad one is refused.
+	h.d.bulk = bulkForm{Provider: "gemini", Text: "AIzaSyFakeProjBulk0000000006\nAIzaSyFakeProjBulk0000000007", Project: "x/y"}
+	h.do(h.d.BulkImport)
+	if !strings.Contains(h.d.bulk.Err, "The proxy answered 400") || !strings.Contains(h.d.bulk.Err, "project") || len(keysIn(t, c)) != 5 {
+		t.Fatalf("bulk with a bad project: %q, %d keys", h.d.bulk.Err, len(keysIn(t, c)))
+	}
+	h.d.bulk.Project = "777"
+	h.do(h.d.BulkImport)
+	n777 := 0
+	for _, k := range keysIn(t, c) {
+		if k.Project == "777" && !k.ProjectLearned {
+			n777++
+		}
+	}
+	if n777 != 2 || h.d.bulk.Err != "" {
+		t.Fatalf("bulk with project 777: %d keys in it, error %q", n777, h.d.bulk.Err)
+	}
+
 	// Edit: other fields keep a learned project learned; change; clear.
 	h.d.editKey(suspended)
 	if h.d.edit.Project != "123456789012" {
