@@ -45,7 +45,7 @@ var projectMessages = map[string][2]string{
 	"proj.editField":     {"Project (empty = unknown)", "项目（留空为未知）"},
 	"proj.keysIn":        {"%s keys in %s projects", "%s 个密钥，分属 %s 个项目"},
 	"proj.keysIn1":       {"%s keys in 1 project", "%s 个密钥，同属 1 个项目"},
-	"proj.plusUnknown":   {" + %s of unknown project", "，另有 %s 个项目未知"},
+	"proj.plusUnknown":   {" + %s of unknown project", "，另有 %s 个密钥的项目未知"},
 	"proj.allUnknown":    {"projects unknown", "项目未知"},
 	"ov.quotas":          {"Projects (independent quotas)", "项目（独立配额）"},
 	"ov.quotasLine":      {"Independent quotas: %s.", "独立配额：%s。"},

@@ -244,7 +244,7 @@ func TestQuotaAndRestTexts(t *testing.T) {
 		{LangEN, 5, 1, 2, "3 keys in 1 project + 2 of unknown project"},
 		{LangEN, 4, 0, 4, "projects unknown"},
 		{LangZH, 1200, 9, 0, "1,200 个密钥，分属 9 个项目"},
-		{LangZH, 5, 2, 1, "4 个密钥，分属 2 个项目，另有 1 个项目未知"},
+		{LangZH, 5, 2, 1, "4 个密钥，分属 2 个项目，另有 1 个密钥的项目未知"},
 	} {
 		if got := QuotaText(c.lang, c.keys, c.projects, c.unknown); got != c.want {
 			t.Errorf("QuotaText(%s, %d, %d, %d) = %q, want %q", c.lang, c.keys, c.projects, c.unknown, got, c.want)
