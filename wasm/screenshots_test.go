@@ -221,8 +221,8 @@ func TestReadmeScreenshots(t *testing.T) {
 	top := func() { js("top", `window.scrollTo(0, 0)`) }
 
 	// Every screen in light and dark, desktop (1280×800) and phone
-	// (390×844) width, English and Chinese: 56 PNGs of 256 colours, about
-	// 1.8 MB in all.
+	// (390×844) width, English and Chinese: 64 PNGs of 256 colours, about
+	// 1.9 MB in all.
 	phoneNow := false
 	screens := map[string]func(){
 		"overview": func() {
@@ -265,6 +265,11 @@ func TestReadmeScreenshots(t *testing.T) {
 			wait("requests", `document.querySelectorAll("#req-table tbody tr").length > 10`)
 			top()
 		},
+		"connect": func() { // last: it disconnects; the next reload connects again
+			click("disconnect")
+			wait("connect screen", `!!document.getElementById("connect-form")`)
+			top()
+		},
 		"playground": func() {
 			click("tab-playground")
 			wait("playground", `!!document.getElementById("play-form")`)
@@ -278,7 +283,7 @@ func TestReadmeScreenshots(t *testing.T) {
 		"key-detail":  func() { click("detail-close") },
 		"bulk-import": func() { click("panel-close") },
 	}
-	all := []string{"overview", "keys", "key-detail", "bulk-import", "tokens", "requests", "playground"}
+	all := []string{"overview", "keys", "key-detail", "bulk-import", "tokens", "requests", "playground", "connect"}
 	run("viewport", chromedp.EmulateViewport(1280, 800))
 	run("first load", chromedp.Navigate(siteOrigin+sitePrefix+"/"))
 	wait("boot", `!document.getElementById("app-wasm-loader")`)
