@@ -313,10 +313,16 @@ func exec(t *testing.T, env ...string) *osexec.Cmd {
 	return cmd
 }
 
-// assertNoSecretsLogged fails if any secret appears in the proxy's log.
+// assertNoSecretsLogged fails if any secret appears in what the proxy has
+// logged so far (stop it first to check every line). Lines written to the
+// pipe may take a moment to reach p.stderr, so an empty log is given up to
+// 5 s.
 func (p *proxy) assertNoSecretsLogged(secrets ...string) {
 	p.t.Helper()
 	log := p.stderr.String()
+	for deadline := time.Now().Add(5 * time.Second); log == "" && time.Now().Before(deadline); log = p.stderr.String() {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if log == "" {
 		p.t.Fatal("the proxy logged nothing")
 	}

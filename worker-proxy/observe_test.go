@@ -37,7 +37,8 @@ func TestMetricsAndRequestLogInBinary(t *testing.T) {
 		!strings.Contains(string(r.Body), `keypool_request_log_records_total{result="dropped"} 0`) {
 		t.Fatalf("/metrics: %d\n%s", r.Status, r.Body)
 	}
-	p.stop()
+	p.stop() // every line logged
+	p.assertNoSecretsLogged(secrets...)
 	if _, err := os.Stat(filepath.Join(dir, "requests.db")); err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +52,7 @@ func TestMetricsAndRequestLogInBinary(t *testing.T) {
 	if rec := resp.Records[0]; rec.Token != "CLIENT_TOKENS #1" || rec.Model != "gpt-4o-mini" || rec.Status != 200 {
 		t.Fatalf("record: %+v", rec)
 	}
+	p.stop()
 	p.assertNoSecretsLogged(secrets...)
 }
 
