@@ -39,12 +39,17 @@ type StatusQuery struct {
 	Cursor   string // NextCursor of the previous page; "" = the first page
 	State    string // keep keys in this state (see States); "" = any
 	Tag      string // keep keys that carry this tag (exact match)
+	Project  string // keep keys of this project (exact match); NoProject = keys without one
 	Q        string // keep keys whose id, masked key, description or a tag contains this, ignoring case
 	Sort     string // one of SortOrders, optionally prefixed with "-"; "" = SortCreated
 }
 
 // pagingParams are the query parameters that ask for a page.
-var pagingParams = []string{"limit", "cursor", "state", "tag", "q", "sort"}
+var pagingParams = []string{"limit", "cursor", "state", "tag", "project", "q", "sort"}
+
+// NoProject, as StatusQuery.Project, keeps the keys whose project is not
+// known.
+const NoProject = "-"
 
 // IsPaged reports whether a status query string asks for a page (names
 // any paging parameter) rather than the whole status.
@@ -73,6 +78,7 @@ func (q StatusQuery) Values() url.Values {
 	set("cursor", q.Cursor)
 	set("state", q.State)
 	set("tag", q.Tag)
+	set("project", q.Project)
 	set("q", q.Q)
 	set("sort", q.Sort)
 	return v
@@ -96,7 +102,7 @@ const (
 func ParseStatusQuery(v url.Values) (StatusQuery, error) {
 	q := StatusQuery{
 		Provider: v.Get("provider"), Cursor: v.Get("cursor"), State: v.Get("state"),
-		Tag: v.Get("tag"), Q: v.Get("q"), Sort: v.Get("sort"),
+		Tag: v.Get("tag"), Project: v.Get("project"), Q: v.Get("q"), Sort: v.Get("sort"),
 	}
 	var errs []error
 	if s := v.Get("limit"); s != "" {
@@ -116,8 +122,8 @@ func ParseStatusQuery(v url.Values) (StatusQuery, error) {
 	if !contains(SortOrders, strings.TrimPrefix(q.Sort, "-")) {
 		errs = append(errs, fmt.Errorf("sort must be one of %s, each optionally prefixed with - for descending", strings.Join(SortOrders, ", ")))
 	}
-	if len(q.Q) > maxQueryLen || len(q.Tag) > maxQueryLen {
-		errs = append(errs, fmt.Errorf("q and tag must be at most %d bytes", maxQueryLen))
+	if len(q.Q) > maxQueryLen || len(q.Tag) > maxQueryLen || len(q.Project) > maxQueryLen {
+		errs = append(errs, fmt.Errorf("q, tag and project must be at most %d bytes", maxQueryLen))
 	}
 	if len(q.Cursor) > maxCursorLen {
 		errs = append(errs, errors.New("cursor is not one this server gave out"))

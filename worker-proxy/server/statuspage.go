@@ -94,9 +94,9 @@ func (t *topItems) sorted() []pageItem {
 	return t.items
 }
 
-// keyFilter is the state, tag and q filters of a page.
+// keyFilter is the state, tag, project and q filters of a page.
 type keyFilter struct {
-	state, tag, q string
+	state, tag, project, q string
 }
 
 func (f keyFilter) match(k *pool.Key, state string) bool {
@@ -105,6 +105,17 @@ func (f keyFilter) match(k *pool.Key, state string) bool {
 	}
 	if f.tag != "" && !slices.Contains(k.Tags, f.tag) {
 		return false
+	}
+	switch f.project {
+	case "":
+	case adminapi.NoProject:
+		if k.Project != "" {
+			return false
+		}
+	default:
+		if k.Project != f.project {
+			return false
+		}
 	}
 	if f.q == "" {
 		return true
@@ -190,7 +201,7 @@ func (s *Server) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	page := adminapi.StatusPage{Provider: q.Provider, Store: s.storeHealth(), States: make(map[string]int, len(adminapi.States)), Sort: q.Sort, Limit: q.Limit}
 	states := make([]int, len(adminapi.States))
-	filter := keyFilter{state: q.State, tag: q.Tag, q: q.Q}
+	filter := keyFilter{state: q.State, tag: q.Tag, project: q.Project, q: q.Q}
 	top := &topItems{order: order, limit: q.Limit, items: make([]pageItem, 0, q.Limit)}
 	now := s.cfg.Now()
 	remaining := 0 // matching keys after the cursor

@@ -14,8 +14,9 @@ import (
 )
 
 // pagedServer holds n keys: openai and gemini alternately, every fifth
-// tagged "team-a", every seventh described, every eleventh disabled, and
-// request counts i%13 (set the way a shared store would report them).
+// tagged "team-a", every seventh described, every eleventh disabled, every
+// third of Google Cloud project 42 (the rest of none), and request counts
+// i%13 (set the way a shared store would report them).
 func pagedServer(t *testing.T, n int) *Server {
 	t.Helper()
 	s, _ := newTestServer(t)
@@ -36,6 +37,9 @@ func pagedServer(t *testing.T, n int) *Server {
 		}
 		if i%11 == 0 {
 			k.DisabledReason, k.DisabledAt = "invalid_key: test", base
+		}
+		if i%3 == 0 {
+			k.Project = "42"
 		}
 		keys[i] = k
 		usage[k.ID] = pool.Usage{Requests: int64(i % 13)}
@@ -121,6 +125,11 @@ func TestStatusPagesWalkEveryKeyOnce(t *testing.T) {
 		{"most requests first", adminapi.StatusQuery{Sort: "-requests", Limit: 30}, all, byRequestsDesc},
 		{"state", adminapi.StatusQuery{State: "disabled", Limit: 7}, func(k adminapi.KeyStatus) bool { return k.State == "disabled" }, byCreated},
 		{"tag", adminapi.StatusQuery{Tag: "team-a", Limit: 10}, func(k adminapi.KeyStatus) bool { return slices.Contains(k.Tags, "team-a") }, byCreated},
+		{"project", adminapi.StatusQuery{Project: "42", Limit: 20}, func(k adminapi.KeyStatus) bool { return k.Project == "42" }, byCreated},
+		{"no project", adminapi.StatusQuery{Project: adminapi.NoProject, Limit: 20}, func(k adminapi.KeyStatus) bool { return k.Project == "" }, byCreated},
+		{"project and tag", adminapi.StatusQuery{Project: "42", Tag: "team-a", Limit: 3}, func(k adminapi.KeyStatus) bool {
+			return k.Project == "42" && slices.Contains(k.Tags, "team-a")
+		}, byCreated},
 		{"search in description, any case", adminapi.StatusQuery{Q: "billing ACCOUNT", Limit: 10}, func(k adminapi.KeyStatus) bool {
 			return strings.Contains(strings.ToLower(k.Description), "billing account")
 		}, byCreated},
