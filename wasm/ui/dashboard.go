@@ -72,10 +72,9 @@ type Dashboard struct {
 
 	// keys view
 	filter     Filter
-	page       int
-	pageSize   int // 0 = PageSize
-	viewSig    string
-	filtered   []adminapi.KeyStatus
+	kp         keysPage // the table's page (paging.go)
+	searchSeq  int      // debounced searches: only the last one loads
+	pageSize   int      // 0 = PageSize
 	resetAsk   string
 	delAsk     string
 	editID     string
@@ -100,6 +99,7 @@ type Dashboard struct {
 
 	play       playForm
 	selected   map[string]bool
+	selAll     *selectAll // "all matching" is selected
 	bulkBusy   string
 	bulkDelAsk bool
 	sweepAsk   string   // SweepRemove or SweepRetest awaiting confirmation
@@ -351,7 +351,7 @@ func (d *Dashboard) disconnect(ctx app.Context, e app.Event) {
 	ctx.LocalStorage().Del(storeConn)
 	ctx.SessionStorage().Del(storeConn)
 	d.client, d.status, d.keys, d.tokens, d.key = nil, nil, nil, nil, ""
-	d.viewSig = ""
+	d.kp, d.selAll = keysPage{}, nil
 	d.clearNotice()
 	d.traffic, d.trafficErr, d.trafficBusy = nil, "", false
 	d.trafficSeq++
@@ -364,7 +364,6 @@ func (d *Dashboard) setStatus(st *adminapi.StatusResponse) {
 	d.updatedAt = time.Now()
 	d.now = d.updatedAt
 	d.keys = AllKeys(st)
-	d.viewSig = ""
 	// Drop selected ids that no longer exist.
 	if len(d.selected) > 0 {
 		live := make(map[string]bool, len(d.selected))
@@ -391,6 +390,12 @@ func (d *Dashboard) refresh(ctx app.Context) {
 	if tab == TabRequests {
 		d.loadRequests(ctx, false)
 	}
+	if tab == TabKeys { // one page, never every key
+		id := d.revealAfter
+		d.revealAfter = ""
+		d.loadKeysThen(ctx, d.kp.offset, id)
+		return
+	}
 	ctx = d.bind(ctx)
 	ctx.Async(func() {
 		cctx, cancel := bg()
@@ -408,10 +413,6 @@ func (d *Dashboard) refresh(ctx app.Context) {
 				return
 			}
 			d.setStatus(st)
-			if id := d.revealAfter; id != "" {
-				d.revealAfter = ""
-				d.revealKey(ctx, id)
-			}
 			if terr != nil {
 				d.setNotice(ctx, func() string { return d.ErrorText(terr) }, true)
 			} else if tab == TabTokens {

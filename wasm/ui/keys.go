@@ -17,8 +17,9 @@ type Filter struct {
 	Provider string // "" = any
 	State    string // "" = any
 	Tag      string // "" = any
+	Project  string // "" = any; adminapi.NoProject = keys whose project is unknown
 	Text     string // matched against masked key, id, description, tags
-	Sort     string // "" (as the proxy lists them: by provider, then creation), "created", "lastUsed", "requests", "successRate", "state"
+	Sort     string // "" or "created" (the proxy's order: by creation), "lastUsed", "requests", "successRate"; FilterKeys also sorts by "state"
 	Reverse  bool   // the other direction than Sort's own (SortAscending)
 }
 
@@ -39,6 +40,9 @@ func FilterKeys(keys []adminapi.KeyStatus, f Filter) []adminapi.KeyStatus {
 			continue
 		}
 		if f.Tag != "" && !slices.Contains(k.Tags, f.Tag) {
+			continue
+		}
+		if f.Project == adminapi.NoProject && k.Project != "" || f.Project != "" && f.Project != adminapi.NoProject && k.Project != f.Project {
 			continue
 		}
 		if text != "" && !matches(k, text) {
