@@ -269,7 +269,22 @@ func testMaxRequestsExact(t *testing.T, c *redisFixture) {
 	}
 }
 
-// TestRedisOutage: Redis killed under load, then restarted with its data
+// redisOutage is how long TestRedisOutage keeps Redis down: long enough
+// for the store's reconnect backoff to reach its 5 s ceiling several times.
+const redisOutage = 30 * time.Second
+
+// total sums the counts in m under mu.
+func total(mu *sync.Mutex, m map[string]int) int {
+	mu.Lock()
+	defer mu.Unlock()
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// TestRedisOutage: Redis killed for 30 s under load, then restarted with its data
 // (AOF) or without any. No client request fails while a healthy key
 // exists; admin writes answer a JSON 503 meanwhile; /readyz says degraded
 // and since when; afterwards Redis counts exactly the requests served,
@@ -281,6 +296,7 @@ func TestRedisOutage(t *testing.T) {
 		aof  bool
 	}{{"restart with AOF", true}, {"restart without persistence", false}} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			c := startRedis(t, redistest.Options{AOF: tc.aof}, nil)
 			a := c.proxy(t)
 			unlimited := fmt.Sprintf("sk-test-redis-outage-u-%08d", keySeq.Add(1))
@@ -315,6 +331,7 @@ func TestRedisOutage(t *testing.T) {
 							failed = append(failed, fmt.Sprintf("%d %s", r.Status, r.Body))
 						}
 						mu.Unlock()
+						time.Sleep(time.Millisecond) // load, but leave the CPU to the other tests
 					}
 				})
 			}
@@ -332,7 +349,11 @@ func TestRedisOutage(t *testing.T) {
 			if r.Status != http.StatusServiceUnavailable || r.JSON(t)["error"] == nil {
 				t.Fatalf("admin write while Redis is down: %d %s, want a JSON 503", r.Status, r.Body)
 			}
-			time.Sleep(2 * time.Second) // serving from memory meanwhile
+			served0 := total(&mu, served)
+			time.Sleep(redisOutage) // serving from memory meanwhile
+			if n := total(&mu, served) - served0; n < 100 {
+				t.Fatalf("only %d requests served during the %s outage", n, redisOutage)
+			}
 			c.redis.Restart()
 			within(t, 10*time.Second, "readyz says ready again", func() bool {
 				return a.do("GET", "/readyz", nil, nil).JSON(t)["status"] == "ready"
