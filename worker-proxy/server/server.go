@@ -219,7 +219,7 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 		origins:    map[string]bool{},
 		policy:     cfg.Policy,
 		classifier: &failure.Classifier{Now: cfg.Now, DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown},
-		storms:     &storms{window: cfg.StormWindow, recent: map[stormKey]map[*pool.Entry]time.Time{}},
+		storms:     newStorms(cfg.StormWindow),
 		persistQ:   make(chan string, 4096),
 		kick:       make(chan struct{}, 1),
 		restQ:      make(chan restShare, 4096),
