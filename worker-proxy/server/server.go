@@ -19,8 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/alerts"
 	"github.com/keypool/keypool/worker-proxy/failure"
@@ -103,7 +101,7 @@ type Config struct {
 	// most this many keys. Default 100.
 	MetricsMaxKeyLabels int
 	// MetricsCollectors are exported on /metrics too.
-	MetricsCollectors []prometheus.Collector
+	MetricsCollectors []metrics.Collector
 	// RequestLog receives one record per relayed request and answers GET
 	// /admin/requests. Nil: no request log.
 	RequestLog *reqlog.Log
