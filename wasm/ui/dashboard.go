@@ -76,6 +76,10 @@ type Dashboard struct {
 	pageSize   int // 0 = PageSize
 	viewSig    string
 	filtered   []adminapi.KeyStatus
+	texts      []string // SearchText of each of keys, made once per status
+	tagList    []string // Tags(keys), made once per status
+	search     string   // the search box as typed; filter.Text follows it after searchDelay
+	searchSeq  int      // the latest keystroke; an older one's delayed search is dropped
 	resetAsk   string
 	delAsk     string
 	editID     string
@@ -351,6 +355,7 @@ func (d *Dashboard) disconnect(ctx app.Context, e app.Event) {
 	ctx.LocalStorage().Del(storeConn)
 	ctx.SessionStorage().Del(storeConn)
 	d.client, d.status, d.keys, d.tokens, d.key = nil, nil, nil, nil, ""
+	d.texts, d.tagList = nil, nil
 	d.viewSig = ""
 	d.clearNotice()
 	d.traffic, d.trafficErr, d.trafficBusy = nil, "", false
@@ -364,6 +369,11 @@ func (d *Dashboard) setStatus(st *adminapi.StatusResponse) {
 	d.updatedAt = time.Now()
 	d.now = d.updatedAt
 	d.keys = AllKeys(st)
+	d.texts = make([]string, len(d.keys))
+	for i, k := range d.keys {
+		d.texts[i] = SearchText(k)
+	}
+	d.tagList = Tags(d.keys)
 	d.viewSig = ""
 	// Drop selected ids that no longer exist.
 	if len(d.selected) > 0 {

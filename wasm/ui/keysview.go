@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/adminclient"
@@ -19,7 +20,11 @@ func asError(err error, e **adminclient.Error) bool { return errors.As(err, e) }
 func (d *Dashboard) view() []adminapi.KeyStatus {
 	sig := d.filter.Provider + "\x00" + d.filter.State + "\x00" + d.filter.Tag + "\x00" + d.filter.Text + "\x00" + d.filter.Sort + "\x00" + strconv.FormatBool(d.filter.Reverse)
 	if d.viewSig != sig || d.filtered == nil {
-		d.filtered = FilterKeys(d.keys, d.filter)
+		texts := d.texts
+		if len(texts) != len(d.keys) {
+			texts = nil
+		}
+		d.filtered = filterKeys(d.keys, texts, d.filter)
 		d.viewSig = sig
 	}
 	return d.filtered
@@ -77,6 +82,26 @@ func (d *Dashboard) setFilter(v *string) app.EventHandler {
 // TestEveryMountedHandlerIsScoped checks the first rule.
 func on(what ...any) app.EventOption { return app.EventScope(what...) }
 
+// searchDelay is how long the search waits after a keystroke before it
+// filters: typing a word filters (and renders the table) once, not once
+// a letter.
+const searchDelay = 120 * time.Millisecond
+
+// onSearch takes a keystroke in the search box: the table is not redrawn
+// now, but searchDelay after the last keystroke.
+func (d *Dashboard) onSearch(ctx app.Context, e app.Event) {
+	d.search = ctx.JSSrc().Get("value").String()
+	d.searchSeq++
+	seq := d.searchSeq
+	ctx.PreventUpdate()
+	ctx.After(searchDelay, func(ctx app.Context) {
+		if seq == d.searchSeq && d.filter.Text != d.search {
+			d.filter.Text = d.search
+			d.page = 0
+		}
+	})
+}
+
 func (d *Dashboard) renderKeys() app.UI {
 	all := d.view()
 	rows, page, pages := PaginateBy(all, d.page, d.pageSize)
@@ -90,7 +115,7 @@ func (d *Dashboard) renderKeys() app.UI {
 		stateOpts = append(stateOpts, app.Option().Value(s).Text(d.t("state."+s)).Selected(d.filter.State == s))
 	}
 	tagOpts := []app.UI{anyOption(d.t("keys.any"), d.filter.Tag)}
-	for _, tg := range Tags(d.keys) {
+	for _, tg := range d.tagList {
 		tagOpts = append(tagOpts, app.Option().Value(tg).Text(tg).Selected(d.filter.Tag == tg))
 	}
 	sortOpts := []app.UI{anyOption(d.t("sort.default"), d.filter.Sort)}
@@ -116,7 +141,7 @@ func (d *Dashboard) renderKeys() app.UI {
 					d.filter.Sort, d.filter.Reverse = FilterValue(ctx.JSSrc().Get("value").String()), false
 					d.page = 0
 				}, on("f-sort")).Body(sortOpts...)),
-				field("f-text", d.t("keys.search"), app.Input().ID("f-text").Type("search").Value(d.filter.Text).OnInput(d.setFilter(&d.filter.Text), on("f-text"))),
+				field("f-text", d.t("keys.search"), app.Input().ID("f-text").Type("search").Value(d.search).OnInput(d.onSearch, on("f-text"))),
 			),
 			app.P().ID("keys-count").Class("hint").Text(d.t("keys.count", len(all), len(d.keys))),
 			d.renderSelectionBar(all),
@@ -236,7 +261,7 @@ func (d *Dashboard) revealKey(ctx app.Context, id string) {
 	}
 	i := find()
 	if i < 0 {
-		d.filter = Filter{Sort: d.filter.Sort}
+		d.filter, d.search = Filter{Sort: d.filter.Sort}, ""
 		d.syncFilterControls()
 		i = find()
 	}
