@@ -38,25 +38,10 @@ func TestSmoke(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		testenv.Missing(t, "the go command")
 	}
-	cfg := DefaultConfig()
-	cfg.Conns, cfg.Rounds = 4, 1
-	cfg.Duration, cfg.Warmup, cfg.Idle = 300*time.Millisecond, 100*time.Millisecond, 300*time.Millisecond
-	cfg.Keys = 100
+	cfg := smokeConfig(t)
+	cfg.Idle = 300 * time.Millisecond
 	cfg.Timeout = 3 * time.Minute
-	// Build the proxy like this test binary, so the build reuses the
-	// standard library this binary was built with.
-	cfg.Race = raceEnabled
-	cfg.Progress = testLog{t}
-
-	res, err := bench(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var report bytes.Buffer
-	if err := writeReport(&report, res); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("report:\n%s", report.String())
+	res, report := smokeRun(t, cfg)
 
 	all := cfg.Modes
 	want := []struct {
@@ -118,24 +103,12 @@ func TestSmokeStores(t *testing.T) {
 	if _, err := findRedisServer(""); err != nil {
 		testenv.Missing(t, "redis-server")
 	}
-	cfg := DefaultConfig()
-	cfg.Conns, cfg.Rounds = 4, 1
-	cfg.Duration, cfg.Warmup, cfg.Idle = 500*time.Millisecond, 100*time.Millisecond, 0
-	cfg.Keys, cfg.QuietLog, cfg.Stores = 100, false, true
+	cfg := smokeConfig(t)
+	cfg.Duration = 500 * time.Millisecond
+	cfg.QuietLog, cfg.Stores = false, true
 	cfg.Modes = []string{"json", "gemini-json"}
 	cfg.Timeout = 4 * time.Minute
-	cfg.Race = raceEnabled
-	cfg.Progress = testLog{t}
-
-	res, err := bench(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var report bytes.Buffer
-	if err := writeReport(&report, res); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("report:\n%s", report.String())
+	res, report := smokeRun(t, cfg)
 	want := []struct {
 		name, store, versus string
 		limited             bool
@@ -185,6 +158,35 @@ func TestSmokeStores(t *testing.T) {
 			}
 		}
 	}
+}
+
+// smokeConfig is a tiny run: 4 connections, one round of 300 ms, 100
+// keys in the large pool, no idle time.
+func smokeConfig(t *testing.T) Config {
+	cfg := DefaultConfig()
+	cfg.Conns, cfg.Rounds = 4, 1
+	cfg.Duration, cfg.Warmup, cfg.Idle = 300*time.Millisecond, 100*time.Millisecond, 0
+	cfg.Keys = 100
+	// Build the proxy like this test binary, so the build reuses the
+	// standard library this binary was built with.
+	cfg.Race = raceEnabled
+	cfg.Progress = testLog{t}
+	return cfg
+}
+
+// smokeRun runs the harness with cfg and returns its results and report.
+func smokeRun(t *testing.T, cfg Config) (*Results, *bytes.Buffer) {
+	t.Helper()
+	res, err := bench(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report bytes.Buffer
+	if err := writeReport(&report, res); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report:\n%s", report.String())
+	return res, &report
 }
 
 // testLog sends progress lines to the test log.

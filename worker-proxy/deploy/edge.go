@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -85,15 +84,8 @@ func (d *deployer) edgeBuild(ctx context.Context) error {
 		d.would("%s", line)
 		return nil
 	}
-	if _, err := exec.LookPath("go"); err != nil {
-		return problemf(goInstallHints, "go is not installed (or not on PATH)")
-	}
-	d.say("%s", line)
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir, cmd.Env = d.dir, childEnv()
-	cmd.Stdout, cmd.Stderr = d.log, d.log
-	if err := cmd.Run(); err != nil {
-		return problemf([]string{"Its output is above. Fix the build, then run deploy again."}, "the edge folder did not build: %v", err)
+	if err := d.goRun(ctx, args, "the edge folder", "Fix the build, then run deploy again."); err != nil {
+		return err
 	}
 	for _, f := range edgeFiles {
 		if _, err := os.Stat(filepath.Join(d.edgeOut(), f)); err != nil {
