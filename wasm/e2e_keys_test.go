@@ -39,7 +39,7 @@ func (p *browserPage) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 // wait polls a boolean expression in the page.
 func (p *browserPage) wait(what, expr string) {
 	p.t.Helper()
-	if _, err := chromedp.Run(p.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+	if err := pollJS(p.ctx, expr, 30*time.Second, 0); err != nil {
 		body, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.body.innerText`))
 		shot(p.t, p.ctx, p.tag+"-failure")
 		p.t.Fatalf("%s: %v\npage text:\n%s", what, err, body)

@@ -185,7 +185,7 @@ func TestReadmeScreenshots(t *testing.T) {
 	}
 	wait := func(what, expr string) {
 		t.Helper()
-		if _, err := chromedp.Run(browser, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		if err := pollJS(browser, expr, 20*time.Second, 0); err != nil {
 			body, _ := chromedp.Run(browser, chromedp.Evaluate[string](`document.body.innerText`))
 			t.Fatalf("%s: %v\npage text:\n%s", what, err, body)
 		}

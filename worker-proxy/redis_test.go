@@ -13,35 +13,46 @@ import (
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/internal/fakeupstream"
 	"github.com/keypool/keypool/worker-proxy/internal/redistest"
+	"github.com/keypool/keypool/worker-proxy/store/redisstore"
 )
 
-// redisCluster is proxies sharing one redis-server and one fake upstream.
-type redisCluster struct {
-	redis *redistest.Server
+// redisFixture is proxies sharing one Redis (a server or a Cluster) and
+// one fake upstream.
+type redisFixture struct {
+	redis *redistest.Server // nil on a Cluster
 	up    *fakeupstream.Server
 	env   map[string]string
 }
 
-func startRedisCluster(t *testing.T, opts redistest.Options, env map[string]string) *redisCluster {
+// startRedis starts a redis-server with opts for the proxies to share.
+func startRedis(t *testing.T, opts redistest.Options, env map[string]string) *redisFixture {
 	t.Helper()
 	srv := redistest.Start(t, opts)
+	c := onRedis(t, srv.URL(), env)
+	c.redis = srv
+	return c
+}
+
+// onRedis is a fixture whose proxies use the Redis at url.
+func onRedis(t *testing.T, url string, env map[string]string) *redisFixture {
+	t.Helper()
 	f, err := fakeupstream.Start(fakeupstream.Options{Record: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.Close)
 	full := map[string]string{
-		"STORE": "redis", "REDIS_URL": srv.URL(), "REDIS_PREFIX": "e2e:",
+		"STORE": "redis", "REDIS_URL": url, "REDIS_PREFIX": "e2e:",
 		"GEMINI_BASE_URL": f.URL + "/v1beta", "OPENAI_BASE_URL": f.URL + "/v1", "ANTHROPIC_BASE_URL": f.URL + "/v1",
 		// The safety net is slow, so what these tests see within a second
 		// came through pub/sub.
 		"SYNC_INTERVAL": "30s", "FLUSH_INTERVAL": "200ms",
 	}
 	maps.Copy(full, env)
-	return &redisCluster{redis: srv, up: f, env: full}
+	return &redisFixture{up: f, env: full}
 }
 
-func (c *redisCluster) proxy(t *testing.T) *proxy { return startProxy(t, c.env) }
+func (c *redisFixture) proxy(t *testing.T) *proxy { return startProxy(t, c.env) }
 
 // chat sends one OpenAI chat request through p.
 func chat(p *proxy) response {
@@ -67,7 +78,23 @@ func within(t *testing.T, d time.Duration, what string, cond func() bool) time.D
 // a relay decision on one instance applies on the others within 1 s (not
 // at the 30 s SYNC_INTERVAL).
 func TestRedisChangesReachEveryInstance(t *testing.T) {
-	c := startRedisCluster(t, redistest.Options{}, nil)
+	onEachRedis(t, testChangesReachEveryInstance)
+}
+
+// onEachRedis runs test on one redis-server and on a Redis Cluster of
+// three masters (redis+cluster:// URL), in parallel.
+func onEachRedis(t *testing.T, test func(*testing.T, *redisFixture)) {
+	t.Run("server", func(t *testing.T) {
+		t.Parallel()
+		test(t, startRedis(t, redistest.Options{}, nil))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		test(t, onRedis(t, redistest.StartCluster(t, 3).URL(), nil))
+	})
+}
+
+func testChangesReachEveryInstance(t *testing.T, c *redisFixture) {
 	a, b, d := c.proxy(t), c.proxy(t), c.proxy(t)
 
 	// A key added through B: A serves it within 1 s.
@@ -161,9 +188,12 @@ func TestRedisChangesReachEveryInstance(t *testing.T) {
 }
 
 // count reads a key's count from the pool's hash (req, ok, fail) in Redis.
-func (c *redisCluster) count(t *testing.T, hash, id string) int64 {
+func (c *redisFixture) count(t *testing.T, hash, id string) int64 {
 	t.Helper()
-	cl := redis.NewClient(&redis.Options{Addr: c.redis.Addr()})
+	cl, err := redisstore.NewClient(c.env["REDIS_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer cl.Close()
 	n, err := cl.HGet(t.Context(), "{"+c.env["REDIS_PREFIX"]+"}"+hash, id).Int64()
 	if err != nil && err != redis.Nil {
@@ -191,7 +221,10 @@ func keyStatusOrNil(t *testing.T, p *proxy, id string) (adminapi.KeyStatus, bool
 // serve a key with maxRequests 100 exactly 100 times between them, however
 // the 300 concurrent requests fall; the others get the documented 503.
 func TestRedisMaxRequestsExactAcrossInstances(t *testing.T) {
-	c := startRedisCluster(t, redistest.Options{}, nil)
+	onEachRedis(t, testMaxRequestsExact)
+}
+
+func testMaxRequestsExact(t *testing.T, c *redisFixture) {
 	ps := []*proxy{c.proxy(t), c.proxy(t), c.proxy(t)}
 	secret := fmt.Sprintf("sk-test-redis-limited-%08d", keySeq.Add(1))
 	id := ps[0].addKey("openai", secret, 100)
@@ -236,7 +269,22 @@ func TestRedisMaxRequestsExactAcrossInstances(t *testing.T) {
 	}
 }
 
-// TestRedisOutage: Redis killed under load, then restarted with its data
+// redisOutage is how long TestRedisOutage keeps Redis down: long enough
+// for the store's reconnect backoff to reach its 5 s ceiling several times.
+const redisOutage = 30 * time.Second
+
+// total sums the counts in m under mu.
+func total(mu *sync.Mutex, m map[string]int) int {
+	mu.Lock()
+	defer mu.Unlock()
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// TestRedisOutage: Redis killed for 30 s under load, then restarted with its data
 // (AOF) or without any. No client request fails while a healthy key
 // exists; admin writes answer a JSON 503 meanwhile; /readyz says degraded
 // and since when; afterwards Redis counts exactly the requests served,
@@ -248,7 +296,8 @@ func TestRedisOutage(t *testing.T) {
 		aof  bool
 	}{{"restart with AOF", true}, {"restart without persistence", false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := startRedisCluster(t, redistest.Options{AOF: tc.aof}, nil)
+			t.Parallel()
+			c := startRedis(t, redistest.Options{AOF: tc.aof}, nil)
 			a := c.proxy(t)
 			unlimited := fmt.Sprintf("sk-test-redis-outage-u-%08d", keySeq.Add(1))
 			limited := fmt.Sprintf("sk-test-redis-outage-l-%08d", keySeq.Add(1))
@@ -282,6 +331,7 @@ func TestRedisOutage(t *testing.T) {
 							failed = append(failed, fmt.Sprintf("%d %s", r.Status, r.Body))
 						}
 						mu.Unlock()
+						time.Sleep(time.Millisecond) // load, but leave the CPU to the other tests
 					}
 				})
 			}
@@ -299,7 +349,11 @@ func TestRedisOutage(t *testing.T) {
 			if r.Status != http.StatusServiceUnavailable || r.JSON(t)["error"] == nil {
 				t.Fatalf("admin write while Redis is down: %d %s, want a JSON 503", r.Status, r.Body)
 			}
-			time.Sleep(2 * time.Second) // serving from memory meanwhile
+			served0 := total(&mu, served)
+			time.Sleep(redisOutage) // serving from memory meanwhile
+			if n := total(&mu, served) - served0; n < 100 {
+				t.Fatalf("only %d requests served during the %s outage", n, redisOutage)
+			}
 			c.redis.Restart()
 			within(t, 10*time.Second, "readyz says ready again", func() bool {
 				return a.do("GET", "/readyz", nil, nil).JSON(t)["status"] == "ready"

@@ -28,11 +28,28 @@ type Filter struct {
 // (requests, success, recent use) first.
 func SortAscending(s string) bool { return s == "" || s == "created" || s == "state" }
 
-// FilterKeys returns the keys matching f, in f's order. It never changes keys.
+// FilterKeys returns the keys matching f, in f's order. It never changes
+// keys; with no filter and the default order it returns keys itself.
 func FilterKeys(keys []adminapi.KeyStatus, f Filter) []adminapi.KeyStatus {
+	return filterKeys(keys, nil, f)
+}
+
+// SearchText is what a search matches a key against: its masked key, id,
+// description and tags, lower case, separated by a byte no search holds.
+func SearchText(k adminapi.KeyStatus) string {
+	parts := append([]string{k.MaskedKey, k.ID, k.Description}, k.Tags...)
+	return strings.ToLower(strings.Join(parts, "\x00"))
+}
+
+// filterKeys is FilterKeys with each key's SearchText precomputed in
+// texts (nil: computed as needed).
+func filterKeys(keys []adminapi.KeyStatus, texts []string, f Filter) []adminapi.KeyStatus {
 	text := strings.ToLower(strings.TrimSpace(f.Text))
+	if f.Provider == "" && f.State == "" && f.Tag == "" && f.Project == "" && text == "" && f.Sort == "" && !f.Reverse {
+		return keys
+	}
 	out := make([]adminapi.KeyStatus, 0, len(keys))
-	for _, k := range keys {
+	for i, k := range keys {
 		if f.Provider != "" && k.Provider != f.Provider {
 			continue
 		}
@@ -45,8 +62,16 @@ func FilterKeys(keys []adminapi.KeyStatus, f Filter) []adminapi.KeyStatus {
 		if f.Project == adminapi.NoProject && k.Project != "" || f.Project != "" && f.Project != adminapi.NoProject && k.Project != f.Project {
 			continue
 		}
-		if text != "" && !matches(k, text) {
-			continue
+		if text != "" {
+			hay := ""
+			if texts != nil {
+				hay = texts[i]
+			} else {
+				hay = SearchText(k)
+			}
+			if !strings.Contains(hay, text) {
+				continue
+			}
 		}
 		out = append(out, k)
 	}
@@ -72,19 +97,6 @@ func FilterKeys(keys []adminapi.KeyStatus, f Filter) []adminapi.KeyStatus {
 		slices.Reverse(out)
 	}
 	return out
-}
-
-func matches(k adminapi.KeyStatus, text string) bool {
-	if strings.Contains(strings.ToLower(k.MaskedKey), text) || strings.Contains(strings.ToLower(k.ID), text) ||
-		strings.Contains(strings.ToLower(k.Description), text) {
-		return true
-	}
-	for _, t := range k.Tags {
-		if strings.Contains(strings.ToLower(t), text) {
-			return true
-		}
-	}
-	return false
 }
 
 // PageSizes are the table's page sizes to choose from.
@@ -131,7 +143,9 @@ func ParseTags(s string) []string {
 	return out
 }
 
-// AllKeys flattens a status answer's providers into one list.
+// AllKeys flattens a status answer's providers into one list. When the
+// providers' keys already lie in one array in order (as the browser's
+// decoder leaves them) it returns that array, shared, without a copy.
 func AllKeys(st *adminapi.StatusResponse) []adminapi.KeyStatus {
 	if st == nil {
 		return nil
@@ -139,6 +153,9 @@ func AllKeys(st *adminapi.StatusResponse) []adminapi.KeyStatus {
 	n := 0
 	for _, p := range st.Providers {
 		n += len(p.Keys)
+	}
+	if joined, ok := contiguous(st.Providers, n); ok {
+		return joined
 	}
 	out := make([]adminapi.KeyStatus, 0, n)
 	for _, p := range st.Providers {
@@ -161,4 +178,27 @@ func Tags(keys []adminapi.KeyStatus) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// contiguous returns the providers' n keys as one slice if they lie one
+// after the other in one array.
+func contiguous(ps []adminapi.ProviderStatus, n int) ([]adminapi.KeyStatus, bool) {
+	var all []adminapi.KeyStatus
+	off := 0
+	for _, p := range ps {
+		if len(p.Keys) == 0 {
+			continue
+		}
+		if all == nil {
+			if cap(p.Keys) < n {
+				return nil, false
+			}
+			all = p.Keys[:n]
+		}
+		if off+len(p.Keys) > n || &all[off] != &p.Keys[0] {
+			return nil, false
+		}
+		off += len(p.Keys)
+	}
+	return all, all != nil && off == n
 }

@@ -53,6 +53,9 @@ func (d *Dashboard) setFilter(v *string, debounce bool) app.EventHandler {
 	return func(ctx app.Context, e app.Event) {
 		*v = FilterValue(ctx.JSSrc().Get("value").String())
 		if debounce {
+			if app.IsClient {
+				ctx.PreventUpdate() // the box shows what is typed; the table changes with the answer
+			}
 			d.searchChanged(ctx)
 		} else {
 			d.filterChanged(ctx)
@@ -63,11 +66,13 @@ func (d *Dashboard) setFilter(v *string, debounce bool) app.EventHandler {
 // tagChoices are the tags the tag filter offers: those of the keys the
 // dashboard has seen, and the one filtered on.
 func (d *Dashboard) tagChoices() []string {
-	tags := Tags(append(slices.Clip(d.keys), d.kp.keys...))
-	if d.filter.Tag != "" && !slices.Contains(tags, d.filter.Tag) {
-		tags = append(tags, d.filter.Tag)
-		slices.Sort(tags)
+	tags := slices.Clone(d.tagList)
+	for _, t := range append(Tags(d.kp.keys), d.filter.Tag) {
+		if t != "" && !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
 	}
+	slices.Sort(tags)
 	return tags
 }
 

@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
@@ -310,10 +309,22 @@ func (d *Dashboard) updateShown(k adminapi.KeyStatus) {
 	}
 }
 
-// forgetKey drops a deleted key from what the dashboard holds.
-func (d *Dashboard) forgetKey(id string) {
-	drop := func(k adminapi.KeyStatus) bool { return k.ID == id }
-	d.kp.keys = slices.DeleteFunc(d.kp.keys, drop)
-	d.keys = slices.DeleteFunc(d.keys, drop)
-	delete(d.selected, id)
+// forgetKey drops deleted keys from what the dashboard holds.
+func (d *Dashboard) forgetKey(ids ...string) {
+	gone := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		gone[id] = true
+		delete(d.selected, id)
+	}
+	// New slices: d.keys may share its array with the status (AllKeys).
+	keep := func(keys []adminapi.KeyStatus) []adminapi.KeyStatus {
+		out := make([]adminapi.KeyStatus, 0, len(keys))
+		for _, k := range keys {
+			if !gone[k.ID] {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	d.kp.keys, d.keys = keep(d.kp.keys), keep(d.keys)
 }

@@ -186,9 +186,7 @@ func (d *Dashboard) applyBulk(ctx app.Context, action string, ids []string) {
 				d.setNotice(ctx, func() string { return d.t("sel.done."+action, ok, failed) }, failed > 0)
 			}
 			if action == BulkDelete {
-				for _, id := range ids {
-					d.forgetKey(id)
-				}
+				d.forgetKey(ids...)
 			}
 			d.refresh(ctx)
 		})

@@ -43,8 +43,12 @@ return out.join(R);
 
 const keyFields = 33
 
+// parseFlat fills st from flat. Every provider's keys lie in one array,
+// in order (see adminapi.StatusResponse.AllKeys), so the dashboard lists
+// them all without a copy; they must not be appended to.
 func parseFlat(flat string, st *adminapi.StatusResponse) error {
 	var perr error
+	var all []adminapi.KeyStatus // backs every provider's Keys
 	str := func(f string) string {
 		if f == "\x00" {
 			return ""
@@ -82,13 +86,14 @@ func parseFlat(flat string, st *adminapi.StatusResponse) error {
 			st.TotalKeys, st.ActiveKeys, st.AvailableKeys = int(i64(f[5])), int(i64(f[6])), int(i64(f[7]))
 			st.CoolingKeys, st.DisabledKeys = int(i64(f[8])), int(i64(f[9]))
 			st.Projects, st.KeysWithoutProject = int(i64(f[10])), int(i64(f[11]))
+			all = make([]adminapi.KeyStatus, 0, max(st.TotalKeys, 0))
 		case "P":
 			if len(f) != 12 {
 				return fmt.Errorf("provider record has %d fields", len(f))
 			}
 			st.Providers = append(st.Providers, adminapi.ProviderStatus{
 				Provider: str(f[1]), TotalKeys: int(i64(f[2])), ActiveKeys: int(i64(f[3])), AvailableKeys: int(i64(f[4])),
-				CoolingKeys: int(i64(f[5])), DisabledKeys: int(i64(f[6])), Keys: make([]adminapi.KeyStatus, 0, i64(f[2])),
+				CoolingKeys: int(i64(f[5])), DisabledKeys: int(i64(f[6])), Keys: all[len(all):len(all)],
 				RestingModelPairs: int(i64(f[7])), Projects: int(i64(f[8])), KeysWithoutProject: int(i64(f[9])),
 				PromptTokens: i64(f[10]), CompletionTokens: i64(f[11]),
 			})
@@ -126,7 +131,13 @@ func parseFlat(flat string, st *adminapi.StatusResponse) error {
 				k.Tags = strings.Split(f[24], "\x1d")
 			}
 			p := &st.Providers[len(st.Providers)-1]
-			p.Keys = append(p.Keys, k)
+			if len(all) < cap(all) && len(p.Keys) < cap(p.Keys) {
+				all = append(all, k) // p.Keys's next element, in the shared array
+				p.Keys = p.Keys[:len(p.Keys)+1]
+			} else { // more keys than the totals said: a fresh array for the rest
+				p.Keys = append(p.Keys, k)
+				all = all[len(all):len(all):len(all)]
+			}
 		default:
 			return fmt.Errorf("unknown record %q", f[0])
 		}

@@ -25,7 +25,7 @@ func TestStatusFlattenMatchesEncodingJSON(t *testing.T) {
 	at := "2026-01-02T03:04:05.006Z"
 	st := adminapi.StatusResponse{
 		Store:     adminapi.StoreHealth{Backend: "cfkv", OK: false, Since: &at, Detail: "KV 503"},
-		TotalKeys: 3, ActiveKeys: 2, AvailableKeys: 1, CoolingKeys: 1, DisabledKeys: 1, Projects: 1, KeysWithoutProject: 2,
+		TotalKeys: 4, ActiveKeys: 2, AvailableKeys: 1, CoolingKeys: 1, DisabledKeys: 1, Projects: 1, KeysWithoutProject: 2,
 		Providers: []adminapi.ProviderStatus{
 			{Provider: "anthropic", Keys: []adminapi.KeyStatus{}},
 			{Provider: "gemini", TotalKeys: 3, ActiveKeys: 2, AvailableKeys: 1, CoolingKeys: 1, DisabledKeys: 1,
@@ -41,6 +41,7 @@ func TestStatusFlattenMatchesEncodingJSON(t *testing.T) {
 					{ID: "key_3", Provider: "gemini", MaskedKey: "…", State: "disabled", DisabledReason: "invalid_key: 401", DisabledAt: &at,
 						LastError: &adminapi.LastError{Status: 401, Message: "bad", At: nil}, Tags: []string{}},
 				}},
+			{Provider: "openai", TotalKeys: 1, Keys: []adminapi.KeyStatus{{ID: "key_4", Provider: "openai", MaskedKey: "sk-…0004", State: "active", Tags: []string{}}}},
 		},
 	}
 	body, _ := json.Marshal(st)
@@ -65,5 +66,46 @@ func TestStatusFlattenMatchesEncodingJSON(t *testing.T) {
 		gj, _ := json.MarshalIndent(got, "", " ")
 		wj, _ := json.MarshalIndent(want, "", " ")
 		t.Fatalf("fast path differs:\n got %s\nwant %s", gj, wj)
+	}
+	// The providers' keys lie one after the other in one array, so the
+	// dashboard lists them all without a copy.
+	prev, next := got.Providers[1].Keys, got.Providers[2].Keys
+	if cap(prev) <= len(prev) || &prev[:len(prev)+1][len(prev)] != &next[0] {
+		t.Error("openai's keys do not follow gemini's in one array")
+	}
+}
+
+// A status whose totals undercount its keys still decodes every key.
+func TestParseFlatMoreKeysThanTotals(t *testing.T) {
+	field := func(n int, vals ...string) string {
+		f := make([]string, n)
+		for i := range f {
+			f[i] = "\x00"
+		}
+		copy(f, vals)
+		return strings.Join(f, "\x1f")
+	}
+	key := func(id, prov string) string {
+		return "K\x1f" + field(keyFields, id, prov, "1", "", "\x00", "masked", "active")
+	}
+	recs := []string{
+		"S\x1f" + field(11, "bolt", "1", "\x00", "", "1"), // says 1 key in all
+		"P\x1f" + field(11, "gemini", "1"),
+		key("g1", "gemini"), key("g2", "gemini"),
+		"P\x1f" + field(11, "openai", "0"),
+		key("o1", "openai"),
+	}
+	var st adminapi.StatusResponse
+	if err := parseFlat(strings.Join(recs, "\x1e"), &st); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range st.Providers {
+		for _, k := range p.Keys {
+			ids = append(ids, p.Provider+"/"+k.ID)
+		}
+	}
+	if strings.Join(ids, " ") != "gemini/g1 gemini/g2 openai/o1" {
+		t.Fatalf("keys %v", ids)
 	}
 }

@@ -45,8 +45,11 @@ type TargetResult struct {
 	Name     string
 	Desc     string
 	Baseline bool
-	Keys     int   // keys in its pool (OpenAI and Gemini); 0 for the baseline
-	SetupRSS int64 // RSS once started and loaded with keys, bytes
+	Keys     int    // keys in its pool (OpenAI and Gemini); 0 for the baseline
+	Store    string // storeBolt or storeRedis; "" for the baseline
+	Limited  bool   // every key has a maxRequests
+	Versus   string // the target it is compared with in the stores table
+	SetupRSS int64  // RSS once started and loaded with keys, bytes
 	// StartWall is a proxy's start over its stored keys: exec to serving
 	// (its "listening on" line); StartCPU the CPU it used by then.
 	StartWall, StartCPU time.Duration
@@ -75,7 +78,10 @@ type ModeResult struct {
 	FirstErr string
 	Elapsed  time.Duration // measured load time, all rounds
 	CPU      time.Duration // the server process's CPU over the measured load
-	PeakRSS  int64         // highest peak RSS of a measured round, bytes
+	// StoreCPU is the redis-server's CPU over the same rounds, for a
+	// STORE=redis proxy (0 otherwise).
+	StoreCPU time.Duration
+	PeakRSS  int64 // highest peak RSS of a measured round, bytes
 	Latency  histogram
 }
 
@@ -103,6 +109,7 @@ func (m *ModeResult) P99() time.Duration { return m.Latency.quantile(0.99) }
 type target struct {
 	res   *TargetResult
 	proc  *child
+	store *child // its redis-server, for STORE=redis
 	load  *loader
 	modes []string
 }
@@ -209,6 +216,26 @@ func proxySpecs(cfg Config) []proxySpec {
 		}
 		specs = append(specs, proxySpec{name: specs[0].name + "-nolog", keys: cfg.SmallKeys, logLevel: "warn", modes: openai})
 	}
+	if cfg.Stores {
+		// Each pool again with maxRequests on every key, then both ways on
+		// Redis, each compared with its bolt twin (the OpenAI modes only:
+		// the store's work is the same for every provider).
+		openai := slices.DeleteFunc(slices.Clone(cfg.Modes), func(m string) bool { return modes[m].provider != "openai" })
+		if len(openai) == 0 {
+			openai = cfg.Modes
+		}
+		for _, bolt := range slices.Clone(specs[:2]) {
+			limited := proxySpec{name: bolt.name + "-limited", keys: bolt.keys, logLevel: bolt.logLevel, modes: openai, limited: true}
+			specs = append(specs, limited,
+				proxySpec{name: "redis-" + strings.TrimPrefix(bolt.name, "proxy-"), keys: bolt.keys, logLevel: bolt.logLevel, modes: openai, store: storeRedis, versus: bolt.name},
+				proxySpec{name: "redis-" + strings.TrimPrefix(limited.name, "proxy-"), keys: bolt.keys, logLevel: bolt.logLevel, modes: openai, store: storeRedis, limited: true, versus: limited.name})
+		}
+	}
+	for i := range specs {
+		if specs[i].store == "" {
+			specs[i].store = storeBolt
+		}
+	}
 	return specs
 }
 
@@ -237,19 +264,45 @@ func startServers(ctx context.Context, cfg Config, cs *children, dir, bin string
 		proc:  base,
 		modes: cfg.Modes,
 	}}
+	var redis *child
+	if cfg.Stores {
+		path, err := findRedisServer(cfg.RedisServer)
+		if err != nil {
+			return nil, err
+		}
+		if redis, err = startRedis(ctx, cs, dir, path); err != nil {
+			return nil, err
+		}
+		logf("redis-server at %s", redis.URL)
+	}
 	for _, spec := range specs {
-		logf("starting %s (%d keys, LOG_LEVEL=%s)", spec.name, spec.keys, spec.logLevel)
-		p, err := startProxy(ctx, cs, bin, dir, up.URL, spec, sec)
+		logf("starting %s (%d keys, STORE=%s, limited %t, LOG_LEVEL=%s)", spec.name, spec.keys, spec.store, spec.limited, spec.logLevel)
+		redisURL := ""
+		if spec.store == storeRedis {
+			redisURL = redis.URL
+		}
+		p, err := startProxy(ctx, cs, bin, dir, up.URL, redisURL, spec, sec)
 		if err != nil {
 			return nil, err
 		}
 		logf("%s restarted over its %d keys in %s (CPU %s)", spec.name, spec.keys, p.wall.Round(time.Millisecond), p.cpu)
-		targets = append(targets, &target{
-			res: &TargetResult{Name: spec.name, Keys: spec.keys, Desc: fmt.Sprintf("proxy, %d keys, LOG_LEVEL=%s", spec.keys, spec.logLevel),
+		desc := fmt.Sprintf("proxy, %d keys, LOG_LEVEL=%s", spec.keys, spec.logLevel)
+		if cfg.Stores {
+			desc += ", STORE=" + spec.store
+			if spec.limited {
+				desc += ", maxRequests on every key"
+			}
+		}
+		tg := &target{
+			res: &TargetResult{Name: spec.name, Keys: spec.keys, Desc: desc, Store: spec.store, Limited: spec.limited, Versus: spec.versus,
 				StartWall: p.wall, StartCPU: p.cpu},
 			proc:  p.proc,
 			modes: spec.modes,
-		})
+		}
+		if spec.store == storeRedis {
+			tg.store = redis
+		}
+		targets = append(targets, tg)
 	}
 	for _, t := range targets {
 		if t.res.SetupRSS, _, err = procMem(t.proc.pid()); err != nil {
@@ -288,6 +341,12 @@ func measure(ctx context.Context, cfg Config, res *Results, cs *children, t *tar
 	if err != nil {
 		return loadResult{}, err
 	}
+	var store0, store1 time.Duration
+	if t.store != nil {
+		if store0, err = procCPU(t.store.pid()); err != nil {
+			return loadResult{}, err
+		}
+	}
 	lr, err := t.load.run(ctx, m, cfg.Conns, cfg.Duration)
 	if err != nil {
 		return loadResult{}, err
@@ -295,6 +354,11 @@ func measure(ctx context.Context, cfg Config, res *Results, cs *children, t *tar
 	cpu1, err := procCPU(pid)
 	if err != nil {
 		return loadResult{}, err
+	}
+	if t.store != nil {
+		if store1, err = procCPU(t.store.pid()); err != nil {
+			return loadResult{}, err
+		}
 	}
 	busy1, ours1, err := cpuCensus(cs)
 	if err != nil {
@@ -318,6 +382,7 @@ func measure(ctx context.Context, cfg Config, res *Results, cs *children, t *tar
 	}
 	r.Elapsed += lr.Elapsed
 	r.CPU += cpu1 - cpu0
+	r.StoreCPU += store1 - store0
 	r.PeakRSS = max(r.PeakRSS, peak)
 	r.Latency.merge(&lr.Latency)
 	return lr, t.proc.alive()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,25 +38,10 @@ func TestSmoke(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		testenv.Missing(t, "the go command")
 	}
-	cfg := DefaultConfig()
-	cfg.Conns, cfg.Rounds = 4, 1
-	cfg.Duration, cfg.Warmup, cfg.Idle = 300*time.Millisecond, 100*time.Millisecond, 300*time.Millisecond
-	cfg.Keys = 100
+	cfg := smokeConfig(t)
+	cfg.Idle = 300 * time.Millisecond
 	cfg.Timeout = 3 * time.Minute
-	// Build the proxy like this test binary, so the build reuses the
-	// standard library this binary was built with.
-	cfg.Race = raceEnabled
-	cfg.Progress = testLog{t}
-
-	res, err := bench(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var report bytes.Buffer
-	if err := writeReport(&report, res); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("report:\n%s", report.String())
+	res, report := smokeRun(t, cfg)
 
 	all := cfg.Modes
 	want := []struct {
@@ -105,6 +91,102 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSmokeStores runs the harness with -stores: each pool again with
+// maxRequests on every key, and both ways on a redis-server it starts,
+// compared in the stores table. It asserts no time or speed.
+func TestSmokeStores(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		testenv.Missing(t, "Linux /proc")
+	}
+	if _, err := findRedisServer(""); err != nil {
+		testenv.Missing(t, "redis-server")
+	}
+	cfg := smokeConfig(t)
+	cfg.Duration = 500 * time.Millisecond
+	cfg.QuietLog, cfg.Stores = false, true
+	cfg.Modes = []string{"json", "gemini-json"}
+	cfg.Timeout = 4 * time.Minute
+	res, report := smokeRun(t, cfg)
+	want := []struct {
+		name, store, versus string
+		limited             bool
+	}{
+		{"baseline", "", "", false},
+		{"proxy-10", storeBolt, "", false},
+		{"proxy-100", storeBolt, "", false},
+		{"proxy-10-limited", storeBolt, "", true},
+		{"redis-10", storeRedis, "proxy-10", false},
+		{"redis-10-limited", storeRedis, "proxy-10-limited", true},
+		{"proxy-100-limited", storeBolt, "", true},
+		{"redis-100", storeRedis, "proxy-100", false},
+		{"redis-100-limited", storeRedis, "proxy-100-limited", true},
+	}
+	if len(res.Targets) != len(want) {
+		t.Fatalf("%d targets, want %d", len(res.Targets), len(want))
+	}
+	for i, w := range want {
+		tr := res.Targets[i]
+		if tr.Name != w.name || tr.Store != w.store || tr.Versus != w.versus || tr.Limited != w.limited {
+			t.Errorf("target %d is %s (store %q, versus %q, limited %t), want %+v", i, tr.Name, tr.Store, tr.Versus, tr.Limited, w)
+			continue
+		}
+		if tr.Store == "" {
+			continue
+		}
+		// The comparison runs the OpenAI modes only.
+		if tr.Name != "proxy-10" && tr.Name != "proxy-100" && (tr.Mode("gemini-json") != nil || tr.Mode("json") == nil) {
+			t.Errorf("%s ran %d modes, want json only", tr.Name, len(tr.Modes))
+		}
+		r := tr.Mode("json")
+		if r == nil || r.Requests == 0 || r.Errors != 0 {
+			t.Errorf("%s json: %+v: want requests and no error", tr.Name, r)
+			continue
+		}
+		// A limited key costs a Redis call per request: the
+		// redis-server worked while that target was loaded.
+		if tr.Store == storeRedis && tr.Limited && r.StoreCPU <= 0 {
+			t.Errorf("%s: redis-server used no CPU under load: the limit was not checked in Redis", tr.Name)
+		}
+		if tr.Store == storeBolt && r.StoreCPU != 0 {
+			t.Errorf("%s: store CPU %s on the embedded store", tr.Name, r.StoreCPU)
+		}
+		if tr.Versus != "" {
+			if row := "| " + tr.Name + " | " + strconv.Itoa(tr.Keys) + " | "; !strings.Contains(report.String(), row) {
+				t.Errorf("the stores table lacks %q", row)
+			}
+		}
+	}
+}
+
+// smokeConfig is a tiny run: 4 connections, one round of 300 ms, 100
+// keys in the large pool, no idle time.
+func smokeConfig(t *testing.T) Config {
+	cfg := DefaultConfig()
+	cfg.Conns, cfg.Rounds = 4, 1
+	cfg.Duration, cfg.Warmup, cfg.Idle = 300*time.Millisecond, 100*time.Millisecond, 0
+	cfg.Keys = 100
+	// Build the proxy like this test binary, so the build reuses the
+	// standard library this binary was built with.
+	cfg.Race = raceEnabled
+	cfg.Progress = testLog{t}
+	return cfg
+}
+
+// smokeRun runs the harness with cfg and returns its results and report.
+func smokeRun(t *testing.T, cfg Config) (*Results, *bytes.Buffer) {
+	t.Helper()
+	res, err := bench(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report bytes.Buffer
+	if err := writeReport(&report, res); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report:\n%s", report.String())
+	return res, &report
 }
 
 // testLog sends progress lines to the test log.

@@ -28,6 +28,13 @@ type Config struct {
 	QuietLog bool          // also run the small-pool proxy with LOG_LEVEL=warn (no request log)
 	Idle     time.Duration // how long the servers sit idle after the load to measure idle CPU
 
+	// Stores also runs each pool with maxRequests on every key, and both
+	// ways on STORE=redis (a redis-server the harness starts), to compare
+	// the stores' relay cost (issue 13). RedisServer is its binary; ""
+	// finds one.
+	Stores      bool
+	RedisServer string
+
 	ProxyBin string        // a proxy binary to use instead of building one
 	Race     bool          // build the proxy with the race detector (for tests: slow to run, quick to build there)
 	Timeout  time.Duration // hard limit of the whole run; 0 derives one from the settings
@@ -71,6 +78,8 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	})
 	fs.BoolVar(&c.QuietLog, "nolog", c.QuietLog, "also run the small-pool proxy with LOG_LEVEL=warn, without the request log (its cost)")
 	fs.DurationVar(&c.Idle, "idle", c.Idle, "idle time after the load over which idle CPU is measured")
+	fs.BoolVar(&c.Stores, "stores", c.Stores, "also run each pool with maxRequests on every key, and both ways on STORE=redis (needs redis-server)")
+	fs.StringVar(&c.RedisServer, "redis-server", c.RedisServer, "redis-server binary for -stores (default: from PATH)")
 	fs.StringVar(&c.ProxyBin, "proxy-bin", c.ProxyBin, "use this proxy binary instead of building ./worker-proxy")
 	fs.BoolVar(&c.Race, "race", c.Race, "build the proxy with the race detector (its figures then mean little)")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "hard limit of the whole run (0: derived from the settings)")
@@ -80,6 +89,9 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 func (c Config) Flags() string {
 	f := fmt.Sprintf("-conns=%d -duration=%s -warmup=%s -rounds=%d -small-keys=%d -keys=%d -chunks=%d -chunk-interval=%s -modes=%s -nolog=%t -idle=%s",
 		c.Conns, c.Duration, c.Warmup, c.Rounds, c.SmallKeys, c.Keys, c.Chunks, c.ChunkInterval, strings.Join(c.Modes, ","), c.QuietLog, c.Idle)
+	if c.Stores {
+		f += " -stores"
+	}
 	if c.ProxyBin != "" {
 		f += " -proxy-bin=" + c.ProxyBin
 	}

@@ -41,6 +41,12 @@ var listening = regexp.MustCompile(`listening on (http://127\.0\.0\.1:[0-9]+)`)
 // logPath, and waits until it prints its "listening on" line. The child
 // is killed if the harness dies (Pdeathsig) and is stopped by stopAll.
 func (cs *children) start(ctx context.Context, name, path string, args, env []string, logPath string) (*child, error) {
+	return cs.startUntil(ctx, name, path, args, env, logPath, listening)
+}
+
+// startUntil is start waiting for a line that matches ready instead; the
+// child's URL is ready's first group, if it has one.
+func (cs *children) startUntil(ctx context.Context, name, path string, args, env []string, logPath string, ready *regexp.Regexp) (*child, error) {
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: create log: %w", name, err)
@@ -73,9 +79,9 @@ func (cs *children) start(ctx context.Context, name, path string, args, env []st
 		for sc.Scan() {
 			line := sc.Text()
 			fmt.Fprintln(logf, line)
-			if m := listening.FindStringSubmatch(line); m != nil {
+			if m := ready.FindStringSubmatch(line); m != nil {
 				select {
-				case found <- m[1]:
+				case found <- m[len(m)-1]:
 				default:
 				}
 			}
@@ -92,7 +98,7 @@ func (cs *children) start(ctx context.Context, name, path string, args, env []st
 	case <-c.done:
 		return nil, fmt.Errorf("%s exited before listening (%v); its log:\n%s", name, c.waitErr, tail(logPath))
 	case <-timer.C:
-		return nil, fmt.Errorf("%s did not print a listening line within 30s; its log:\n%s", name, tail(logPath))
+		return nil, fmt.Errorf("%s did not print a line matching %q within 30s; its log:\n%s", name, ready, tail(logPath))
 	case <-ctx.Done():
 		return nil, fmt.Errorf("start %s: %w", name, ctx.Err())
 	}

@@ -67,6 +67,7 @@ func writeReport(w io.Writer, res *Results) error {
 	if small, large := proxyPair(res); small != nil {
 		writeScale(&b, cfg, small, large)
 	}
+	writeStores(&b, res)
 	errs := false
 	for _, t := range res.Targets {
 		for _, r := range t.Modes {
@@ -194,4 +195,47 @@ func fmtBytes(n float64) string {
 		return strconv.FormatFloat(n, 'f', 0, 64) + " B"
 	}
 	return strconv.FormatFloat(n/1024, 'f', 2, 64) + " KB"
+}
+
+// writeStores prints what STORE=redis costs next to the embedded store:
+// each Redis target's CPU per request divided by that of its bolt twin
+// (same pool, same limits), for the proxy alone and with the
+// redis-server's CPU added (issue 13's goals).
+func writeStores(b *strings.Builder, res *Results) {
+	byName := map[string]*TargetResult{}
+	for _, t := range res.Targets {
+		byName[t.Name] = t
+	}
+	var rows []string
+	for _, t := range res.Targets {
+		vs := byName[t.Versus]
+		if vs == nil {
+			continue
+		}
+		goal := "≤ 1.05"
+		limit := "none"
+		if t.Limited {
+			goal, limit = "≤ 1.3", "on every key"
+		}
+		for _, m := range res.Config.Modes {
+			r, v := t.Mode(m), vs.Mode(m)
+			if r == nil || v == nil || r.Requests == 0 {
+				continue
+			}
+			storePer := r.StoreCPU / time.Duration(r.Requests)
+			rows = append(rows, fmt.Sprintf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |", t.Name, t.Keys, limit, m,
+				fmtCPU(v.CPUPerRequest()), fmtCPU(r.CPUPerRequest()), ratio(r.CPUPerRequest().Seconds(), v.CPUPerRequest().Seconds()),
+				fmtCPU(storePer), ratio((r.CPUPerRequest()+storePer).Seconds(), v.CPUPerRequest().Seconds()), goal))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("Stores: each STORE=redis proxy next to its bbolt twin (same keys, same limits), one redis-server on 127.0.0.1 without persistence.\n\n")
+	b.WriteString("| target | keys | maxRequests | mode | bolt CPU ms/req | redis CPU ms/req | redis ÷ bolt | redis-server CPU ms/req | (proxy + redis-server) ÷ bolt | goal (redis ÷ bolt) |\n")
+	b.WriteString("|---|--:|---|---|--:|--:|--:|--:|--:|---|\n")
+	for _, r := range rows {
+		b.WriteString(r + "\n")
+	}
+	b.WriteString("\nA limited key costs one Redis call per request (its count and its maxRequests check are one script); unlimited keys are counted in memory and flushed every FLUSH_INTERVAL.\n\n")
 }

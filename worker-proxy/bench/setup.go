@@ -81,7 +81,24 @@ type proxySpec struct {
 	keys     int      // keys in the pool, split evenly between OpenAI and Gemini
 	logLevel string   // LOG_LEVEL
 	modes    []string // the modes it runs
+	store    string   // storeBolt (the embedded file) or storeRedis
+	// limited gives every key a maxRequests far above the run's load, so
+	// the limit is checked (and, on Redis, counted exactly) on every
+	// request without ever being reached.
+	limited bool
+	// versus names the target whose CPU per request this one is compared
+	// with in the stores table ("" for none).
+	versus string
 }
+
+// The stores a proxy run uses.
+const (
+	storeBolt  = "bolt"
+	storeRedis = "redis"
+)
+
+// benchMaxRequests is a limited key's maxRequests: unreachable in a run.
+const benchMaxRequests = 1 << 40
 
 // started is a proxy restarted over its imported keys, and what its start
 // cost.
@@ -96,7 +113,7 @@ type started struct {
 // for OpenAI and half for Gemini, then stops it and starts it again over
 // the same data file, timing that start: the process it returns holds its
 // keys as one restarted in production does, without the import's garbage.
-func startProxy(ctx context.Context, cs *children, bin, dir, upstream string, spec proxySpec, sec secrets) (started, error) {
+func startProxy(ctx context.Context, cs *children, bin, dir, upstream, redisURL string, spec proxySpec, sec secrets) (started, error) {
 	data := filepath.Join(dir, spec.name+"-data")
 	env := append(baseEnv(),
 		"HOST=127.0.0.1", "PORT=0", "DATA_DIR="+data,
@@ -105,12 +122,19 @@ func startProxy(ctx context.Context, cs *children, bin, dir, upstream string, sp
 		"ANTHROPIC_BASE_URL="+upstream+"/v1",
 		"LOG_LEVEL="+spec.logLevel, "SHUTDOWN_TIMEOUT=5s",
 	)
+	if spec.store == storeRedis {
+		env = append(env, "STORE=redis", "REDIS_URL="+redisURL, "REDIS_PREFIX="+spec.name+":")
+	}
+	var maxRequests int64
+	if spec.limited {
+		maxRequests = benchMaxRequests
+	}
 	c, err := cs.start(ctx, spec.name+"-import", bin, nil, env, filepath.Join(dir, spec.name+"-import.log"))
 	if err != nil {
 		return started{}, err
 	}
 	for p, n := range map[string]int{"openai": spec.keys - spec.keys/2, "gemini": spec.keys / 2} {
-		if err := importKeys(ctx, c.URL, sec.adminKey, p, n); err != nil {
+		if err := importKeys(ctx, c.URL, sec.adminKey, p, n, maxRequests); err != nil {
 			return started{}, fmt.Errorf("%s: %w", spec.name, err)
 		}
 	}
@@ -129,12 +153,16 @@ func startProxy(ctx context.Context, cs *children, bin, dir, upstream string, sp
 	return st, nil
 }
 
-// importKeys adds n fresh keys of provider through POST /admin/keys/bulk.
-func importKeys(ctx context.Context, base, adminKey, provider string, n int) error {
+// importKeys adds n fresh keys of provider through POST /admin/keys/bulk,
+// with maxRequests (0: no limit).
+func importKeys(ctx context.Context, base, adminKey, provider string, n int, maxRequests int64) error {
 	const batch = 50000 // the proxy's limit per bulk request
 	prefix := map[string]string{"openai": "sk-proj-", "gemini": "AIzaSy"}[provider] + rand.Text()[:12] + "-"
 	for first := 0; first < n; first += batch {
 		req := adminapi.BulkAddRequest{Provider: provider}
+		if maxRequests > 0 {
+			req.MaxRequests = &maxRequests
+		}
 		for i := first; i < min(n, first+batch); i++ {
 			var b [8]byte
 			rand.Read(b[:])

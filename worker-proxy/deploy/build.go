@@ -42,21 +42,29 @@ func (d *deployer) build(ctx context.Context) error {
 		d.would("%s", line)
 		return nil
 	}
-	if _, err := exec.LookPath("go"); err != nil {
-		return problemf(goInstallHints, "go is not installed (or not on PATH)")
-	}
-	d.say("%s", line)
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir, cmd.Env = d.dir, d.g.env
-	cmd.Stdout, cmd.Stderr = d.log, d.log
-	if err := cmd.Run(); err != nil {
-		return problemf([]string{"Its output is above. Fix the build (or pass --skip-build to let GitHub Actions try), then run deploy again."},
-			"the dashboard did not build: %v", err)
+	if err := d.goRun(ctx, args, "the dashboard", "Fix the build (or pass --skip-build to let GitHub Actions try), then run deploy again."); err != nil {
+		return err
 	}
 	if _, err := os.Stat(filepath.Join(d.dir, "web", "dist", "index.html")); err != nil {
 		return problemf(nil, "the dashboard build wrote no web/dist/index.html")
 	}
 	d.say("built web/dist for %s", d.st.repo.PagesURL())
+	return nil
+}
+
+// goRun runs go with args in the checkout, its output to stderr, without
+// the secrets in its environment; what names the build in the error.
+func (d *deployer) goRun(ctx context.Context, args []string, what, fix string) error {
+	if _, err := exec.LookPath("go"); err != nil {
+		return problemf(goInstallHints, "go is not installed (or not on PATH)")
+	}
+	d.say("go %s", shellJoin(args))
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir, cmd.Env = d.dir, childEnv()
+	cmd.Stdout, cmd.Stderr = d.log, d.log
+	if err := cmd.Run(); err != nil {
+		return problemf([]string{"Its output is above. " + fix}, "%s did not build: %v", what, err)
+	}
 	return nil
 }
 

@@ -53,16 +53,30 @@ type namespace struct {
 	created bool
 }
 
+// step is one numbered step of a run.
+type step struct {
+	title string
+	do    func(context.Context) error
+}
+
 func run(ctx context.Context, dir string, o Options, stdout, stderr io.Writer) int {
 	d := &deployer{o: o, dir: dir, g: gitRunner{dir: dir, env: childEnv()}, out: stdout, log: stderr}
-	steps := []struct {
-		title string
-		do    func(context.Context) error
-	}{
+	steps := []step{
 		{"Checks", d.check},
 		{"Dashboard", d.build},
 		{"Cloudflare KV", d.kv},
 		{"Git", d.publish},
+	}
+	report := d.report
+	if o.Target != targetPages {
+		// The edge folder is built here and published from here (deno
+		// deploy, wrangler): no dashboard build, nothing committed or pushed.
+		steps = []step{
+			{"Checks", d.edgeCheck},
+			{"Cloudflare KV", d.kv},
+			{"Edge folder", d.edgeBuild},
+		}
+		report = d.edgeReport
 	}
 	total := len(steps) + 1
 	for i, s := range steps {
@@ -78,7 +92,7 @@ func run(ctx context.Context, dir string, o Options, stdout, stderr io.Writer) i
 		d.say("nothing changed: everything was already in place")
 	}
 	fmt.Fprintf(stdout, "[%d/%d] What is left to do\n", total, total)
-	d.report()
+	report()
 	return 0
 }
 

@@ -20,6 +20,8 @@ type Options struct {
 	KVTitle   string // --kv-title: default "keypool"
 	DryRun    bool   // --dry-run: read only, print what would happen
 	SkipBuild bool   // --skip-build: do not build the dashboard locally
+	Target    string // --target: pages (default), deno or workers
+	Out       string // --out: the edge folder for deno and workers
 
 	token string // CF_API_TOKEN; never from the command line
 }
@@ -40,6 +42,12 @@ Options:
   --kv-title TITLE    KV namespace title (default: keypool)
   --cf-api-base URL   Cloudflare API origin (or CF_API_BASE_URL; for tests)
   --skip-build        do not build the dashboard here (GitHub Actions builds it anyway)
+  --target T          pages (default): the dashboard on GitHub Pages and the container's steps;
+                      deno or workers: build the proxy's edge folder (WebAssembly) and print the
+                      exact commands that publish it (deno deploy, wrangler deploy); nothing is
+                      committed or pushed. With --cf-account and CF_API_TOKEN the KV namespace is
+                      found or created, and for workers its id goes into wrangler.toml.
+  --out DIR           the edge folder (default: worker-proxy/edge/dist, ignored by git)
   --dry-run           print what would happen and change nothing
   --yes               accepted and ignored: deploy never asks anything
   -h, --help          this help
@@ -82,6 +90,8 @@ func parseArgs(args []string, env func(string) string) (Options, error) {
 	fs.StringVar(&o.KVTitle, "kv-title", "keypool", "")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "")
 	fs.BoolVar(&o.SkipBuild, "skip-build", false, "")
+	fs.StringVar(&o.Target, "target", targetPages, "")
+	fs.StringVar(&o.Out, "out", defaultEdgeOut, "")
 	fs.Bool("yes", false, "")
 	var positional []string
 	for {
@@ -108,6 +118,14 @@ func parseArgs(args []string, env func(string) string) (Options, error) {
 	o.token = env("CF_API_TOKEN")
 	if o.KVTitle == "" {
 		return o, errors.New("--kv-title must not be empty")
+	}
+	switch o.Target {
+	case targetPages, targetDeno, targetWorkers:
+	default:
+		return o, fmt.Errorf("--target %q: want pages, deno or workers", o.Target)
+	}
+	if o.Out = strings.TrimSpace(o.Out); o.Out == "" || o.Out == "." || o.Out == "/" {
+		return o, fmt.Errorf("--out %q: name a folder of its own for the edge build", o.Out)
 	}
 	if o.token != "" && o.CFAccount == "" {
 		return o, errors.New("CF_API_TOKEN is set but no account id: pass --cf-account ID (or set CF_ACCOUNT_ID), or unset CF_API_TOKEN to skip the KV step")

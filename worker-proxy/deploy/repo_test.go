@@ -112,6 +112,8 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"--proxy-url", "proxy.example.test"}, nil, "not a URL"},
 		{[]string{"--kv-title", ""}, nil, "kv-title"},
 		{[]string{"--nope"}, nil, "not defined"},
+		{[]string{"--target", "vercel"}, nil, "want pages, deno or workers"},
+		{[]string{"--target", "deno", "--out", "."}, nil, "a folder of its own"},
 	} {
 		_, err := parseArgs(tc.args, env(tc.vars))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

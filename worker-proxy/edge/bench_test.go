@@ -101,7 +101,8 @@ func coldStart(tb testing.TB, start func() (target, time.Time)) (target, time.Du
 // native binary in one run, on the same fake upstream: cold start
 // (process start → first relayed 200), proxy CPU per relayed request
 // (plain JSON and SSE), resident memory after the load, and the wasm's
-// gzip size. Run: go test -run '^$' -bench EdgeVsNative -benchtime 1x
+// gzip size; and the same for a bare relay in plain JavaScript on Deno
+// (testdata/bare_relay.js), the floor of any proxy there. Run: go test -run '^$' -bench EdgeVsNative -benchtime 1x
 // ./worker-proxy/edge/
 func BenchmarkEdgeVsNative(b *testing.B) {
 	const n, conc = 2000, 4
@@ -147,9 +148,16 @@ func BenchmarkEdgeVsNative(b *testing.B) {
 		p := startDeno(b, env)
 		return target{p.URL, p.cmd.Process.Pid}, began
 	}
+	// Deno's own floor: a relay in plain JavaScript (testdata/bare_relay.js).
+	startBare := func() (target, time.Time) {
+		began := time.Now()
+		p := startDenoScript(b, filepath.Join("testdata", "bare_relay.js"), env)
+		return target{p.URL, p.cmd.Process.Pid}, began
+	}
 
 	native, nativeCold := coldStart(b, startNative)
 	deno, denoCold := coldStart(b, startEdge)
+	bare, bareCold := coldStart(b, startBare)
 	sse := `{"model":"gpt-4o-mini","stream":true}`
 	report := func(name string, t target) (plain, stream float64, rss int64) {
 		load(b, t, 200, conc, chatBody) // warm up
@@ -161,6 +169,7 @@ func BenchmarkEdgeVsNative(b *testing.B) {
 	b.ResetTimer()
 	nPlain, nSSE, nRSS := report("native", native)
 	dPlain, dSSE, dRSS := report("deno", deno)
+	bPlain, bSSE, bRSS := report("bare", bare)
 	b.StopTimer()
 
 	wasm, err := os.ReadFile(filepath.Join(built(b), "keypool.wasm"))
@@ -182,6 +191,12 @@ func BenchmarkEdgeVsNative(b *testing.B) {
 	b.ReportMetric(dSSE/nSSE, "cpu-ratio-sse")
 	b.ReportMetric(float64(nRSS)/(1<<20), "native-rss-MB")
 	b.ReportMetric(float64(dRSS)/(1<<20), "deno-rss-MB")
+	b.ReportMetric(float64(bareCold.Microseconds())/1000, "deno-bare-cold-ms")
+	b.ReportMetric(bPlain, "deno-bare-cpu-ms/req")
+	b.ReportMetric(bSSE, "deno-bare-cpu-ms/sse")
+	b.ReportMetric(bPlain/nPlain, "bare-ratio-plain")
+	b.ReportMetric(bSSE/nSSE, "bare-ratio-sse")
+	b.ReportMetric(float64(bRSS)/(1<<20), "deno-bare-rss-MB")
 	b.ReportMetric(float64(len(wasm))/(1<<20), "wasm-MB")
 	b.ReportMetric(float64(gz.Len())/(1<<20), "wasm-gzip-MB")
 }

@@ -114,9 +114,15 @@ var bannerURL = regexp.MustCompile(`listening on (http://\S+)`)
 // HOST=127.0.0.1, ADMIN_KEY) and waits for its banner.
 func startDeno(t testing.TB, env map[string]string) *instance {
 	t.Helper()
+	return startDenoScript(t, filepath.Join(built(t), "main.js"), env)
+}
+
+// startDenoScript runs script under Deno with env, and waits for its
+// "listening on" line.
+func startDenoScript(t testing.TB, script string, env map[string]string) *instance {
+	t.Helper()
 	deno := denoPath(t)
-	dir := built(t)
-	cmd := exec.Command(deno, "run", "--allow-all", filepath.Join(dir, "main.js"))
+	cmd := exec.Command(deno, "run", "--allow-all", script)
 	cmd.Env = []string{"HOME=" + t.TempDir(), "DENO_DIR=" + filepath.Join(os.TempDir(), "keypool-edge-deno-cache"), "NO_COLOR=1",
 		"PORT=0", "HOST=127.0.0.1", "ADMIN_KEY=" + adminKey, "LOG_FLUSH_INTERVAL=0"}
 	for k, v := range env {

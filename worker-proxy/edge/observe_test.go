@@ -12,7 +12,9 @@ import (
 )
 
 // Under Deno the edge build keeps a per-isolate request log in memory and
-// serves /metrics behind METRICS_TOKEN, as the binary does.
+// serves /metrics behind METRICS_TOKEN, as the binary does: the request
+// counter, the keys by state and the store's health, written without the
+// Prometheus client (left out of the wasm for its size).
 func TestDenoRequestLogAndMetrics(t *testing.T) {
 	up, err := fakeupstream.Start(fakeupstream.Options{})
 	if err != nil {
@@ -46,7 +48,14 @@ func TestDenoRequestLogAndMetrics(t *testing.T) {
 		t.Fatalf("/metrics without the token: %d", r.Status)
 	}
 	r := p.do("GET", "/metrics", nil, map[string]string{"Authorization": "Bearer " + metricsToken})
-	if r.Status != 200 || !strings.Contains(r.Body, `keypool_requests_total{provider="openai",status_class="2xx",strategy="roundRobin"} 2`) {
-		t.Fatalf("/metrics: %d\n%s", r.Status, r.Body)
+	for _, want := range []string{
+		"# TYPE keypool_requests_total counter\n",
+		`keypool_requests_total{provider="openai",status_class="2xx",strategy="roundRobin"} 2` + "\n",
+		`keypool_keys{provider="openai",state="active"} 1` + "\n",
+		`keypool_store_up{backend="memory"} 1` + "\n",
+	} {
+		if r.Status != 200 || !strings.Contains(r.Body, want) {
+			t.Fatalf("/metrics lacks %q: %d\n%s", want, r.Status, r.Body)
+		}
 	}
 }

@@ -7,25 +7,68 @@ import (
 	"strings"
 	"sync"
 	"time"
-	_ "time/tzdata" // America/Los_Angeles on hosts without a zoneinfo database
 )
 
+// pacific is America/Los_Angeles from the time zone database (embedded in
+// native builds by tzdata.go), or nil where there is none (the edge build,
+// which leaves the 450 KB database out).
 var pacific = sync.OnceValue(func() *time.Location {
 	loc, err := time.LoadLocation("America/Los_Angeles")
-	if err != nil { // cannot happen: the database is embedded
-		panic("failure: " + err.Error())
+	if err != nil {
+		return nil
 	}
 	return loc
 })
 
 // NextPacificMidnight returns the first midnight in America/Los_Angeles
 // strictly after t, when Gemini's per-day quotas reset. It follows the
-// daylight-saving rules of the embedded time zone database: midnight is 08:00
-// UTC in winter and 07:00 UTC in summer, so the day of a change is 23 or 25
-// hours long. The result is in the America/Los_Angeles location.
+// daylight-saving rules of the time zone database: midnight is 08:00 UTC
+// in winter and 07:00 UTC in summer, so the day of a change is 23 or 25
+// hours long. The result is in the America/Los_Angeles location; without
+// the database, in a fixed PST or PDT zone by the US rules in force since
+// 2007 (see pacificRule).
 func NextPacificMidnight(t time.Time) time.Time {
-	y, m, d := t.In(pacific()).Date()
-	return time.Date(y, m, d+1, 0, 0, 0, 0, pacific())
+	loc := pacific()
+	if loc == nil {
+		return nextPacificMidnightByRule(t)
+	}
+	y, m, d := t.In(loc).Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+}
+
+var (
+	pst = time.FixedZone("PST", -8*60*60)
+	pdt = time.FixedZone("PDT", -7*60*60)
+)
+
+// pacificRule returns the Pacific zone in force at t: daylight time from
+// the second Sunday of March, 02:00 PST (10:00 UTC), to the first Sunday
+// of November, 02:00 PDT (09:00 UTC).
+func pacificRule(t time.Time) *time.Location {
+	t = t.UTC()
+	y := t.Year()
+	start := time.Date(y, time.March, nthSunday(y, time.March, 2), 10, 0, 0, 0, time.UTC)
+	end := time.Date(y, time.November, nthSunday(y, time.November, 1), 9, 0, 0, 0, time.UTC)
+	if !t.Before(start) && t.Before(end) {
+		return pdt
+	}
+	return pst
+}
+
+// nthSunday is the day of the month of month's n-th Sunday in year y.
+func nthSunday(y int, month time.Month, n int) int {
+	first := time.Date(y, month, 1, 0, 0, 0, 0, time.UTC).Weekday()
+	return 1 + (7-int(first))%7 + 7*(n-1)
+}
+
+// nextPacificMidnightByRule is NextPacificMidnight by pacificRule. A
+// change happens at 02:00, never near midnight, so the zone in force at
+// midnight read as PST is the midnight's.
+func nextPacificMidnightByRule(t time.Time) time.Time {
+	y, m, d := t.In(pacificRule(t)).Date()
+	guess := time.Date(y, m, d+1, 0, 0, 0, 0, pst) // two hours or more from a change
+	loc := pacificRule(guess)
+	return time.Date(y, m, d+1, 0, 0, 0, 0, loc)
 }
 
 // seconds converts a positive number of seconds to a Duration, saturating

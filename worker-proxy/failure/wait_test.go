@@ -70,6 +70,42 @@ func TestNextPacificMidnight(t *testing.T) {
 	}
 }
 
+// The rule the edge build uses (no time zone database there) gives the
+// database's answer at every instant from 2007, when the US rules took
+// their present form, to 2060, and right around every change.
+func TestPacificRuleMatchesTheDatabase(t *testing.T) {
+	if pacific() == nil {
+		t.Fatal("no America/Los_Angeles in a native build: tzdata.go should embed it")
+	}
+	check := func(in time.Time) {
+		t.Helper()
+		if got, want := nextPacificMidnightByRule(in), NextPacificMidnight(in); !got.Equal(want) {
+			t.Fatalf("at %s: rule says %s, the database %s", in.UTC().Format(time.RFC3339), got.UTC().Format(time.RFC3339), want.UTC().Format(time.RFC3339))
+		}
+	}
+	end := time.Date(2061, 1, 1, 0, 0, 0, 0, time.UTC)
+	for in := time.Date(2007, 1, 1, 0, 0, 0, 0, time.UTC); in.Before(end); in = in.Add(7*time.Hour + 13*time.Minute + 17*time.Second) {
+		check(in)
+	}
+	for y := 2007; y <= 2060; y++ {
+		for _, change := range []time.Time{
+			time.Date(y, time.March, nthSunday(y, time.March, 2), 10, 0, 0, 0, time.UTC),
+			time.Date(y, time.November, nthSunday(y, time.November, 1), 9, 0, 0, 0, time.UTC),
+		} {
+			if change.In(pacific()).Weekday() != time.Sunday {
+				t.Fatalf("%s is not a Sunday in Los Angeles", change)
+			}
+			for _, d := range []time.Duration{-25 * time.Hour, -2 * time.Hour, -time.Second, 0, time.Second, 2 * time.Hour, 22 * time.Hour, 23 * time.Hour, 25 * time.Hour} {
+				check(change.Add(d))
+			}
+			// The zone changes exactly there.
+			if pacificRule(change.Add(-time.Second)) == pacificRule(change) {
+				t.Fatalf("no change of zone at %s", change)
+			}
+		}
+	}
+}
+
 func TestMessageWait(t *testing.T) {
 	tests := []struct {
 		msg  string

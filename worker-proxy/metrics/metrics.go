@@ -9,6 +9,9 @@
 // and models are capped (MaxTokenLabels, MaxModelLabels; later values count
 // under "other"); key ids appear only while the pool holds at most
 // MaxKeyLabels keys.
+//
+// The Prometheus side lives in prom.go; the edge build (GOOS=js) has none
+// and does not serve /metrics (edge_js.go).
 package metrics
 
 import (
@@ -17,13 +20,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // Other is the label value that stands for every value past a cap.
@@ -81,6 +78,23 @@ type Source struct {
 	Store func() (backend string, ok bool)
 }
 
+// BearerIs reports whether r carries secret as "Authorization: Bearer",
+// comparing in constant time. An empty secret matches nothing.
+func BearerIs(r *http.Request, secret string) bool {
+	if secret == "" {
+		return false
+	}
+	v := r.Header.Get("Authorization")
+	if len(v) < 7 || !strings.EqualFold(v[:7], "bearer ") {
+		return false
+	}
+	a, b := sha256.Sum256([]byte(strings.TrimSpace(v[7:]))), sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// KeyStateNames are the states of keypool_keys, each always reported.
+var KeyStateNames = []string{"active", "cooling", "disabled", "inactive", "exhausted"}
+
 // Options configures New. Zero values take the defaults.
 type Options struct {
 	MaxTokenLabels int // distinct client token names; default 100
@@ -88,113 +102,7 @@ type Options struct {
 	MaxKeyLabels   int // per-key series only up to this many keys; default 100
 	// ExtraCollectors are registered too (the request log's and alerts'
 	// own counters).
-	ExtraCollectors []prometheus.Collector
-}
-
-// Metrics holds the proxy's metrics. Observe is safe for concurrent use.
-type Metrics struct {
-	reg *prometheus.Registry
-
-	requests       *prometheus.CounterVec
-	clientRequests *prometheus.CounterVec
-	attempts       *prometheus.CounterVec
-	failovers      *prometheus.CounterVec
-	latency        *prometheus.HistogramVec
-	ttfb           *prometheus.HistogramVec
-	tokens         *prometheus.CounterVec
-
-	tokenNames, models *capped
-}
-
-// latencyBuckets suit both quick calls and long generations.
-var latencyBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
-
-// New registers the metrics, Go's and the process's, and a collector that
-// reads src at each scrape.
-func New(src Source, o Options) *Metrics {
-	if o.MaxTokenLabels <= 0 {
-		o.MaxTokenLabels = DefaultMaxTokenLabels
-	}
-	if o.MaxModelLabels <= 0 {
-		o.MaxModelLabels = DefaultMaxModelLabels
-	}
-	if o.MaxKeyLabels <= 0 {
-		o.MaxKeyLabels = DefaultMaxKeyLabels
-	}
-	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keypool_requests_total",
-			Help: "Relayed client requests by provider, strategy and the status class the client got (499, the client went away, counts as 4xx).",
-		}, []string{"provider", "strategy", "status_class"}),
-		clientRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keypool_client_requests_total",
-			Help: "Relayed requests by client token name (\"anonymous\" without one; \"other\" past the label cap).",
-		}, []string{"token"}),
-		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keypool_upstream_attempts_total",
-			Help: "Upstream attempts by provider and outcome class (success or a failure class).",
-		}, []string{"provider", "class"}),
-		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keypool_failovers_total",
-			Help: "Failed upstream attempts that were retried on another key, by provider and failure class.",
-		}, []string{"provider", "class"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "keypool_request_duration_seconds",
-			Help:    "Time from a relayed request's arrival to the end of its response, by provider.",
-			Buckets: latencyBuckets,
-		}, []string{"provider"}),
-		ttfb: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "keypool_time_to_first_byte_seconds",
-			Help:    "Time from a relayed request's arrival to its response's first byte (a stream's first data), by provider.",
-			Buckets: latencyBuckets,
-		}, []string{"provider"}),
-		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keypool_tokens_total",
-			Help: "Tokens the upstreams reported, by provider, model (\"other\" past the label cap) and type (prompt or completion).",
-		}, []string{"provider", "model", "type"}),
-		tokenNames: newCapped(o.MaxTokenLabels),
-		models:     newCapped(o.MaxModelLabels),
-	}
-	m.reg.MustRegister(m.requests, m.clientRequests, m.attempts, m.failovers, m.latency, m.ttfb, m.tokens,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&stateCollector{src: src, maxKeys: o.MaxKeyLabels})
-	for _, c := range o.ExtraCollectors {
-		m.reg.MustRegister(c)
-	}
-	return m
-}
-
-// Registry returns the registry behind /metrics.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
-// Observe counts one finished request.
-func (m *Metrics) Observe(r Request) {
-	m.requests.WithLabelValues(r.Provider, r.Strategy, StatusClass(r.Status)).Inc()
-	tok := "anonymous"
-	if r.Token != "" {
-		tok = m.tokenNames.get(r.Token)
-	}
-	m.clientRequests.WithLabelValues(tok).Inc()
-	for i, c := range r.Attempts {
-		m.attempts.WithLabelValues(r.Provider, c).Inc()
-		if i < len(r.Attempts)-1 {
-			m.failovers.WithLabelValues(r.Provider, c).Inc()
-		}
-	}
-	m.latency.WithLabelValues(r.Provider).Observe(r.Latency.Seconds())
-	if r.TTFB > 0 {
-		m.ttfb.WithLabelValues(r.Provider).Observe(r.TTFB.Seconds())
-	}
-	if r.PromptTokens > 0 || r.CompletionTokens > 0 {
-		model := m.models.get(cmpOr(r.Model, "unknown"))
-		if r.PromptTokens > 0 {
-			m.tokens.WithLabelValues(r.Provider, model, "prompt").Add(float64(r.PromptTokens))
-		}
-		if r.CompletionTokens > 0 {
-			m.tokens.WithLabelValues(r.Provider, model, "completion").Add(float64(r.CompletionTokens))
-		}
-	}
+	ExtraCollectors []Collector
 }
 
 func cmpOr(s, def string) string {
@@ -212,156 +120,14 @@ func StatusClass(status int) string {
 	return strconv.Itoa(status/100) + "xx"
 }
 
-// Handler serves the metrics in the Prometheus text format to callers that
-// allowed accepts; others get 401 with a JSON error.
-func (m *Metrics) Handler(allowed func(*http.Request) bool) http.Handler {
-	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !allowed(r) {
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			w.Write([]byte(`{"error":"Invalid or missing metrics token (send Authorization: Bearer <METRICS_TOKEN>, or the admin key in X-Admin-Key when METRICS_TOKEN is unset)"}` + "\n"))
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-// BearerIs reports whether r carries secret as "Authorization: Bearer",
-// comparing in constant time. An empty secret matches nothing.
-func BearerIs(r *http.Request, secret string) bool {
-	if secret == "" {
-		return false
-	}
-	v := r.Header.Get("Authorization")
-	if len(v) < 7 || !strings.EqualFold(v[:7], "bearer ") {
-		return false
-	}
-	a, b := sha256.Sum256([]byte(strings.TrimSpace(v[7:]))), sha256.Sum256([]byte(secret))
-	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
-}
-
-// capped maps label values to themselves until max distinct ones were
-// seen, and later ones to Other.
-type capped struct {
-	max  int
-	mu   sync.RWMutex
-	seen map[string]struct{}
-}
-
-func newCapped(n int) *capped { return &capped{max: n, seen: map[string]struct{}{}} }
-
-func (c *capped) get(v string) string {
-	c.mu.RLock()
-	_, ok := c.seen[v]
-	full := len(c.seen) >= c.max
-	c.mu.RUnlock()
-	if ok {
-		return v
-	}
-	if full {
-		return Other
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.seen[v]; ok {
-		return v
-	}
-	if len(c.seen) >= c.max {
-		return Other
-	}
-	c.seen[v] = struct{}{}
-	return v
-}
-
-// stateCollector reads the pool's and the store's state at scrape time,
-// so the relay pays nothing for these metrics.
-type stateCollector struct {
-	src     Source
-	maxKeys int
-}
-
-var (
-	keysDesc = prometheus.NewDesc("keypool_keys",
-		"Keys by provider and state (active, cooling, disabled, inactive, exhausted; exclusive).",
-		[]string{"provider", "state"}, nil)
-	storeDesc = prometheus.NewDesc("keypool_store_up",
-		"1 while the store answers, 0 while it is degraded (the proxy serves from memory).",
-		[]string{"backend"}, nil)
-	keyReqDesc = prometheus.NewDesc("keypool_key_requests_total",
-		"Requests per key (persisted count; reset with /admin/reset), only while the pool holds at most METRICS_MAX_KEY_LABELS keys.",
-		[]string{"provider", "key_id"}, nil)
-	keyFailDesc = prometheus.NewDesc("keypool_key_failures_total",
-		"Failed requests per key, only while the pool holds at most METRICS_MAX_KEY_LABELS keys.",
-		[]string{"provider", "key_id"}, nil)
-)
-
-// KeyStateNames are the states of keypool_keys, each always reported.
-var KeyStateNames = []string{"active", "cooling", "disabled", "inactive", "exhausted"}
-
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- keysDesc
-	ch <- storeDesc
-	ch <- keyReqDesc
-	ch <- keyFailDesc
-}
-
-func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.src.Keys != nil {
-		for _, p := range c.src.Keys() {
-			for _, s := range KeyStateNames {
-				ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, float64(p.Counts[s]), p.Provider, s)
-			}
-		}
-	}
-	if c.src.Store != nil {
-		backend, ok := c.src.Store()
-		v := 0.0
-		if ok {
-			v = 1
-		}
-		ch <- prometheus.MustNewConstMetric(storeDesc, prometheus.GaugeValue, v, backend)
-	}
-	if c.src.PerKey != nil && c.src.KeyCount != nil && c.src.KeyCount() <= c.maxKeys {
-		for _, k := range c.src.PerKey() {
-			ch <- prometheus.MustNewConstMetric(keyReqDesc, prometheus.CounterValue, float64(k.Requests), k.Provider, k.ID)
-			ch <- prometheus.MustNewConstMetric(keyFailDesc, prometheus.CounterValue, float64(k.Failures), k.Provider, k.ID)
-		}
-	}
-}
-
 // Totals are one provider's relayed requests so far and those answered
 // 5xx.
 type Totals struct{ Requests, ServerErrors int64 }
 
-// RequestTotals sums keypool_requests_total per provider. It reads the
-// counters (no scrape needed); for periodic checks, not the relay.
-func (m *Metrics) RequestTotals() map[string]Totals {
-	out := map[string]Totals{}
-	ch := make(chan prometheus.Metric, 64)
-	go func() { m.requests.Collect(ch); close(ch) }()
-	for pm := range ch {
-		var d dto.Metric
-		if pm.Write(&d) != nil || d.Counter == nil {
-			continue
-		}
-		var prov, class string
-		for _, l := range d.Label {
-			switch l.GetName() {
-			case "provider":
-				prov = l.GetValue()
-			case "status_class":
-				class = l.GetValue()
-			}
-		}
-		t := out[prov]
-		n := int64(d.Counter.GetValue())
-		t.Requests += n
-		if class == "5xx" {
-			t.ServerErrors += n
-		}
-		out[prov] = t
-	}
-	return out
+// unauthorized answers a caller /metrics does not accept: 401, JSON.
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+	w.WriteHeader(http.StatusUnauthorized)
+	w.Write([]byte(`{"error":"Invalid or missing metrics token (send Authorization: Bearer <METRICS_TOKEN>, or the admin key in X-Admin-Key when METRICS_TOKEN is unset)"}` + "\n"))
 }

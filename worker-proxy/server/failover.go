@@ -368,16 +368,36 @@ type eofReader struct{}
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // storms notices when most of a provider's keys fail the same way within a
-// short window.
+// short window. A hit costs O(1) amortised however many keys fail: when
+// the upstream is down, every key of a large pool fails at once, and the
+// relay must not slow down then.
 type storms struct {
 	window time.Duration
 	mu     sync.Mutex
-	recent map[stormKey]map[*pool.Entry]time.Time
+	recent map[stormKey]*stormWindow
+}
+
+func newStorms(window time.Duration) *storms {
+	return &storms{window: window, recent: map[stormKey]*stormWindow{}}
 }
 
 type stormKey struct {
 	provider string
 	class    failure.Class
+}
+
+// stormWindow is the keys that failed one way within the window: each
+// key's latest failure, and every failure in the order it came, so the
+// expired ones leave from the front.
+type stormWindow struct {
+	latest map[*pool.Entry]time.Time
+	hits   []stormHit // hits[head:] are in the window or not yet swept
+	head   int
+}
+
+type stormHit struct {
+	e  *pool.Entry
+	at time.Time
 }
 
 // hit records a failure of class on key e and reports whether, counting it,
@@ -387,20 +407,28 @@ func (t *storms) hit(provider string, class failure.Class, e *pool.Entry, now ti
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	k := stormKey{provider, class}
-	m := t.recent[k]
-	if m == nil {
-		m = map[*pool.Entry]time.Time{}
-		t.recent[k] = m
+	w := t.recent[k]
+	if w == nil {
+		w = &stormWindow{latest: map[*pool.Entry]time.Time{}}
+		t.recent[k] = w
 	}
-	m[e] = now
+	w.latest[e] = now
+	w.hits = append(w.hits, stormHit{e, now})
 	cutoff := now.Add(-t.window)
-	for x, at := range m {
-		if at.Before(cutoff) {
-			delete(m, x)
+	for w.head < len(w.hits) && w.hits[w.head].at.Before(cutoff) {
+		h := w.hits[w.head]
+		w.hits[w.head] = stormHit{}
+		w.head++
+		if w.latest[h.e].Equal(h.at) { // not failed again since
+			delete(w.latest, h.e)
 		}
 	}
+	if w.head > len(w.hits)/2 { // reuse the slice's front half
+		w.hits = w.hits[:copy(w.hits, w.hits[w.head:])]
+		w.head = 0
+	}
 	threshold := max(3, (servable+1)/2)
-	return len(m) >= threshold
+	return len(w.latest) >= threshold
 }
 
 // learnProject records the project a provider's answer named for e (Google

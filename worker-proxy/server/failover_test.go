@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -13,7 +14,7 @@ import (
 )
 
 func TestStormsNeedMostKeysAtOnce(t *testing.T) {
-	st := &storms{window: 10 * time.Second, recent: map[stormKey]map[*pool.Entry]time.Time{}}
+	st := newStorms(10 * time.Second)
 	keys := make([]*pool.Entry, 10)
 	p := pool.New(nil)
 	var ks []pool.Key
@@ -42,6 +43,14 @@ func TestStormsNeedMostKeysAtOnce(t *testing.T) {
 	later := now.Add(11 * time.Second)
 	if st.hit("openai", failure.RateLimited, keys[6], later, 10) {
 		t.Fatal("failures outside the window still count")
+	}
+	// A key that failed again stays in the window from its latest failure.
+	if st.hit("anthropic", failure.Upstream, keys[1], now, 4) || st.hit("anthropic", failure.Upstream, keys[2], now.Add(8*time.Second), 4) ||
+		st.hit("anthropic", failure.Upstream, keys[1], now.Add(8*time.Second), 4) {
+		t.Fatal("storm with 3 of 4 keys but two distinct")
+	}
+	if !st.hit("anthropic", failure.Upstream, keys[3], now.Add(12*time.Second), 4) {
+		t.Fatal("the key that failed again at +8 s fell out of the window with its first failure")
 	}
 	// Tiny pools need at least 3 keys failing.
 	if st.hit("gemini", failure.InvalidKey, keys[0], now, 1) || st.hit("gemini", failure.InvalidKey, keys[1], now, 1) {
@@ -87,5 +96,33 @@ func TestSetModel(t *testing.T) {
 	}
 	if _, err := setModel([]byte(`[1]`), "x"); err == nil {
 		t.Fatal("setModel accepted a non-object")
+	}
+}
+
+// BenchmarkStormsHitLargePool is the relay's bookkeeping of one failure
+// while every key of a 10,000-key pool is failing (the upstream is down):
+// it must not grow with the number of keys in the window.
+func BenchmarkStormsHitLargePool(b *testing.B) {
+	const n = 10000
+	p := pool.New(nil)
+	ks := make([]pool.Key, n)
+	for i := range ks {
+		ks[i] = pool.Key{ID: fmt.Sprintf("k%05d", i), Provider: "openai", Secret: fmt.Sprintf("sk-test-storm-%05d", i), IsActive: true}
+	}
+	p.Load(ks, nil)
+	entries := make([]*pool.Entry, n)
+	for i := range entries {
+		entries[i], _ = p.Entry(ks[i].ID)
+	}
+	st := newStorms(10 * time.Second)
+	now := time.Unix(1000, 0)
+	for i := range n { // the window full of failing keys
+		st.hit("openai", failure.Upstream, entries[i], now, n)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		now = now.Add(time.Microsecond)
+		st.hit("openai", failure.Upstream, entries[i%n], now, n)
 	}
 }

@@ -19,8 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/alerts"
 	"github.com/keypool/keypool/worker-proxy/failure"
@@ -103,7 +101,7 @@ type Config struct {
 	// most this many keys. Default 100.
 	MetricsMaxKeyLabels int
 	// MetricsCollectors are exported on /metrics too.
-	MetricsCollectors []prometheus.Collector
+	MetricsCollectors []metrics.Collector
 	// RequestLog receives one record per relayed request and answers GET
 	// /admin/requests. Nil: no request log.
 	RequestLog *reqlog.Log
@@ -219,7 +217,7 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 		origins:    map[string]bool{},
 		policy:     cfg.Policy,
 		classifier: &failure.Classifier{Now: cfg.Now, DefaultCooldown: cfg.DefaultCooldown, MaxCooldown: cfg.MaxCooldown},
-		storms:     &storms{window: cfg.StormWindow, recent: map[stormKey]map[*pool.Entry]time.Time{}},
+		storms:     newStorms(cfg.StormWindow),
 		persistQ:   make(chan string, 4096),
 		kick:       make(chan struct{}, 1),
 		restQ:      make(chan restShare, 4096),

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/keypool/keypool/worker-proxy/internal/redistest"
 	"github.com/keypool/keypool/worker-proxy/store"
 	"github.com/keypool/keypool/worker-proxy/store/storetest"
@@ -45,4 +47,44 @@ func TestConformance(t *testing.T) {
 		},
 		HonoursContext: true,
 	})
+}
+
+// TestConformanceCluster runs the suite against a three-master Redis
+// Cluster started here, through a redis+cluster:// URL: the pool's hash
+// tag keeps its keys in one slot, so its scripts and pub/sub work there.
+func TestConformanceCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	prefixOf := map[store.Store]string{}
+	open := func(t *testing.T, p string) store.Store {
+		s, err := Open(context.Background(), Config{URL: cl.URL(), Prefix: p})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		prefixOf[s] = p
+		return s
+	}
+	storetest.Run(t, storetest.Harness{
+		Open: func(t *testing.T) store.Store { return open(t, fmt.Sprintf("cluster%d:", prefixes.Add(1))) },
+		Reopen: func(t *testing.T, s store.Store) store.Store {
+			p := prefixOf[s]
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			return open(t, p)
+		},
+		HonoursContext: true,
+	})
+	// The pools landed on more than one master: the suite ran against a
+	// real cluster, not one node that happened to own every slot.
+	used := 0
+	for _, n := range cl.Nodes {
+		c := redis.NewClient(&redis.Options{Addr: n.Addr()})
+		if size, err := c.DBSize(context.Background()).Result(); err == nil && size > 0 {
+			used++
+		}
+		c.Close()
+	}
+	if used < 2 {
+		t.Fatalf("pools were written to %d of %d masters, want at least 2", used, len(cl.Nodes))
+	}
 }

@@ -165,22 +165,6 @@ redis.call('HINCRBY', KEYS[1], 'cver', 1)
 return {'ok'}
 `)
 
-// scriptAcquire: KEYS meta, keys, req, this instance's tally; ARGV epoch,
-// id, max, tally TTL (s). Counts one request if fewer than max are
-// counted: {"ok", count} or {"full", count}; {"gone"} for a deleted key.
-// The tally (key id → requests this instance counted) tells, after a
-// lost answer, whether the request was counted.
-var scriptAcquire = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return {'lost'} end
-if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then return {'gone'} end
-local r = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
-if r >= tonumber(ARGV[3]) then return {'full', tostring(r)} end
-redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
-redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
-redis.call('EXPIRE', KEYS[4], ARGV[4])
-return {'ok', tostring(r + 1)}
-`)
-
 // scriptRestore writes a whole copy back into a pool whose data is gone:
 // KEYS meta, keys, fp, keyfp, rev, req, ok, fail, used, lasterr, tokens,
 // rest, ptok, ctok; ARGV new epoch, schema, nk, nu, nt, nr, then nk groups
