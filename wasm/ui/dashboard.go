@@ -16,6 +16,7 @@ import (
 // Storage keys.
 const (
 	storeConn = "keypool.conn"
+	storeTab  = "keypool.tab" // session storage: a reload stays on the tab
 	storeLang = "keypool.lang"
 )
 
@@ -213,6 +214,10 @@ func (d *Dashboard) OnMount(ctx app.Context) {
 	if c.URL != "" {
 		d.url = c.URL
 	}
+	var tab string
+	if ctx.SessionStorage().Get(storeTab, &tab); tab != "" {
+		d.tab = tab
+	}
 	if c.Key != "" {
 		d.key = c.Key
 		d.connect(ctx)
@@ -317,12 +322,21 @@ func (d *Dashboard) connect(ctx app.Context) {
 		return
 	}
 	c := d.NewClient(d.url, d.key)
+	keysTab, kq := d.tab == TabKeys && d.filter == (Filter{}), d.keysQuery()
+	kq.Limit = d.size()
 	d.connecting = true
 	ctx = d.bind(ctx)
 	ctx.Async(func() {
 		cctx, cancel := bg()
 		defer cancel()
-		st, err := c.Status(cctx)
+		// One page checks the URL and the admin key: the Keys tab's first
+		// page, else one key, and the tab then loads what it shows (the
+		// Keys tab never every key).
+		q := adminapi.StatusQuery{Limit: 1}
+		if keysTab {
+			q = kq
+		}
+		p, err := c.StatusPage(cctx, q)
 		ctx.Dispatch(func(ctx app.Context) {
 			d.connecting = false
 			if err != nil {
@@ -332,9 +346,14 @@ func (d *Dashboard) connect(ctx app.Context) {
 				return
 			}
 			d.client = c
-			d.setStatus(st)
-			if d.tab == TabOverview {
-				d.loadTraffic(ctx)
+			if keysTab && d.tab == TabKeys && d.filter == (Filter{}) {
+				d.kp = keysPage{sig: querySig(q), cursors: map[int]string{0: ""}}
+				if p.NextCursor != "" {
+					d.kp.cursors[len(p.Keys)] = p.NextCursor
+				}
+				d.setPage(p, 0)
+			} else {
+				d.refresh(ctx)
 			}
 			saved := savedConn{URL: c.BaseURL, Key: d.key}
 			if d.remember {
@@ -525,6 +544,7 @@ func onEscape(h app.EventHandler) app.EventHandler {
 func (d *Dashboard) setTab(tab string) app.EventHandler {
 	return func(ctx app.Context, e app.Event) {
 		d.tab = tab
+		ctx.SessionStorage().Set(storeTab, tab)
 		d.menuOpen = false
 		d.clearNotice()
 		d.newToken = nil // shown once: gone when the operator leaves

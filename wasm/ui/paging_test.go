@@ -224,3 +224,31 @@ func TestSelectAllMatchingPaged(t *testing.T) {
 		t.Fatalf("states %v", h.d.kp.states)
 	}
 }
+
+// Connecting on the Keys tab (a reload there) asks for its first page
+// only: one request, no whole status.
+func TestConnectOnKeysTabLoadsOnePage(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	pagedPool(t, c, 120)
+	var asked []string
+	spy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.URL.RequestURI())
+		ts.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(spy.Close)
+	h := mount(t, &Dashboard{})
+	h.d.tab = TabKeys
+	h.connect(spy.URL, adminKey)
+	if len(asked) != 1 || !strings.Contains(asked[0], "limit=50") {
+		t.Fatalf("asked %v", asked)
+	}
+	h.contains("120 of 120 keys", "Page 1 of 3")
+	h.fire("page-next", "click")
+	if got, want := h.rowIDs(), serverIDs(t, c, Filter{})[50:100]; !slices.Equal(got, want) {
+		t.Fatal("page 2 differs")
+	}
+	if len(asked) != 2 {
+		t.Fatalf("page 2 took %d requests: %v", len(asked)-1, asked[1:])
+	}
+}
