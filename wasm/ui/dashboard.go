@@ -78,6 +78,7 @@ type Dashboard struct {
 	filtered   []adminapi.KeyStatus
 	texts      []string // SearchText of each of keys, made once per status
 	tagList    []string // Tags(keys), made once per status
+	projList   []string // Projects(keys), made once per status
 	search     string   // the search box as typed; filter.Text follows it after searchDelay
 	searchSeq  int      // the latest keystroke; an older one's delayed search is dropped
 	resetAsk   string
@@ -355,7 +356,7 @@ func (d *Dashboard) disconnect(ctx app.Context, e app.Event) {
 	ctx.LocalStorage().Del(storeConn)
 	ctx.SessionStorage().Del(storeConn)
 	d.client, d.status, d.keys, d.tokens, d.key = nil, nil, nil, nil, ""
-	d.texts, d.tagList = nil, nil
+	d.texts, d.tagList, d.projList = nil, nil, nil
 	d.viewSig = ""
 	d.clearNotice()
 	d.traffic, d.trafficErr, d.trafficBusy = nil, "", false
@@ -374,6 +375,7 @@ func (d *Dashboard) setStatus(st *adminapi.StatusResponse) {
 		d.texts[i] = SearchText(k)
 	}
 	d.tagList = Tags(d.keys)
+	d.projList = Projects(d.keys)
 	d.viewSig = ""
 	// Drop selected ids that no longer exist.
 	if len(d.selected) > 0 {

@@ -17,6 +17,7 @@ type Filter struct {
 	Provider string // "" = any
 	State    string // "" = any
 	Tag      string // "" = any
+	Project  string // "" = any; NoProject = keys whose project is unknown
 	Text     string // matched against masked key, id, description, tags
 	Sort     string // "" (as the proxy lists them: by provider, then creation), "created", "lastUsed", "requests", "successRate", "state"
 	Reverse  bool   // the other direction than Sort's own (SortAscending)
@@ -44,7 +45,7 @@ func SearchText(k adminapi.KeyStatus) string {
 // texts (nil: computed as needed).
 func filterKeys(keys []adminapi.KeyStatus, texts []string, f Filter) []adminapi.KeyStatus {
 	text := strings.ToLower(strings.TrimSpace(f.Text))
-	if f.Provider == "" && f.State == "" && f.Tag == "" && text == "" && f.Sort == "" && !f.Reverse {
+	if f.Provider == "" && f.State == "" && f.Tag == "" && f.Project == "" && text == "" && f.Sort == "" && !f.Reverse {
 		return keys
 	}
 	out := make([]adminapi.KeyStatus, 0, len(keys))
@@ -56,6 +57,9 @@ func filterKeys(keys []adminapi.KeyStatus, texts []string, f Filter) []adminapi.
 			continue
 		}
 		if f.Tag != "" && !slices.Contains(k.Tags, f.Tag) {
+			continue
+		}
+		if f.Project != "" && k.Project != f.Project && (f.Project != NoProject || k.Project != "") {
 			continue
 		}
 		if text != "" {
@@ -157,6 +161,24 @@ func AllKeys(st *adminapi.StatusResponse) []adminapi.KeyStatus {
 	for _, p := range st.Providers {
 		out = append(out, p.Keys...)
 	}
+	return out
+}
+
+// NoProject, as Filter.Project, keeps the keys whose project is unknown
+// (the admin API's adminapi.NoProject).
+const NoProject = adminapi.NoProject
+
+// Projects returns every project the keys name, sorted.
+func Projects(keys []adminapi.KeyStatus) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, k := range keys {
+		if k.Project != "" && !seen[k.Project] {
+			seen[k.Project] = true
+			out = append(out, k.Project)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

@@ -18,7 +18,7 @@ func asError(err error, e **adminclient.Error) bool { return errors.As(err, e) }
 // view returns the filtered keys, recomputed only when the data or the
 // filter changed.
 func (d *Dashboard) view() []adminapi.KeyStatus {
-	sig := d.filter.Provider + "\x00" + d.filter.State + "\x00" + d.filter.Tag + "\x00" + d.filter.Text + "\x00" + d.filter.Sort + "\x00" + strconv.FormatBool(d.filter.Reverse)
+	sig := d.filter.Provider + "\x00" + d.filter.State + "\x00" + d.filter.Tag + "\x00" + d.filter.Project + "\x00" + d.filter.Text + "\x00" + d.filter.Sort + "\x00" + strconv.FormatBool(d.filter.Reverse)
 	if d.viewSig != sig || d.filtered == nil {
 		texts := d.texts
 		if len(texts) != len(d.keys) {
@@ -118,6 +118,11 @@ func (d *Dashboard) renderKeys() app.UI {
 	for _, tg := range d.tagList {
 		tagOpts = append(tagOpts, app.Option().Value(tg).Text(tg).Selected(d.filter.Tag == tg))
 	}
+	projOpts := []app.UI{anyOption(d.t("keys.any"), d.filter.Project),
+		app.Option().Value(NoProject).Text(d.t("proj.unknownOption")).Selected(d.filter.Project == NoProject)}
+	for _, p := range d.projList {
+		projOpts = append(projOpts, app.Option().Value(p).Text(p).Selected(d.filter.Project == p))
+	}
 	sortOpts := []app.UI{anyOption(d.t("sort.default"), d.filter.Sort)}
 	for _, s := range []string{"created", "lastUsed", "requests", "successRate", "state"} {
 		sortOpts = append(sortOpts, app.Option().Value(s).Text(d.t("sort."+s)).Selected(d.filter.Sort == s))
@@ -137,6 +142,9 @@ func (d *Dashboard) renderKeys() app.UI {
 				field("f-provider", d.t("keys.filterProvider"), app.Select().ID("f-provider").OnChange(d.setFilter(&d.filter.Provider), on("f-provider")).Body(provOpts...)),
 				field("f-state", d.t("keys.filterState"), app.Select().ID("f-state").OnChange(d.setFilter(&d.filter.State), on("f-state")).Body(stateOpts...)),
 				field("f-tag", d.t("keys.filterTag"), app.Select().ID("f-tag").OnChange(d.setFilter(&d.filter.Tag), on("f-tag")).Body(tagOpts...)),
+				app.If(len(d.projList) > 0 || d.filter.Project != "", func() app.UI {
+					return field("f-project", d.t("proj.label"), app.Select().ID("f-project").OnChange(d.setFilter(&d.filter.Project), on("f-project")).Body(projOpts...))
+				}),
 				field("f-sort", d.t("keys.sort"), app.Select().ID("f-sort").OnChange(func(ctx app.Context, e app.Event) {
 					d.filter.Sort, d.filter.Reverse = FilterValue(ctx.JSSrc().Get("value").String()), false
 					d.page = 0
@@ -289,7 +297,7 @@ func (d *Dashboard) syncFilterControls() {
 	if el := doc.GetElementByID("f-text"); el.Truthy() {
 		el.Set("value", d.filter.Text)
 	}
-	for id, v := range map[string]string{"f-provider": d.filter.Provider, "f-state": d.filter.State, "f-tag": d.filter.Tag} {
+	for id, v := range map[string]string{"f-provider": d.filter.Provider, "f-state": d.filter.State, "f-tag": d.filter.Tag, "f-project": d.filter.Project} {
 		if el := doc.GetElementByID(id); el.Truthy() && v == "" {
 			el.Set("value", AnyOption)
 		}
