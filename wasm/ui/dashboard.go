@@ -77,6 +77,7 @@ type Dashboard struct {
 	searchSeq  int      // debounced searches: only the last one loads
 	pageSize   int      // 0 = PageSize
 	tagList    []string // Tags(keys), made once per status
+	projList   []string // Projects(keys), made once per status
 	resetAsk   string
 	delAsk     string
 	editID     string
@@ -372,7 +373,7 @@ func (d *Dashboard) disconnect(ctx app.Context, e app.Event) {
 	ctx.SessionStorage().Del(storeConn)
 	d.client, d.status, d.keys, d.tokens, d.key = nil, nil, nil, nil, ""
 	d.kp, d.selAll = keysPage{}, nil
-	d.tagList = nil
+	d.tagList, d.projList = nil, nil
 	d.clearNotice()
 	d.traffic, d.trafficErr, d.trafficBusy = nil, "", false
 	d.trafficSeq++
@@ -386,6 +387,7 @@ func (d *Dashboard) setStatus(st *adminapi.StatusResponse) {
 	d.now = d.updatedAt
 	d.keys = AllKeys(st)
 	d.tagList = Tags(d.keys)
+	d.projList = Projects(d.keys)
 	// Drop selected ids that no longer exist.
 	if len(d.selected) > 0 {
 		live := make(map[string]bool, len(d.selected))

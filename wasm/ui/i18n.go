@@ -151,8 +151,6 @@ var messages = map[string][2]string{
 	"sel.done.test":         {"%d keys passed the test, %d failed.", "检测通过 %d 个密钥，未通过 %d 个。"},
 	"sel.done.delete":       {"%d keys deleted, %d not found.", "已删除 %d 个密钥，%d 个未找到。"},
 	"keys.filterTag":        {"Tag", "标签"},
-	"keys.filterProject":    {"Project", "项目"},
-	"keys.projectHint":      {"number, or - for unknown", "项目编号，- 表示未知"},
 	"bulk.file":             {"Or read a file", "或读取文件"},
 	"bulk.progress":         {"%d / %d keys", "%d / %d 个密钥"},
 	"tab.playground":        {"Playground", "调试台"},

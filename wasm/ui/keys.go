@@ -17,7 +17,7 @@ type Filter struct {
 	Provider string // "" = any
 	State    string // "" = any
 	Tag      string // "" = any
-	Project  string // "" = any; adminapi.NoProject = keys whose project is unknown
+	Project  string // "" = any; NoProject = keys whose project is unknown
 	Text     string // matched against masked key, id, description, tags
 	Sort     string // "" or "created" (the proxy's order: by creation), "lastUsed", "requests", "successRate"; FilterKeys also sorts by "state"
 	Reverse  bool   // the other direction than Sort's own (SortAscending)
@@ -59,7 +59,7 @@ func filterKeys(keys []adminapi.KeyStatus, texts []string, f Filter) []adminapi.
 		if f.Tag != "" && !slices.Contains(k.Tags, f.Tag) {
 			continue
 		}
-		if f.Project == adminapi.NoProject && k.Project != "" || f.Project != "" && f.Project != adminapi.NoProject && k.Project != f.Project {
+		if f.Project != "" && k.Project != f.Project && (f.Project != NoProject || k.Project != "") {
 			continue
 		}
 		if text != "" {
@@ -161,6 +161,24 @@ func AllKeys(st *adminapi.StatusResponse) []adminapi.KeyStatus {
 	for _, p := range st.Providers {
 		out = append(out, p.Keys...)
 	}
+	return out
+}
+
+// NoProject, as Filter.Project, keeps the keys whose project is unknown
+// (the admin API's adminapi.NoProject).
+const NoProject = adminapi.NoProject
+
+// Projects returns every project the keys name, sorted.
+func Projects(keys []adminapi.KeyStatus) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, k := range keys {
+		if k.Project != "" && !seen[k.Project] {
+			seen[k.Project] = true
+			out = append(out, k.Project)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

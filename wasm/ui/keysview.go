@@ -76,6 +76,19 @@ func (d *Dashboard) tagChoices() []string {
 	return tags
 }
 
+// projChoices are the projects the project filter offers: those of the
+// keys the dashboard has seen, and the one filtered on.
+func (d *Dashboard) projChoices() []string {
+	out := slices.Clone(d.projList)
+	for _, p := range append(Projects(d.kp.keys), d.filter.Project) {
+		if p != "" && p != NoProject && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // pageInfo is the table's page (0-based) and page count.
 func (d *Dashboard) pageInfo() (page, pages int) {
 	size := d.size()
@@ -107,6 +120,12 @@ func (d *Dashboard) renderKeys() app.UI {
 	for _, tg := range d.tagChoices() {
 		tagOpts = append(tagOpts, app.Option().Value(tg).Text(tg).Selected(d.filter.Tag == tg))
 	}
+	projOpts := []app.UI{anyOption(d.t("keys.any"), d.filter.Project),
+		app.Option().Value(NoProject).Text(d.t("proj.unknownOption")).Selected(d.filter.Project == NoProject)}
+	projChoices := d.projChoices()
+	for _, p := range projChoices {
+		projOpts = append(projOpts, app.Option().Value(p).Text(p).Selected(d.filter.Project == p))
+	}
 	sortOpts := []app.UI{anyOption(d.t("sort.default"), d.filter.Sort)}
 	for _, s := range []string{"created", "lastUsed", "requests", "successRate"} {
 		sortOpts = append(sortOpts, app.Option().Value(s).Text(d.t("sort."+s)).Selected(d.filter.Sort == s))
@@ -126,7 +145,9 @@ func (d *Dashboard) renderKeys() app.UI {
 				field("f-provider", d.t("keys.filterProvider"), app.Select().ID("f-provider").OnChange(d.setFilter(&d.filter.Provider, false), on("f-provider")).Body(provOpts...)),
 				field("f-state", d.t("keys.filterState"), app.Select().ID("f-state").OnChange(d.setFilter(&d.filter.State, false), on("f-state")).Body(stateOpts...)),
 				field("f-tag", d.t("keys.filterTag"), app.Select().ID("f-tag").OnChange(d.setFilter(&d.filter.Tag, false), on("f-tag")).Body(tagOpts...)),
-				field("f-project", d.t("keys.filterProject"), app.Input().ID("f-project").Type("search").Placeholder(d.t("keys.projectHint")).Value(d.filter.Project).OnInput(d.setFilter(&d.filter.Project, true), on("f-project"))),
+				app.If(len(projChoices) > 0 || d.filter.Project != "", func() app.UI {
+					return field("f-project", d.t("proj.label"), app.Select().ID("f-project").OnChange(d.setFilter(&d.filter.Project, false), on("f-project")).Body(projOpts...))
+				}),
 				field("f-sort", d.t("keys.sort"), app.Select().ID("f-sort").OnChange(func(ctx app.Context, e app.Event) {
 					d.filter.Sort, d.filter.Reverse = FilterValue(ctx.JSSrc().Get("value").String()), false
 					d.filterChanged(ctx)
@@ -264,10 +285,7 @@ func (d *Dashboard) syncFilterControls() {
 	if el := doc.GetElementByID("f-text"); el.Truthy() {
 		el.Set("value", d.filter.Text)
 	}
-	if el := doc.GetElementByID("f-project"); el.Truthy() {
-		el.Set("value", d.filter.Project)
-	}
-	for id, v := range map[string]string{"f-provider": d.filter.Provider, "f-state": d.filter.State, "f-tag": d.filter.Tag} {
+	for id, v := range map[string]string{"f-provider": d.filter.Provider, "f-state": d.filter.State, "f-tag": d.filter.Tag, "f-project": d.filter.Project} {
 		if el := doc.GetElementByID(id); el.Truthy() && v == "" {
 			el.Set("value", AnyOption)
 		}

@@ -128,7 +128,9 @@ func TestKeysTablePaged(t *testing.T) {
 	if got := h.rowIDs(); !slices.Equal(got, want[:50]) {
 		t.Fatal("filtered, reversed rows differ")
 	}
-	// Project: "-" keeps the keys of unknown project.
+	// Project: "-" keeps the keys of unknown project; the filter offers
+	// the projects of the keys seen.
+	h.contains(`id="f-project"`, `value="-"`, `value="1001"`)
 	f = Filter{Project: adminapi.NoProject}
 	h.do(func(ctx app.Context) { h.d.filter = f; h.d.filterChanged(ctx) })
 	if want := serverIDs(t, c, f); len(want) != n/4 || !slices.Equal(h.rowIDs(), want[:50]) {
