@@ -365,10 +365,9 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	shot(t, ctx, "keys")
 
-	// A reload keeps the session (session storage) and boots again.
+	// A reload keeps the session (session storage) and the tab, and boots again.
 	do("reload", chromedp.Reload())
-	waitJS("reconnected after reload", `!document.getElementById("app-wasm-loader") && !!document.getElementById("overview")`)
-	do("back to keys", chromedp.Click(chromedp.ID("tab-keys")))
+	waitJS("reconnected after reload, on the Keys tab", `!document.getElementById("app-wasm-loader") && (document.getElementById("tab-keys") || {getAttribute: () => ""}).getAttribute("aria-current") === "page"`)
 	waitJS("table after reload", textOf("keys-count")+`.startsWith("3 of 3")`)
 
 	// Language switch.
@@ -528,12 +527,13 @@ func TestDashboardInChromium(t *testing.T) {
 	waitJS("refreshed by itself", textOf("keys-count")+`.startsWith("3 of 3") && /^updated \d+ s ago$/.test(`+textOf("updated")+`)`)
 	do("auto-refresh off", choose("auto-refresh", "0"))
 
-	// Sortable headers: Usage sorts by requests, most first, then the
-	// other way; aria-sort says which.
-	do("sort by usage", chromedp.Click(chromedp.ID("sort-requests")))
-	waitJS("sorted, most first", `document.getElementById("sort-requests").closest("th").getAttribute("aria-sort") === "descending" && document.querySelector("#keys-table tbody tr").id === "row-`+others[0]+`"`)
-	do("again", chromedp.Click(chromedp.ID("sort-requests")))
-	waitJS("least first", `document.getElementById("sort-requests").closest("th").getAttribute("aria-sort") === "ascending" && document.querySelector("#keys-table tbody tr:last-child").id === "row-`+others[0]+`"`)
+	// Sortable headers: Last used sorts (on the proxy) by last use, the
+	// latest first, then the other way; aria-sort says which. (The usage
+	// counts were reset above: all ties.)
+	do("sort by last use", chromedp.Click(chromedp.ID("sort-lastUsed")))
+	waitJS("sorted, latest first", `document.getElementById("sort-lastUsed").closest("th").getAttribute("aria-sort") === "descending" && document.querySelector("#keys-table tbody tr").id === "row-`+others[0]+`"`)
+	do("again", chromedp.Click(chromedp.ID("sort-lastUsed")))
+	waitJS("never used first", `document.getElementById("sort-lastUsed").closest("th").getAttribute("aria-sort") === "ascending" && document.querySelector("#keys-table tbody tr:last-child").id === "row-`+others[0]+`"`)
 
 	do("phone width", chromedp.EmulateViewport(390, 844), chromedp.Click(chromedp.ID("menu")), chromedp.Click(chromedp.ID("tab-keys")))
 	waitJS("keys at phone width", `!!document.getElementById("keys-table")`)

@@ -296,7 +296,7 @@ func TestReadmeScreenshots(t *testing.T) {
 				} else {
 					run("desktop", chromedp.EmulateViewport(1280, 800))
 				}
-				js("settings", fmt.Sprintf(`sessionStorage.setItem("keypool.conn", JSON.stringify({url: %q, key: %q})); localStorage.setItem("keypool.lang", JSON.stringify(%q)); localStorage.setItem("keypool.theme", JSON.stringify(%q))`, ts.URL, e2eAdminKey, lang, theme))
+				js("settings", fmt.Sprintf(`sessionStorage.setItem("keypool.conn", JSON.stringify({url: %q, key: %q})); sessionStorage.removeItem("keypool.tab"); localStorage.setItem("keypool.lang", JSON.stringify(%q)); localStorage.setItem("keypool.theme", JSON.stringify(%q))`, ts.URL, e2eAdminKey, lang, theme))
 				run("reload", chromedp.Reload())
 				wait("overview", chartReady+fmt.Sprintf(` && document.documentElement.lang === %q && (document.documentElement.dataset.theme || "") === %q`, map[string]string{"en": "en", "zh": "zh-CN"}[lang], theme))
 				for _, name := range all {
