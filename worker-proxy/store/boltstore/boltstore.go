@@ -35,6 +35,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/keypool/keypool/worker-proxy/internal/residency"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/store"
 )
@@ -263,12 +264,7 @@ func (s *Store) Health() store.Health {
 // The read transaction holds bbolt's map lock, so the mapping cannot move
 // meanwhile. Without this, a 10,000-key file stays resident: about 7 MB of
 // the process's RSS for data that is only read again at the next flush.
-func (s *Store) releaseMapping() {
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		dropPages(s.db.Info().Data, int(tx.Size()))
-		return nil
-	})
-}
+func (s *Store) releaseMapping() { residency.Release(s.db) }
 
 // Load returns every key, usage record and token. Keys and tokens are in id
 // order; Usage is never nil.

@@ -1,39 +1,23 @@
 package boltstore
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
+	"github.com/keypool/keypool/worker-proxy/internal/residency"
 	"github.com/keypool/keypool/worker-proxy/pool"
 )
 
-// residentKB returns the resident size of this process's mappings of path,
-// from /proc/self/smaps.
+// residentKB returns the resident size of this process's mappings of path.
 func residentKB(t *testing.T, path string) int {
 	t.Helper()
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		t.Skipf("no smaps: %v", err)
+	kb, ok := residency.ResidentKB(path)
+	if !ok {
+		t.Skip("no /proc/self/smaps")
 	}
-	defer f.Close()
-	total, in := 0, false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		switch {
-		case len(fields) >= 5 && strings.Contains(fields[0], "-"):
-			in = fields[len(fields)-1] == path
-		case in && len(fields) == 3 && fields[0] == "Rss:":
-			kb, _ := strconv.Atoi(fields[1])
-			total += kb
-		}
-	}
-	return total
+	return kb
 }
 
 // After Load and after a usage flush that touched every key, the data

@@ -1,10 +1,10 @@
-package boltstore
+package residency
 
 import "syscall"
 
-// dropPages tells the kernel this process no longer needs the size bytes
+// DropPages tells the kernel this process no longer needs the size bytes
 // of the read-only file mapping at data resident (MADV_DONTNEED). The file
 // and the page cache keep the data; a later read faults the page back in.
-func dropPages(data uintptr, size int) {
+func DropPages(data uintptr, size int) {
 	_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, data, uintptr(size), syscall.MADV_DONTNEED)
 }
