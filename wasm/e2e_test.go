@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -652,9 +653,105 @@ func TestMain(m *testing.M) {
 }
 
 // TestTenThousandKeysInChromium measures, with the proxy holding 10,000
-// keys, the time from navigation to a usable keys table (budget 3 s), and
-// how fast filtering and paging answer.
+// keys, the time from navigation to a usable keys table (the Keys table
+// asks for one page: it never downloads every key), a search and the next
+// page; then filters, searches, sorts and pages, and acts on a row, on a
+// ticked selection and on "all matching", checking through the admin API
+// which keys changed. Timings are logged, not asserted (see the README);
+// only a gross regression (10 s) fails.
 func TestTenThousandKeysInChromium(t *testing.T) {
+	p, admin, n := keysAtScale(t, 10_000)
+	count := textOfID("keys-count")
+	matchOf := func(k adminapi.KeyStatus) bool {
+		return slices.Contains(k.Tags, "canary") && strings.Contains(k.MaskedKey, "…9")
+	}
+
+	// Filter (tag canary: 1,000), search "…9" (100 of them), sort by
+	// creation reversed (a header click), page 2.
+	p.do("tag canary", selectText("f-tag", "canary"))
+	p.wait("canary", count+`.startsWith("1000 of 10000")`)
+	p.do("search", typeInto("f-text", "…9"))
+	p.wait("canary …9", count+`.startsWith("100 of 10000")`)
+	p.do("newest first", chromedp.Click(chromedp.ID("sort-provider")))
+	p.wait("sorted", `document.querySelector("th.c-provider").getAttribute("aria-sort") === "descending"`)
+	p.do("page 2", chromedp.Click(chromedp.ID("page-next")))
+	p.wait("page 2", textOfID("page-info")+` === "Page 2 of 2"`)
+	rows := strings.Split(p.str(`[...document.querySelectorAll("#keys-table tbody tr")].map(r => r.id.slice(4)).join(",")`), ",")
+	before := keyState(t, admin)
+	if len(rows) != 50 {
+		t.Fatalf("%d rows on page 2", len(rows))
+	}
+	var prev adminapi.KeyStatus
+	for i, id := range rows {
+		k := before[id]
+		if !matchOf(k) {
+			t.Fatalf("row %s (%s, %v) does not match the filter", id, k.MaskedKey, k.Tags)
+		}
+		if i > 0 && *k.CreatedAt > *prev.CreatedAt {
+			t.Fatalf("rows not newest first: %s after %s", *k.CreatedAt, *prev.CreatedAt)
+		}
+		prev = k
+	}
+
+	// A row: Edit its description; only that key changes.
+	p.do("edit row", chromedp.Click(chromedp.ID("edit-"+rows[0])))
+	p.wait("edit form", `!!document.querySelector("#row-`+rows[0]+` #e-desc")`)
+	p.do("save", typeInto("e-desc", "edited at 10k"), chromedp.Click(chromedp.ID("e-save")))
+	p.wait("edited", textOfID("row-"+rows[0])+`.includes("edited at 10k")`)
+	after := keyState(t, admin)
+	for id, k := range after {
+		if changed := k.Description != before[id].Description; changed != (id == rows[0]) {
+			t.Fatalf("after editing %s, key %s description %q", rows[0], id, k.Description)
+		}
+	}
+	// A selection: tick three rows, disable them; only they go off.
+	ticked := rows[1:4]
+	for _, id := range ticked {
+		p.do("tick", chromedp.Click(chromedp.ID("sel-"+id)))
+	}
+	p.wait("3 selected", textOfID("selection-count")+` === "3 selected"`)
+	p.do("disable", chromedp.Click(chromedp.ID("sel-disable")))
+	p.wait("disabled", textOfID("notice")+`.includes("3 keys disabled, 0 failed")`)
+	for id, k := range keyState(t, admin) {
+		if k.IsActive == slices.Contains(ticked, id) {
+			t.Fatalf("key %s active=%v; ticked %v", id, k.IsActive, ticked)
+		}
+	}
+	p.do("clear selection", chromedp.Click(chromedp.ID("sel-none")))
+	// All matching: the 100 keys of the filter, and no other, are deleted.
+	p.do("select all matching", chromedp.Click(chromedp.ID("sel-all")))
+	p.wait("100 selected", textOfID("selection-count")+` === "100 selected"`)
+	p.do("ask", chromedp.Click(chromedp.ID("sel-delete")))
+	p.wait("confirmation names the count", textOfID("selection")+`.includes("Delete 100 keys?")`)
+	before = keyState(t, admin)
+	p.do("delete", chromedp.Click(chromedp.ID("sel-delete-yes")))
+	p.wait("deleted", textOfID("notice")+`.includes("100 keys deleted")`)
+	after = keyState(t, admin)
+	for id, k := range before {
+		if _, kept := after[id]; kept == matchOf(k) {
+			t.Fatalf("key %s (%s, %v) kept=%v", id, k.MaskedKey, k.Tags, kept)
+		}
+	}
+	if len(after) != n-100 {
+		t.Fatalf("%d keys left, want %d", len(after), n-100)
+	}
+	p.wait("table empty for the filter", count+`.startsWith("0 of")`)
+	shot(t, p.ctx, "10k")
+}
+
+// TestHundredThousandKeysInChromium is the measurement at 100,000 keys
+// (KEYPOOL_E2E_100K=1: importing them takes a while).
+func TestHundredThousandKeysInChromium(t *testing.T) {
+	if os.Getenv("KEYPOOL_E2E_100K") != "1" {
+		t.Skip("set KEYPOOL_E2E_100K=1")
+	}
+	keysAtScale(t, 100_000)
+}
+
+// keysAtScale starts a proxy holding n gemini keys (every tenth tagged
+// canary, the others backup), opens the dashboard on the Keys tab and logs
+// how long the usable table, a search and the next page take.
+func keysAtScale(t *testing.T, n int) (*browserPage, *adminclient.Client, int) {
 	if testing.Short() {
 		t.Skip("short mode")
 	}
@@ -666,79 +763,73 @@ func TestTenThousandKeysInChromium(t *testing.T) {
 	siteOrigin := servePages(t, env.site, sitePrefix)
 	proxyURL := startProxy(t, env.proxyBin, "ALLOWED_ORIGINS="+siteOrigin, "RETEST_INTERVAL=0")
 	admin := adminclient.New(proxyURL, e2eAdminKey)
-	const n = 10_000
-	secrets := make([]string, n)
-	for i := range secrets {
-		secrets[i] = fmt.Sprintf("AIzaSyTenThousand%012d", i)
+	groups := map[string][]string{}
+	for i := range n {
+		tag := "backup"
+		if i%10 == 0 {
+			tag = "canary"
+		}
+		groups[tag] = append(groups[tag], fmt.Sprintf("AIzaSyFakeScale%014d", i))
 	}
-	if r, err := admin.BulkAdd(t.Context(), adminapi.BulkAddRequest{Provider: "gemini", APIKeys: secrets}); err != nil || r.Added != n {
-		t.Fatalf("bulk add: %v %+v", err, r)
-	}
-	ctx := newBrowser(t, chrome, t.TempDir())
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			shot(t, ctx, "10k-failure")
-			t.Fatalf("%s: %v", what, err)
+	for _, tag := range []string{"canary", "backup"} {
+		tags := []string{tag}
+		keys := groups[tag]
+		for lo := 0; lo < len(keys); lo += 20_000 {
+			chunk := keys[lo:min(lo+20_000, len(keys))]
+			if r, err := admin.BulkAdd(t.Context(), adminapi.BulkAddRequest{Provider: "gemini", APIKeys: chunk, Metadata: &adminapi.Metadata{Tags: &tags}}); err != nil || r.Added != len(chunk) {
+				t.Fatalf("bulk add: %v", err)
+			}
 		}
 	}
+	p := &browserPage{t: t, ctx: newBrowser(t, chrome, t.TempDir()), tag: fmt.Sprintf("%dk", n/1000)}
 	wait := func(what, expr string) time.Duration {
 		t.Helper()
 		start := time.Now()
-		if err := pollJS(ctx, expr, 30*time.Second, 10*time.Millisecond); err != nil {
-			shot(t, ctx, "10k-failure")
+		if err := pollJS(p.ctx, expr, 60*time.Second, 10*time.Millisecond); err != nil {
+			shot(t, p.ctx, p.tag+"-failure")
 			t.Fatalf("%s: %v", what, err)
 		}
 		return time.Since(start)
 	}
-	count := `((document.getElementById("keys-count")||{}).innerText||"")`
+	count := textOfID("keys-count")
+	total := fmt.Sprintf("%d of %d", n, n)
+	table := count + `.startsWith(` + fmt.Sprintf("%q", total) + `) && document.querySelectorAll("#keys-table tbody tr").length === 50`
 
-	// An operator who connected before: the connection is in session storage.
-	run("first load", chromedp.Navigate(siteOrigin+sitePrefix+"/"))
+	// An operator who was on the Keys tab: connection and tab are in
+	// session storage, so a reload opens the Keys tab.
+	p.do("first load", chromedp.Navigate(siteOrigin+sitePrefix+"/"))
 	wait("boot", `!document.getElementById("app-wasm-loader")`)
-	conn := fmt.Sprintf(`sessionStorage.setItem("keypool.conn", JSON.stringify({url: %q, key: %q})) === undefined`, proxyURL, e2eAdminKey)
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](conn)); err != nil {
-		t.Fatal(err)
-	}
-
+	p.str(fmt.Sprintf(`sessionStorage.setItem("keypool.conn", JSON.stringify({url: %q, key: %q})) || sessionStorage.setItem("keypool.tab", JSON.stringify("keys")) || ""`, proxyURL, e2eAdminKey))
 	start := time.Now()
-	run("reload", chromedp.Reload())
-	wait("overview", `!document.getElementById("app-wasm-loader") && !!document.getElementById("overview")`)
-	overview := time.Since(start)
-	if perf, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(performance.getEntriesByType("resource").filter(e => /app.wasm|admin.status/.test(e.name)).map(e => [e.name.replace(/^.*\//, ""), Math.round(e.startTime), Math.round(e.responseEnd), e.transferSize, e.decodedBodySize]))`)); err == nil {
+	p.do("reload", chromedp.Reload())
+	wait("keys table", table)
+	usable := time.Since(start)
+	if perf, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`JSON.stringify(performance.getEntriesByType("resource").filter(e => /app.wasm|admin.status/.test(e.name)).map(e => [e.name.replace(/^.*\//, "").slice(0, 60), Math.round(e.startTime), Math.round(e.responseEnd), e.transferSize, e.decodedBodySize]))`)); err == nil {
 		t.Logf("resources [name, start ms, end ms, transfer, size] since navigation: %s", perf)
 	}
-	run("keys tab", chromedp.Click(chromedp.ID("tab-keys")))
-	wait("keys table", count+`.startsWith("10000 of 10000") && document.querySelectorAll("#keys-table tbody tr").length === 50`)
-	usable := time.Since(start)
-	t.Logf("navigation → overview with 10,000 keys: %v; → usable keys table: %v (budget 3s)", overview.Round(time.Millisecond), usable.Round(time.Millisecond))
-	// The 3 s budget is enforced with KEYPOOL_STRICT_BUDGET=1 (a quiet
-	// machine); otherwise only a gross regression fails, because other
-	// processes on a shared 2-core machine swing this by seconds.
-	limit := 10 * time.Second
-	if os.Getenv("KEYPOOL_STRICT_BUDGET") == "1" {
-		limit = 3 * time.Second
+	if full := p.num(`performance.getEntriesByType("resource").filter(e => /admin\/status(\?provider=[a-z]+)?$/.test(e.name)).length`); full != 0 {
+		t.Errorf("the Keys tab downloaded the whole status %d times", full)
 	}
-	if usable > limit {
-		t.Errorf("keys table usable after %v, over %v", usable, limit)
+	if usable > 10*time.Second {
+		t.Errorf("keys table usable after %v", usable)
 	}
 
 	fstart := time.Now()
-	run("filter", chromedp.SendKeys(chromedp.ID("f-text"), "za…9999"))
+	p.do("search", chromedp.SendKeys(chromedp.ID("f-text"), "za…9999"))
 	typed := time.Since(fstart)
-	wait("filtered", count+`.startsWith("1 of 10000")`)
-	filter := time.Since(fstart)
-	t.Logf("typing the filter took %v (the browser's key events), the answer came %v after the last key", typed.Round(time.Millisecond), (filter - typed).Round(time.Millisecond))
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.getElementById("f-text").value = "", document.getElementById("f-text").dispatchEvent(new Event("input", {bubbles: true})))`)); err != nil {
-		t.Fatal(err)
-	}
-	wait("unfiltered", count+`.startsWith("10000 of 10000")`)
+	wait("searched", count+`.startsWith("`+fmt.Sprint(n/10_000)+` of")`)
+	search := time.Since(fstart)
+	p.do("clear search", typeInto("f-text", ""))
+	wait("all again", table)
 	pstart := time.Now()
-	run("next page", chromedp.Click(chromedp.ID("page-next")))
-	wait("page 2", `document.getElementById("page-info").innerText === "Page 2 of 200"`)
+	p.do("next page", chromedp.Click(chromedp.ID("page-next")))
+	wait("page 2", textOfID("page-info")+` === "Page 2 of `+fmt.Sprint(n/50)+`"`)
 	page := time.Since(pstart)
-	t.Logf("typing a 7-character filter until the answer (the search runs once, 120 ms after the last key): %v; next page: %v", filter.Round(time.Millisecond), page.Round(time.Millisecond))
-	shot(t, ctx, "10k")
+	t.Logf("%d keys: navigation → usable keys table %v; search typed in %v, answered %v after the last key; next page %v",
+		n, usable.Round(time.Millisecond), typed.Round(time.Millisecond), (search - typed).Round(time.Millisecond), page.Round(time.Millisecond))
+	p.do("page 1", chromedp.Click(chromedp.ID("page-prev")))
+	wait("page 1", textOfID("page-info")+` === "Page 1 of `+fmt.Sprint(n/50)+`"`)
+	return p, admin, n
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -16,6 +16,7 @@ import (
 // Storage keys.
 const (
 	storeConn = "keypool.conn"
+	storeTab  = "keypool.tab" // session storage: a reload stays on the tab
 	storeLang = "keypool.lang"
 )
 
@@ -72,15 +73,11 @@ type Dashboard struct {
 
 	// keys view
 	filter     Filter
-	page       int
-	pageSize   int // 0 = PageSize
-	viewSig    string
-	filtered   []adminapi.KeyStatus
-	texts      []string // SearchText of each of keys, made once per status
+	kp         keysPage // the table's page (paging.go)
+	searchSeq  int      // debounced searches: only the last one loads
+	pageSize   int      // 0 = PageSize
 	tagList    []string // Tags(keys), made once per status
 	projList   []string // Projects(keys), made once per status
-	search     string   // the search box as typed; filter.Text follows it after searchDelay
-	searchSeq  int      // the latest keystroke; an older one's delayed search is dropped
 	resetAsk   string
 	delAsk     string
 	editID     string
@@ -105,6 +102,7 @@ type Dashboard struct {
 
 	play       playForm
 	selected   map[string]bool
+	selAll     *selectAll // "all matching" is selected
 	bulkBusy   string
 	bulkDelAsk bool
 	sweepAsk   string   // SweepRemove or SweepRetest awaiting confirmation
@@ -217,6 +215,10 @@ func (d *Dashboard) OnMount(ctx app.Context) {
 	if c.URL != "" {
 		d.url = c.URL
 	}
+	var tab string
+	if ctx.SessionStorage().Get(storeTab, &tab); tab != "" {
+		d.tab = tab
+	}
 	if c.Key != "" {
 		d.key = c.Key
 		d.connect(ctx)
@@ -321,12 +323,21 @@ func (d *Dashboard) connect(ctx app.Context) {
 		return
 	}
 	c := d.NewClient(d.url, d.key)
+	keysTab, kq := d.tab == TabKeys && d.filter == (Filter{}), d.keysQuery()
+	kq.Limit = d.size()
 	d.connecting = true
 	ctx = d.bind(ctx)
 	ctx.Async(func() {
 		cctx, cancel := bg()
 		defer cancel()
-		st, err := c.Status(cctx)
+		// One page checks the URL and the admin key: the Keys tab's first
+		// page, else one key, and the tab then loads what it shows (the
+		// Keys tab never every key).
+		q := adminapi.StatusQuery{Limit: 1}
+		if keysTab {
+			q = kq
+		}
+		p, err := c.StatusPage(cctx, q)
 		ctx.Dispatch(func(ctx app.Context) {
 			d.connecting = false
 			if err != nil {
@@ -336,9 +347,14 @@ func (d *Dashboard) connect(ctx app.Context) {
 				return
 			}
 			d.client = c
-			d.setStatus(st)
-			if d.tab == TabOverview {
-				d.loadTraffic(ctx)
+			if keysTab && d.tab == TabKeys && d.filter == (Filter{}) {
+				d.kp = keysPage{sig: querySig(q), cursors: map[int]string{0: ""}}
+				if p.NextCursor != "" {
+					d.kp.cursors[len(p.Keys)] = p.NextCursor
+				}
+				d.setPage(p, 0)
+			} else {
+				d.refresh(ctx)
 			}
 			saved := savedConn{URL: c.BaseURL, Key: d.key}
 			if d.remember {
@@ -356,8 +372,8 @@ func (d *Dashboard) disconnect(ctx app.Context, e app.Event) {
 	ctx.LocalStorage().Del(storeConn)
 	ctx.SessionStorage().Del(storeConn)
 	d.client, d.status, d.keys, d.tokens, d.key = nil, nil, nil, nil, ""
-	d.texts, d.tagList, d.projList = nil, nil, nil
-	d.viewSig = ""
+	d.kp, d.selAll = keysPage{}, nil
+	d.tagList, d.projList = nil, nil
 	d.clearNotice()
 	d.traffic, d.trafficErr, d.trafficBusy = nil, "", false
 	d.trafficSeq++
@@ -370,13 +386,8 @@ func (d *Dashboard) setStatus(st *adminapi.StatusResponse) {
 	d.updatedAt = time.Now()
 	d.now = d.updatedAt
 	d.keys = AllKeys(st)
-	d.texts = make([]string, len(d.keys))
-	for i, k := range d.keys {
-		d.texts[i] = SearchText(k)
-	}
 	d.tagList = Tags(d.keys)
 	d.projList = Projects(d.keys)
-	d.viewSig = ""
 	// Drop selected ids that no longer exist.
 	if len(d.selected) > 0 {
 		live := make(map[string]bool, len(d.selected))
@@ -403,6 +414,12 @@ func (d *Dashboard) refresh(ctx app.Context) {
 	if tab == TabRequests {
 		d.loadRequests(ctx, false)
 	}
+	if tab == TabKeys { // one page, never every key
+		id := d.revealAfter
+		d.revealAfter = ""
+		d.loadKeysThen(ctx, d.kp.offset, id)
+		return
+	}
 	ctx = d.bind(ctx)
 	ctx.Async(func() {
 		cctx, cancel := bg()
@@ -420,10 +437,6 @@ func (d *Dashboard) refresh(ctx app.Context) {
 				return
 			}
 			d.setStatus(st)
-			if id := d.revealAfter; id != "" {
-				d.revealAfter = ""
-				d.revealKey(ctx, id)
-			}
 			if terr != nil {
 				d.setNotice(ctx, func() string { return d.ErrorText(terr) }, true)
 			} else if tab == TabTokens {
@@ -533,6 +546,7 @@ func onEscape(h app.EventHandler) app.EventHandler {
 func (d *Dashboard) setTab(tab string) app.EventHandler {
 	return func(ctx app.Context, e app.Event) {
 		d.tab = tab
+		ctx.SessionStorage().Set(storeTab, tab)
 		d.menuOpen = false
 		d.clearNotice()
 		d.newToken = nil // shown once: gone when the operator leaves

@@ -116,12 +116,7 @@ func (d *Dashboard) detailKey() (adminapi.KeyStatus, bool) {
 	if d.detailID == "" {
 		return adminapi.KeyStatus{}, false
 	}
-	for _, k := range d.keys {
-		if k.ID == d.detailID {
-			return k, true
-		}
-	}
-	return adminapi.KeyStatus{}, false
+	return d.findShown(d.detailID)
 }
 
 // renderDetail is the key detail drawer: everything about one key without

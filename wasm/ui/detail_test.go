@@ -101,7 +101,10 @@ func TestKeyDetailDrawer(t *testing.T) {
 	// another and delete it from the drawer: each action hits that key.
 	good := ids[33]
 	goodKey := keysIn(t, c)[good]
-	h.do(func(ctx app.Context) { h.d.filter.Text = strings.TrimPrefix(goodKey.MaskedKey, "AIza") })
+	h.do(func(ctx app.Context) {
+		h.d.filter.Text = strings.TrimPrefix(goodKey.MaskedKey, "AIza")
+		h.d.searchChanged(ctx)
+	})
 	if rows := h.rowIDs(); len(rows) != 1 || rows[0] != good {
 		t.Fatalf("search shows %v, want %s", rows, good)
 	}
@@ -118,7 +121,10 @@ func TestKeyDetailDrawer(t *testing.T) {
 
 	other := ids[47]
 	otherKey := after[other]
-	h.do(func(ctx app.Context) { h.d.filter.Text = strings.TrimPrefix(otherKey.MaskedKey, "AIza") })
+	h.do(func(ctx app.Context) {
+		h.d.filter.Text = strings.TrimPrefix(otherKey.MaskedKey, "AIza")
+		h.d.searchChanged(ctx)
+	})
 	h.fire("open-"+other, "click")
 	h.fire("detail-delete", "click")
 	h.fire("detail-del-yes-"+other, "click")

@@ -145,6 +145,7 @@ var messages = map[string][2]string{
 	"sel.delete":            {"Delete", "删除"},
 	"sel.deleteConfirm":     {"Delete %d keys?", "确定删除 %d 个密钥？"},
 	"sel.working":           {"Working… %d / %d", "处理中… %d / %d"},
+	"sel.collecting":        {"Finding the matching keys…", "正在查找匹配的密钥…"},
 	"sel.done.enable":       {"%d keys enabled, %d failed.", "已启用 %d 个密钥，失败 %d 个。"},
 	"sel.done.disable":      {"%d keys disabled, %d failed.", "已停用 %d 个密钥，失败 %d 个。"},
 	"sel.done.test":         {"%d keys passed the test, %d failed.", "检测通过 %d 个密钥，未通过 %d 个。"},

@@ -19,7 +19,7 @@ type Filter struct {
 	Tag      string // "" = any
 	Project  string // "" = any; NoProject = keys whose project is unknown
 	Text     string // matched against masked key, id, description, tags
-	Sort     string // "" (as the proxy lists them: by provider, then creation), "created", "lastUsed", "requests", "successRate", "state"
+	Sort     string // "" or "created" (the proxy's order: by creation), "lastUsed", "requests", "successRate"; FilterKeys also sorts by "state"
 	Reverse  bool   // the other direction than Sort's own (SortAscending)
 }
 

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/adminclient"
@@ -14,21 +13,6 @@ import (
 )
 
 func asError(err error, e **adminclient.Error) bool { return errors.As(err, e) }
-
-// view returns the filtered keys, recomputed only when the data or the
-// filter changed.
-func (d *Dashboard) view() []adminapi.KeyStatus {
-	sig := d.filter.Provider + "\x00" + d.filter.State + "\x00" + d.filter.Tag + "\x00" + d.filter.Project + "\x00" + d.filter.Text + "\x00" + d.filter.Sort + "\x00" + strconv.FormatBool(d.filter.Reverse)
-	if d.viewSig != sig || d.filtered == nil {
-		texts := d.texts
-		if len(texts) != len(d.keys) {
-			texts = nil
-		}
-		d.filtered = filterKeys(d.keys, texts, d.filter)
-		d.viewSig = sig
-	}
-	return d.filtered
-}
 
 func (d *Dashboard) providers() []string {
 	var out []string
@@ -62,14 +46,53 @@ func anyOption(text, current string) app.UI {
 	return app.Option().Value(AnyOption).Text(text).Selected(current == "")
 }
 
-// setFilter stores a filter control's value and goes back to the first
-// page. (go-app keeps one handler per event: a second OnInput replaces the
-// first.)
-func (d *Dashboard) setFilter(v *string) app.EventHandler {
+// setFilter stores a filter control's value and loads the first page
+// (after a pause in typing when debounce). (go-app keeps one handler per
+// event: a second OnInput replaces the first.)
+func (d *Dashboard) setFilter(v *string, debounce bool) app.EventHandler {
 	return func(ctx app.Context, e app.Event) {
 		*v = FilterValue(ctx.JSSrc().Get("value").String())
-		d.page = 0
+		if debounce {
+			if app.IsClient {
+				ctx.PreventUpdate() // the box shows what is typed; the table changes with the answer
+			}
+			d.searchChanged(ctx)
+		} else {
+			d.filterChanged(ctx)
+		}
 	}
+}
+
+// tagChoices are the tags the tag filter offers: those of the keys the
+// dashboard has seen, and the one filtered on.
+func (d *Dashboard) tagChoices() []string {
+	tags := slices.Clone(d.tagList)
+	for _, t := range append(Tags(d.kp.keys), d.filter.Tag) {
+		if t != "" && !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	slices.Sort(tags)
+	return tags
+}
+
+// projChoices are the projects the project filter offers: those of the
+// keys the dashboard has seen, and the one filtered on.
+func (d *Dashboard) projChoices() []string {
+	out := slices.Clone(d.projList)
+	for _, p := range append(Projects(d.kp.keys), d.filter.Project) {
+		if p != "" && p != NoProject && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// pageInfo is the table's page (0-based) and page count.
+func (d *Dashboard) pageInfo() (page, pages int) {
+	size := d.size()
+	return d.kp.offset / size, max(1, (d.kp.matched+size-1)/size)
 }
 
 // on scopes an event handler by what it acts on. go-app v10 keeps the
@@ -82,30 +105,9 @@ func (d *Dashboard) setFilter(v *string) app.EventHandler {
 // TestEveryMountedHandlerIsScoped checks the first rule.
 func on(what ...any) app.EventOption { return app.EventScope(what...) }
 
-// searchDelay is how long the search waits after a keystroke before it
-// filters: typing a word filters (and renders the table) once, not once
-// a letter.
-const searchDelay = 120 * time.Millisecond
-
-// onSearch takes a keystroke in the search box: the table is not redrawn
-// now, but searchDelay after the last keystroke.
-func (d *Dashboard) onSearch(ctx app.Context, e app.Event) {
-	d.search = ctx.JSSrc().Get("value").String()
-	d.searchSeq++
-	seq := d.searchSeq
-	ctx.PreventUpdate()
-	ctx.After(searchDelay, func(ctx app.Context) {
-		if seq == d.searchSeq && d.filter.Text != d.search {
-			d.filter.Text = d.search
-			d.page = 0
-		}
-	})
-}
-
 func (d *Dashboard) renderKeys() app.UI {
-	all := d.view()
-	rows, page, pages := PaginateBy(all, d.page, d.pageSize)
-	d.page = page
+	rows := d.kp.keys
+	page, pages := d.pageInfo()
 	provOpts := []app.UI{anyOption(d.t("keys.any"), d.filter.Provider)}
 	for _, p := range d.providers() {
 		provOpts = append(provOpts, app.Option().Value(p).Text(p).Selected(d.filter.Provider == p))
@@ -115,16 +117,17 @@ func (d *Dashboard) renderKeys() app.UI {
 		stateOpts = append(stateOpts, app.Option().Value(s).Text(d.t("state."+s)).Selected(d.filter.State == s))
 	}
 	tagOpts := []app.UI{anyOption(d.t("keys.any"), d.filter.Tag)}
-	for _, tg := range d.tagList {
+	for _, tg := range d.tagChoices() {
 		tagOpts = append(tagOpts, app.Option().Value(tg).Text(tg).Selected(d.filter.Tag == tg))
 	}
 	projOpts := []app.UI{anyOption(d.t("keys.any"), d.filter.Project),
 		app.Option().Value(NoProject).Text(d.t("proj.unknownOption")).Selected(d.filter.Project == NoProject)}
-	for _, p := range d.projList {
+	projChoices := d.projChoices()
+	for _, p := range projChoices {
 		projOpts = append(projOpts, app.Option().Value(p).Text(p).Selected(d.filter.Project == p))
 	}
 	sortOpts := []app.UI{anyOption(d.t("sort.default"), d.filter.Sort)}
-	for _, s := range []string{"created", "lastUsed", "requests", "successRate", "state"} {
+	for _, s := range []string{"created", "lastUsed", "requests", "successRate"} {
 		sortOpts = append(sortOpts, app.Option().Value(s).Text(d.t("sort."+s)).Selected(d.filter.Sort == s))
 	}
 	body := make([]app.UI, 0, len(rows))
@@ -139,45 +142,45 @@ func (d *Dashboard) renderKeys() app.UI {
 		d.renderDetail(),
 		app.Section().ID("keys-card").Class("card").Body(
 			app.Div().Class("filters").Body(
-				field("f-provider", d.t("keys.filterProvider"), app.Select().ID("f-provider").OnChange(d.setFilter(&d.filter.Provider), on("f-provider")).Body(provOpts...)),
-				field("f-state", d.t("keys.filterState"), app.Select().ID("f-state").OnChange(d.setFilter(&d.filter.State), on("f-state")).Body(stateOpts...)),
-				field("f-tag", d.t("keys.filterTag"), app.Select().ID("f-tag").OnChange(d.setFilter(&d.filter.Tag), on("f-tag")).Body(tagOpts...)),
-				app.If(len(d.projList) > 0 || d.filter.Project != "", func() app.UI {
-					return field("f-project", d.t("proj.label"), app.Select().ID("f-project").OnChange(d.setFilter(&d.filter.Project), on("f-project")).Body(projOpts...))
+				field("f-provider", d.t("keys.filterProvider"), app.Select().ID("f-provider").OnChange(d.setFilter(&d.filter.Provider, false), on("f-provider")).Body(provOpts...)),
+				field("f-state", d.t("keys.filterState"), app.Select().ID("f-state").OnChange(d.setFilter(&d.filter.State, false), on("f-state")).Body(stateOpts...)),
+				field("f-tag", d.t("keys.filterTag"), app.Select().ID("f-tag").OnChange(d.setFilter(&d.filter.Tag, false), on("f-tag")).Body(tagOpts...)),
+				app.If(len(projChoices) > 0 || d.filter.Project != "", func() app.UI {
+					return field("f-project", d.t("proj.label"), app.Select().ID("f-project").OnChange(d.setFilter(&d.filter.Project, false), on("f-project")).Body(projOpts...))
 				}),
 				field("f-sort", d.t("keys.sort"), app.Select().ID("f-sort").OnChange(func(ctx app.Context, e app.Event) {
 					d.filter.Sort, d.filter.Reverse = FilterValue(ctx.JSSrc().Get("value").String()), false
-					d.page = 0
+					d.filterChanged(ctx)
 				}, on("f-sort")).Body(sortOpts...)),
-				field("f-text", d.t("keys.search"), app.Input().ID("f-text").Type("search").Value(d.search).OnInput(d.onSearch, on("f-text"))),
+				field("f-text", d.t("keys.search"), app.Input().ID("f-text").Type("search").Value(d.filter.Text).OnInput(d.setFilter(&d.filter.Text, true), on("f-text"))),
 			),
-			app.P().ID("keys-count").Class("hint").Text(d.t("keys.count", len(all), len(d.keys))),
-			d.renderSelectionBar(all),
+			app.P().ID("keys-count").Class("hint").Text(d.t("keys.count", d.kp.matched, d.kp.total)),
+			d.renderSelectionBar(),
 			app.Div().Class("scroll").Body(app.Table().ID("keys-table").Body(
 				app.THead().Body(app.Tr().Body(
 					app.Th().Scope("col").Body(app.Input().ID("sel-page").Type("checkbox").Aria("label", d.t("sel.page")).
-						Checked(len(rows) > 0 && allSelected(rows, d.selected)).OnChange(func(ctx app.Context, e app.Event) {
-						rows, _, _ := PaginateBy(d.view(), d.page, d.pageSize) // now, not at render time (see on)
-						d.selectKeys(rows, !allSelected(rows, d.selected))
+						Checked(len(rows) > 0 && d.allChecked(rows)).OnChange(func(ctx app.Context, e app.Event) {
+						rows := d.kp.keys // now, not at render time (see on)
+						d.selectKeys(rows, !d.allChecked(rows))
 					}, on("sel-page"))),
 					app.Th().Scope("col").Class("c-key").Text(d.t("col.key")), d.sortHeader("c-provider", "col.provider", ""),
-					d.sortHeader("c-state", "col.state", "state"), d.sortHeader("c-usage", "col.usage", "requests"),
+					app.Th().Scope("col").Class("c-state").Text(d.t("col.state")), d.sortHeader("c-usage", "col.usage", "requests"),
 					d.sortHeader("c-success", "col.success", "successRate"), d.sortHeader("c-used", "col.lastUsed", "lastUsed"),
 					app.Th().Scope("col").Class("c-desc").Text(d.t("col.description")), app.Th().Scope("col").Class("c-tags").Text(d.t("col.tags")),
 					app.Th().Scope("col").Class("c-actions").Text(d.t("col.actions")),
 				)),
 				app.TBody().Body(body...),
 			)),
-			app.If(len(all) == 0, func() app.UI { return app.P().ID("keys-none").Class("hint").Text(d.t("keys.none")) }),
+			app.If(d.kp.loaded && len(rows) == 0, func() app.UI { return app.P().ID("keys-none").Class("hint").Text(d.t("keys.none")) }),
 			app.Div().Class("pager").Body(
-				app.Button().ID("page-prev").Type("button").Disabled(page == 0).Text(d.t("keys.prev")).OnClick(func(ctx app.Context, e app.Event) { d.page-- }, on("page-prev")),
+				app.Button().ID("page-prev").Type("button").Disabled(page == 0).Text(d.t("keys.prev")).OnClick(func(ctx app.Context, e app.Event) { d.loadKeys(ctx, d.kp.offset-d.size()) }, on("page-prev")),
 				app.Span().ID("page-info").Text(d.t("keys.page", page+1, pages)),
-				app.Button().ID("page-next").Type("button").Disabled(page >= pages-1).Text(d.t("keys.next")).OnClick(func(ctx app.Context, e app.Event) { d.page++ }, on("page-next")),
+				app.Button().ID("page-next").Type("button").Disabled(page >= pages-1).Text(d.t("keys.next")).OnClick(func(ctx app.Context, e app.Event) { d.loadKeys(ctx, d.kp.offset+d.size()) }, on("page-next")),
 				app.Label().Class("pager-field").Body(
 					app.Text(d.t("keys.jump")+" "),
 					app.Input().ID("page-jump").Type("number").Min(1).Max(pages).Value(page+1).OnChange(func(ctx app.Context, e app.Event) {
 						if n, err := strconv.Atoi(ctx.JSSrc().Get("value").String()); err == nil {
-							d.page = n - 1 // Paginate clamps it
+							d.loadKeys(ctx, min(max(n-1, 0), pagesNow(d)-1)*d.size())
 						}
 					}, on("page-jump")),
 				),
@@ -185,9 +188,8 @@ func (d *Dashboard) renderKeys() app.UI {
 					app.Text(d.t("keys.pageSize")+" "),
 					app.Select().ID("page-size").OnChange(func(ctx app.Context, e app.Event) {
 						if n, err := strconv.Atoi(ctx.JSSrc().Get("value").String()); err == nil && slices.Contains(PageSizes, n) {
-							first := d.page * d.size() // keep the first row shown in view
-							d.pageSize = n
-							d.page = first / n
+							d.pageSize = n // keep the first row shown in view
+							d.loadKeys(ctx, d.kp.offset/n*n)
 						}
 					}, on("page-size")).Body(app.Range(PageSizes).Slice(func(i int) app.UI {
 						n := PageSizes[i]
@@ -260,23 +262,9 @@ func (d *Dashboard) renderKeyPanel() app.UI {
 	)
 }
 
-// revealKey shows the key with id in the table after it was added: the
-// filters are cleared if they hide it, the table turns to its page, and
-// its row is highlighted and scrolled to.
-func (d *Dashboard) revealKey(ctx app.Context, id string) {
-	find := func() int {
-		return slices.IndexFunc(d.view(), func(k adminapi.KeyStatus) bool { return k.ID == id })
-	}
-	i := find()
-	if i < 0 {
-		d.filter, d.search = Filter{Sort: d.filter.Sort}, ""
-		d.syncFilterControls()
-		i = find()
-	}
-	if i < 0 {
-		return
-	}
-	d.page = i / d.size()
+// showRow highlights the row of key id (just added, its page loaded by
+// loadKeysThen) and scrolls to it.
+func (d *Dashboard) showRow(ctx app.Context, id string) {
 	d.fresh = id
 	if app.IsClient {
 		d.bind(ctx).Defer(func(app.Context) {
@@ -338,7 +326,7 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 		rate = pct(k.SuccessRate)
 	}
 	return app.Tr().ID("row-"+id).DataSet("id", id).Class(map[bool]string{true: "fresh", false: ""}[d.fresh == id]).Body(
-		app.Td().Body(app.Input().ID("sel-"+id).Type("checkbox").Aria("label", d.t("sel.row", k.MaskedKey)).Checked(d.selected[id]).OnChange(d.toggle(id), on("sel", id))),
+		app.Td().Body(app.Input().ID("sel-"+id).Type("checkbox").Aria("label", d.t("sel.row", k.MaskedKey)).Checked(d.isSelected(id)).OnChange(d.toggle(id), on("sel", id))),
 		app.Td().Body(app.Button().ID("open-"+id).Type("button").Class("linklike mono").Aria("label", d.t("detail.open", k.MaskedKey)).
 			Aria("expanded", strconv.FormatBool(d.detailID == id)).Aria("controls", "key-detail").Text(k.MaskedKey).
 			OnClick(func(ctx app.Context, e app.Event) { d.openDetail(ctx, id) }, on("open", id))),
@@ -384,11 +372,8 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 // handler kept from an earlier render (go-app keeps one per scope) must
 // not fill the form with the values it saw then.
 func (d *Dashboard) editKey(id string) {
-	for _, k := range d.keys {
-		if k.ID == id {
-			d.startEdit(k)
-			return
-		}
+	if k, ok := d.findShown(id); ok {
+		d.startEdit(k)
 	}
 }
 
@@ -530,6 +515,7 @@ func (d *Dashboard) doDelete(id, masked string) app.EventHandler {
 					d.rowMsg[id] = d.ErrorText(err)
 					return
 				}
+				d.forgetKey(id)
 				d.setNotice(ctx, func() string { return d.t("act.deleted", masked) }, false)
 				d.refresh(ctx)
 			})
@@ -557,12 +543,7 @@ func (d *Dashboard) doTest(id string) app.EventHandler {
 					d.rowMsg[id] = d.t("act.testFail", ClassText(d.lang, r.Class), status, msg)
 				}
 				if err == nil && r.Key != nil {
-					for i := range d.keys {
-						if d.keys[i].ID == id {
-							d.keys[i] = *r.Key
-						}
-					}
-					d.viewSig = ""
+					d.updateShown(*r.Key)
 				}
 			})
 		})
@@ -936,13 +917,20 @@ func (d *Dashboard) readFile(ctx app.Context, e app.Event) {
 	})
 }
 
-func allSelected(keys []adminapi.KeyStatus, sel map[string]bool) bool {
+// allChecked reports whether every key of keys shows as selected.
+func (d *Dashboard) allChecked(keys []adminapi.KeyStatus) bool {
 	for _, k := range keys {
-		if !sel[k.ID] {
+		if !d.isSelected(k.ID) {
 			return false
 		}
 	}
 	return true
+}
+
+// pagesNow is the table's page count.
+func pagesNow(d *Dashboard) int {
+	_, pages := d.pageInfo()
+	return pages
 }
 
 // size is the table's page size.
@@ -974,8 +962,8 @@ func (d *Dashboard) sortHeader(cls, label, sort string) app.UI {
 			} else {
 				d.filter.Sort, d.filter.Reverse = sort, false
 			}
-			d.page = 0
 			d.syncSortControl()
+			d.filterChanged(ctx)
 		}, on(id)),
 	)
 }

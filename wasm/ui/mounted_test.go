@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -212,7 +213,7 @@ func TestRowActionsHitTheKeyTheRowShows(t *testing.T) {
 	h.fire("sel-none", "click")
 
 	// A search leaving one row: Delete asks on that row and deletes it.
-	h.do(func(ctx app.Context) { h.d.filter.Text = "key 077"; h.d.page = 0 })
+	h.do(func(ctx app.Context) { h.d.filter.Text = "key 077"; h.d.searchChanged(ctx) })
 	rows := h.rowIDs()
 	if len(rows) != 1 {
 		t.Fatalf("search: %d rows", len(rows))
@@ -230,8 +231,8 @@ func TestRowActionsHitTheKeyTheRowShows(t *testing.T) {
 	}
 
 	// Sort, then tick rows of a tag filter and disable them.
-	h.do(func(ctx app.Context) { h.d.filter = Filter{Tag: "backup", Sort: "created"} })
-	h.do(func(ctx app.Context) { h.d.filter.Sort = "" })
+	h.do(func(ctx app.Context) { h.d.filter = Filter{Tag: "backup", Sort: "created"}; h.d.filterChanged(ctx) })
+	h.do(func(ctx app.Context) { h.d.filter.Sort = ""; h.d.filterChanged(ctx) })
 	rows = h.rowIDs()
 	for _, id := range rows[:5] {
 		h.fire("sel-"+id, "change")
@@ -253,12 +254,13 @@ func TestRowActionsHitTheKeyTheRowShows(t *testing.T) {
 	h.fire("sel-none", "click")
 
 	// Select all matching a filter, then bulk delete: exactly those go.
-	h.do(func(ctx app.Context) { h.d.filter = Filter{Tag: "canary"} })
-	matching := h.d.view()
+	h.do(func(ctx app.Context) { h.d.filter = Filter{Tag: "canary"}; h.d.filterChanged(ctx) })
+	matching := FilterKeys(slices.Collect(maps.Values(keysIn(t, c))), Filter{Tag: "canary"})
 	h.fire("sel-all", "click")
-	if got := h.d.Selected(); !slices.Equal(sortedIDs(matching), sortedSlice(got)) {
-		t.Fatalf("select all matching selected %d keys, want the %d canary keys", len(got), len(matching))
+	if got := h.d.SelectionCount(); got != len(matching) || len(matching) != 40 {
+		t.Fatalf("select all matching selected %d keys, want the %d canary keys", got, len(matching))
 	}
+	h.contains(fmt.Sprintf("%d selected", len(matching)))
 	h.fire("sel-delete", "click")
 	h.contains(fmt.Sprintf("Delete %d keys?", len(matching)))
 	before = keysIn(t, c)
@@ -343,9 +345,9 @@ func TestFilterOptionsHaveValues(t *testing.T) {
 			}
 		}
 		// All again after a state: every key.
-		h.do(func(ctx app.Context) { h.d.filter.State = FilterValue(adminapi.StateDisabled) })
+		h.do(func(ctx app.Context) { h.d.filter.State = FilterValue(adminapi.StateDisabled); h.d.filterChanged(ctx) })
 		h.contains(T(lang, "keys.count", 0, 3))
-		h.do(func(ctx app.Context) { h.d.filter.State = FilterValue(AnyOption) })
+		h.do(func(ctx app.Context) { h.d.filter.State = FilterValue(AnyOption); h.d.filterChanged(ctx) })
 		h.contains(T(lang, "keys.count", 3, 3))
 	}
 }
@@ -360,7 +362,7 @@ func TestAddFromTheTopRevealsTheNewKey(t *testing.T) {
 	h := mount(t, &Dashboard{})
 	h.connect(ts.URL, adminKey)
 	h.fire("tab-keys", "click")
-	h.do(func(ctx app.Context) { h.d.filter.Tag = "canary" })
+	h.do(func(ctx app.Context) { h.d.filter.Tag = "canary"; h.d.filterChanged(ctx) })
 	if strings.Contains(h.html(), `id="add-form"`) {
 		t.Fatal("the add form shows before it is opened")
 	}
@@ -385,11 +387,12 @@ func TestAddFromTheTopRevealsTheNewKey(t *testing.T) {
 		t.Fatalf("not added: %q", h.d.add.Msg)
 	}
 	if rows := h.rowIDs(); !slices.Contains(rows, added.ID) {
-		t.Fatalf("the new key %s is not among the rows shown (page %d, filter %+v)", added.ID, h.d.page, h.d.filter)
+		t.Fatalf("the new key %s is not among the rows shown (offset %d, filter %+v)", added.ID, h.d.kp.offset, h.d.filter)
 	}
-	if h.d.filter.Tag != "" || h.d.page != 2 {
-		t.Fatalf("filter %+v page %d: want the canary filter cleared and the last page", h.d.filter, h.d.page)
+	if h.d.filter.Tag != "" || h.d.kp.offset != 100 {
+		t.Fatalf("filter %+v offset %d: want the canary filter cleared and the last page", h.d.filter, h.d.kp.offset)
 	}
+	h.contains("Page 3 of 3")
 	h.contains(`class="fresh"`)
 	// The panel stays open for the next key; Close (or Escape) shuts it.
 	h.contains(`id="add-form"`, "Added "+added.MaskedKey)

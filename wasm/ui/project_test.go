@@ -320,11 +320,7 @@ func TestKeysFilterByProject(t *testing.T) {
 			t.Errorf("the keys page lacks %s", want)
 		}
 	}
-	d.filter.Project = NoProject
-	html = app.HTMLString(d.Render())
-	if !strings.Contains(html, "1 of 4") || !strings.Contains(html, `id="row-k3"`) || strings.Contains(html, `id="row-k1"`) {
-		t.Error("filtering on unknown project does not show only k3")
-	}
+	// The table asks the proxy for the filtered page: TestKeysTablePaged.
 	d.setStatus(&adminapi.StatusResponse{Providers: []adminapi.ProviderStatus{{Provider: "gemini", Keys: keys[2:3]}}})
 	d.filter.Project = ""
 	if html := app.HTMLString(d.Render()); strings.Contains(html, `id="f-project"`) {

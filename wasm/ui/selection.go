@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 
@@ -22,50 +23,92 @@ const (
 // reads at most 1 MiB and tests at most 1000 keys per request).
 const bulkChunk = 500
 
-// Selected returns the selected key ids in table order.
+// selectAll is "Select all matching": every key the filter matched when
+// chosen (Matched of its page). The bulk action collects their ids from
+// the proxy under that same filter, so it acts on no key outside it;
+// rows unticked since are left out.
+type selectAll struct {
+	q      adminapi.StatusQuery
+	n      int
+	except map[string]bool
+}
+
+// Selected returns the ticked key ids, sorted (not the keys of "all
+// matching": see SelectionCount).
 func (d *Dashboard) Selected() []string {
-	var ids []string
-	for _, k := range d.keys {
-		if d.selected[k.ID] {
-			ids = append(ids, k.ID)
-		}
+	ids := make([]string, 0, len(d.selected))
+	for id := range d.selected {
+		ids = append(ids, id)
 	}
+	slices.Sort(ids)
 	return ids
+}
+
+// SelectionCount is how many keys the selection names.
+func (d *Dashboard) SelectionCount() int {
+	if d.selAll != nil {
+		return max(0, d.selAll.n-len(d.selAll.except))
+	}
+	return len(d.selected)
+}
+
+func (d *Dashboard) isSelected(id string) bool {
+	if d.selAll != nil {
+		return !d.selAll.except[id]
+	}
+	return d.selected[id]
 }
 
 func (d *Dashboard) toggle(id string) app.EventHandler {
 	return func(ctx app.Context, e app.Event) {
-		if d.selected[id] {
-			delete(d.selected, id)
-		} else {
-			d.selected[id] = true
-		}
+		d.setSelected(id, !d.isSelected(id))
+	}
+}
+
+func (d *Dashboard) setSelected(id string, on bool) {
+	switch {
+	case d.selAll != nil && on:
+		delete(d.selAll.except, id)
+	case d.selAll != nil:
+		d.selAll.except[id] = true
+	case on:
+		d.selected[id] = true
+	default:
+		delete(d.selected, id)
 	}
 }
 
 func (d *Dashboard) selectKeys(keys []adminapi.KeyStatus, on bool) {
 	for _, k := range keys {
-		if on {
-			d.selected[k.ID] = true
-		} else {
-			delete(d.selected, k.ID)
-		}
+		d.setSelected(k.ID, on)
 	}
 }
 
-func (d *Dashboard) renderSelectionBar(matching []adminapi.KeyStatus) app.UI {
-	n := len(d.selected)
+// SelectAllMatching selects every key the current filter matches on the
+// proxy (the count is the page's Matched).
+func (d *Dashboard) SelectAllMatching() {
+	clear(d.selected)
+	d.selAll = &selectAll{q: d.keysQuery(), n: d.kp.matched, except: map[string]bool{}}
+}
+
+func (d *Dashboard) clearSelection() {
+	clear(d.selected)
+	d.selAll = nil
+}
+
+func (d *Dashboard) renderSelectionBar() app.UI {
+	n := d.SelectionCount()
 	return app.Div().ID("selection").Class("selection").Body(
 		app.Span().ID("selection-count").Text(d.t("sel.count", n)),
 		// The handler reads the filter when clicked: a closure over this
 		// render's list would be the one go-app keeps (see on).
-		app.Button().ID("sel-all").Type("button").Text(d.t("sel.all", len(matching))).OnClick(func(ctx app.Context, e app.Event) {
-			d.selectKeys(d.view(), true)
+		app.Button().ID("sel-all").Type("button").Text(d.t("sel.all", d.kp.matched)).OnClick(func(ctx app.Context, e app.Event) {
+			d.SelectAllMatching()
 		}, on("sel-all")),
 		app.If(n > 0, func() app.UI {
 			return app.Span().Class("bulk-actions").Body(
 				app.Button().ID("sel-none").Type("button").Text(d.t("sel.none")).OnClick(func(ctx app.Context, e app.Event) {
-					clear(d.selected)
+					d.clearSelection()
 				}, on("sel-none")),
 				app.Button().ID("sel-enable").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.enable")).OnClick(d.runBulk(BulkEnable), on("sel", BulkEnable)),
 				app.Button().ID("sel-disable").Type("button").Disabled(d.bulkBusy != "").Text(d.t("sel.disable")).OnClick(d.runBulk(BulkDisable), on("sel", BulkDisable)),
@@ -90,7 +133,33 @@ func (d *Dashboard) renderSelectionBar(matching []adminapi.KeyStatus) app.UI {
 // RunBulk applies action to the selected keys.
 func (d *Dashboard) RunBulk(ctx app.Context, action string) {
 	d.bulkDelAsk = false
-	d.applyBulk(ctx, action, d.Selected())
+	sa := d.selAll
+	if sa == nil {
+		d.applyBulk(ctx, action, d.Selected())
+		return
+	}
+	// All matching: the ids of the keys the filter matches on the proxy
+	// now, less the rows unticked since.
+	d.bulkBusy = d.t("sel.collecting")
+	c := d.client
+	ctx = d.bind(ctx)
+	ctx.Async(func() {
+		cctx, cancel := bg()
+		defer cancel()
+		ids, err := CollectIDs(cctx, c, sa.q)
+		ids = slices.DeleteFunc(ids, func(id string) bool { return sa.except[id] })
+		ctx.Dispatch(func(ctx app.Context) {
+			d.bulkBusy = ""
+			if err != nil {
+				d.setNotice(ctx, func() string { return d.ErrorText(err) }, true)
+				return
+			}
+			if action == BulkDelete {
+				d.selAll = nil
+			}
+			d.applyBulk(ctx, action, ids)
+		})
+	})
 }
 
 // applyBulk applies action to the keys ids, with progress in the
@@ -117,9 +186,7 @@ func (d *Dashboard) applyBulk(ctx app.Context, action string, ids []string) {
 				d.setNotice(ctx, func() string { return d.t("sel.done."+action, ok, failed) }, failed > 0)
 			}
 			if action == BulkDelete {
-				for _, id := range ids {
-					delete(d.selected, id)
-				}
+				d.forgetKey(ids...)
 			}
 			d.refresh(ctx)
 		})
@@ -145,10 +212,28 @@ func RejectedKeys(keys []adminapi.KeyStatus) []string {
 }
 
 // askSweep opens the confirmation of sweep over the disabled keys as they
-// are now: Yes acts on exactly the keys the question counted.
+// are now (of the provider filtered on, else of every provider), collected
+// from the proxy page by page: Yes acts on exactly the keys the question
+// counted.
 func (d *Dashboard) askSweep(ctx app.Context, sweep string) {
-	d.sweepAsk, d.sweepIDs = sweep, RejectedKeys(d.keys)
-	d.focus(ctx, "sweep-no")
+	c := d.client
+	q := adminapi.StatusQuery{Provider: d.filter.Provider, State: adminapi.StateDisabled}
+	d.bulkBusy = d.t("sel.collecting")
+	ctx = d.bind(ctx)
+	ctx.Async(func() {
+		cctx, cancel := bg()
+		defer cancel()
+		ids, err := CollectIDs(cctx, c, q)
+		ctx.Dispatch(func(ctx app.Context) {
+			d.bulkBusy = ""
+			if err != nil {
+				d.setNotice(ctx, func() string { return d.ErrorText(err) }, true)
+				return
+			}
+			d.sweepAsk, d.sweepIDs = sweep, ids
+			d.focus(ctx, "sweep-no")
+		})
+	})
 }
 
 // RunSweep runs the confirmed sweep.
@@ -168,7 +253,7 @@ func (d *Dashboard) renderSweeps() app.UI {
 				d.focus(ctx, opener)
 			})
 	}
-	n := len(RejectedKeys(d.keys))
+	n := d.kp.states[adminapi.StateDisabled]
 	busy := d.bulkBusy != ""
 	return app.Span().Class("sweeps").Body(
 		app.Button().ID("sweep-retest").Type("button").Disabled(n == 0 || busy).Text(d.t("sweep.retest", n)).

@@ -20,17 +20,6 @@ func TestSortHeadersAndPageSize(t *testing.T) {
 	c := adminclient.New(ts.URL, adminKey)
 	taggedPool(t, c, 120)
 	keys := keysIn(t, c)
-	off := map[string]bool{}
-	f := false
-	for id := range keys {
-		if len(off) == 3 {
-			break
-		}
-		if _, err := c.UpdateKey(t.Context(), id, adminapi.UpdateKeyRequest{IsActive: &f}); err != nil {
-			t.Fatal(err)
-		}
-		off[id] = true
-	}
 	h := mount(t, &Dashboard{})
 	h.connect(ts.URL, adminKey)
 	h.fire("tab-keys", "click")
@@ -45,17 +34,28 @@ func TestSortHeadersAndPageSize(t *testing.T) {
 		}
 		return out
 	}
-	h.fire("sort-state", "click")
+	// The proxy sorts: the newest key first, then the oldest.
+	newest, oldest := "", ""
+	for _, k := range keys {
+		if k.Description == "key 119" {
+			newest = k.ID
+		}
+		if k.Description == "key 000" {
+			oldest = k.ID
+		}
+	}
+	h.fire("sort-provider", "click") // the default order: ascending, so this reverses it
 	rows := h.rowIDs()
-	if off[rows[0]] || ariaSort("sort-state") != "ascending" || ariaSort("sort-requests") != "none" {
-		t.Fatalf("state ascending: first row %s off=%v, aria-sort %q", rows[0], off[rows[0]], ariaSort("sort-state"))
+	if rows[0] != newest || ariaSort("sort-provider") != "descending" || ariaSort("sort-requests") != "none" {
+		t.Fatalf("creation descending: first row %s, want %s; aria-sort %q", rows[0], newest, ariaSort("sort-provider"))
 	}
-	h.fire("sort-state", "click")
+	h.contains("Provider ▼")
+	h.fire("sort-provider", "click")
+	if rows := h.rowIDs(); rows[0] != oldest || ariaSort("sort-provider") != "ascending" {
+		t.Fatalf("creation ascending: first row %s, want %s", rows[0], oldest)
+	}
+	h.fire("sort-provider", "click")
 	rows = h.rowIDs()
-	if !off[rows[0]] || !off[rows[1]] || !off[rows[2]] || off[rows[3]] || ariaSort("sort-state") != "descending" {
-		t.Fatalf("state descending: rows %v, aria-sort %q", rows[:4], ariaSort("sort-state"))
-	}
-	h.contains("State ▼")
 	// Delete the first row now shown: exactly that key goes.
 	target := rows[0]
 	h.fire("del-"+target, "click")
@@ -66,7 +66,7 @@ func TestSortHeadersAndPageSize(t *testing.T) {
 	}
 
 	// Page size 100: two pages; page 2 shows the other 19.
-	h.do(func(ctx app.Context) { h.d.pageSize = 100 })
+	h.do(func(ctx app.Context) { h.d.pageSize = 100; h.d.filterChanged(ctx) })
 	if n := len(h.rowIDs()); n != 100 {
 		t.Fatalf("%d rows at page size 100", n)
 	}
