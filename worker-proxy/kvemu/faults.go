@@ -31,6 +31,10 @@ type Fault struct {
 	// Count is how many matching requests the fault applies to; 0 applies
 	// it until ClearFaults.
 	Count int
+	// After lets this many matching requests through, served normally,
+	// before the fault applies: After 3 with Methods PUT and Paths
+	// "/bulk" fails the fourth bulk write (an interruption half-way).
+	After int
 	// Paths, if set, limits the fault to requests whose escaped path
 	// contains one of these substrings (e.g. "/values/", "/bulk").
 	Paths []string
@@ -39,8 +43,9 @@ type Fault struct {
 }
 
 type faultState struct {
-	f    Fault
-	left int // remaining uses when f.Count > 0
+	f      Fault
+	left   int // remaining uses when f.Count > 0
+	passed int // matching requests let through, up to f.After
 }
 
 // InjectFault adds a fault.
@@ -89,6 +94,10 @@ func (e *Emulator) takeFault(r *http.Request) *Fault {
 	for i, fs := range e.faults {
 		if !fs.f.matches(r) {
 			continue
+		}
+		if fs.passed < fs.f.After {
+			fs.passed++
+			return nil
 		}
 		f := fs.f
 		if f.Count > 0 {

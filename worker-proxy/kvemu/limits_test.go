@@ -73,6 +73,22 @@ func TestFaults(t *testing.T) {
 		}
 	})
 
+	t.Run("after N matching requests", func(t *testing.T) {
+		emu.InjectFault(kvemu.Fault{Status: 503, After: 2, Count: 1, Methods: []string{"PUT"}})
+		for i := range 2 {
+			if err := put(ctx, c, ns.ID, "k", fmt.Sprint("v", i), nil, 0); err != nil {
+				t.Fatalf("write %d, before the fault: %v", i, err)
+			}
+			if _, _, err := get(ctx, c, ns.ID, "k"); err != nil {
+				t.Fatalf("a read does not count towards After: %v", err)
+			}
+		}
+		apiError(t, put(ctx, c, ns.ID, "k", "v2", nil, 0), 503, kvemu.CodeInternal)
+		if err := put(ctx, c, ns.ID, "k", "v3", nil, 0); err != nil {
+			t.Errorf("after Count ran out: %v", err)
+		}
+	})
+
 	t.Run("HTML 502 from the edge", func(t *testing.T) {
 		emu.InjectFault(kvemu.Fault{Status: 502, HTML: true, Count: 1})
 		_, _, err := get(ctx, c, ns.ID, "k")
@@ -103,8 +119,8 @@ func TestFaults(t *testing.T) {
 		}
 	})
 
-	if c := emu.Counts(); c.Faulted != 6 {
-		t.Errorf("Faulted = %d, want 6", c.Faulted)
+	if c := emu.Counts(); c.Faulted != 7 {
+		t.Errorf("Faulted = %d, want 7", c.Faulted)
 	}
 }
 

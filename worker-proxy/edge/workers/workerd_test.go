@@ -374,9 +374,9 @@ func TestWorkerEntry(t *testing.T) {
 	}
 }
 
-// usageIn adds up the request counts of key id in the usage records of
-// a KV dump (cfkv's layout: keypool/v1/usage/<instance> holding
-// {"keys":{id:{"r":requests,...}}}).
+// usageIn adds up the request counts of key id in the usage slots of a
+// KV dump (cfkv's layout, schema 2: keypool/v2/usage/<slot> holding
+// {"instances":{instance:{"keys":{id:{"r":requests,...}}}}}).
 func usageIn(dump, id string) int64 {
 	var m map[string]struct {
 		Value string `json:"value"`
@@ -384,16 +384,20 @@ func usageIn(dump, id string) int64 {
 	json.Unmarshal([]byte(dump), &m)
 	var n int64
 	for k, v := range m {
-		if !strings.HasPrefix(k, "keypool/v1/usage/") {
+		if !strings.HasPrefix(k, "keypool/v2/usage/") {
 			continue
 		}
-		var rec struct {
-			Keys map[string]struct {
-				R int64 `json:"r"`
-			} `json:"keys"`
+		var slot struct {
+			Instances map[string]struct {
+				Keys map[string]struct {
+					R int64 `json:"r"`
+				} `json:"keys"`
+			} `json:"instances"`
 		}
-		if json.Unmarshal([]byte(v.Value), &rec) == nil {
-			n += rec.Keys[id].R
+		if json.Unmarshal([]byte(v.Value), &slot) == nil {
+			for _, rec := range slot.Instances {
+				n += rec.Keys[id].R
+			}
 		}
 	}
 	return n

@@ -1,7 +1,6 @@
 package cfkv
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -17,24 +16,38 @@ import (
 	"time"
 
 	"github.com/cloudflare/cloudflare-go/v6/kv"
-	"github.com/cloudflare/cloudflare-go/v6/option"
 
 	"github.com/keypool/keypool/worker-proxy/journal"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/store"
 )
 
-// Layout.
+// Layout (schema 2; see the package documentation).
 const (
-	prefix       = "keypool/v1/"
+	prefix       = "keypool/v2/"
 	schemaName   = prefix + "schema"
 	revName      = prefix + "rev"
-	keysPrefix   = prefix + "keys/"
+	shardPrefix  = prefix + "shards/"
 	tokensPrefix = prefix + "tokens/"
 	resetPrefix  = prefix + "reset/"
 	usagePrefix  = prefix + "usage/"
-	batchPrefix  = prefix + "batches/"
-	schemaValue  = `{"schema":1}`
+	cleanupName  = prefix + "cleanup"
+	schemaValue  = `{"schema":2}`
+
+	// numShards is how many entries hold the keys: an import writes at
+	// most numShards+1 entries, whatever its size.
+	numShards = 32
+	// maxShardBytes bounds a shard's value, well under KV's 25 MiB.
+	maxShardBytes = 20 << 20
+	// numSlots is how many entries hold the instances' usage records:
+	// reading everyone's usage costs numSlots reads, however many
+	// instances there are.
+	numSlots = 8
+	// usageWritesPerDay is what the cluster's usage flushes may write a
+	// day together: each instance stretches its flush interval to
+	// 24h × instances / usageWritesPerDay when that is longer than
+	// Config.UsageFlushInterval.
+	usageWritesPerDay = 288
 )
 
 // DefaultBaseURL is Cloudflare's API.
@@ -99,11 +112,11 @@ type Store struct {
 	tokens    map[string]pool.ClientToken
 	resetSeen map[string]int64       // provider → newest stamp read
 	others    map[string]usageRecord // other instances' records
-	otherSeen map[string]int64       // their updatedAt, from list metadata
 	recent    map[string]time.Time   // key/token ids this instance wrote or deleted lately
 	deleted   map[string]time.Time   // ids deleted here lately (tombstones)
-	garbage   []string               // names of a failed import's staged keys, to delete
-	inDoubt   *stagedImport          // an import whose publish may or may not have landed
+	shardSeen map[string]string      // shard name → version ("v" of its metadata) last read
+	cleanup   bool                   // schema-1 entries are left to delete
+	cleanDay  int64                  // UTC day of this instance's last cleanup attempt
 	lastRev   string
 	lastUsage time.Time // last read of others' usage
 	lastFlush time.Time // last write of own usage
@@ -140,82 +153,6 @@ type usageEntry struct {
 	// Prompt and completion tokens.
 	PromptTokens     int64 `json:"pt,omitempty"`
 	CompletionTokens int64 `json:"ct,omitempty"`
-}
-
-// keyMeta is what KV's list shows of a key, without reading it.
-type keyMeta struct {
-	Provider string `json:"provider"`
-	Masked   string `json:"masked"`
-	Revision int64  `json:"revision"`
-	Active   bool   `json:"active"`
-	Disabled string `json:"disabled,omitempty"`
-	// Batch names the import that staged the key: it exists only once
-	// that import's marker keypool/v1/batches/<Batch> does.
-	Batch  string `json:"batch,omitempty"`
-	Staged int64  `json:"staged,omitempty"` // when, unix ns
-}
-
-// stagedTTL: staged keys of an import unpublished this long are left over
-// from a crash or a failed import, and deleted.
-const stagedTTL = time.Hour
-
-// Open connects to the namespace, checks the schema (writing it into an
-// empty namespace) and loads nothing else: the proxy calls Load.
-func Open(ctx context.Context, cfg Config) (*Store, error) {
-	if cfg.AccountID == "" || cfg.NamespaceID == "" || cfg.APIToken == "" {
-		return nil, errors.New("cfkv: CF_ACCOUNT_ID, CF_KV_NAMESPACE_ID and CF_API_TOKEN are required")
-	}
-	if cfg.InstanceID == "" {
-		cfg.InstanceID = RandomInstanceID()
-	}
-	cfg.BaseURL = strings.TrimRight(cmp.Or(cfg.BaseURL, DefaultBaseURL), "/")
-	cfg.UsageFlushInterval = cmp.Or(cfg.UsageFlushInterval, 10*time.Minute)
-	cfg.UsageSyncInterval = cmp.Or(cfg.UsageSyncInterval, 10*time.Minute)
-	cfg.StaleWindow = cmp.Or(cfg.StaleWindow, 2*time.Minute)
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	opts := []option.RequestOption{
-		option.WithBaseURL(cfg.BaseURL + "/client/v4/"),
-		option.WithAPIToken(cfg.APIToken),
-		// Cloudflare blocks a token for minutes after a 429: never retry
-		// blindly; the store backs off on its own.
-		option.WithMaxRetries(0),
-		option.WithRequestTimeout(30 * time.Second),
-	}
-	if cfg.HTTPClient != nil {
-		opts = append(opts, option.WithHTTPClient(cfg.HTTPClient))
-	}
-	s := &Store{
-		cfg: cfg, ns: kv.NewNamespaceService(opts...), nk: kv.NewNamespaceKeyService(opts...),
-		keys: map[string]pool.Key{}, tokens: map[string]pool.ClientToken{},
-		resets: map[string]map[string]int64{}, resetSeen: map[string]int64{},
-		own:    usageRecord{Instance: cfg.InstanceID, Keys: map[string]usageEntry{}},
-		others: map[string]usageRecord{}, otherSeen: map[string]int64{},
-		recent: map[string]time.Time{}, deleted: map[string]time.Time{},
-		health: health{ok: true},
-	}
-	vals, err := s.bulkGet(ctx, []string{schemaName})
-	if err != nil {
-		return nil, fmt.Errorf("cfkv: open namespace: %w", err)
-	}
-	if cfg.JournalPath != "" {
-		if s.journal, err = journal.Open(cfg.JournalPath); err != nil {
-			cfg.Logger.Warn("cfkv: no usage journal: a crash loses the usage not yet written to KV", "err", err)
-		}
-	}
-	switch v, ok := vals[schemaName]; {
-	case !ok:
-		if err := s.bulkWrite(ctx, []pair{{Key: schemaName, Value: schemaValue}}); err != nil {
-			return nil, fmt.Errorf("cfkv: write schema: %w", err)
-		}
-	case v != schemaValue:
-		return nil, fmt.Errorf("cfkv: namespace holds layout %s, this proxy writes %s: upgrade the proxy", v, schemaValue)
-	}
-	return s, nil
 }
 
 // RandomInstanceID returns a new instance id.
@@ -282,10 +219,7 @@ func (s *Store) Sync(ctx context.Context) (*store.Contents, error) {
 	if err := s.flushOwn(ctx, false); err != nil {
 		s.cfg.Logger.Warn("cfkv: writing usage failed; kept for later", "err", err)
 	}
-	s.collectGarbage(ctx)
-	if err := s.resolveInDoubt(ctx); err != nil {
-		return nil, err
-	}
+	s.cleanupV1(ctx)
 	changed := false
 	rev, err := s.readRev(ctx)
 	if err != nil {
@@ -333,177 +267,6 @@ func (s *Store) readRev(ctx context.Context) (string, error) {
 	return vals[revName], nil
 }
 
-// refreshConfig lists keys, tokens and resets and reads the keys and
-// tokens whose revision changed. Recent own writes and deletes win over
-// what the list shows, which may be up to a minute old. Keys staged by an
-// import whose marker is absent do not exist (yet). Called under callMu.
-func (s *Store) refreshConfig(ctx context.Context) error {
-	listed, err := s.list(ctx, prefix)
-	if err != nil {
-		return err
-	}
-	committed := map[string]bool{}
-	for _, it := range listed {
-		if b, ok := strings.CutPrefix(it.name, batchPrefix); ok {
-			committed[b] = true
-		}
-	}
-	var fetch []string
-	seenKeys, seenTokens := map[string]bool{}, map[string]bool{}
-	for _, it := range listed {
-		switch {
-		case strings.HasPrefix(it.name, keysPrefix):
-			id := strings.TrimPrefix(it.name, keysPrefix)
-			var m keyMeta
-			json.Unmarshal(it.meta, &m)
-			if m.Batch != "" && !committed[m.Batch] {
-				// Staged by an import not (yet) published.
-				if s.cfg.Now().Sub(time.Unix(0, m.Staged)) > stagedTTL && !slices.Contains(s.garbage, it.name) {
-					s.garbage = append(s.garbage, it.name)
-				}
-				continue
-			}
-			seenKeys[id] = true
-			if _, gone := s.deleted[id]; gone {
-				continue
-			}
-			if k, ok := s.keys[id]; !ok || m.Revision > k.Revision || m.Revision == 0 && !ok {
-				fetch = append(fetch, it.name)
-			}
-		case strings.HasPrefix(it.name, tokensPrefix):
-			id := strings.TrimPrefix(it.name, tokensPrefix)
-			seenTokens[id] = true
-			if _, gone := s.deleted[id]; gone {
-				continue
-			}
-			if _, ok := s.tokens[id]; !ok {
-				fetch = append(fetch, it.name)
-			}
-		case strings.HasPrefix(it.name, resetPrefix):
-			var m struct {
-				At int64 `json:"at"`
-			}
-			json.Unmarshal(it.meta, &m)
-			if m.At > s.resetSeen[strings.TrimPrefix(it.name, resetPrefix)] {
-				fetch = append(fetch, it.name)
-			}
-		}
-	}
-	vals, err := s.bulkGet(ctx, fetch)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	for name, v := range vals {
-		if id, ok := strings.CutPrefix(name, keysPrefix); ok {
-			var k pool.Key
-			if err := json.Unmarshal([]byte(v), &k); err != nil || k.ID != id {
-				s.cfg.Logger.Warn("cfkv: skipping a malformed key entry", "name", name)
-				continue
-			}
-			if cur, ok := s.keys[id]; !ok || k.Revision > cur.Revision {
-				s.keys[id] = k
-			}
-		} else if prov, ok := strings.CutPrefix(name, resetPrefix); ok {
-			var stamps map[string]int64
-			if err := json.Unmarshal([]byte(v), &stamps); err != nil {
-				continue
-			}
-			s.mergeResetsLocked(prov, stamps)
-		} else if id, ok := strings.CutPrefix(name, tokensPrefix); ok {
-			var t pool.ClientToken
-			if err := json.Unmarshal([]byte(v), &t); err != nil || t.ID != id {
-				continue
-			}
-			s.tokens[id] = t
-		}
-	}
-	// Entries the list does not show are gone, but a list can lag behind
-	// this instance's own recent writes: read those back to be sure.
-	var check []string
-	for id := range s.keys {
-		if !seenKeys[id] {
-			if _, mine := s.recent[id]; mine {
-				check = append(check, keysPrefix+id)
-			} else {
-				delete(s.keys, id) // deleted by another instance
-			}
-		}
-	}
-	s.mu.Unlock()
-	for id := range s.tokens {
-		if !seenTokens[id] {
-			if _, mine := s.recent[id]; mine {
-				check = append(check, tokensPrefix+id)
-			} else {
-				delete(s.tokens, id)
-			}
-		}
-	}
-	present, err := s.bulkGet(ctx, check)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, name := range check {
-		if _, ok := present[name]; ok {
-			continue
-		}
-		if id, ok := strings.CutPrefix(name, keysPrefix); ok {
-			delete(s.keys, id)
-		} else {
-			delete(s.tokens, strings.TrimPrefix(name, tokensPrefix))
-		}
-	}
-	return nil
-}
-
-// refreshUsage lists the usage records and reads the other instances'
-// records that changed since last seen (all of them if all is set).
-func (s *Store) refreshUsage(ctx context.Context, all bool) error {
-	listed, err := s.list(ctx, usagePrefix)
-	if err != nil {
-		return err
-	}
-	var fetch []string
-	seen := map[string]bool{}
-	for _, it := range listed {
-		inst := strings.TrimPrefix(it.name, usagePrefix)
-		seen[inst] = true
-		if inst == s.cfg.InstanceID && !all {
-			continue
-		}
-		var m struct {
-			UpdatedAt int64 `json:"updatedAt"`
-		}
-		json.Unmarshal(it.meta, &m)
-		if all || m.UpdatedAt != s.otherSeen[inst] {
-			fetch = append(fetch, it.name)
-			s.otherSeen[inst] = m.UpdatedAt
-		}
-	}
-	vals, err := s.bulkGet(ctx, fetch)
-	if err != nil {
-		return err
-	}
-	for name, v := range vals {
-		var rec usageRecord
-		if err := json.Unmarshal([]byte(v), &rec); err != nil {
-			s.cfg.Logger.Warn("cfkv: skipping a malformed usage record", "name", name)
-			continue
-		}
-		s.others[strings.TrimPrefix(name, usagePrefix)] = rec
-	}
-	for inst := range s.others {
-		if !seen[inst] {
-			delete(s.others, inst)
-		}
-	}
-	s.lastUsage = s.cfg.Now()
-	return nil
-}
-
 // contentsLocked builds the pool's view: keys, tokens, and usage totals
 // over every instance, counted from each provider's last reset.
 func (s *Store) contentsLocked() *store.Contents {
@@ -536,242 +299,6 @@ func (s *Store) contentsLocked() *store.Contents {
 		add(rec)
 	}
 	return c
-}
-
-// maxBulk is the most pairs one bulk write takes.
-const maxBulk = 10_000
-
-// stagedImport is an import whose publish failed without a way to tell
-// whether KV applied it: its marker decides.
-type stagedImport struct {
-	marker string
-	keys   []pool.Key
-	names  []string // the staged keys
-}
-
-// PutKeys writes keys, all or none, refusing any whose known revision is
-// not older (store.ErrConflict) and any second copy of a secret this
-// instance knows of (store.ErrDuplicate).
-//
-// Keys and the "rev" marker that fit one bulk request (9,999 keys) go in
-// one. More take several requests, so they are staged: the new keys are
-// written with the batch's id in their metadata, which makes every reader
-// skip them, and published by one last request that writes the batch's
-// marker, the replaced keys and "rev". A failure before that publishes
-// nothing, and the staged keys are deleted (now, or at a later sync).
-func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
-	s.callMu.Lock()
-	defer s.callMu.Unlock()
-	if err := s.writable(); err != nil {
-		return err
-	}
-	if err := s.resolveInDoubt(ctx); err != nil {
-		return fmt.Errorf("cfkv: put keys: %w", err)
-	}
-	var fps store.Fingerprints
-	for id, k := range s.keys {
-		fps.Set(id, k.Secret)
-	}
-	if err := fps.CheckNew(keys); err != nil {
-		return fmt.Errorf("cfkv: put keys: %w", err)
-	}
-	// Edits (revision above 1) are checked against what KV holds now, not
-	// only this instance's copy: another instance may have written since
-	// the last sync. New keys are not read back, so an import costs no
-	// reads. Within KV's propagation delay (about 60 s between locations)
-	// the check is best effort.
-	var edited []string
-	for _, k := range keys {
-		if k.Revision > 1 {
-			edited = append(edited, keysPrefix+k.ID)
-		}
-	}
-	current, err := s.bulkGet(ctx, edited)
-	if err != nil {
-		return fmt.Errorf("cfkv: put keys: %w", err)
-	}
-	staged := len(keys)+1 > maxBulk
-	batch := ""
-	if staged {
-		batch = newRev()
-	}
-	var fresh, replaced []pair
-	for _, k := range keys {
-		if k.ID == "" {
-			return errors.New("cfkv: put keys: key with empty id")
-		}
-		stored, exists := s.keys[k.ID]
-		if v, ok := current[keysPrefix+k.ID]; ok {
-			var cur pool.Key
-			if json.Unmarshal([]byte(v), &cur) == nil && cur.Revision > stored.Revision {
-				stored.Revision = cur.Revision
-			}
-			exists = true
-		}
-		if k.Revision > 0 && stored.Revision >= k.Revision {
-			return fmt.Errorf("cfkv: key %q: revision %d is not newer than %d: %w", k.ID, k.Revision, stored.Revision, store.ErrConflict)
-		}
-		v, err := json.Marshal(k)
-		if err != nil {
-			return fmt.Errorf("cfkv: key %q: %w", k.ID, err)
-		}
-		p := pair{Key: keysPrefix + k.ID, Value: string(v), Metadata: keyMeta{
-			Provider: k.Provider, Masked: pool.Mask(k.Secret), Revision: k.Revision, Active: k.IsActive, Disabled: trim(k.DisabledReason, 100),
-		}}
-		if staged && !exists {
-			m := p.Metadata.(keyMeta)
-			m.Batch, m.Staged = batch, s.cfg.Now().UnixNano()
-			p.Metadata = m
-			fresh = append(fresh, p)
-		} else {
-			replaced = append(replaced, p)
-		}
-	}
-	rev := newRev()
-	if !staged {
-		if err := s.bulkWrite(ctx, append(replaced, pair{Key: revName, Value: rev})); err != nil {
-			return fmt.Errorf("cfkv: put keys: %w", err)
-		}
-	} else if err := s.publish(ctx, batch, fresh, replaced, rev, keys); err != nil {
-		return fmt.Errorf("cfkv: put keys: %w", err)
-	}
-	now := s.cfg.Now()
-	s.mu.Lock()
-	for _, k := range keys {
-		s.keys[k.ID] = k.Clone()
-	}
-	s.mu.Unlock()
-	for _, k := range keys {
-		s.recent[k.ID] = now
-		delete(s.deleted, k.ID)
-	}
-	s.lastRev = rev
-	return nil
-}
-
-// publish writes a staged import: the new keys in requests of maxBulk,
-// then the marker, the replaced keys and rev in one last request.
-func (s *Store) publish(ctx context.Context, batch string, fresh, replaced []pair, rev string, keys []pool.Key) error {
-	marker := pair{Key: batchPrefix + batch, Value: fmt.Sprintf(`{"keys":%d}`, len(fresh)+len(replaced)), Metadata: map[string]int64{"at": s.cfg.Now().UnixNano()}}
-	last := append(replaced, marker, pair{Key: revName, Value: rev})
-	if len(last) > maxBulk {
-		return fmt.Errorf("%d keys replace stored ones: at most %d can change together with an import", len(replaced), maxBulk-2)
-	}
-	names := make([]string, len(fresh))
-	for i, p := range fresh {
-		names[i] = p.Key
-	}
-	for i := 0; i < len(fresh); i += maxBulk {
-		if err := s.bulkWrite(ctx, fresh[i:min(i+maxBulk, len(fresh))]); err != nil {
-			s.discard(ctx, names[:min(i+maxBulk, len(fresh))])
-			return fmt.Errorf("staging keys: %w (nothing was published)", err)
-		}
-	}
-	err := s.bulkWrite(ctx, last)
-	if err == nil {
-		return nil
-	}
-	// The last request may have been applied though its answer was lost:
-	// the marker says.
-	if vals, rerr := s.read(ctx, []string{marker.Key}, false); rerr == nil {
-		if _, ok := vals[marker.Key]; ok {
-			return nil
-		}
-		s.discard(ctx, names)
-		return fmt.Errorf("publishing keys: %w (nothing was published)", err)
-	}
-	s.inDoubt = &stagedImport{marker: marker.Key, keys: slices.Clone(keys), names: names}
-	return fmt.Errorf("publishing keys: %w (its marker %s could not be read back: the import is published only if it exists)", err, marker.Key)
-}
-
-// resolveInDoubt learns whether an import whose outcome was unknown was
-// published, before anything else is written: if so its keys are this
-// instance's (so a retry of the import is refused as duplicates), if not
-// its staged keys are discarded. It fails while the marker cannot be read.
-func (s *Store) resolveInDoubt(ctx context.Context) error {
-	d := s.inDoubt
-	if d == nil {
-		return nil
-	}
-	vals, err := s.read(ctx, []string{d.marker}, false)
-	if err != nil {
-		return fmt.Errorf("learning whether the last import was published: %w", err)
-	}
-	s.inDoubt = nil
-	if _, ok := vals[d.marker]; !ok {
-		s.discard(ctx, d.names)
-		return nil
-	}
-	now := s.cfg.Now()
-	s.mu.Lock()
-	for _, k := range d.keys {
-		if cur, ok := s.keys[k.ID]; !ok || k.Revision > cur.Revision {
-			s.keys[k.ID] = k.Clone()
-		}
-	}
-	s.mu.Unlock()
-	for _, k := range d.keys {
-		s.recent[k.ID] = now
-	}
-	return nil
-}
-
-// discard deletes a failed import's staged keys, or leaves them for the
-// next sync: readers skip them meanwhile.
-func (s *Store) discard(ctx context.Context, names []string) {
-	if err := s.bulkDelete(ctx, names); err != nil {
-		s.garbage = append(s.garbage, names...)
-	}
-}
-
-// collectGarbage deletes staged keys of failed imports.
-func (s *Store) collectGarbage(ctx context.Context) {
-	if len(s.garbage) == 0 {
-		return
-	}
-	if err := s.bulkDelete(ctx, s.garbage); err == nil {
-		s.garbage = nil
-	}
-}
-
-// DeleteKeys removes keys (their usage goes with this instance's next
-// usage write, and is no longer counted at once).
-func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
-	s.callMu.Lock()
-	defer s.callMu.Unlock()
-	if err := s.writable(); err != nil {
-		return err
-	}
-	names := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if id != "" {
-			names = append(names, keysPrefix+id)
-		}
-	}
-	if err := s.bulkDelete(ctx, names); err != nil {
-		return fmt.Errorf("cfkv: delete keys: %w", err)
-	}
-	rev := newRev()
-	if err := s.bulkWrite(ctx, []pair{{Key: revName, Value: rev}}); err != nil {
-		s.cfg.Logger.Warn("cfkv: marking a change failed; other instances see it on their next full read", "err", err)
-	}
-	now := s.cfg.Now()
-	s.mu.Lock()
-	for _, id := range ids {
-		delete(s.keys, id)
-		if _, ok := s.own.Keys[id]; ok {
-			delete(s.own.Keys, id)
-			s.ownDirty = true
-			s.ownGen++
-		}
-	}
-	s.mu.Unlock()
-	for _, id := range ids {
-		s.deleted[id] = now
-		delete(s.recent, id)
-	}
-	s.lastRev = rev
-	return nil
 }
 
 // AddUsage adds deltas to this instance's usage record in memory; it is
@@ -920,52 +447,6 @@ func (s *Store) FlushUsage(ctx context.Context) error {
 	s.callMu.Lock()
 	defer s.callMu.Unlock()
 	return s.flushOwn(ctx, true)
-}
-
-// flushOwn writes this instance's usage record if it changed and is due
-// (or force), then drops the journal records it covers. Called under
-// callMu.
-func (s *Store) flushOwn(ctx context.Context, force bool) error {
-	now := s.cfg.Now()
-	s.mu.Lock()
-	if !s.ownDirty || !force && now.Sub(s.lastFlush) < s.cfg.UsageFlushInterval {
-		s.mu.Unlock()
-		return nil
-	}
-	rec := s.own
-	rec.UpdatedAt, rec.JournalSeq = now, s.seq
-	gen, flushed := s.ownGen, s.own.JournalSeq
-	v, err := json.Marshal(rec)
-	s.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	if err := s.writable(); err != nil {
-		return err
-	}
-	err = s.bulkWrite(ctx, []pair{{Key: usagePrefix + s.cfg.InstanceID, Value: string(v), Metadata: map[string]int64{"updatedAt": now.UnixNano()}}})
-	if err != nil {
-		if s.journal != nil {
-			// While KV is down the journal would grow by a record per
-			// pool flush: fold what this write would have covered.
-			if err := s.journal.Merge(flushed, rec.JournalSeq, s.cfg.InstanceID); err != nil {
-				s.cfg.Logger.Warn("cfkv: compacting the usage journal failed", "err", err)
-			}
-		}
-		return fmt.Errorf("cfkv: write usage: %w", err)
-	}
-	s.mu.Lock()
-	s.own.UpdatedAt, s.own.JournalSeq, s.lastFlush = now, rec.JournalSeq, now
-	if s.ownGen == gen {
-		s.ownDirty = false
-	}
-	s.mu.Unlock()
-	if s.journal != nil {
-		if err := s.journal.Compact(rec.JournalSeq); err != nil {
-			s.cfg.Logger.Warn("cfkv: compacting the usage journal failed", "err", err)
-		}
-	}
-	return nil
 }
 
 // ResetUsage records a reset of the given keys: their counts from before

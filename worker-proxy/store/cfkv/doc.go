@@ -3,46 +3,93 @@
 // Every proxy instance pointed at one namespace shares its keys, tokens
 // and usage.
 //
-// # Layout (schema 1)
+// # Layout (schema 2)
 //
-// Every entry lives under the prefix "keypool/v1/", so a person browsing
+// Every entry lives under the prefix "keypool/v2/", so a person browsing
 // the namespace in Cloudflare's dashboard sees:
 //
-//	keypool/v1/schema            {"schema":1}: the layout version, for migrations
-//	keypool/v1/rev               a random value, changed by every config write
-//	keypool/v1/keys/<key id>     a pool key as JSON (its secret included);
-//	                             metadata {"provider","masked","revision","active","disabled"[,"batch","staged"]}
-//	keypool/v1/batches/<id>      marker of a published import of more than 9,999 keys:
-//	                             keys whose metadata names a batch exist only once its marker does
-//	keypool/v1/tokens/<token id> a client token: name, SHA-256 hash, masked form; metadata {"name","masked"}
-//	keypool/v1/reset/<provider>  when that provider's usage was last reset; metadata {"at": unix ns}
-//	keypool/v1/usage/<instance>  one instance's usage counts per key (only that instance writes it),
-//	                             with "journalSeq", the last local journal record they include;
-//	                             metadata {"updatedAt": unix ns}
+//	keypool/v2/schema            {"schema":2}: the layout version ({"schema":2,"cleanup":true}
+//	                             while schema-1 entries are left to delete)
+//	keypool/v2/rev               a random value, changed by every config write
+//	keypool/v2/shards/<nn>       the keys (secrets included) whose id hashes (FNV-1a) to shard
+//	                             nn of 32: {"keys":{id: key JSON with its "revision"}};
+//	                             metadata {"v": random version, "n": keys}
+//	keypool/v2/tokens/<token id> a client token: name, SHA-256 hash, masked form; metadata {"name","masked"}
+//	keypool/v2/reset/<provider>  when that provider's keys' usage was last reset; metadata {"at": unix ns}
+//	keypool/v2/usage/<n>         usage slot n of 8: {"instances":{instance: record}}, the record of
+//	                             every instance whose id hashes to it; a record holds the instance's
+//	                             usage counts per key and "journalSeq"; metadata {"updatedAt": unix ns}
+//	keypool/v2/cleanup           the UTC day schema-1 entries were last deleted (during a cleanup)
+//	keypool/v1/schema            {"schema":2}: a proxy of schema 1 refuses the namespace
+//
+// Shards are bounded: a shard's value may not pass 20 MiB (KV allows 25
+// MiB), about 50,000 keys per shard, 1.6 million in all. The shard count
+// is fixed for every provider together, so an import of any size writes
+// at most 33 entries (32 shards and "rev"): 10,000 keys cost 33 writes
+// and 32 reads.
+//
+// # Merge rule: per-key revisions, read-merge-write per shard
+//
+// KV has no compare-and-swap, so a shard is never written from memory
+// alone. PutKeys and DeleteKeys read the shards they touch as KV holds
+// them now, refuse the whole call with store.ErrConflict if a key's
+// revision there (or in this instance's copy) is not older than the one
+// given, replace or remove only the keys of the call (this instance's
+// own writes of the last StaleWindow are kept too, as KV may still serve
+// an older shard), and write the shards and "rev" in one bulk request.
+// So two instances editing different keys of one shard keep both edits,
+// and two edits of one key from the same revision end in ErrConflict for
+// the second. Two writes of one shard within KV's propagation delay
+// (about 60 s between locations) can still lose the first: the merge
+// reads what KV serves.
+//
+// # Usage slots
+//
+// Each instance's usage record lives in one of 8 slots (a hash of its
+// instance id); only it writes its record, by a read-merge-write of the
+// slot that keeps the other records. Reading everyone's usage is 8 reads
+// and no list, however many instances there are. If two instances of one
+// slot write at once and one record is lost, its instance sees an older
+// copy at its next usage read and writes it again. The usage flush
+// interval stretches with the number of instances seen writing in the
+// last day, so that together they write at most 288 usage records a day:
+// 2 instances flush every 10 minutes (the default), 10 every 48 minutes.
+//
+// # Migration from schema 1
+//
+// Schema 1 kept every key, token, reset and usage record as its own
+// entry under "keypool/v1/". The first instance that opens such a
+// namespace migrates it:
+//
+//  1. it lists and reads every schema-1 entry (keys staged by an import
+//     never published are skipped), and reads the schema-2 shards and
+//     slots that exist (a migration interrupted before, or running in
+//     another instance);
+//  2. it writes the shards, tokens, resets, usage slots and "rev" in
+//     bulk requests of 10 entries, merged with what exists (a key keeps
+//     the higher revision, an instance's record the newer one; usage
+//     records are totals, never deltas, so nothing counts twice);
+//  3. it flips the schema: keypool/v2/schema {"schema":2,"cleanup":true}
+//     and keypool/v1/schema {"schema":2} in one request;
+//  4. schema-1 entries are deleted, at most 250 a day for the whole
+//     cluster (the free plan allows 1,000 deletes a day), by the first
+//     instance each UTC day; then the cleanup flag goes.
+//
+// A start that finds schema 1 still in place runs it again from the top,
+// so an interrupted migration resumes, and two instances starting at once
+// write the same entries. Stop instances of the old version before
+// starting the new one: one still running writes schema-1 entries that
+// nobody reads.
 //
 // # Budget
 //
 // KV's free plan allows 1,000 writes, 1,000 lists and 100,000 reads a day,
 // so the relay never touches KV. Each instance reads "rev" every sync
-// interval (one read) and lists and reads the config only when it changed;
-// it writes its own usage record at most once per usage flush interval
-// and lists the others' records once per usage sync interval. Usage totals
-// are the sum of every instance's record, counted only from the provider's
-// last reset on.
-//
-// # Imports and duplicates
-//
-// PutKeys is all or none. Up to 9,999 keys go in one bulk request with
-// "rev". More are staged: written in requests of 10,000 with a batch id in
-// their metadata, which every reader skips, then published by one request
-// holding the batch marker, the keys they replace and "rev". If the
-// publish's answer is lost, the marker is read back to learn the outcome;
-// if that read fails too, the next write or sync reads it first.
-// Staged keys of a failed import are deleted, at once or at the next sync;
-// those an instance left behind (it crashed) are deleted by any instance
-// once they are an hour old (metadata "staged").
-// A second copy of a secret is refused (store.ErrDuplicate), compared by
-// fingerprint against the keys this instance knows.
+// interval (one read) and lists and reads the config only when it
+// changed; it writes its usage record at most once per usage flush
+// interval (stretched as above) and reads the 8 usage slots once per
+// usage sync interval. Usage totals are the sum of every instance's
+// record, counted only from the provider's last reset on.
 //
 // # Usage journal
 //
@@ -57,12 +104,4 @@
 // One lock serialises the calls to KV; the memory they update has its own
 // lock, never held across a call, so Health, AddUsage and the status pages
 // answer at once while KV hangs.
-//
-// # Consistency
-//
-// KV is eventually consistent (about 60 s between locations) and has no
-// compare-and-swap. Key edits carry a revision; a write over a key whose
-// known revision is not older is refused (store.ErrConflict), so two
-// instances' concurrent edits are detected, not silently merged, as far as
-// each instance's view allows.
 package cfkv

@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,280 +50,141 @@ func importKeys(n int, tag string) []pool.Key {
 	return keys
 }
 
-// kvProxy stands between the store and the emulator: hold, when set, is
-// called with each bulk write before the emulator serves it, and may
-// answer itself (true) after or instead of the emulator.
-type kvProxy struct {
-	emu  *kvemu.Emulator
-	mu   sync.Mutex
-	hold func(w http.ResponseWriter, r *http.Request, n int) bool
-	n    int // bulk writes seen
-	// failGets and failDeletes are how many of the next bulk reads and
-	// bulk deletes fail (503).
-	failGets, failDeletes int
-}
-
-func (p *kvProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var counter *int
-	switch {
-	case strings.HasSuffix(r.URL.Path, "/bulk/get"):
-		counter = &p.failGets
-	case strings.HasSuffix(r.URL.Path, "/bulk/delete"):
-		counter = &p.failDeletes
-	}
-	if counter != nil {
-		p.mu.Lock()
-		fail := *counter > 0
-		*counter--
-		p.mu.Unlock()
-		if fail {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			w.Write([]byte(`{"success":false,"errors":[{"code":10001,"message":"service unavailable"}],"messages":[],"result":null}`))
-			return
+// sameShard returns n key ids that hash to one shard.
+func sameShard(n int) []string {
+	var ids []string
+	want := shardOf("key_merge_0000")
+	for i := 0; len(ids) < n; i++ {
+		if id := fmt.Sprintf("key_merge_%04d", i); shardOf(id) == want {
+			ids = append(ids, id)
 		}
 	}
-	if r.Method == "PUT" && strings.HasSuffix(r.URL.Path, "/bulk") {
-		p.mu.Lock()
-		p.n++
-		n, hold := p.n, p.hold
-		p.mu.Unlock()
-		if hold != nil && hold(w, r, n) {
-			return
-		}
-	}
-	p.emu.ServeHTTP(w, r)
+	return ids
 }
 
-func kvBehindProxy(t *testing.T) (*kvProxy, Config) {
-	t.Helper()
+// An import of 10,000 keys writes the shards and "rev": at most 50 KV
+// writes, and no list; every key reaches a second instance.
+func TestImportCost(t *testing.T) {
 	srv, ns := emulator(t, kvemu.Options{})
-	p := &kvProxy{emu: srv.Emu}
-	ts := httptest.NewServer(p)
-	t.Cleanup(ts.Close)
-	cfg := testConfig(srv, ns, "i-import")
-	cfg.BaseURL = ts.URL
-	return p, cfg
-}
-
-// While an import larger than one bulk request is being written, other
-// instances see none of it; once published, all of it.
-func TestImportInvisibleUntilPublished(t *testing.T) {
-	p, cfg := kvBehindProxy(t)
-	s := open(t, cfg)
-	readerCfg := cfg
-	readerCfg.InstanceID = "i-reader"
-	arrived, release := make(chan struct{}), make(chan struct{})
-	var releaseOnce sync.Once
-	defer releaseOnce.Do(func() { close(release) }) // on failure too
-	p.hold = func(w http.ResponseWriter, r *http.Request, n int) bool {
-		if n == 3 { // schema write was 1, the staged keys 2: hold the publish
-			close(arrived)
-			<-release
-		}
-		return false
-	}
-	keys := importKeys(10_000, "inv")
-	done := make(chan error, 1)
-	go func() { done <- s.PutKeys(t.Context(), keys...) }()
-	<-arrived
-	if got := len(names(t, p.emu, keysPrefix)); got != len(keys) {
-		t.Fatalf("%d keys staged, want %d", got, len(keys))
-	}
-	c, err := open(t, readerCfg).Load(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(c.Keys) != 0 {
-		t.Fatalf("another instance sees %d keys of an import not yet published", len(c.Keys))
-	}
-	releaseOnce.Do(func() { close(release) })
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	c, err = open(t, readerCfg).Load(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(c.Keys) != len(keys) {
-		t.Fatalf("after publishing, another instance sees %d keys, want %d", len(c.Keys), len(keys))
-	}
-	// An edit drops the staging mark; the key stays.
-	edited := keys[0]
-	edited.Revision, edited.Description = 2, "edited"
-	if err := s.PutKeys(t.Context(), edited); err != nil {
-		t.Fatal(err)
-	}
-	c, _ = open(t, readerCfg).Load(t.Context())
-	if len(c.Keys) != len(keys) || c.Keys[0].Description != "edited" {
-		t.Fatalf("after an edit: %d keys, first %q", len(c.Keys), c.Keys[0].Description)
-	}
-}
-
-// A publish whose answer is lost after KV applied it is an import done,
-// not a failure to retry (which would store every key twice).
-func TestImportPublishAnswerLost(t *testing.T) {
-	p, cfg := kvBehindProxy(t)
-	s := open(t, cfg)
-	p.hold = func(w http.ResponseWriter, r *http.Request, n int) bool {
-		if n != 3 {
-			return false
-		}
-		p.emu.ServeHTTP(httptest.NewRecorder(), r) // applied ...
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(http.StatusBadGateway) // ... but the answer is an edge error
-		return true
-	}
-	keys := importKeys(10_000, "lost")
+	s := open(t, testConfig(srv, ns, "i-import"))
+	keys := importKeys(10_000, "cost")
+	srv.Emu.ResetCounts()
 	if err := s.PutKeys(t.Context(), keys...); err != nil {
-		t.Fatalf("PutKeys: %v", err)
+		t.Fatal(err)
 	}
-	c, _ := s.Load(t.Context())
-	if len(c.Keys) != len(keys) {
-		t.Fatalf("%d keys, want %d", len(c.Keys), len(keys))
+	c := srv.Emu.Counts()
+	t.Logf("importing 10,000 keys: %d writes, %d reads, %d lists, %d REST requests", c.Writes, c.Reads, c.Lists, c.TotalRequests())
+	if c.Writes > 50 || c.Lists != 0 || c.Deletes != 0 {
+		t.Errorf("importing 10,000 keys cost %d writes, %d lists, %d deletes; want ≤ 50 writes, no list or delete", c.Writes, c.Lists, c.Deletes)
 	}
-}
-
-// An import failing at any of its requests publishes nothing; the keys it
-// staged are deleted, at once or by the next sync.
-func TestImportFailurePublishesNothing(t *testing.T) {
-	for _, failAt := range []int{2, 3, 4} { // staging (2, 3) or publishing (4)
-		t.Run(fmt.Sprint("bulk write ", failAt), func(t *testing.T) {
-			p, cfg := kvBehindProxy(t)
-			now := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
-			var clockMu sync.Mutex
-			cfg.Now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
-			s := open(t, cfg)
-			p.hold = func(w http.ResponseWriter, r *http.Request, n int) bool {
-				if n != failAt {
-					return false
-				}
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusServiceUnavailable)
-				w.Write([]byte(`{"success":false,"errors":[{"code":10001,"message":"service unavailable"}],"messages":[],"result":null}`))
-				return true
-			}
-			keys := importKeys(15_000, "fail")
-			err := s.PutKeys(t.Context(), keys...)
-			if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "nothing was published") {
-				t.Fatalf("PutKeys = %v, want ErrUnavailable, nothing published", err)
-			}
-			readerCfg := cfg
-			readerCfg.InstanceID = "i-reader"
-			if c, _ := open(t, readerCfg).Load(t.Context()); len(c.Keys) != 0 {
-				t.Fatalf("another instance sees %d keys of a failed import", len(c.Keys))
-			}
-			clockMu.Lock()
-			now = now.Add(10 * time.Minute) // past the backoff
-			clockMu.Unlock()
-			if _, err := s.Sync(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			if c, err := s.Load(t.Context()); err != nil || len(c.Keys) != 0 {
-				t.Fatalf("the importing instance: %v, or it sees keys of a failed import", err)
-			}
-			if left := names(t, p.emu, keysPrefix); len(left) != 0 {
-				t.Fatalf("%d staged keys left after the next sync", len(left))
-			}
-			// The retry stores each key once.
-			if err := s.PutKeys(t.Context(), keys...); err != nil {
-				t.Fatal(err)
-			}
-			if got := len(names(t, p.emu, keysPrefix)); got != len(keys) {
-				t.Fatalf("after the retry KV holds %d keys, want %d", got, len(keys))
-			}
-		})
+	if got := len(names(t, srv.Emu, shardPrefix)); got > numShards {
+		t.Errorf("%d shard entries, want ≤ %d", got, numShards)
+	}
+	other := open(t, testConfig(srv, ns, "i-other"))
+	loaded, err := other.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(loaded.Keys) != len(keys) {
+		t.Errorf("second instance loaded %d keys, want %d", len(loaded.Keys), len(keys))
 	}
 }
 
-// A publish whose outcome cannot be learnt at once (its answer lost, and
-// the marker unreadable) is resolved before the next write: a retry of the
-// import is then refused as duplicates instead of storing every key twice.
-func TestImportInDoubtResolvedBeforeRetry(t *testing.T) {
-	p, cfg := kvBehindProxy(t)
-	now := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
-	var clockMu sync.Mutex
-	cfg.Now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
-	s := open(t, cfg)
-	p.hold = func(w http.ResponseWriter, r *http.Request, n int) bool {
-		if n != 3 {
-			return false
-		}
-		p.emu.ServeHTTP(httptest.NewRecorder(), r) // applied, answer lost
-		p.mu.Lock()
-		p.failGets = 1 // and the read-back fails
-		p.mu.Unlock()
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(http.StatusBadGateway)
-		return true
-	}
-	keys := importKeys(10_000, "doubt")
-	if err := s.PutKeys(t.Context(), keys...); err == nil || !strings.Contains(err.Error(), "could not be read back") {
-		t.Fatalf("PutKeys = %v, want an unknown outcome", err)
-	}
-	clockMu.Lock()
-	now = now.Add(10 * time.Minute) // past the backoff
-	clockMu.Unlock()
-	retry := importKeys(10_000, "doubt")
-	for i := range retry {
-		retry[i].ID += "_retry" // the server gives a retry new ids
-	}
-	if err := s.PutKeys(t.Context(), retry...); !errors.Is(err, store.ErrDuplicate) {
-		t.Fatalf("retry = %v, want ErrDuplicate", err)
-	}
-	if got := len(names(t, p.emu, keysPrefix)); got != len(keys) {
-		t.Fatalf("KV holds %d keys, want %d", got, len(keys))
-	}
-	c, err := s.Load(t.Context())
-	if err != nil || len(c.Keys) != len(keys) {
-		t.Fatalf("Load: %v, %d keys; want %d", err, len(c.Keys), len(keys))
-	}
-}
-
-// Staged keys an import left behind (its instance crashed before deleting
-// them) are deleted by any instance once they are an hour old.
-func TestLeftoverStagedKeysAreCollected(t *testing.T) {
-	p, cfg := kvBehindProxy(t)
-	now := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
-	var clockMu sync.Mutex
-	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
-	cfg.Now = clock
-	s := open(t, cfg)
-	p.failDeletes = 1 // the deletion after the failed publish fails too
-	p.hold = func(w http.ResponseWriter, r *http.Request, n int) bool {
-		if n != 3 { // the publish fails
-			return false
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		w.Write([]byte(`{"success":false,"errors":[{"code":10001,"message":"service unavailable"}],"messages":[],"result":null}`))
-		return true
-	}
-	keys := importKeys(10_000, "left")
+// A failed import writes nothing, and may be retried.
+func TestImportFailureWritesNothing(t *testing.T) {
+	srv, ns := emulator(t, kvemu.Options{})
+	s := open(t, testConfig(srv, ns, "i-import"))
+	keys := importKeys(2_000, "fail")
+	srv.Emu.InjectFault(kvemu.Fault{Status: 500, Count: 1, Paths: []string{"/bulk"}, Methods: []string{"PUT"}})
 	if err := s.PutKeys(t.Context(), keys...); err == nil {
-		t.Fatal("PutKeys succeeded")
+		t.Fatal("PutKeys succeeded through a failing write")
 	}
-	_ = s // crashes here: its list of keys to delete is lost
-	if got := len(names(t, p.emu, keysPrefix)); got != len(keys) {
-		t.Fatalf("%d staged keys left, want %d", got, len(keys))
+	if got := names(t, srv.Emu, shardPrefix); len(got) != 0 {
+		t.Fatalf("a failed import left %d shards", len(got))
 	}
-	other := cfg
-	other.InstanceID = "i-other"
-	o := open(t, other) // young leftovers: kept (an import may be running)
-	if _, err := o.Sync(t.Context()); err != nil {
+	s.mu.Lock()
+	inMemory := len(s.keys)
+	s.mu.Unlock()
+	if inMemory != 0 {
+		t.Fatalf("a failed import left %d keys in memory", inMemory)
+	}
+	// The store backs off after a 500; a later attempt succeeds.
+	s.hmu.Lock()
+	s.health.blockedUntil = time.Time{}
+	s.hmu.Unlock()
+	if err := s.PutKeys(t.Context(), keys...); err != nil {
 		t.Fatal(err)
 	}
-	if got := len(names(t, p.emu, keysPrefix)); got != len(keys) {
-		t.Fatalf("%d staged keys after a sync, want %d (too young to collect)", got, len(keys))
-	}
-	clockMu.Lock()
-	now = now.Add(2 * time.Hour)
-	clockMu.Unlock()
-	o = open(t, other)
-	if _, err := o.Sync(t.Context()); err != nil {
+	c, err := open(t, testConfig(srv, ns, "i-other")).Load(t.Context())
+	if err != nil {
 		t.Fatal(err)
 	}
-	if left := names(t, p.emu, keysPrefix); len(left) != 0 {
-		t.Fatalf("%d leftover staged keys after an hour", len(left))
+	if len(c.Keys) != len(keys) {
+		t.Errorf("after the retry another instance sees %d keys, want %d", len(c.Keys), len(keys))
+	}
+}
+
+// Two instances edit different keys of one shard, each without having
+// seen the other's edit: both edits stand (a read-merge-write of the
+// shard with per-key revisions). Edits of the same key conflict.
+func TestShardMergeTwoInstances(t *testing.T) {
+	srv, ns := emulator(t, kvemu.Options{})
+	ids := sameShard(3)
+	a := open(t, testConfig(srv, ns, "i-a"))
+	var keys []pool.Key
+	for i, id := range ids {
+		keys = append(keys, pool.Key{ID: id, Provider: "openai", Secret: fmt.Sprintf("sk-test-merge-%d", i), Revision: 1, IsActive: true})
+	}
+	if err := a.PutKeys(t.Context(), keys...); err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, testConfig(srv, ns, "i-b"))
+
+	// A edits the first key, then B (not synced since) the second.
+	ea, eb := keys[0], keys[1]
+	ea.Description, ea.Revision = "edited by a", 2
+	eb.Description, eb.Revision = "edited by b", 2
+	if err := a.PutKeys(t.Context(), ea); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutKeys(t.Context(), eb); err != nil {
+		t.Fatal(err)
+	}
+	// A deletes the third; B edits nothing more.
+	if err := a.DeleteKeys(t.Context(), ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*Store{"fresh": open(t, testConfig(srv, ns, "i-c")), "a": a, "b": b} {
+		c, err := s.Load(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]pool.Key{}
+		for _, k := range c.Keys {
+			got[k.ID] = k
+		}
+		if got[ids[0]].Description != "edited by a" || got[ids[1]].Description != "edited by b" {
+			t.Errorf("%s sees %q and %q: an edit was lost", name, got[ids[0]].Description, got[ids[1]].Description)
+		}
+		if _, ok := got[ids[2]]; ok || len(got) != 2 {
+			t.Errorf("%s sees %d keys, the deleted one included: %v", name, len(got), ok)
+		}
+	}
+
+	// Both edit the first key from revision 2: the second writer is refused.
+	a2, b2 := ea, ea
+	a2.Description, a2.Revision = "a again", 3
+	b2.Description, b2.Revision = "b again", 3
+	if err := a.PutKeys(t.Context(), a2); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutKeys(t.Context(), b2); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second edit of one key from the same revision: %v, want ErrConflict", err)
+	}
+	c, _ := open(t, testConfig(srv, ns, "i-d")).Load(t.Context())
+	for _, k := range c.Keys {
+		if k.ID == ids[0] && k.Description != "a again" {
+			t.Errorf("the refused edit landed: %q", k.Description)
+		}
 	}
 }

@@ -72,6 +72,7 @@ func Run(t *testing.T, h Harness) {
 		{"Persistence", testPersistence},
 		{"ConcurrentAddUsage", testConcurrentAddUsage},
 		{"Bulk", testBulk},
+		{"BulkReopen", testBulkReopen},
 		{"CancelledContext", testCancelledContext},
 		{"Duplicates", testDuplicates},
 		{"Sealed", testSealed},
@@ -1044,6 +1045,58 @@ func testBulk(t *testing.T, e *env) {
 		t.Errorf("after deleting all %d keys: Load = %d keys, %d usage; want none", n, len(c.Keys), len(c.Usage))
 	}
 	checkTokens(t, c.Tokens, []pool.ClientToken{token("tok_1")})
+}
+
+// testBulkReopen reads many keys back through a fresh store: more than a
+// page of any listing a backend pages through (1,000 names on Cloudflare
+// KV), spread over two providers, with usage, then half deleted and the
+// rest edited.
+func testBulkReopen(t *testing.T, e *env) {
+	if e.h.Reopen == nil {
+		t.Skip("backend is not persistent (Harness.Reopen is nil)")
+	}
+	const n = 2_500
+	s := e.open()
+	keys := make([]pool.Key, n)
+	deltas := make([]pool.UsageDelta, n)
+	want := make(map[string]pool.Usage, n)
+	for i := range keys {
+		k := key(fmt.Sprintf("page_%05d", i))
+		if i%2 == 1 {
+			k.Provider = "gemini"
+		}
+		k.Revision = 1
+		keys[i] = k
+		deltas[i] = pool.UsageDelta{ID: k.ID, Requests: int64(i + 1), Successes: int64(i), Failures: 1, LastUsed: at(time.Duration(i))}
+		want[k.ID] = pool.Usage{Requests: int64(i + 1), Successes: int64(i), Failures: 1, LastUsed: at(time.Duration(i))}
+	}
+	putKeys(t, s, keys...)
+	addUsage(t, s, deltas...)
+	s = e.reopen(s)
+	c := load(t, s)
+	checkKeys(t, c.Keys, keys)
+	checkUsage(t, c.Usage, want)
+
+	var gone []string
+	var kept []pool.Key
+	for i, k := range keys {
+		if i%2 == 0 {
+			gone = append(gone, k.ID)
+			delete(want, k.ID)
+			continue
+		}
+		k.Description = "edited"
+		k.Revision = 2
+		kept = append(kept, k)
+	}
+	if err := s.DeleteKeys(t.Context(), gone...); err != nil {
+		t.Fatalf("DeleteKeys of %d keys: %v", len(gone), err)
+	}
+	putKeys(t, s, kept...)
+	s = e.reopen(s)
+	c = load(t, s)
+	checkKeys(t, c.Keys, kept)
+	checkUsage(t, c.Usage, want)
 }
 
 func testCancelledContext(t *testing.T, e *env) {
