@@ -819,12 +819,18 @@ func keysAtScale(t *testing.T, n int) (*browserPage, *adminclient.Client, int) {
 	typed := time.Since(fstart)
 	wait("searched", count+`.startsWith("`+fmt.Sprint(n/10_000)+` of")`)
 	search := time.Since(fstart)
+	if perf, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`JSON.stringify(performance.getEntriesByType("resource").filter(e => /[?&]q=/.test(e.name)).map(e => Math.round(e.responseEnd - e.startTime)))`)); err == nil {
+		t.Logf("search requests (ms each, from the browser): %s", perf)
+	}
 	p.do("clear search", typeInto("f-text", ""))
 	wait("all again", table)
 	pstart := time.Now()
 	p.do("next page", chromedp.Click(chromedp.ID("page-next")))
 	wait("page 2", textOfID("page-info")+` === "Page 2 of `+fmt.Sprint(n/50)+`"`)
 	page := time.Since(pstart)
+	if perf, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`(() => { const e = performance.getEntriesByType("resource").filter(e => /cursor=/.test(e.name)).pop(); return e ? String(Math.round(e.responseEnd - e.startTime)) : "" })()`)); err == nil {
+		t.Logf("next page request: %s ms", perf)
+	}
 	t.Logf("%d keys: navigation → usable keys table %v; search typed in %v, answered %v after the last key; next page %v",
 		n, usable.Round(time.Millisecond), typed.Round(time.Millisecond), (search - typed).Round(time.Millisecond), page.Round(time.Millisecond))
 	p.do("page 1", chromedp.Click(chromedp.ID("page-prev")))
