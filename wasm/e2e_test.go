@@ -810,8 +810,14 @@ func keysAtScale(t *testing.T, n int) (*browserPage, *adminclient.Client, int) {
 	if full := p.num(`performance.getEntriesByType("resource").filter(e => /admin\/status(\?provider=[a-z]+)?$/.test(e.name)).length`); full != 0 {
 		t.Errorf("the Keys tab downloaded the whole status %d times", full)
 	}
-	if usable > 10*time.Second {
-		t.Errorf("keys table usable after %v", usable)
+	// Only a gross regression fails (a shared 2-core machine swings this
+	// by seconds); KEYPOOL_STRICT_BUDGET=1 (a quiet machine) holds 3 s.
+	limit := 10 * time.Second
+	if os.Getenv("KEYPOOL_STRICT_BUDGET") == "1" {
+		limit = 3 * time.Second
+	}
+	if usable > limit {
+		t.Errorf("keys table usable after %v, over %v", usable, limit)
 	}
 
 	fstart := time.Now()
