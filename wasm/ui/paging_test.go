@@ -254,3 +254,44 @@ func TestConnectOnKeysTabLoadsOnePage(t *testing.T) {
 		t.Fatalf("page 2 took %d requests: %v", len(asked)-1, asked[1:])
 	}
 }
+
+// A large "all matching" delete runs as one proxy job (progress polled):
+// every matching key goes but the row unticked.
+func TestSelectAllMatchingDeleteJob(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	pagedPool(t, c, 1600)
+	var jobsStarted atomic.Int64
+	spy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/admin/jobs/delete" {
+			jobsStarted.Add(1)
+		}
+		ts.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(spy.Close)
+	h := mount(t, &Dashboard{})
+	h.connect(spy.URL, adminKey)
+	h.fire("tab-keys", "click")
+	h.do(func(ctx app.Context) { h.d.filter = Filter{}; h.d.filterChanged(ctx) })
+	h.fire("sel-all", "click")
+	h.contains("1600 selected")
+	keep := h.rowIDs()[7]
+	h.fire("sel-"+keep, "change")
+	h.fire("sel-delete", "click")
+	h.contains("Delete 1599 keys?")
+	h.fire("sel-delete-yes", "click")
+	for range 50 { // the job polls every jobPoll
+		if strings.Contains(h.d.Notice(), "keys deleted") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+		h.do(func(ctx app.Context) {})
+	}
+	if !strings.Contains(h.d.Notice(), "1599 keys deleted") || jobsStarted.Load() != 1 {
+		t.Fatalf("notice %q, %d delete jobs", h.d.Notice(), jobsStarted.Load())
+	}
+	left := keysIn(t, c)
+	if _, ok := left[keep]; !ok || len(left) != 1 {
+		t.Fatalf("%d keys left, the unticked one kept: %v", len(left), ok)
+	}
+}

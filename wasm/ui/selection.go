@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/adminclient"
@@ -267,12 +268,56 @@ func (d *Dashboard) runBulk(action string) app.EventHandler {
 	return func(ctx app.Context, e app.Event) { d.RunBulk(ctx, action) }
 }
 
+// jobAbove is the selection size above which deletes and tests run as
+// one background job on the proxy (POST /admin/jobs/delete or /test)
+// rather than bulkChunk at a time.
+const jobAbove = 2 * bulkChunk
+
+// jobPoll is how often a job's progress is read.
+const jobPoll = 300 * time.Millisecond
+
+// jobApply deletes or tests ids as one proxy job, reporting its progress
+// until it ends.
+func jobApply(ctx context.Context, c *adminclient.Client, action string, ids []string, progress func(int)) (ok, failed int, err error) {
+	var j *adminapi.JobStatus
+	if action == BulkDelete {
+		j, err = c.DeleteJob(ctx, ids)
+	} else {
+		j, err = c.TestJob(ctx, adminapi.TestJobRequest{IDs: ids})
+	}
+	for err == nil && j.State == adminapi.JobRunning {
+		progress(j.Done)
+		select {
+		case <-ctx.Done():
+			return ok, failed, ctx.Err()
+		case <-time.After(jobPoll):
+		}
+		j, err = c.Job(ctx, j.ID)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	good, bad := "passed", "failed"
+	if action == BulkDelete {
+		good, bad = "deleted", "not_found"
+	}
+	ok, failed = j.Counts[good], j.Counts[bad]
+	progress(j.Done)
+	if j.State != adminapi.JobDone {
+		return ok, failed, &adminclient.Error{Kind: adminclient.KindHTTP, Message: j.State + ": " + j.Error}
+	}
+	return ok, failed, nil
+}
+
 // bulkApply runs action over ids: deletes and tests in chunks, updates
 // four at a time. It returns how many succeeded and failed; err is the
 // first error that stopped it.
 func bulkApply(ctx context.Context, c *adminclient.Client, action string, ids []string, progress func(int)) (ok, failed int, err error) {
 	switch action {
 	case BulkDelete, BulkTest:
+		if len(ids) > jobAbove {
+			return jobApply(ctx, c, action, ids, progress)
+		}
 		for lo := 0; lo < len(ids); lo += bulkChunk {
 			chunk := ids[lo:min(lo+bulkChunk, len(ids))]
 			if action == BulkDelete {
