@@ -94,11 +94,12 @@ type Dashboard struct {
 	revokeAsk  string
 	tokErr     string
 
-	panel       string // PanelAdd, PanelBulk or "" above the keys table
-	fresh       string // the key just added: highlighted
-	detailID    string // the key in the detail drawer ("" = closed)
-	detailAsk   bool   // the drawer's delete awaits confirmation
-	revealAfter string // the key to reveal once the status is reloaded
+	panel       string         // PanelAdd, PanelBulk or "" above the keys table
+	fresh       string         // the key just added: highlighted
+	detailID    string         // the key in the detail drawer ("" = closed)
+	detailAsk   bool           // the drawer's delete awaits confirmation
+	projCount   map[string]int // keys per provider + "\x00" + project, counted by the proxy for the drawer
+	revealAfter string         // the key to reveal once the status is reloaded
 
 	play       playForm
 	selected   map[string]bool

@@ -102,6 +102,34 @@ func (d *Dashboard) openDetail(ctx app.Context, id string) {
 	d.detailID = id
 	d.detailAsk = false
 	d.focus(ctx, "detail-close")
+	d.countProject(ctx, id)
+}
+
+// countProject asks the proxy how many keys share the project of key id
+// (one page of one key: its Matched), for the drawer's "shares one quota
+// with N other keys": the Keys tab does not hold every key.
+func (d *Dashboard) countProject(ctx app.Context, id string) {
+	k, ok := d.findShown(id)
+	c := d.client
+	if !ok || k.Project == "" || c == nil {
+		return
+	}
+	q := adminapi.StatusQuery{Provider: k.Provider, Project: k.Project, Limit: 1}
+	ctx = d.bind(ctx)
+	ctx.Async(func() {
+		cctx, cancel := bg()
+		defer cancel()
+		p, err := c.StatusPage(cctx, q)
+		if err != nil {
+			return // the drawer counts the keys it holds instead
+		}
+		ctx.Dispatch(func(ctx app.Context) {
+			if d.projCount == nil {
+				d.projCount = map[string]int{}
+			}
+			d.projCount[q.Provider+"\x00"+q.Project] = p.Matched
+		})
+	})
 }
 
 func (d *Dashboard) closeDetail(ctx app.Context) {

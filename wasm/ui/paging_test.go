@@ -295,3 +295,26 @@ func TestSelectAllMatchingDeleteJob(t *testing.T) {
 		t.Fatalf("%d keys left, the unticked one kept: %v", len(left), ok)
 	}
 }
+
+// The drawer's "shares one quota with N other keys" is counted by the
+// proxy: the Keys tab does not hold every key.
+func TestDrawerCountsTheProjectOnTheProxy(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	pagedPool(t, c, 240)
+	h := mount(t, &Dashboard{})
+	h.d.tab = TabKeys
+	h.connect(ts.URL, adminKey)
+	if len(h.d.keys) != 0 {
+		t.Fatal("the Keys tab loaded every key")
+	}
+	var k adminapi.KeyStatus
+	for _, id := range h.rowIDs() {
+		if k, _ = h.d.findShown(id); k.Project != "" {
+			break
+		}
+	}
+	n := len(serverIDs(t, c, Filter{Project: k.Project}))
+	h.fire("open-"+k.ID, "click")
+	h.contains(fmt.Sprintf("shares one quota with %d other keys here", n-1))
+}

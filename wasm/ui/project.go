@@ -154,9 +154,13 @@ func (d *Dashboard) projectFacts(k adminapi.KeyStatus, row func(string, app.UI) 
 			source = d.t("proj.learned")
 		}
 		same := 0
-		for _, o := range d.keys {
-			if o.ID != k.ID && o.Provider == k.Provider && o.Project == k.Project {
-				same++
+		if n, ok := d.projCount[k.Provider+"\x00"+k.Project]; ok { // counted by the proxy
+			same = max(0, n-1)
+		} else {
+			for _, o := range d.keys {
+				if o.ID != k.ID && o.Provider == k.Provider && o.Project == k.Project {
+					same++
+				}
 			}
 		}
 		shares := d.t("proj.alone")
