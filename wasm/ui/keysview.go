@@ -127,7 +127,7 @@ func (d *Dashboard) renderKeys() app.UI {
 		projOpts = append(projOpts, app.Option().Value(p).Text(p).Selected(d.filter.Project == p))
 	}
 	sortOpts := []app.UI{anyOption(d.t("sort.default"), d.filter.Sort)}
-	for _, s := range []string{"created", "lastUsed", "requests", "successRate"} {
+	for _, s := range []string{"lastUsed", "requests", "successRate"} { // "created" is the default order
 		sortOpts = append(sortOpts, app.Option().Value(s).Text(d.t("sort."+s)).Selected(d.filter.Sort == s))
 	}
 	body := make([]app.UI, 0, len(rows))
