@@ -419,7 +419,7 @@ func (d *Dashboard) refresh(ctx app.Context) {
 		id := d.revealAfter
 		d.revealAfter = ""
 		d.loadKeysThen(ctx, d.kp.offset, id)
-		return
+		return // loading stays true (the Refresh button is busy) until the page arrives
 	}
 	ctx = d.bind(ctx)
 	ctx.Async(func() {

@@ -173,14 +173,14 @@ func (d *Dashboard) renderKeys() app.UI {
 			)),
 			app.If(d.kp.loaded && len(rows) == 0, func() app.UI { return app.P().ID("keys-none").Class("hint").Text(d.t("keys.none")) }),
 			app.Div().Class("pager").Body(
-				app.Button().ID("page-prev").Type("button").Disabled(page == 0).Text(d.t("keys.prev")).OnClick(func(ctx app.Context, e app.Event) { d.loadKeys(ctx, d.kp.offset-d.size()) }, on("page-prev")),
+				app.Button().ID("page-prev").Type("button").Disabled(page == 0).Text(d.t("keys.prev")).OnClick(func(ctx app.Context, e app.Event) { d.turnTo(ctx, d.kp.offset-d.size()) }, on("page-prev")),
 				app.Span().ID("page-info").Text(d.t("keys.page", page+1, pages)),
-				app.Button().ID("page-next").Type("button").Disabled(page >= pages-1).Text(d.t("keys.next")).OnClick(func(ctx app.Context, e app.Event) { d.loadKeys(ctx, d.kp.offset+d.size()) }, on("page-next")),
+				app.Button().ID("page-next").Type("button").Disabled(page >= pages-1).Text(d.t("keys.next")).OnClick(func(ctx app.Context, e app.Event) { d.turnTo(ctx, d.kp.offset+d.size()) }, on("page-next")),
 				app.Label().Class("pager-field").Body(
 					app.Text(d.t("keys.jump")+" "),
 					app.Input().ID("page-jump").Type("number").Min(1).Max(pages).Value(page+1).OnChange(func(ctx app.Context, e app.Event) {
 						if n, err := strconv.Atoi(ctx.JSSrc().Get("value").String()); err == nil {
-							d.loadKeys(ctx, min(max(n-1, 0), pagesNow(d)-1)*d.size())
+							d.turnTo(ctx, min(max(n-1, 0), pagesNow(d)-1)*d.size())
 						}
 					}, on("page-jump")),
 				),

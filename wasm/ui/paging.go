@@ -165,6 +165,15 @@ func CollectIDs(ctx context.Context, c *adminclient.Client, q adminapi.StatusQue
 // keysQuery is the table's query now.
 func (d *Dashboard) keysQuery() adminapi.StatusQuery { return d.filter.Query() }
 
+// turnTo loads the page at offset from an event handler: nothing changes
+// on screen until the page arrives (one redraw, not two).
+func (d *Dashboard) turnTo(ctx app.Context, offset int) {
+	d.loadKeys(ctx, offset)
+	if app.IsClient {
+		ctx.PreventUpdate()
+	}
+}
+
 // loadKeys fetches the table's page starting at offset with the current
 // filter, search, sort and page size. An answer to an older query is
 // dropped, so a slow answer never replaces a newer one.
@@ -193,7 +202,6 @@ func (d *Dashboard) loadKeysThen(ctx app.Context, offset int, reveal string) {
 	seq := d.kp.seq
 	size := d.size()
 	sortOnly := Filter{Sort: d.filter.Sort, Reverse: d.filter.Reverse}
-	d.loading = true
 	ctx = d.bind(ctx)
 	ctx.Async(func() {
 		cctx, cancel := bg()
@@ -217,7 +225,7 @@ func (d *Dashboard) loadKeysThen(ctx app.Context, offset int, reveal string) {
 			if seq != d.kp.seq {
 				return // a newer query was asked meanwhile
 			}
-			d.loading = false
+			d.loading = false // a Refresh's
 			if err != nil {
 				d.kp.err = d.ErrorText(err)
 				d.setNotice(ctx, func() string { return d.ErrorText(err) }, true)
@@ -279,6 +287,7 @@ func (d *Dashboard) searchChanged(ctx app.Context) {
 		if seq == d.searchSeq {
 			d.loadKeys(ctx, 0)
 		}
+		ctx.PreventUpdate() // the table changes with the answer
 	})
 }
 
