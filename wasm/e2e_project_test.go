@@ -132,7 +132,12 @@ func TestProjectsAndModelRestsInChromium(t *testing.T) {
 	if added.Project != "444" || added.ProjectLearned {
 		t.Fatalf("added key: project %q learned %v, want 444 set", added.Project, added.ProjectLearned)
 	}
+	// The table redraws (and scrolls the new row into view) when the page
+	// with the added key arrives, and the panel leaves on the next frame:
+	// a click aimed before either lands where the button was.
+	p.wait("new key in the table", `document.querySelector("#keys-table tr.fresh") !== null && `+textOfID("keys-count")+`.startsWith("4 of 4")`)
 	p.do("close the panel", chromedp.Click(chromedp.ID("panel-close")))
+	p.wait("panel closed", `!document.getElementById("add-form") && document.activeElement.id === "add-open"`)
 
 	// Edit: set a project on the plain key, then clear the busy key's.
 	p.do("edit", chromedp.Click(chromedp.ID("edit-"+plain)))
@@ -142,6 +147,7 @@ func TestProjectsAndModelRestsInChromium(t *testing.T) {
 	if k := keyState(t, admin)[plain]; k.Project != "555" {
 		t.Fatalf("plain key's project %q after the edit, want 555", k.Project)
 	}
+	p.wait("focus back on the row", `document.activeElement.id === "edit-`+plain+`"`)
 	p.do("edit busy", chromedp.Click(chromedp.ID("edit-"+busy)))
 	p.wait("edit row", `document.getElementById("e-project") && document.getElementById("e-project").value === "111"`)
 	p.do("clear", typeInto("e-project", ""), chromedp.Click(chromedp.ID("e-save")))
