@@ -20,6 +20,7 @@ import (
 
 	"github.com/keypool/keypool/worker-proxy/internal/fakeupstream"
 	"github.com/keypool/keypool/worker-proxy/internal/testenv"
+	"github.com/keypool/keypool/worker-proxy/store/cfkv"
 )
 
 const (
@@ -387,17 +388,8 @@ func usageIn(dump, id string) int64 {
 		if !strings.HasPrefix(k, "keypool/v2/usage/") {
 			continue
 		}
-		var slot struct {
-			Instances map[string]struct {
-				Keys map[string]struct {
-					R int64 `json:"r"`
-				} `json:"keys"`
-			} `json:"instances"`
-		}
-		if json.Unmarshal([]byte(v.Value), &slot) == nil {
-			for _, rec := range slot.Instances {
-				n += rec.Keys[id].R
-			}
+		if counts, err := cfkv.SlotRequests(v.Value); err == nil {
+			n += counts[id]
 		}
 	}
 	return n

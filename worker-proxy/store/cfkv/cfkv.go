@@ -99,6 +99,7 @@ type Store struct {
 
 	// Written under callMu and mu; read under either.
 	keys   map[string]pool.Key
+	order  []string                    // the ids of keys, sorted; nil when a key came or went
 	resets map[string]map[string]int64 // provider → key id → reset stamp (unix ns)
 	// Under mu.
 	mu             sync.Mutex
@@ -110,13 +111,18 @@ type Store struct {
 
 	// Under callMu only.
 	tokens    map[string]pool.ClientToken
-	resetSeen map[string]int64       // provider → newest stamp read
-	others    map[string]usageRecord // other instances' records
-	recent    map[string]time.Time   // key/token ids this instance wrote or deleted lately
-	deleted   map[string]time.Time   // ids deleted here lately (tombstones)
-	shardSeen map[string]string      // shard name → version ("v" of its metadata) last read
-	cleanup   bool                   // schema-1 entries are left to delete
-	cleanDay  int64                  // UTC day of this instance's last cleanup attempt
+	resetSeen map[string]int64     // provider → newest stamp read
+	slots     map[string]*slotView // the usage slots as last read or written
+	adopt     *usageRecord         // the own record as Load read it
+	written   []usageRecord        // the own record's last writes, newest last
+	rebased   int64                // newest fold of the own record taken out of own (unix ns)
+	foldedSeq uint64               // journal record the newest fold of the own record included
+	interval  time.Duration        // the flush interval last computed
+	recent    map[string]time.Time // key/token ids this instance wrote or deleted lately
+	deleted   map[string]time.Time // ids deleted here lately (tombstones)
+	shardSeen map[string]string    // shard name → version ("v" of its metadata) last read
+	cleanup   bool                 // schema-1 entries are left to delete
+	cleanDay  int64                // UTC day of this instance's last cleanup attempt
 	lastRev   string
 	lastUsage time.Time // last read of others' usage
 	lastFlush time.Time // last write of own usage
@@ -179,16 +185,18 @@ func (s *Store) Load(ctx context.Context) (*store.Contents, error) {
 	if err := s.refreshConfig(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.refreshUsage(ctx, true); err != nil {
+	s.adopt = nil
+	if _, err := s.refreshUsage(ctx, true); err != nil {
 		return nil, err
 	}
 	s.lastRev = rev
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if o, ok := s.others[s.cfg.InstanceID]; ok {
+	if s.adopt != nil {
 		// This instance's own record from before a restart; what it
 		// counted since it started stays on top.
-		delete(s.others, s.cfg.InstanceID)
+		o := *s.adopt
+		s.adopt = nil
 		if !s.loaded {
 			for id, e := range s.own.Keys {
 				o.Keys[id] = mergeEntry(o.Keys[id], e)
@@ -232,10 +240,11 @@ func (s *Store) Sync(ctx context.Context) (*store.Contents, error) {
 		s.lastRev, changed = rev, true
 	}
 	if now.Sub(s.lastUsage) >= s.cfg.UsageSyncInterval {
-		if err := s.refreshUsage(ctx, false); err != nil {
+		got, err := s.refreshUsage(ctx, false)
+		if err != nil {
 			return nil, err
 		}
-		changed = true
+		changed = changed || got
 	}
 	if !changed {
 		return nil, nil
@@ -271,10 +280,13 @@ func (s *Store) readRev(ctx context.Context) (string, error) {
 // over every instance, counted from each provider's last reset.
 func (s *Store) contentsLocked() *store.Contents {
 	c := &store.Contents{Usage: map[string]pool.Usage{}}
-	for _, k := range s.keys {
-		c.Keys = append(c.Keys, k.Clone())
+	if len(s.order) != len(s.keys) {
+		s.order = slices.Sorted(maps.Keys(s.keys))
 	}
-	slices.SortFunc(c.Keys, func(a, b pool.Key) int { return strings.Compare(a.ID, b.ID) })
+	c.Keys = make([]pool.Key, 0, len(s.order))
+	for _, id := range s.order {
+		c.Keys = append(c.Keys, s.keys[id].Clone())
+	}
 	for _, t := range s.tokens {
 		c.Tokens = append(c.Tokens, t)
 	}
@@ -295,8 +307,11 @@ func (s *Store) contentsLocked() *store.Contents {
 		}
 	}
 	add(s.own)
-	for _, rec := range s.others {
-		add(rec)
+	for _, v := range s.slots {
+		for _, rec := range v.records {
+			add(rec)
+		}
+		add(usageRecord{Keys: v.folded.Keys})
 	}
 	return c
 }
@@ -362,9 +377,16 @@ func (s *Store) replayJournalLocked() {
 	}
 	flushed := func(inst string) uint64 {
 		if inst == s.cfg.InstanceID {
-			return s.own.JournalSeq
+			return max(s.own.JournalSeq, s.foldedSeq)
 		}
-		return s.others[inst].JournalSeq
+		v := s.slots[slotOf(inst)]
+		if v == nil {
+			return 0
+		}
+		if rec, ok := v.records[inst]; ok {
+			return rec.JournalSeq
+		}
+		return v.folded.IDs[inst].Seq
 	}
 	applied := map[string]pool.UsageDelta{}
 	var order []string

@@ -173,12 +173,21 @@ func transportMessage(err error) string {
 // bulkGet reads up to any number of values, 100 per request; absent names
 // are absent from the result.
 func (s *Store) bulkGet(ctx context.Context, names []string) (map[string]string, error) {
-	return s.read(ctx, names, true)
+	return s.read(ctx, names, true, false)
+}
+
+// bulkGetJSON is bulkGet of values that are JSON, asked for as JSON: the
+// answer holds them as they are instead of as escaped strings, which is
+// cheaper to decode when they are large (usage slots). Each comes back
+// as JSON text.
+func (s *Store) bulkGetJSON(ctx context.Context, names []string) (map[string]string, error) {
+	return s.read(ctx, names, true, true)
 }
 
 // read is bulkGet; backoff false reads even while backing off (to learn
-// the outcome of a write whose answer was lost).
-func (s *Store) read(ctx context.Context, names []string, backoff bool) (map[string]string, error) {
+// the outcome of a write whose answer was lost); asJSON asks for the
+// values as JSON.
+func (s *Store) read(ctx context.Context, names []string, backoff, asJSON bool) (map[string]string, error) {
 	out := make(map[string]string, len(names))
 	for len(names) > 0 {
 		batch := names[:min(100, len(names))]
@@ -194,17 +203,49 @@ func (s *Store) read(ctx context.Context, names []string, backoff bool) (map[str
 		params.AccountID.Value, params.AccountID.Present = s.cfg.AccountID, true
 		params.Keys.Value, params.Keys.Present = batch, true
 		params.Type.Value, params.Type.Present = kv.NamespaceBulkGetParamsTypeText, true
-		res, err := s.ns.BulkGet(ctx, s.cfg.NamespaceID, params)
+		if asJSON {
+			params.Type.Value = kv.NamespaceBulkGetParamsTypeJson
+		}
+		// The answer is decoded here, once: the SDK's own decoder would
+		// decode every value a second time (usage slots are megabytes).
+		var raw []byte
+		_, err := s.ns.BulkGet(ctx, s.cfg.NamespaceID, params, option.WithResponseBodyInto(&raw))
 		if err := s.observe("read", err); err != nil {
 			return nil, err
 		}
-		var body struct {
-			Values map[string]*string `json:"values"`
+		if asJSON {
+			var body struct {
+				Result struct {
+					Values map[string]json.RawMessage `json:"values"`
+				} `json:"result"`
+			}
+			if err := json.Unmarshal(raw, &body); err != nil {
+				return nil, fmt.Errorf("read: unexpected answer: %w", err)
+			}
+			for k, v := range body.Result.Values {
+				switch {
+				case len(v) == 0 || string(v) == "null":
+				case v[0] == '"': // a server that answers text whatever the type
+					var t string
+					if err := json.Unmarshal(v, &t); err != nil {
+						return nil, fmt.Errorf("read: unexpected answer: %w", err)
+					}
+					out[k] = t
+				default:
+					out[k] = string(v)
+				}
+			}
+			continue
 		}
-		if err := json.Unmarshal([]byte(res.JSON.RawJSON()), &body); err != nil {
+		var body struct {
+			Result struct {
+				Values map[string]*string `json:"values"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal(raw, &body); err != nil {
 			return nil, fmt.Errorf("read: unexpected answer: %w", err)
 		}
-		for k, v := range body.Values {
+		for k, v := range body.Result.Values {
 			if v != nil {
 				out[k] = *v
 			}

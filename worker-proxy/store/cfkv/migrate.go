@@ -76,10 +76,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg: cfg, ns: kv.NewNamespaceService(opts...), nk: kv.NewNamespaceKeyService(opts...),
 		keys: map[string]pool.Key{}, tokens: map[string]pool.ClientToken{},
 		resets: map[string]map[string]int64{}, resetSeen: map[string]int64{},
-		own:    usageRecord{Instance: cfg.InstanceID, Keys: map[string]usageEntry{}},
-		others: map[string]usageRecord{}, shardSeen: map[string]string{},
+		own:   usageRecord{Instance: cfg.InstanceID, Keys: map[string]usageEntry{}},
+		slots: map[string]*slotView{}, shardSeen: map[string]string{},
 		recent: map[string]time.Time{}, deleted: map[string]time.Time{},
 		health: health{ok: true},
+	}
+	if cfg.JournalPath == "" {
+		// No journal (the edge build): the first write is due one flush
+		// interval after the start, so an instance that lives shorter
+		// costs no write. With one, at the first sync.
+		s.lastFlush = cfg.Now()
 	}
 	vals, err := s.bulkGet(ctx, []string{schemaName, v1SchemaName})
 	if err != nil {

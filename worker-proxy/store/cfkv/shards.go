@@ -170,6 +170,9 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	for _, k := range keys {
+		if _, ok := s.keys[k.ID]; !ok {
+			s.order = nil
+		}
 		s.keys[k.ID] = k.Clone()
 	}
 	s.mu.Unlock()
@@ -245,6 +248,7 @@ func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
 	s.mu.Lock()
 	for _, id := range ids {
 		delete(s.keys, id)
+		s.order = nil
 		if _, ok := s.own.Keys[id]; ok {
 			delete(s.own.Keys, id)
 			s.ownDirty = true
@@ -343,6 +347,8 @@ func (s *Store) refreshConfig(ctx context.Context) error {
 	for id := range s.keys {
 		if _, mine := s.recent[id]; !mine && !listedShards[shardOf(id)] {
 			delete(s.keys, id)
+			s.order = nil
+			s.order = nil
 		}
 	}
 	for id := range s.tokens {
@@ -371,6 +377,7 @@ func (s *Store) takeShardLocked(name string, keys map[string]pool.Key, at int64)
 	for id := range s.keys {
 		if _, ok := keys[id]; !ok && shardOf(id) == name && !newer(id) {
 			delete(s.keys, id) // deleted by another instance
+			s.order = nil
 		}
 	}
 	for id, k := range keys {
@@ -379,6 +386,9 @@ func (s *Store) takeShardLocked(name string, keys map[string]pool.Key, at int64)
 		}
 		if _, gone := s.deleted[id]; gone && at == 0 {
 			continue
+		}
+		if _, ok := s.keys[id]; !ok {
+			s.order = nil
 		}
 		s.keys[id] = k
 	}

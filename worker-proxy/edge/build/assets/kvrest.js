@@ -30,8 +30,8 @@ export async function kvREST(namespace, url, init = {}) {
   const text = () => typeof init.body === "string" ? init.body : new TextDecoder().decode(init.body ?? new Uint8Array());
   try {
     if (op === "bulk/get" && method === "POST") {
-      const { keys } = JSON.parse(text());
-      const got = await Promise.all(keys.map((k) => kv.get(k, "text")));
+      const { keys, type } = JSON.parse(text());
+      const got = await Promise.all(keys.map((k) => kv.get(k, type === "json" ? "json" : "text")));
       const values = {};
       keys.forEach((k, i) => (values[k] = got[i]));
       return json(200, { values });
