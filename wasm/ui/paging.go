@@ -292,14 +292,9 @@ func (d *Dashboard) searchChanged(ctx app.Context) {
 }
 
 // findShown is the key with id as the dashboard last saw it: on the
-// table's page, else in the full status (the overview's).
+// table's page.
 func (d *Dashboard) findShown(id string) (adminapi.KeyStatus, bool) {
 	for _, k := range d.kp.keys {
-		if k.ID == id {
-			return k, true
-		}
-	}
-	for _, k := range d.keys {
 		if k.ID == id {
 			return k, true
 		}
@@ -309,11 +304,9 @@ func (d *Dashboard) findShown(id string) (adminapi.KeyStatus, bool) {
 
 // updateShown replaces the key k wherever the dashboard holds it.
 func (d *Dashboard) updateShown(k adminapi.KeyStatus) {
-	for _, list := range [][]adminapi.KeyStatus{d.kp.keys, d.keys} {
-		for i := range list {
-			if list[i].ID == k.ID {
-				list[i] = k
-			}
+	for i := range d.kp.keys {
+		if d.kp.keys[i].ID == k.ID {
+			d.kp.keys[i] = k
 		}
 	}
 }
@@ -325,7 +318,6 @@ func (d *Dashboard) forgetKey(ids ...string) {
 		gone[id] = true
 		delete(d.selected, id)
 	}
-	// New slices: d.keys may share its array with the status (AllKeys).
 	keep := func(keys []adminapi.KeyStatus) []adminapi.KeyStatus {
 		out := make([]adminapi.KeyStatus, 0, len(keys))
 		for _, k := range keys {
@@ -335,5 +327,5 @@ func (d *Dashboard) forgetKey(ids ...string) {
 		}
 		return out
 	}
-	d.kp.keys, d.keys = keep(d.kp.keys), keep(d.keys)
+	d.kp.keys = keep(d.kp.keys)
 }
