@@ -969,6 +969,23 @@ func keysAtScale(t *testing.T, n int) (*browserPage, *adminclient.Client, int) {
 	p.do("page 1", chromedp.Click(chromedp.ID("page-prev")))
 	wait("page 1", textOfID("page-info")+` === "Page 1 of `+fmt.Sprint(n/50)+`"`)
 	checkNoFullStatus(t, counter.since(0), p.tag+" Keys tab")
+	// For scale: the whole status, which the overview downloaded before
+	// GET /admin/summary (asked from here, not by the dashboard).
+	if req, err := http.NewRequestWithContext(t.Context(), "GET", realURL+"/admin/status", nil); err == nil {
+		req.Header.Set("X-Admin-Key", e2eAdminKey)
+		fstart := time.Now()
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			size, _ := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			sum := 0
+			for _, a := range counter.since(0) {
+				if a.method == "GET" && a.uri == "/admin/summary" {
+					sum = a.bytes
+				}
+			}
+			t.Logf("%d keys: the whole status is %d bytes (%v to fetch from Go); the summary %d bytes", n, size, time.Since(fstart).Round(time.Millisecond), sum)
+		}
+	}
 
 	// The Overview after a reload: how long until its numbers show.
 	fromOverview := counter.len()
