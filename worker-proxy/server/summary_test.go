@@ -159,7 +159,9 @@ func TestSummaryBoundsNames(t *testing.T) {
 
 // BenchmarkSummary answers GET /admin/summary over 100,000 keys (the
 // dashboard's overview; goal: well under the 50 ms a status page may
-// take), next to one status page of 100 keys over the same pool.
+// take), next to one status page of 100 keys over the same pool. Five
+// runs of 30 at load 6–8 on 2 cores: 4.7–25 ms (median 5.2 ms), the page
+// 8–34 ms (median 20 ms); about 10 KB an answer.
 func BenchmarkSummary(b *testing.B) {
 	s, _ := newTestServer(b)
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
