@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -262,10 +263,18 @@ func TestSelectAllMatchingDeleteJob(t *testing.T) {
 	ts := startServer(t)
 	c := adminclient.New(ts.URL, adminKey)
 	pagedPool(t, c, 1600)
-	var jobsStarted atomic.Int64
+	var jobsStarted, idPages, bigPages atomic.Int64
 	spy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/admin/jobs/delete" {
 			jobsStarted.Add(1)
+		}
+		if r.URL.Path == "/admin/status" {
+			switch limit, _ := strconv.Atoi(r.URL.Query().Get("limit")); {
+			case r.URL.Query().Get("fields") == adminapi.FieldsID:
+				idPages.Add(1)
+			case limit > 200:
+				bigPages.Add(1)
+			}
 		}
 		ts.Config.Handler.ServeHTTP(w, r)
 	}))
@@ -290,6 +299,11 @@ func TestSelectAllMatchingDeleteJob(t *testing.T) {
 	}
 	if !strings.Contains(h.d.Notice(), "1599 keys deleted") || jobsStarted.Load() != 1 {
 		t.Fatalf("notice %q, %d delete jobs", h.d.Notice(), jobsStarted.Load())
+	}
+	// The ids came as ids only (one page of up to 10,000), not as pages of
+	// every key's status.
+	if idPages.Load() != 1 || bigPages.Load() != 0 {
+		t.Fatalf("collecting the ids took %d pages of ids and %d pages of over 200 keys", idPages.Load(), bigPages.Load())
 	}
 	left := keysIn(t, c)
 	if _, ok := left[keep]; !ok || len(left) != 1 {

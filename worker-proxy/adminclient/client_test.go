@@ -327,6 +327,10 @@ func TestStatusPage(t *testing.T) {
 	if _, err := c.StatusPage(ctx, adminapi.StatusQuery{Sort: "price"}); adminclient.StatusOf(err) != 400 {
 		t.Fatalf("bad sort: %v", err)
 	}
+	ids, err := c.StatusPage(ctx, adminapi.StatusQuery{Fields: adminapi.FieldsID, Limit: adminapi.MaxIDPageLimit, Tag: "batch"})
+	if err != nil || len(ids.IDs) != 25 || len(ids.Keys) != 0 || !seen[ids.IDs[0]] {
+		t.Fatalf("ids only: %+v %v", ids, err)
+	}
 }
 
 func TestJobs(t *testing.T) {

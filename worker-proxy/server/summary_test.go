@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -196,6 +197,7 @@ func BenchmarkSummary(b *testing.B) {
 		{"summary", "/admin/summary"},
 		{"summary-provider", "/admin/summary?provider=gemini"},
 		{"status-page", "/admin/status?limit=100"},
+		{"status-ids-10000", "/admin/status?fields=id&limit=10000"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var size int
@@ -208,5 +210,46 @@ func BenchmarkSummary(b *testing.B) {
 			}
 			b.ReportMetric(float64(size), "B/answer")
 		})
+	}
+}
+
+// fields=id pages list the same keys in the same order as full pages,
+// ids only, up to MaxIDPageLimit a page; a page of full keys stays at
+// MaxPageLimit.
+func TestStatusIDPages(t *testing.T) {
+	s := pagedServer(t, 2500)
+	q := adminapi.StatusQuery{Limit: 1000, State: adminapi.StateActive, Sort: "-requests"}
+	want, _ := allPages(t, s, q)
+	var got []string
+	q.Fields, q.Limit = adminapi.FieldsID, 700
+	for pages := 0; ; pages++ {
+		w := serve(s, "GET", "/admin/status?"+q.Values().Encode(), "")
+		var p adminapi.StatusPage
+		if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &p) != nil {
+			t.Fatalf("%d %.200s", w.Code, w.Body)
+		}
+		if len(p.Keys) != 0 || len(p.IDs) > 700 || p.Matched != len(want) || strings.Contains(w.Body.String(), "sk-fake") {
+			t.Fatalf("ids page: %d keys, %d ids, matched %d", len(p.Keys), len(p.IDs), p.Matched)
+		}
+		got = append(got, p.IDs...)
+		if p.NextCursor == "" {
+			break
+		}
+		q.Cursor = p.NextCursor
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || len(got) == 0 {
+		t.Fatalf("ids pages give %d ids, full pages %d, or another order", len(got), len(want))
+	}
+	if p := getPage(t, s, url.Values{"fields": {"id"}, "limit": {"10000"}}); len(p.IDs) != 2500 || p.NextCursor != "" {
+		t.Errorf("one page of 10,000 ids: %d ids, next %q", len(p.IDs), p.NextCursor)
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"limit=10000", "limit must be a whole number from 1 to 1000"},
+		{"fields=id&limit=10001", "limit must be a whole number from 1 to 10000"},
+		{"fields=secret", "fields must be"},
+	} {
+		if w := serve(s, "GET", "/admin/status?"+tc.query, ""); w.Code != 400 || !strings.Contains(w.Body.String(), tc.want) {
+			t.Errorf("%s: %d %s", tc.query, w.Code, w.Body)
+		}
 	}
 }
