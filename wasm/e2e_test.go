@@ -662,7 +662,8 @@ func TestMain(m *testing.M) {
 // which keys changed. Timings are logged, not asserted (see the README);
 // only a gross regression (10 s) fails.
 func TestTenThousandKeysInChromium(t *testing.T) {
-	p, admin, n := keysAtScale(t, 10_000)
+	p, admin, n, counter := keysAtScale(t, 10_000)
+	fromActions := counter.len()
 	count := textOfID("keys-count")
 	matchOf := func(k adminapi.KeyStatus) bool {
 		return slices.Contains(k.Tags, "canary") && strings.Contains(k.MaskedKey, "…9")
@@ -738,6 +739,7 @@ func TestTenThousandKeysInChromium(t *testing.T) {
 		t.Fatalf("%d keys left, want %d", len(after), n-100)
 	}
 	p.wait("table empty for the filter", count+`.startsWith("0 of")`)
+	checkNoFullStatus(t, counter.since(fromActions), "10k actions")
 	shot(t, p.ctx, "10k")
 }
 
@@ -749,7 +751,25 @@ func TestHundredThousandKeysInChromium(t *testing.T) {
 	if os.Getenv("KEYPOOL_E2E_100K") != "1" {
 		t.Skip("set KEYPOOL_E2E_100K=1")
 	}
-	keysAtScale(t, 100_000)
+	p, admin, n, counter := keysAtScale(t, 100_000)
+	// "All matching" at scale: the 10,000 canary keys are deleted; their
+	// ids come as ids only (one page of 10,000), not as keys.
+	from := counter.len()
+	count := textOfID("keys-count")
+	p.do("tag canary", selectText("f-tag", "canary"))
+	p.wait("canary", count+`.startsWith("10000 of 100000")`)
+	p.do("select all matching", chromedp.Click(chromedp.ID("sel-all")))
+	p.wait("all selected", textOfID("selection-count")+` === "10000 selected"`)
+	p.do("ask", chromedp.Click(chromedp.ID("sel-delete")))
+	p.wait("confirmation", textOfID("selection")+`.includes("Delete 10000 keys?")`)
+	start := time.Now()
+	p.do("delete", chromedp.Click(chromedp.ID("sel-delete-yes")))
+	p.wait("deleted", textOfID("notice")+`.includes("10000 keys deleted")`)
+	t.Logf("100k: deleting all 10,000 matching keys took %v (ids collected, one job, progress polled)", time.Since(start).Round(time.Millisecond))
+	if page, err := admin.StatusPage(t.Context(), adminapi.StatusQuery{Tag: "canary", Limit: 1}); err != nil || page.Matched != 0 || page.TotalKeys != n-10_000 {
+		t.Fatalf("after deleting the canaries: %+v %v", page, err)
+	}
+	checkNoFullStatus(t, counter.since(from), "100k all matching")
 }
 
 // adminCounter is a reverse proxy in front of the real proxy that
@@ -872,7 +892,7 @@ func checkNoFullStatus(t *testing.T, answers []adminAnswer, what string) {
 // goes through every tab (the key drawer, a playground prompt), checking
 // from the proxy's side that no answer carried every key. The dashboard
 // talks to the proxy through an adminCounter.
-func keysAtScale(t *testing.T, n int) (*browserPage, *adminclient.Client, int) {
+func keysAtScale(t *testing.T, n int) (*browserPage, *adminclient.Client, int, *adminCounter) {
 	if testing.Short() {
 		t.Skip("short mode")
 	}
@@ -1035,7 +1055,7 @@ func keysAtScale(t *testing.T, n int) (*browserPage, *adminclient.Client, int) {
 	p.do("keys tab again", chromedp.Click(chromedp.ID("tab-keys")))
 	wait("keys table, page 1", table+` && `+textOfID("page-info")+` === "Page 1 of `+fmt.Sprint(n/50)+`"`)
 	checkNoFullStatus(t, counter.since(fromOverview), p.tag+" every tab")
-	return p, admin, n
+	return p, admin, n, counter
 }
 
 // fmtThousands writes n as the dashboard does in English: 100,000.
