@@ -310,7 +310,8 @@ func bg() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 60*time.Second)
 }
 
-// Connect checks the URL and key with a status call.
+// Connect checks the URL and key with one status page (one key, or the
+// Keys tab's first page).
 func (d *Dashboard) Connect(ctx app.Context) { d.connect(ctx) }
 
 func (d *Dashboard) connect(ctx app.Context) {
