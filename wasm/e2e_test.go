@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -660,7 +662,8 @@ func TestMain(m *testing.M) {
 // which keys changed. Timings are logged, not asserted (see the README);
 // only a gross regression (10 s) fails.
 func TestTenThousandKeysInChromium(t *testing.T) {
-	p, admin, n := keysAtScale(t, 10_000)
+	p, admin, n, counter := keysAtScale(t, 10_000)
+	fromActions := counter.len()
 	count := textOfID("keys-count")
 	matchOf := func(k adminapi.KeyStatus) bool {
 		return slices.Contains(k.Tags, "canary") && strings.Contains(k.MaskedKey, "…9")
@@ -736,22 +739,160 @@ func TestTenThousandKeysInChromium(t *testing.T) {
 		t.Fatalf("%d keys left, want %d", len(after), n-100)
 	}
 	p.wait("table empty for the filter", count+`.startsWith("0 of")`)
+	checkNoFullStatus(t, counter.since(fromActions), "10k actions")
 	shot(t, p.ctx, "10k")
 }
 
 // TestHundredThousandKeysInChromium is the measurement at 100,000 keys
-// (KEYPOOL_E2E_100K=1: importing them takes a while).
+// (KEYPOOL_E2E_100K=1: importing them takes a while): the Keys tab's, and
+// the tour of every tab keysAtScale makes, where no admin answer may carry
+// every key.
 func TestHundredThousandKeysInChromium(t *testing.T) {
 	if os.Getenv("KEYPOOL_E2E_100K") != "1" {
 		t.Skip("set KEYPOOL_E2E_100K=1")
 	}
-	keysAtScale(t, 100_000)
+	p, admin, n, counter := keysAtScale(t, 100_000)
+	// "All matching" at scale: the 10,000 canary keys are deleted; their
+	// ids come as ids only (one page of 10,000), not as keys.
+	from := counter.len()
+	count := textOfID("keys-count")
+	p.do("tag canary", selectText("f-tag", "canary"))
+	p.wait("canary", count+`.startsWith("10000 of 100000")`)
+	p.do("select all matching", chromedp.Click(chromedp.ID("sel-all")))
+	p.wait("all selected", textOfID("selection-count")+` === "10000 selected"`)
+	p.do("ask", chromedp.Click(chromedp.ID("sel-delete")))
+	p.wait("confirmation", textOfID("selection")+`.includes("Delete 10000 keys?")`)
+	start := time.Now()
+	p.do("delete", chromedp.Click(chromedp.ID("sel-delete-yes")))
+	p.wait("deleted", textOfID("notice")+`.includes("10000 keys deleted")`)
+	t.Logf("100k: deleting all 10,000 matching keys took %v (ids collected, one job, progress polled)", time.Since(start).Round(time.Millisecond))
+	if page, err := admin.StatusPage(t.Context(), adminapi.StatusQuery{Tag: "canary", Limit: 1}); err != nil || page.Matched != 0 || page.TotalKeys != n-10_000 {
+		t.Fatalf("after deleting the canaries: %+v %v", page, err)
+	}
+	checkNoFullStatus(t, counter.since(from), "100k all matching")
+}
+
+// adminCounter is a reverse proxy in front of the real proxy that
+// records every request the dashboard makes and the size of its answer.
+// It asks the proxy for uncompressed answers, so the sizes are the JSON's.
+type adminCounter struct {
+	mu      sync.Mutex
+	answers []adminAnswer
+}
+
+type adminAnswer struct {
+	method, uri string
+	bytes       int
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	http.ResponseWriter
+	n int
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n += n
+	return n, err
+}
+
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// countAdmin starts an adminCounter in front of target and returns its URL.
+func countAdmin(t *testing.T, target string) (string, *adminCounter) {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(u)
+		r.Out.Host = r.In.Host
+		r.Out.Header.Del("Accept-Encoding")
+	}}
+	c := &adminCounter{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := &countingWriter{ResponseWriter: w}
+		rp.ServeHTTP(cw, r)
+		c.mu.Lock()
+		c.answers = append(c.answers, adminAnswer{r.Method, r.URL.RequestURI(), cw.n})
+		c.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, c
+}
+
+// since returns the answers recorded from index i on.
+func (c *adminCounter) since(i int) []adminAnswer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.answers[min(i, len(c.answers)):])
+}
+
+func (c *adminCounter) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.answers)
+}
+
+// maxAdminAnswer is the largest admin answer the dashboard may get at any
+// pool size: every key of 10,000 is ~5 MB, a 1,000-key page ~0.5 MB.
+const maxAdminAnswer = 1 << 20
+
+// checkNoFullStatus fails on a request for the whole status (GET
+// /admin/status without paging) and on an answer over maxAdminAnswer, and
+// logs the requests per path, their bytes and the largest.
+func checkNoFullStatus(t *testing.T, answers []adminAnswer, what string) {
+	t.Helper()
+	type stat struct{ n, bytes, max int }
+	per := map[string]*stat{}
+	var largest adminAnswer
+	asked := 0
+	for _, a := range answers {
+		path, query, _ := strings.Cut(a.uri, "?")
+		if a.method == "OPTIONS" { // CORS preflights
+			continue
+		}
+		asked++
+		v, _ := url.ParseQuery(query)
+		if path == "/admin/status" && !adminapi.IsPaged(v) {
+			t.Errorf("%s: asked for the whole status: %s %s (%d bytes)", what, a.method, a.uri, a.bytes)
+		}
+		if a.bytes > maxAdminAnswer {
+			t.Errorf("%s: %s %s answered %d bytes (over %d)", what, a.method, a.uri, a.bytes, maxAdminAnswer)
+		}
+		if strings.HasPrefix(path, "/admin/keys/") {
+			path = "/admin/keys/{id}"
+		}
+		s := per[a.method+" "+path]
+		if s == nil {
+			s = &stat{}
+			per[a.method+" "+path] = s
+		}
+		s.n++
+		s.bytes += a.bytes
+		s.max = max(s.max, a.bytes)
+		if a.bytes > largest.bytes {
+			largest = a
+		}
+	}
+	var lines []string
+	for k, s := range per {
+		lines = append(lines, fmt.Sprintf("%s ×%d %d B (max %d B)", k, s.n, s.bytes, s.max))
+	}
+	slices.Sort(lines)
+	t.Logf("%s: %d requests: %s; largest answer %d B (%s %.80s)", what, asked, strings.Join(lines, "; "), largest.bytes, largest.method, largest.uri)
 }
 
 // keysAtScale starts a proxy holding n gemini keys (every tenth tagged
 // canary, the others backup), opens the dashboard on the Keys tab and logs
-// how long the usable table, a search and the next page take.
-func keysAtScale(t *testing.T, n int) (*browserPage, *adminclient.Client, int) {
+// how long the usable table, a search and the next page take; then it
+// reloads on the Overview (logging how long until its numbers show) and
+// goes through every tab (the key drawer, a playground prompt), checking
+// from the proxy's side that no answer carried every key. The dashboard
+// talks to the proxy through an adminCounter.
+func keysAtScale(t *testing.T, n int) (*browserPage, *adminclient.Client, int, *adminCounter) {
 	if testing.Short() {
 		t.Skip("short mode")
 	}
@@ -761,8 +902,14 @@ func keysAtScale(t *testing.T, n int) (*browserPage, *adminclient.Client, int) {
 	}
 	env := setupE2E(t)
 	siteOrigin := servePages(t, env.site, sitePrefix)
-	proxyURL := startProxy(t, env.proxyBin, "ALLOWED_ORIGINS="+siteOrigin, "RETEST_INTERVAL=0")
-	admin := adminclient.New(proxyURL, e2eAdminKey)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"candidates":[{"content":{"parts":[{"text":"pong at scale"}],"role":"model"}}]}`)
+	}))
+	t.Cleanup(upstream.Close)
+	realURL := startProxy(t, env.proxyBin, "ALLOWED_ORIGINS="+siteOrigin, "RETEST_INTERVAL=0", "GEMINI_BASE_URL="+upstream.URL+"/v1beta")
+	admin := adminclient.New(realURL, e2eAdminKey)
+	proxyURL, counter := countAdmin(t, realURL) // what the dashboard talks to
 	groups := map[string][]string{}
 	for i := range n {
 		tag := "backup"
@@ -841,7 +988,83 @@ func keysAtScale(t *testing.T, n int) (*browserPage, *adminclient.Client, int) {
 		n, usable.Round(time.Millisecond), typed.Round(time.Millisecond), (search - typed).Round(time.Millisecond), page.Round(time.Millisecond))
 	p.do("page 1", chromedp.Click(chromedp.ID("page-prev")))
 	wait("page 1", textOfID("page-info")+` === "Page 1 of `+fmt.Sprint(n/50)+`"`)
-	return p, admin, n
+	checkNoFullStatus(t, counter.since(0), p.tag+" Keys tab")
+	// For scale: the whole status, which the overview downloaded before
+	// GET /admin/summary (asked from here, not by the dashboard).
+	if req, err := http.NewRequestWithContext(t.Context(), "GET", realURL+"/admin/status", nil); err == nil {
+		req.Header.Set("X-Admin-Key", e2eAdminKey)
+		fstart := time.Now()
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			size, _ := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			sum := 0
+			for _, a := range counter.since(0) {
+				if a.method == "GET" && a.uri == "/admin/summary" {
+					sum = a.bytes
+				}
+			}
+			t.Logf("%d keys: the whole status is %d bytes (%v to fetch from Go); the summary %d bytes", n, size, time.Since(fstart).Round(time.Millisecond), sum)
+		}
+	}
+
+	// The Overview after a reload: how long until its numbers show.
+	fromOverview := counter.len()
+	p.str(`sessionStorage.setItem("keypool.tab", JSON.stringify("overview")) || ""`)
+	totalText := fmtThousands(n)
+	overview := `((document.querySelector("#tile-total .n")||{}).innerText||"") === "` + totalText + `" && !!document.getElementById("overview-chart") && ` + textOfID("ov-gemini") + `.includes("` + totalText + `")`
+	start = time.Now()
+	p.do("reload on the overview", chromedp.Reload())
+	wait("overview", overview)
+	ovUsable := time.Since(start)
+	wait("traffic chart", `!!document.querySelector("#traffic-chart[data-total]")`)
+	ovChart := time.Since(start)
+	if perf, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`JSON.stringify(performance.getEntriesByType("resource").filter(e => /admin\//.test(e.name)).map(e => [e.name.replace(/^.*\/admin\//, "").slice(0, 40), Math.round(e.startTime), Math.round(e.responseEnd)]))`)); err == nil {
+		t.Logf("overview admin requests [name, start ms, end ms] since navigation: %s", perf)
+	}
+	t.Logf("%d keys: navigation → usable overview (tiles, provider table, key chart) %v; requests chart %v", n, ovUsable.Round(time.Millisecond), ovChart.Round(time.Millisecond))
+
+	// Every tab: Keys (and a key's drawer), Tokens, Requests, Playground
+	// (a prompt: the masked key that served it), back to the Overview and
+	// Keys; the Refresh button on each.
+	refresh := func(what string) {
+		p.do(what+" refresh", chromedp.Click(chromedp.ID("refresh")))
+		wait(what+" refreshed", `document.querySelector("main").getAttribute("aria-busy") === "false"`)
+	}
+	refresh("overview")
+	p.do("keys tab", chromedp.Click(chromedp.ID("tab-keys")))
+	wait("keys table", table)
+	first := p.str(`document.querySelector("#keys-table tbody tr").id.slice(4)`)
+	p.do("open drawer", chromedp.Click(chromedp.ID("open-"+first)))
+	wait("drawer", `!!document.getElementById("detail-close") && `+textOfID("detail-state")+` !== ""`)
+	p.do("close drawer", chromedp.Click(chromedp.ID("detail-close")))
+	refresh("keys")
+	wait("keys table again", table)
+	p.do("tokens tab", chromedp.Click(chromedp.ID("tab-tokens")))
+	wait("tokens", `!!document.getElementById("token-form")`)
+	refresh("tokens")
+	p.do("requests tab", chromedp.Click(chromedp.ID("tab-requests")))
+	wait("requests", `!!document.getElementById("req-form")`)
+	refresh("requests")
+	p.do("playground tab", chromedp.Click(chromedp.ID("tab-playground")))
+	wait("playground", `!!document.getElementById("play-form")`)
+	p.do("prompt", typeInto("play-token", e2eClientToken), typeInto("play-prompt", "ping"), chromedp.Click(chromedp.ID("play-send")))
+	wait("answer", textOfID("play-answer")+` === "pong at scale" && `+textOfID("play-meta")+`.includes("AIza")`)
+	refresh("playground")
+	p.do("overview tab", chromedp.Click(chromedp.ID("tab-overview")))
+	wait("overview again", overview)
+	p.do("keys tab again", chromedp.Click(chromedp.ID("tab-keys")))
+	wait("keys table, page 1", table+` && `+textOfID("page-info")+` === "Page 1 of `+fmt.Sprint(n/50)+`"`)
+	checkNoFullStatus(t, counter.since(fromOverview), p.tag+" every tab")
+	return p, admin, n, counter
+}
+
+// fmtThousands writes n as the dashboard does in English: 100,000.
+func fmtThousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func ptr[T any](v T) *T { return &v }

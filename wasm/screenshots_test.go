@@ -203,6 +203,9 @@ func TestReadmeScreenshots(t *testing.T) {
 	count := 0
 	save := func(name string) {
 		t.Helper()
+		// A tab switch refreshes: the shot waits for the answers, so the
+		// header says "updated", not "Refreshing…".
+		wait("idle", `(() => { const m = document.querySelector("main"); return !m || m.getAttribute("aria-busy") !== "true" || !!document.getElementById("connect-form") })()`)
 		js("settle", `document.activeElement && document.activeElement.blur()`)
 		b, err := chromedp.Run(browser, chromedp.CaptureScreenshot())
 		if err != nil {

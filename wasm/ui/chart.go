@@ -24,11 +24,11 @@ type chartSegment struct {
 
 // renderChart draws, per provider, one horizontal bar split into
 // available / cooling / disabled / other keys, in hand-written SVG.
-func (d *Dashboard) renderChart(providers []adminapi.ProviderStatus) app.UI {
+func (d *Dashboard) renderChart(providers []adminapi.ProviderSummary) app.UI {
 	const rowH, barX, barW = 26, 110, 400
 	maxTotal := 1
 	for _, p := range providers {
-		maxTotal = max(maxTotal, len(p.Keys))
+		maxTotal = max(maxTotal, p.TotalKeys)
 	}
 	h := rowH*len(providers) + 24
 	nodes := []app.UI{
@@ -36,7 +36,7 @@ func (d *Dashboard) renderChart(providers []adminapi.ProviderStatus) app.UI {
 	}
 	for i, p := range providers {
 		y := i*rowH + 4
-		c := CountStates(p.Keys) // the same partition as the tiles
+		c := StatesOf(p.States) // the same partition as the tiles
 		segs := []chartSegment{
 			{"seg-available", c.Serving, d.t("ov.serving")},
 			{"seg-cooling", c.Cooling, d.t("ov.cooling")},

@@ -62,10 +62,10 @@ type Dashboard struct {
 	connErr    string
 
 	// data
-	status    *adminapi.StatusResponse
-	keys      []adminapi.KeyStatus
+	sum       *adminapi.Summary // the pool in numbers (GET /admin/summary): never every key
+	sumSeq    int               // answers to older summary requests are dropped
 	loading   bool
-	updatedAt time.Time // when the status last arrived
+	updatedAt time.Time // when the summary or the table's page last arrived
 	now       time.Time // the dashboard's clock (see Tick)
 	autoEvery int       // auto-refresh interval in seconds, 0 = off
 	theme     string    // ThemeAuto, ThemeDark or ThemeLight
@@ -76,8 +76,8 @@ type Dashboard struct {
 	kp         keysPage // the table's page (paging.go)
 	searchSeq  int      // debounced searches: only the last one loads
 	pageSize   int      // 0 = PageSize
-	tagList    []string // Tags(keys), made once per status
-	projList   []string // Projects(keys), made once per status
+	tagList    []string // the summary's tags (SummaryTags)
+	projList   []string // the summary's projects (SummaryProjects)
 	resetAsk   string
 	delAsk     string
 	editID     string
@@ -99,7 +99,7 @@ type Dashboard struct {
 	detailID    string         // the key in the detail drawer ("" = closed)
 	detailAsk   bool           // the drawer's delete awaits confirmation
 	projCount   map[string]int // keys per provider + "\x00" + project, counted by the proxy for the drawer
-	revealAfter string         // the key to reveal once the status is reloaded
+	revealAfter string         // the key to reveal once the table is reloaded
 
 	play       playForm
 	selected   map[string]bool
@@ -310,7 +310,8 @@ func bg() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 60*time.Second)
 }
 
-// Connect checks the URL and key with a status call.
+// Connect checks the URL and key with one status page (one key, or the
+// Keys tab's first page).
 func (d *Dashboard) Connect(ctx app.Context) { d.connect(ctx) }
 
 func (d *Dashboard) connect(ctx app.Context) {
@@ -354,6 +355,7 @@ func (d *Dashboard) connect(ctx app.Context) {
 					d.kp.cursors[len(p.Keys)] = p.NextCursor
 				}
 				d.setPage(p, 0)
+				d.loadSummary(ctx) // the filters' tags and projects
 			} else {
 				d.refresh(ctx)
 			}
@@ -372,7 +374,8 @@ func (d *Dashboard) connect(ctx app.Context) {
 func (d *Dashboard) disconnect(ctx app.Context, e app.Event) {
 	ctx.LocalStorage().Del(storeConn)
 	ctx.SessionStorage().Del(storeConn)
-	d.client, d.status, d.keys, d.tokens, d.key = nil, nil, nil, nil, ""
+	d.client, d.sum, d.tokens, d.key = nil, nil, nil, ""
+	d.sumSeq++
 	d.kp, d.selAll = keysPage{}, nil
 	d.tagList, d.projList = nil, nil
 	d.clearNotice()
@@ -382,26 +385,41 @@ func (d *Dashboard) disconnect(ctx app.Context, e app.Event) {
 	d.newToken, d.tokErr, d.add.Msg, d.bulk.Err, d.bulk.Result = nil, "", "", "", nil
 }
 
-func (d *Dashboard) setStatus(st *adminapi.StatusResponse) {
-	d.status = st
+// setSummary keeps the pool's numbers: the overview's, the filters' tags
+// and projects, the providers.
+func (d *Dashboard) setSummary(sum *adminapi.Summary) {
+	d.sum = sum
 	d.updatedAt = time.Now()
 	d.now = d.updatedAt
-	d.keys = AllKeys(st)
-	d.tagList = Tags(d.keys)
-	d.projList = Projects(d.keys)
-	// Drop selected ids that no longer exist.
-	if len(d.selected) > 0 {
-		live := make(map[string]bool, len(d.selected))
-		for _, k := range d.keys {
-			if d.selected[k.ID] {
-				live[k.ID] = true
-			}
-		}
-		d.selected = live
-	}
+	d.tagList = SummaryTags(sum)
+	d.projList = SummaryProjects(sum)
 }
 
-// refresh reloads the status (and tokens on that tab), then runs then.
+// loadSummary fetches the summary alone (the Keys tab's filters); an
+// answer to an older request is dropped.
+func (d *Dashboard) loadSummary(ctx app.Context) {
+	c := d.client
+	if c == nil {
+		return
+	}
+	d.sumSeq++
+	seq := d.sumSeq
+	ctx = d.bind(ctx)
+	ctx.Async(func() {
+		cctx, cancel := bg()
+		defer cancel()
+		sum, err := c.Summary(cctx)
+		ctx.Dispatch(func(ctx app.Context) {
+			if seq != d.sumSeq || err != nil { // the table reports its own errors
+				return
+			}
+			d.setSummary(sum)
+		})
+	})
+}
+
+// refresh reloads what the tab shows: the summary (never every key), the
+// table's page on the Keys tab, the tokens on theirs.
 func (d *Dashboard) refresh(ctx app.Context) {
 	c := d.client
 	if c == nil {
@@ -419,13 +437,16 @@ func (d *Dashboard) refresh(ctx app.Context) {
 		id := d.revealAfter
 		d.revealAfter = ""
 		d.loadKeysThen(ctx, d.kp.offset, id)
+		d.loadSummary(ctx)
 		return // loading stays true (the Refresh button is busy) until the page arrives
 	}
+	d.sumSeq++
+	seq := d.sumSeq
 	ctx = d.bind(ctx)
 	ctx.Async(func() {
 		cctx, cancel := bg()
 		defer cancel()
-		st, err := c.Status(cctx)
+		sum, err := c.Summary(cctx)
 		var toks []adminapi.Token
 		var terr error
 		if err == nil && tab == TabTokens {
@@ -437,7 +458,9 @@ func (d *Dashboard) refresh(ctx app.Context) {
 				d.setNotice(ctx, func() string { return d.ErrorText(err) }, true)
 				return
 			}
-			d.setStatus(st)
+			if seq == d.sumSeq {
+				d.setSummary(sum)
+			}
 			if terr != nil {
 				d.setNotice(ctx, func() string { return d.ErrorText(terr) }, true)
 			} else if tab == TabTokens {

@@ -53,27 +53,6 @@ func ParseTags(s string) []string {
 	return out
 }
 
-// AllKeys flattens a status answer's providers into one list. When the
-// providers' keys already lie in one array in order (as the browser's
-// decoder leaves them) it returns that array, shared, without a copy.
-func AllKeys(st *adminapi.StatusResponse) []adminapi.KeyStatus {
-	if st == nil {
-		return nil
-	}
-	n := 0
-	for _, p := range st.Providers {
-		n += len(p.Keys)
-	}
-	if joined, ok := contiguous(st.Providers, n); ok {
-		return joined
-	}
-	out := make([]adminapi.KeyStatus, 0, n)
-	for _, p := range st.Providers {
-		out = append(out, p.Keys...)
-	}
-	return out
-}
-
 // NoProject, as Filter.Project, keeps the keys whose project is unknown
 // (the admin API's adminapi.NoProject).
 const NoProject = adminapi.NoProject
@@ -106,27 +85,4 @@ func Tags(keys []adminapi.KeyStatus) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// contiguous returns the providers' n keys as one slice if they lie one
-// after the other in one array.
-func contiguous(ps []adminapi.ProviderStatus, n int) ([]adminapi.KeyStatus, bool) {
-	var all []adminapi.KeyStatus
-	off := 0
-	for _, p := range ps {
-		if len(p.Keys) == 0 {
-			continue
-		}
-		if all == nil {
-			if cap(p.Keys) < n {
-				return nil, false
-			}
-			all = p.Keys[:n]
-		}
-		if off+len(p.Keys) > n || &all[off] != &p.Keys[0] {
-			return nil, false
-		}
-		off += len(p.Keys)
-	}
-	return all, all != nil && off == n
 }

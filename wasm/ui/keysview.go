@@ -16,8 +16,8 @@ func asError(err error, e **adminclient.Error) bool { return errors.As(err, e) }
 
 func (d *Dashboard) providers() []string {
 	var out []string
-	if d.status != nil {
-		for _, p := range d.status.Providers {
+	if d.sum != nil {
+		for _, p := range d.sum.Providers {
 			out = append(out, p.Provider)
 		}
 	}

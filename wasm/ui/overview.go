@@ -5,29 +5,10 @@ import (
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 )
 
-// StateCounts splits keys by state; every key is in exactly one count, so
-// Serving + Cooling + Disabled + Off = Total.
+// StateCounts splits keys by state (see StatesOf); every key is in exactly
+// one count, so Serving + Cooling + Disabled + Off = Total.
 type StateCounts struct {
 	Total, Serving, Cooling, Disabled, Off int // Off: turned off or used up
-}
-
-// CountStates counts keys by their state.
-func CountStates(keys []adminapi.KeyStatus) StateCounts {
-	var c StateCounts
-	for _, k := range keys {
-		c.Total++
-		switch k.State {
-		case adminapi.StateActive:
-			c.Serving++
-		case adminapi.StateCooling:
-			c.Cooling++
-		case adminapi.StateDisabled:
-			c.Disabled++
-		default:
-			c.Off++
-		}
-	}
-	return c
 }
 
 // tile is one number of the overview; level "warn" or "bad" styles it as
@@ -45,7 +26,7 @@ func tile(id, label, value, hint, level string, n int) app.UI {
 }
 
 func (d *Dashboard) renderOverview() app.UI {
-	st := d.status
+	st := d.sum
 	if st == nil {
 		return app.P().Text(d.t("common.loading"))
 	}
@@ -57,7 +38,7 @@ func (d *Dashboard) renderOverview() app.UI {
 		}
 		storeText = d.t("ov.storeBad", st.Store.Backend, since, st.Store.Detail)
 	}
-	all := CountStates(d.keys)
+	all := StatesOf(st.States)
 	// Traffic numbers come from the chart's answer: the tiles, the legend
 	// and the table show the same window.
 	rng := d.trafficShown
@@ -86,11 +67,8 @@ func (d *Dashboard) renderOverview() app.UI {
 	}
 	rows := []app.UI{}
 	for _, p := range st.Providers {
-		c := CountStates(p.Keys)
-		var used int64
-		for _, k := range p.Keys {
-			used += k.Requests
-		}
+		c := StatesOf(p.States)
+		used := p.Requests
 		tr := byProvider[p.Provider]
 		name := p.Provider
 		rows = append(rows, app.Tr().ID("ov-"+name).Body(
@@ -128,7 +106,7 @@ func (d *Dashboard) renderOverview() app.UI {
 			tile("tile-cooling", d.t("ov.cooling"), fmtInt(all.Cooling), d.t("ov.coolingHint"), "warn", all.Cooling),
 			tile("tile-disabled", d.t("ov.disabled"), fmtInt(all.Disabled), d.t("ov.disabledHint"), "bad", all.Disabled),
 			tile("tile-off", d.t("ov.off"), fmtInt(all.Off), d.t("ov.offHint"), "", 0),
-			tile("tile-resting", d.t("ov.resting"), fmtInt(restingPairs(st)), d.t("ov.restingHint"), "warn", restingPairs(st)),
+			tile("tile-resting", d.t("ov.resting"), fmtInt(st.RestingModelPairs), d.t("ov.restingHint"), "warn", st.RestingModelPairs),
 		),
 		d.quotaLine(st),
 		app.H3().Class("tiles-title").Text(d.t("ov.trafficIn", window)),

@@ -18,12 +18,13 @@ import (
 // search box before asking the proxy.
 const SearchDebounce = 150 * time.Millisecond
 
-// walkLimit is how many keys one request carries when the table walks
-// pages it does not show (a page jump, collecting the ids of every
-// matching key): the API's largest page.
-const walkLimit = adminapi.MaxPageLimit
+// walkLimit is how many ids one request carries when the table walks
+// keys it does not show (a page jump, collecting the ids of every
+// matching key, finding a key): the API's largest page of ids only
+// (fields=id), about 300 KB; never every key's status.
+const walkLimit = adminapi.MaxIDPageLimit
 
-// maxWalk bounds the requests of one walk (100,000 keys at walkLimit).
+// maxWalk bounds the requests of one walk (2,000,000 keys at walkLimit).
 const maxWalk = 200
 
 // keysPage is what the Keys table shows: one page of the paged status,
@@ -100,16 +101,17 @@ func fetchPage(ctx context.Context, c *adminclient.Client, q adminapi.StatusQuer
 		}
 		q.Cursor = cursors[k]
 		if k == offset {
-			q.Limit = size
-		} else {
-			q.Limit = min(walkLimit, offset-k)
+			q.Limit, q.Fields = size, ""
+		} else { // ids only up to the page
+			q.Limit, q.Fields = min(walkLimit, offset-k), adminapi.FieldsID
 		}
 		p, err := c.StatusPage(ctx, q)
 		if err != nil {
 			return nil, offset, err
 		}
+		n := len(p.Keys) + len(p.IDs)
 		if p.NextCursor != "" {
-			cursors[k+len(p.Keys)] = p.NextCursor
+			cursors[k+n] = p.NextCursor
 		}
 		if k == offset {
 			if len(p.Keys) == 0 && offset > 0 && p.Matched > 0 { // keys gone since: the last page
@@ -119,24 +121,25 @@ func fetchPage(ctx context.Context, c *adminclient.Client, q adminapi.StatusQuer
 			return p, offset, nil
 		}
 		if p.NextCursor == "" { // the matching keys end before offset
-			offset = lastStart(k+len(p.Keys), size)
+			offset = lastStart(k+n, size)
 		}
 	}
 	return nil, offset, errors.New("too many pages")
 }
 
-// walkKeys visits every key q matches, walkLimit a request, until visit
-// returns false; cursors (may be nil) learns the cursors it passes.
-func walkKeys(ctx context.Context, c *adminclient.Client, q adminapi.StatusQuery, cursors map[int]string, visit func(i int, k adminapi.KeyStatus) bool) error {
-	q.Cursor, q.Limit = "", walkLimit
+// walkIDs visits the id of every key q matches, in q's order, walkLimit
+// ids a request, until visit returns false; cursors (may be nil) learns
+// the cursors it passes.
+func walkIDs(ctx context.Context, c *adminclient.Client, q adminapi.StatusQuery, cursors map[int]string, visit func(i int, id string) bool) error {
+	q.Cursor, q.Limit, q.Fields = "", walkLimit, adminapi.FieldsID
 	i := 0
 	for range maxWalk {
 		p, err := c.StatusPage(ctx, q)
 		if err != nil {
 			return err
 		}
-		for _, k := range p.Keys {
-			if !visit(i, k) {
+		for _, id := range p.IDs {
+			if !visit(i, id) {
 				return nil
 			}
 			i++
@@ -155,8 +158,8 @@ func walkKeys(ctx context.Context, c *adminclient.Client, q adminapi.StatusQuery
 // CollectIDs returns the ids of every key q matches, in q's order.
 func CollectIDs(ctx context.Context, c *adminclient.Client, q adminapi.StatusQuery) ([]string, error) {
 	var ids []string
-	err := walkKeys(ctx, c, q, nil, func(_ int, k adminapi.KeyStatus) bool {
-		ids = append(ids, k.ID)
+	err := walkIDs(ctx, c, q, nil, func(_ int, id string) bool {
+		ids = append(ids, id)
 		return true
 	})
 	return ids, err
@@ -249,8 +252,8 @@ func (d *Dashboard) loadKeysThen(ctx app.Context, offset int, reveal string) {
 // findKey is the index of key id among the keys q matches (-1: none).
 func findKey(ctx context.Context, c *adminclient.Client, q adminapi.StatusQuery, cursors map[int]string, id string) (int, error) {
 	at := -1
-	err := walkKeys(ctx, c, q, cursors, func(i int, k adminapi.KeyStatus) bool {
-		if k.ID == id {
+	err := walkIDs(ctx, c, q, cursors, func(i int, k string) bool {
+		if k == id {
 			at = i
 			return false
 		}
@@ -292,14 +295,9 @@ func (d *Dashboard) searchChanged(ctx app.Context) {
 }
 
 // findShown is the key with id as the dashboard last saw it: on the
-// table's page, else in the full status (the overview's).
+// table's page.
 func (d *Dashboard) findShown(id string) (adminapi.KeyStatus, bool) {
 	for _, k := range d.kp.keys {
-		if k.ID == id {
-			return k, true
-		}
-	}
-	for _, k := range d.keys {
 		if k.ID == id {
 			return k, true
 		}
@@ -309,11 +307,9 @@ func (d *Dashboard) findShown(id string) (adminapi.KeyStatus, bool) {
 
 // updateShown replaces the key k wherever the dashboard holds it.
 func (d *Dashboard) updateShown(k adminapi.KeyStatus) {
-	for _, list := range [][]adminapi.KeyStatus{d.kp.keys, d.keys} {
-		for i := range list {
-			if list[i].ID == k.ID {
-				list[i] = k
-			}
+	for i := range d.kp.keys {
+		if d.kp.keys[i].ID == k.ID {
+			d.kp.keys[i] = k
 		}
 	}
 }
@@ -325,7 +321,6 @@ func (d *Dashboard) forgetKey(ids ...string) {
 		gone[id] = true
 		delete(d.selected, id)
 	}
-	// New slices: d.keys may share its array with the status (AllKeys).
 	keep := func(keys []adminapi.KeyStatus) []adminapi.KeyStatus {
 		out := make([]adminapi.KeyStatus, 0, len(keys))
 		for _, k := range keys {
@@ -335,5 +330,5 @@ func (d *Dashboard) forgetKey(ids ...string) {
 		}
 		return out
 	}
-	d.kp.keys, d.keys = keep(d.kp.keys), keep(d.keys)
+	d.kp.keys = keep(d.kp.keys)
 }

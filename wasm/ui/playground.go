@@ -16,6 +16,7 @@ type playForm struct {
 	Busy                                     bool
 	Status                                   int
 	Answer, KeyID, Err                       string
+	Masked                                   string // KeyID's masked key, asked of the proxy
 }
 
 // DefaultModel is the model the playground proposes for a provider.
@@ -31,12 +32,11 @@ func DefaultModel(provider string) string {
 	return ""
 }
 
-// maskedKeyFor names the key with id the way the table shows it.
+// maskedKeyFor names the key that served the playground's prompt the way
+// the table shows it (its id alone until the proxy said its masked key).
 func (d *Dashboard) maskedKeyFor(id string) string {
-	for _, k := range d.keys {
-		if k.ID == id {
-			return k.MaskedKey + " (" + id + ")"
-		}
+	if d.play.Masked != "" && d.play.KeyID == id {
+		return d.play.Masked + " (" + id + ")"
 	}
 	return id
 }
@@ -46,8 +46,8 @@ func (d *Dashboard) renderPlayground() app.UI {
 	if p.Provider == "" {
 		// The first provider that can serve, else the first one.
 		p.Provider = d.providers()[0]
-		if d.status != nil {
-			for _, ps := range d.status.Providers {
+		if d.sum != nil {
+			for _, ps := range d.sum.Providers {
 				if ps.AvailableKeys > 0 {
 					p.Provider = ps.Provider
 					break
@@ -96,7 +96,7 @@ func (d *Dashboard) renderPlayground() app.UI {
 // SendPrompt relays the playground's prompt with the client token.
 func (d *Dashboard) SendPrompt(ctx app.Context) {
 	p := &d.play
-	p.Err, p.Status, p.Answer, p.KeyID = "", 0, "", ""
+	p.Err, p.Status, p.Answer, p.KeyID, p.Masked = "", 0, "", "", ""
 	switch {
 	case strings.TrimSpace(p.Token) == "":
 		p.Err = d.t("play.needToken")
@@ -114,13 +114,19 @@ func (d *Dashboard) SendPrompt(ctx app.Context) {
 		cctx, cancel := bg()
 		defer cancel()
 		r, err := c.Relay(cctx, "POST", path, headers, body)
+		masked := ""
+		if err == nil && r.KeyID != "" { // one key, not every key
+			if k, kerr := c.GetKey(cctx, r.KeyID); kerr == nil {
+				masked = k.MaskedKey
+			}
+		}
 		ctx.Dispatch(func(ctx app.Context) {
 			p.Busy = false
 			if err != nil {
 				p.Err = d.ErrorText(err)
 				return
 			}
-			p.Status, p.KeyID = r.Status, r.KeyID
+			p.Status, p.KeyID, p.Masked = r.Status, r.KeyID, masked
 			p.Answer = adminclient.AnswerText(provider, r.Body)
 			d.refresh(ctx)
 		})

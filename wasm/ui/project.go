@@ -154,14 +154,10 @@ func (d *Dashboard) projectFacts(k adminapi.KeyStatus, row func(string, app.UI) 
 			source = d.t("proj.learned")
 		}
 		same := 0
-		if n, ok := d.projCount[k.Provider+"\x00"+k.Project]; ok { // counted by the proxy
+		if n, ok := d.projCount[k.Provider+"\x00"+k.Project]; ok { // counted by the proxy for the drawer
 			same = max(0, n-1)
-		} else {
-			for _, o := range d.keys {
-				if o.ID != k.ID && o.Provider == k.Provider && o.Project == k.Project {
-					same++
-				}
-			}
+		} else if n, ok := d.projectKeys(k.Provider, k.Project); ok { // the summary's count meanwhile
+			same = max(0, n-1)
 		}
 		shares := d.t("proj.alone")
 		switch same {
@@ -214,19 +210,10 @@ func QuotaText(lang string, keys, projects, unknown int) string {
 	return s
 }
 
-// restingPairs adds up the providers' resting (key, model) pairs.
-func restingPairs(st *adminapi.StatusResponse) int {
-	n := 0
-	for _, p := range st.Providers {
-		n += p.RestingModelPairs
-	}
-	return n
-}
-
 // quotaLine is the overview's sentence on independent quotas, from the
 // status's counts of each provider whose keys name a project; nil when
 // none does.
-func (d *Dashboard) quotaLine(st *adminapi.StatusResponse) app.UI {
+func (d *Dashboard) quotaLine(st *adminapi.Summary) app.UI {
 	var parts []string
 	for _, p := range st.Providers {
 		if p.Projects > 0 {

@@ -296,7 +296,9 @@ func TestKeysFilterByProject(t *testing.T) {
 	d.OnInit()
 	d.client = adminclient.New("http://127.0.0.1:1", adminKey)
 	d.tab = TabKeys
-	d.setStatus(&adminapi.StatusResponse{Providers: []adminapi.ProviderStatus{{Provider: "gemini", Keys: keys[:3]}, {Provider: "openai", Keys: keys[3:]}}})
+	d.setSummary(&adminapi.Summary{Providers: []adminapi.ProviderSummary{
+		{Provider: "gemini", ProjectKeys: []adminapi.NameCount{{Name: "111", Keys: 1}, {Name: "222", Keys: 1}}},
+		{Provider: "openai", ProjectKeys: []adminapi.NameCount{{Name: "111", Keys: 1}}}}})
 	html := app.HTMLString(d.Render())
 	for _, want := range []string{`id="f-project"`, `value="-"`, `value="111"`, `value="222"`} {
 		if !strings.Contains(html, want) {
@@ -304,7 +306,7 @@ func TestKeysFilterByProject(t *testing.T) {
 		}
 	}
 	// The table asks the proxy for the filtered page: TestKeysTablePaged.
-	d.setStatus(&adminapi.StatusResponse{Providers: []adminapi.ProviderStatus{{Provider: "gemini", Keys: keys[2:3]}}})
+	d.setSummary(&adminapi.Summary{Providers: []adminapi.ProviderSummary{{Provider: "gemini"}}})
 	d.filter.Project = ""
 	if html := app.HTMLString(d.Render()); strings.Contains(html, `id="f-project"`) {
 		t.Error("a project filter without any project to choose")

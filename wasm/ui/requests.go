@@ -174,8 +174,8 @@ func (d *Dashboard) renderRequests() app.UI {
 	// "" as an option's value renders no value attribute (the option's
 	// text becomes its value), so "any" is anyValue.
 	provs := []app.UI{app.Option().Value(anyValue).Selected(v.q.Provider == "").Text(d.t("req.statusAny"))}
-	if d.status != nil {
-		for _, p := range d.status.Providers {
+	if d.sum != nil {
+		for _, p := range d.sum.Providers {
 			provs = append(provs, app.Option().Value(p.Provider).Selected(v.q.Provider == p.Provider).Text(p.Provider))
 		}
 	}

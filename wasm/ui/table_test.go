@@ -97,12 +97,12 @@ func TestAutoRefreshThemeAndMenu(t *testing.T) {
 	}
 	h.do(func(ctx app.Context) { h.d.SetAutoRefresh(ctx, 10) })
 	h.do(func(ctx app.Context) { h.d.editID = "editing"; h.d.Tick(ctx, first.Add(30*time.Second)) })
-	if len(h.d.keys) != 0 {
+	if h.d.sum.TotalKeys != 0 {
 		t.Fatal("auto-refresh ran while a row was being edited")
 	}
 	h.do(func(ctx app.Context) { h.d.editID = ""; h.d.Tick(ctx, first.Add(31*time.Second)) })
-	if len(h.d.keys) != 1 || !h.d.updatedAt.After(first) {
-		t.Fatalf("auto-refresh did not run: %d keys", len(h.d.keys))
+	if h.d.sum.TotalKeys != 1 || !h.d.updatedAt.After(first) {
+		t.Fatalf("auto-refresh did not run: %d keys", h.d.sum.TotalKeys)
 	}
 	h.contains("every 10 s", "every 30 s")
 

@@ -279,13 +279,16 @@ func TestTranslations(t *testing.T) {
 			t.Error("connect screen not in Chinese")
 		}
 		d.client = adminclient.New("http://127.0.0.1:1", adminKey)
-		d.keys = manyKeys(3)
-		d.keys[1].CoolingUntil = d.keys[1].CreatedAt
-		d.keys[2].DisabledReason = "invalid_key"
-		d.keys[2].Project, d.keys[0].Project, d.keys[0].ProjectLearned = "111", "111", true
-		d.keys[2].ModelCooldowns = []adminapi.ModelCooldown{{Model: "gemini-2.5-pro", Until: d.keys[1].CreatedAt, Reason: "quota_exhausted (project 111)"}, {Model: "m"}}
-		d.status = &adminapi.StatusResponse{Store: adminapi.StoreHealth{Backend: "bolt", OK: true},
-			Providers: []adminapi.ProviderStatus{{Provider: "gemini", Keys: d.keys, Projects: 1, KeysWithoutProject: 1, RestingModelPairs: 2}}, Projects: 1, KeysWithoutProject: 1}
+		keys := manyKeys(3)
+		keys[1].CoolingUntil = keys[1].CreatedAt
+		keys[2].DisabledReason = "invalid_key"
+		keys[2].Project, keys[0].Project, keys[0].ProjectLearned = "111", "111", true
+		keys[2].ModelCooldowns = []adminapi.ModelCooldown{{Model: "gemini-2.5-pro", Until: keys[1].CreatedAt, Reason: "quota_exhausted (project 111)"}, {Model: "m"}}
+		d.kp = keysPage{keys: keys, matched: 3, total: 3, loaded: true}
+		states := map[string]int{adminapi.StateActive: 1, adminapi.StateCooling: 1, adminapi.StateDisabled: 1}
+		d.setSummary(&adminapi.Summary{Store: adminapi.StoreHealth{Backend: "bolt", OK: true}, TotalKeys: 3, States: states, RestingModelPairs: 2,
+			Providers: []adminapi.ProviderSummary{{Provider: "gemini", TotalKeys: 3, States: states, Projects: 1, KeysWithoutProject: 1, RestingModelPairs: 2,
+				ProjectKeys: []adminapi.NameCount{{Name: "111", Keys: 2}}}}, Projects: 1, KeysWithoutProject: 1})
 		d.tokens = []adminapi.Token{{ID: "tok_1", Name: "n", Masked: "kp-…abcd", Source: adminapi.TokenSourceEnv}}
 		d.bulk.Result = &adminapi.BulkAddResponse{Results: []adminapi.BulkResult{{Status: adminapi.BulkAdded}, {Status: adminapi.BulkInvalid}, {Status: adminapi.BulkDuplicate}}}
 		d.delAsk, d.resetAsk, d.notice = "key_00000", "gemini", func() string { return "n" }
@@ -298,7 +301,7 @@ func TestTranslations(t *testing.T) {
 		}
 		d.traffic, d.trafficShown = &td, TrafficRanges[0]
 		d.bulk.Sent = Extracted{Keys: []string{"a"}, Lines: []int{1}, Repeats: []int{2}, NoKey: []int{3}}
-		d.detailID = d.keys[2].ID
+		d.detailID = keys[2].ID
 		d.tab = TabOverview
 		if html := app.HTMLString(d.Render()); !strings.Contains(html, `class="uncounted"`) || !strings.Contains(html, `class="line errs"`) {
 			t.Error("traffic chart lacks the uncounted band or the error line")
@@ -310,7 +313,7 @@ func TestTranslations(t *testing.T) {
 			d.tab = tab
 			app.HTMLString(d.Render())
 		}
-		d.startEdit(d.keys[0])
+		d.startEdit(keys[0])
 		d.tab = TabKeys
 		app.HTMLString(d.Render())
 	}
@@ -531,32 +534,5 @@ func TestFormMessages(t *testing.T) {
 	h.d.edit.Weight = "5000"
 	if _, err := h.d.UpdateRequest(); err == nil || err.Error() != "Weight must be between 0 and 1000." {
 		t.Errorf("weight 5000: %v", err)
-	}
-}
-
-// AllKeys lists every provider's keys in order: without a copy when they
-// share one array (as the browser's decoder leaves them), by copying when
-// they do not; either way the same keys.
-func TestAllKeysSharesOnlyContiguousKeys(t *testing.T) {
-	keys := manyKeys(10)
-	shared := &adminapi.StatusResponse{Providers: []adminapi.ProviderStatus{
-		{Provider: "a", Keys: keys[0:4]}, {Provider: "empty"}, {Provider: "b", Keys: keys[4:10]},
-	}}
-	got := AllKeys(shared)
-	if len(got) != 10 || &got[0] != &keys[0] || got[9].ID != keys[9].ID {
-		t.Fatalf("contiguous providers: %d keys, shared %t", len(got), len(got) > 0 && &got[0] == &keys[0])
-	}
-	apart := &adminapi.StatusResponse{Providers: []adminapi.ProviderStatus{
-		{Provider: "b", Keys: keys[4:10]}, {Provider: "a", Keys: keys[0:4]}, // out of order
-	}}
-	got = AllKeys(apart)
-	if len(got) != 10 || &got[0] == &keys[4] || got[0].ID != keys[4].ID || got[6].ID != keys[0].ID {
-		t.Fatalf("providers out of order: %v", got)
-	}
-	over := &adminapi.StatusResponse{Providers: []adminapi.ProviderStatus{
-		{Provider: "a", Keys: keys[0:4]}, {Provider: "a2", Keys: keys[2:6]}, // overlapping
-	}}
-	if got = AllKeys(over); len(got) != 8 || got[4].ID != keys[2].ID {
-		t.Fatalf("overlapping providers: %v", got)
 	}
 }

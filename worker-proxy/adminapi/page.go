@@ -13,7 +13,15 @@ import (
 const (
 	DefaultPageLimit = 100
 	MaxPageLimit     = 1000
+	// MaxIDPageLimit bounds a page of ids only (FieldsID): 10,000 ids are
+	// about 300 KB.
+	MaxIDPageLimit = 10000
 )
+
+// FieldsID, as StatusQuery.Fields, asks for the matching keys' ids only
+// (StatusPage.IDs), up to MaxIDPageLimit a page: what a bulk action or a
+// walk to a far page needs, without every key's status.
+const FieldsID = "id"
 
 // Sort orders of a status page. A leading "-" reverses one.
 const (
@@ -42,10 +50,11 @@ type StatusQuery struct {
 	Project  string // keep keys of this project (exact match); NoProject = keys without one
 	Q        string // keep keys whose id, masked key, description or a tag contains this, ignoring case
 	Sort     string // one of SortOrders, optionally prefixed with "-"; "" = SortCreated
+	Fields   string // "" = every key's status; FieldsID = ids only
 }
 
 // pagingParams are the query parameters that ask for a page.
-var pagingParams = []string{"limit", "cursor", "state", "tag", "project", "q", "sort"}
+var pagingParams = []string{"limit", "cursor", "state", "tag", "project", "q", "sort", "fields"}
 
 // NoProject, as StatusQuery.Project, keeps the keys whose project is not
 // known.
@@ -81,6 +90,7 @@ func (q StatusQuery) Values() url.Values {
 	set("project", q.Project)
 	set("q", q.Q)
 	set("sort", q.Sort)
+	set("fields", q.Fields)
 	return v
 }
 
@@ -102,13 +112,21 @@ const (
 func ParseStatusQuery(v url.Values) (StatusQuery, error) {
 	q := StatusQuery{
 		Provider: v.Get("provider"), Cursor: v.Get("cursor"), State: v.Get("state"),
-		Tag: v.Get("tag"), Project: v.Get("project"), Q: v.Get("q"), Sort: v.Get("sort"),
+		Tag: v.Get("tag"), Project: v.Get("project"), Q: v.Get("q"), Sort: v.Get("sort"), Fields: v.Get("fields"),
 	}
 	var errs []error
+	maxLimit := MaxPageLimit
+	switch q.Fields {
+	case "":
+	case FieldsID:
+		maxLimit = MaxIDPageLimit
+	default:
+		errs = append(errs, fmt.Errorf("fields must be %q (ids only) or absent", FieldsID))
+	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxPageLimit {
-			errs = append(errs, fmt.Errorf("limit must be a whole number from 1 to %d", MaxPageLimit))
+		if err != nil || n < 1 || n > maxLimit {
+			errs = append(errs, fmt.Errorf("limit must be a whole number from 1 to %d", maxLimit))
 		}
 		q.Limit = n
 	}
@@ -198,7 +216,9 @@ type StatusPage struct {
 	Matched       int            `json:"matched"`
 	Sort          string         `json:"sort"`
 	Limit         int            `json:"limit"`
-	Keys          []KeyStatus    `json:"keys"`
+	Keys          []KeyStatus    `json:"keys"` // empty with fields=id
+	// IDs are the page's key ids, in order, with fields=id.
+	IDs []string `json:"ids,omitempty"`
 	// NextCursor fetches the next page with the same filters and sort; it
 	// is absent on the last page.
 	NextCursor string `json:"nextCursor,omitempty"`

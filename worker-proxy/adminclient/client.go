@@ -209,6 +209,15 @@ func (c *Client) StatusPage(ctx context.Context, q adminapi.StatusQuery) (*admin
 	return &out, c.call(ctx, "GET", "/admin/status?"+q.Values().Encode(), nil, &out)
 }
 
+// Summary returns the pool in numbers without a single key: per provider
+// the keys by state, the resting (key, model) pairs, the projects and tags
+// with their key counts and the usage counts, and totals. Its size does
+// not grow with the pool; it is what a dashboard shows before any key.
+func (c *Client) Summary(ctx context.Context) (*adminapi.Summary, error) {
+	var out adminapi.Summary
+	return &out, c.call(ctx, "GET", "/admin/summary", nil, &out)
+}
+
 // GetKey returns one key's status.
 func (c *Client) GetKey(ctx context.Context, id string) (*adminapi.KeyStatus, error) {
 	var out adminapi.KeyStatus

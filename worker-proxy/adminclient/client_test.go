@@ -327,6 +327,10 @@ func TestStatusPage(t *testing.T) {
 	if _, err := c.StatusPage(ctx, adminapi.StatusQuery{Sort: "price"}); adminclient.StatusOf(err) != 400 {
 		t.Fatalf("bad sort: %v", err)
 	}
+	ids, err := c.StatusPage(ctx, adminapi.StatusQuery{Fields: adminapi.FieldsID, Limit: adminapi.MaxIDPageLimit, Tag: "batch"})
+	if err != nil || len(ids.IDs) != 25 || len(ids.Keys) != 0 || !seen[ids.IDs[0]] {
+		t.Fatalf("ids only: %+v %v", ids, err)
+	}
 }
 
 func TestJobs(t *testing.T) {
@@ -406,5 +410,47 @@ func TestTokenSettingsAndUsage(t *testing.T) {
 	u, err := c.Usage(ctx)
 	if err != nil || u.Since == "" || u.Providers == nil || u.Models == nil || u.Tokens == nil {
 		t.Fatalf("usage: %v %+v", err, u)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	ts := startServer(t)
+	c := adminclient.New(ts.URL, adminKey)
+	ctx := t.Context()
+	if _, err := c.BulkAdd(ctx, adminapi.BulkAddRequest{Provider: "gemini", APIKeys: []string{"AIzaSyFakeSummaryKey000001", "AIzaSyFakeSummaryKey000002", "AIzaSyFakeSummaryKey000003"},
+		Metadata: &adminapi.Metadata{Tags: &[]string{"batch"}}, Project: ptr("123")}); err != nil {
+		t.Fatal(err)
+	}
+	add, err := c.AddKey(ctx, adminapi.AddKeyRequest{Provider: "openai", APIKey: "sk-fake-summary-test-0001", IsActive: ptr(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := c.Summary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g, o *adminapi.ProviderSummary
+	for i := range sum.Providers {
+		switch sum.Providers[i].Provider {
+		case "gemini":
+			g = &sum.Providers[i]
+		case "openai":
+			o = &sum.Providers[i]
+		}
+	}
+	if sum.TotalKeys != 4 || g == nil || o == nil || g.TotalKeys != 3 || g.States[adminapi.StateActive] != 3 || g.Projects != 1 ||
+		len(g.ProjectKeys) != 1 || g.ProjectKeys[0] != (adminapi.NameCount{Name: "123", Keys: 3}) ||
+		len(g.Tags) != 1 || g.Tags[0] != (adminapi.NameCount{Name: "batch", Keys: 3}) ||
+		o.States[adminapi.StateInactive] != 1 || o.KeysWithoutProject != 1 || !sum.Store.OK {
+		t.Fatalf("summary %+v", sum)
+	}
+	if _, err := c.DeleteKey(ctx, add.KeyID); err != nil {
+		t.Fatal(err)
+	}
+	if sum, err = c.Summary(ctx); err != nil || sum.TotalKeys != 3 {
+		t.Fatalf("after delete: %+v %v", sum, err)
+	}
+	if _, err := adminclient.New(ts.URL, "wrong-admin-key-test").Summary(ctx); adminclient.StatusOf(err) != 401 {
+		t.Fatalf("wrong key: %v", err)
 	}
 }

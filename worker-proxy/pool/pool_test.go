@@ -3,6 +3,8 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -260,6 +262,54 @@ func TestFlushDeltas(t *testing.T) {
 	p.Flush(func(d []UsageDelta) error { got = d; return nil })
 	if len(got) != 1 || got[0].ID != "key_1" || got[0].Requests != 1 || got[0].Successes != 2 {
 		t.Fatalf("after failed flush: %+v", got)
+	}
+}
+
+// A flush of many keys comes in batches of at most FlushBatch, in id
+// order; a batch that fails is written again next time, with the ones
+// after it, and the batches before it are not.
+func TestFlushInBatches(t *testing.T) {
+	n := 2*FlushBatch + 100
+	p := New(func() time.Time { return t0 })
+	p.Load(keys("gemini", n), nil)
+	for range n {
+		p.Pick("gemini", RoundRobin).Finish(Outcome{Success: true})
+	}
+	var sizes []int
+	written := map[string]int64{}
+	fail := 2 // the second batch fails once
+	write := func(d []UsageDelta) error {
+		if len(d) > FlushBatch {
+			t.Fatalf("a batch of %d deltas, over %d", len(d), FlushBatch)
+		}
+		if !slices.IsSortedFunc(d, func(a, b UsageDelta) int { return strings.Compare(a.ID, b.ID) }) {
+			t.Fatal("a batch out of id order")
+		}
+		if fail--; fail == 0 {
+			return errors.New("disk full")
+		}
+		sizes = append(sizes, len(d))
+		for _, x := range d {
+			written[x.ID] += x.Requests
+		}
+		return nil
+	}
+	if err := p.Flush(write); err == nil {
+		t.Fatal("the failed batch's error was swallowed")
+	}
+	if len(sizes) != 1 || len(written) != FlushBatch {
+		t.Fatalf("before the failure: batches %v, %d keys written", sizes, len(written))
+	}
+	if err := p.Flush(write); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{FlushBatch, FlushBatch, 100}; !slices.Equal(sizes, want) {
+		t.Fatalf("batches %v, want %v", sizes, want)
+	}
+	for i := range n {
+		if id := fmt.Sprintf("key_%d", i); written[id] != 1 {
+			t.Fatalf("%s written with %d requests, want 1 (lost or counted twice)", id, written[id])
+		}
 	}
 }
 

@@ -338,6 +338,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin/keys/{id}/test", s.requireAdmin(methods{"POST": s.handleTestKey}))
 	mux.Handle("/admin/keys/{id}", s.requireAdmin(methods{"GET": s.handleGetKey, "PUT": s.handleUpdateKey, "DELETE": s.handleDeleteKey}))
 	mux.Handle("/admin/status", s.requireAdmin(methods{"GET": s.handleStatus}))
+	mux.Handle("/admin/summary", s.requireAdmin(methods{"GET": s.handleSummary}))
 	mux.Handle("/admin/traffic", s.requireAdmin(methods{"GET": s.handleTraffic}))
 	mux.Handle("/admin/requests", s.requireAdmin(methods{"GET": s.handleRequests}))
 	mux.Handle("/admin/alerts", s.requireAdmin(methods{"GET": s.handleAlerts}))

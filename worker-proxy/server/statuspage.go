@@ -241,9 +241,17 @@ func (s *Server) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 		page.States[st] = states[i]
 	}
 	items := top.sorted()
-	page.Keys = make([]adminapi.KeyStatus, len(items))
-	for i, it := range items {
-		page.Keys[i] = keyStatus(it.e, now)
+	if q.Fields == adminapi.FieldsID {
+		page.Keys = []adminapi.KeyStatus{}
+		page.IDs = make([]string, len(items))
+		for i, it := range items {
+			page.IDs[i] = it.id
+		}
+	} else {
+		page.Keys = make([]adminapi.KeyStatus, len(items))
+		for i, it := range items {
+			page.Keys[i] = keyStatus(it.e, now)
+		}
 	}
 	if remaining > len(items) && len(items) > 0 {
 		last := items[len(items)-1]

@@ -88,9 +88,14 @@ func (s *Server) SyncOnce(ctx context.Context) (bool, error) {
 	if !ok {
 		return false, nil
 	}
+	// Admin writes wait while the store is read and what it held applied:
+	// a key added in between would leave the pool until the next sync (its
+	// instance answering 503 meanwhile), and a key deleted would come back.
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
 	c, err := sh.Sync(ctx)
 	if errors.Is(err, store.ErrLost) && s.cfg.Live != nil {
-		if err := s.restore(ctx); err != nil && !errors.Is(err, store.ErrConflict) {
+		if err := s.restoreLocked(ctx); err != nil && !errors.Is(err, store.ErrConflict) {
 			return false, err
 		}
 		return false, nil // the next sync loads what was written back
@@ -98,8 +103,6 @@ func (s *Server) SyncOnce(ctx context.Context) (bool, error) {
 	if err != nil || c == nil {
 		return false, err
 	}
-	s.adminMu.Lock()
-	defer s.adminMu.Unlock()
 	s.pool.Sync(c.Keys, c.Usage)
 	s.setTokens(c.Tokens)
 	now := s.cfg.Now()
@@ -116,10 +119,8 @@ func (s *Server) SyncOnce(ctx context.Context) (bool, error) {
 
 // restore writes this instance's copy of the pool (keys, tokens, usage
 // counted so far, rests) into a Live store that lost its data. The usage
-// written counts as flushed.
-func (s *Server) restore(ctx context.Context) error {
-	s.adminMu.Lock()
-	defer s.adminMu.Unlock()
+// written counts as flushed. s.adminMu must be held.
+func (s *Server) restoreLocked(ctx context.Context) error {
 	tokens := s.storedTokens()
 	rests := map[string]store.Rest{}
 	now := s.cfg.Now()
