@@ -18,6 +18,9 @@ const (
 	// flush interval, so an instance that writes on its interval is never
 	// folded.
 	minFoldAfter = 2 * time.Hour
+	// countWindow: the instances whose record was written in the last
+	// countWindow count for the stretch of the flush interval.
+	countWindow = 2 * time.Hour
 	// foldedIDsKept is how long a slot remembers which instances it folded.
 	foldedIDsKept = 7 * 24 * time.Hour
 	// writtenKept is how many of its last writes an instance remembers,
@@ -240,19 +243,21 @@ func subEntry(a, b usageEntry) usageEntry {
 	return a
 }
 
-// activeWindow is how long after its last write an instance's record
-// counts as one of an instance still running: twice the flush interval,
-// at least minFoldAfter. A record older than that is folded.
-func (s *Store) activeWindow() time.Duration {
+// foldAfter is how long a record must go without an update before it is
+// folded: twice the flush interval, at least minFoldAfter, so an instance
+// that writes on its interval is not folded.
+func (s *Store) foldAfter() time.Duration {
 	return max(minFoldAfter, 2*s.interval)
 }
 
 // flushInterval is how often this instance writes its usage: the
-// configured interval, stretched so that the instances seen writing
-// within activeWindow write at most usageWritesPerDay records a day
-// together. Called under callMu.
+// configured interval, stretched so that the instances seen writing in
+// the last countWindow write at most usageWritesPerDay records a day
+// together. The window is fixed: one that grew with the interval would
+// count more gone instances, stretch the interval more, and so on
+// without end while instances come and go. Called under callMu.
 func (s *Store) flushInterval(now time.Time) time.Duration {
-	win := s.activeWindow()
+	const win = countWindow
 	n := 1
 	for _, v := range s.slots {
 		for _, rec := range v.records {
@@ -326,7 +331,7 @@ func (s *Store) writeOwn(ctx context.Context, now time.Time) (usageRecord, error
 			s.mu.Unlock()
 		}
 	}
-	foldSlot(&sl, s.cfg.InstanceID, now, s.activeWindow())
+	foldSlot(&sl, s.cfg.InstanceID, now, s.foldAfter())
 	s.mu.Lock()
 	rec := s.own
 	rec.Keys = maps.Clone(s.own.Keys)
