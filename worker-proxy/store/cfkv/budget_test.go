@@ -222,6 +222,8 @@ type edgeCase struct {
 	flushAtStop bool
 	day         time.Duration
 	checkBudget bool
+	// edgeFlush is the isolates' KV_USAGE_FLUSH_INTERVAL.
+	edgeFlush time.Duration
 }
 
 // Settings of the edge instances in the edge case (the containers keep
@@ -240,8 +242,10 @@ func TestBudgetEdgeDay(t *testing.T) {
 		t.Skip("simulated day")
 	}
 	for _, c := range []edgeCase{
-		{name: "killed", life: [2]time.Duration{25 * time.Minute, 45 * time.Minute}, day: 24 * time.Hour, checkBudget: true},
-		{name: "flush_at_stop", life: [2]time.Duration{25 * time.Minute, 45 * time.Minute}, flushAtStop: true, day: 24 * time.Hour, checkBudget: true},
+		// Killed isolates write once, 30 minutes in, if they live that long.
+		{name: "killed", life: [2]time.Duration{25 * time.Minute, 45 * time.Minute}, edgeFlush: 30 * time.Minute, day: 24 * time.Hour, checkBudget: true},
+		// Isolates that flush at stop write once, at stop.
+		{name: "flush_at_stop", life: [2]time.Duration{25 * time.Minute, 45 * time.Minute}, edgeFlush: time.Hour, flushAtStop: true, day: 24 * time.Hour, checkBudget: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if raceEnabled {
@@ -295,6 +299,7 @@ func runEdgeDay(t *testing.T, ec edgeCase) {
 		if edge {
 			cfg.InstanceID = cfkv.RandomInstanceID()
 			cfg.UsageSyncInterval = edgeUsageSync
+			cfg.UsageFlushInterval = ec.edgeFlush
 		}
 		st, err := cfkv.Open(t.Context(), cfg)
 		if err != nil {

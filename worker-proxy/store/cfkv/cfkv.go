@@ -126,6 +126,7 @@ type Store struct {
 	lastRev   string
 	lastUsage time.Time // last read of others' usage
 	lastFlush time.Time // last write of own usage
+	started   time.Time // Open, without a journal: the first write waits UsageFlushInterval from it
 	loaded    bool      // Load has run: own is authoritative
 
 	hmu    sync.Mutex

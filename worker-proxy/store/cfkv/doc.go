@@ -16,9 +16,11 @@
 //	                             metadata {"v": random version, "n": keys}
 //	keypool/v2/tokens/<token id> a client token: name, SHA-256 hash, masked form; metadata {"name","masked"}
 //	keypool/v2/reset/<provider>  when that provider's keys' usage was last reset; metadata {"at": unix ns}
-//	keypool/v2/usage/<n>         usage slot n of 8: {"instances":{instance: record}}, the record of
-//	                             every instance whose id hashes to it; a record holds the instance's
-//	                             usage counts per key and "journalSeq"; metadata {"updatedAt": unix ns}
+//	keypool/v2/usage/<n>         usage slot n of 8: {"instances":{instance: record},"folded":{…},
+//	                             "writtenAt"}, the record of every instance whose id hashes to it
+//	                             (its usage counts per key and "journalSeq") and the folded sum of
+//	                             the instances gone (slotcodec.go: counts compact, DEFLATE, base64);
+//	                             metadata {"updatedAt": unix ns}
 //	keypool/v2/cleanup           the UTC day schema-1 entries were last deleted (during a cleanup)
 //	keypool/v1/schema            {"schema":2}: a proxy of schema 1 refuses the namespace
 //
@@ -50,10 +52,37 @@
 // slot that keeps the other records. Reading everyone's usage is 8 reads
 // and no list, however many instances there are. If two instances of one
 // slot write at once and one record is lost, its instance sees an older
-// copy at its next usage read and writes it again. The usage flush
-// interval stretches with the number of instances seen writing in the
-// last day, so that together they write at most 288 usage records a day:
-// 2 instances flush every 10 minutes (the default), 10 every 48 minutes.
+// copy (or none) at its next usage read and writes it again. The usage
+// flush interval stretches with the number of instances seen writing in
+// the last 2 hours (a fixed window: one growing with the interval runs
+// away while instances come and go), so that together they write at most
+// 288 usage records a day: 2 instances flush every 10 minutes (the
+// default), 10 every 48 minutes. An instance without a journal (the edge
+// build) writes first UsageFlushInterval (not stretched) after Open, so
+// one that lives shorter costs no write; with a journal, at once.
+//
+// A usage read takes in only the slots whose value changed, and decodes
+// only the records whose counts changed.
+//
+// # Folding instances that are gone
+//
+// Instances with a new id at every start (edge isolates) leave a record
+// each. The writer of a slot folds the records not updated for
+// max(2 h, 2 × its flush interval) into the slot's "folded" sum, and
+// notes each folded id with its record's updatedAt and journalSeq; ids
+// are forgotten 7 days after that updatedAt. So a slot holds the
+// instances of the last hours only. A fold is a function of the slot's
+// value as read (the whole slot is one KV value, and the last write
+// wins): two writers folding one record write the same sum, a fold lost
+// to a concurrent write leaves the record where it was, and nothing
+// counts twice; a live record lost that way is written again by the rule
+// above. A stale read (an older "writtenAt" than one already seen) is
+// ignored whole. An instance folded while alive (idle past the bound)
+// finds its id among the folded at its next read of the slot, takes the
+// folded copy (one of its last two writes) out of its own record, and
+// writes only what came after; a restart with the same id adopts its
+// record, never the folded part. Not covered: an instance idle for over
+// 7 days may count what was folded twice when it comes back.
 //
 // # Migration from schema 1
 //

@@ -82,10 +82,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		health: health{ok: true},
 	}
 	if cfg.JournalPath == "" {
-		// No journal (the edge build): the first write is due one flush
-		// interval after the start, so an instance that lives shorter
-		// costs no write. With one, at the first sync.
-		s.lastFlush = cfg.Now()
+		// No journal (the edge build): the first write is due
+		// UsageFlushInterval after the start, so an instance that lives
+		// shorter costs no write. With one, at the first sync.
+		s.started = cfg.Now()
 	}
 	vals, err := s.bulkGet(ctx, []string{schemaName, v1SchemaName})
 	if err != nil {

@@ -273,13 +273,17 @@ func (s *Store) flushInterval(now time.Time) time.Duration {
 // flushOwn writes this instance's usage record into its slot if it
 // changed and is due (or force), then drops the journal records it
 // covers: a read of the slot, the own record replaced in it, one write.
-// An instance's first write is due one interval after it opened the
-// store. Called under callMu.
+// Without a journal, the first write is due Config.UsageFlushInterval
+// (not stretched) after Open; with one, at once. Called under callMu.
 func (s *Store) flushOwn(ctx context.Context, force bool) error {
 	now := s.cfg.Now()
 	interval := s.flushInterval(now)
 	s.mu.Lock()
-	if !s.ownDirty || !force && now.Sub(s.lastFlush) < interval {
+	due := now.Sub(s.lastFlush) >= interval
+	if s.lastFlush.IsZero() && !s.started.IsZero() {
+		due = now.Sub(s.started) >= s.cfg.UsageFlushInterval
+	}
+	if !s.ownDirty || !force && !due {
 		s.mu.Unlock()
 		return nil
 	}
