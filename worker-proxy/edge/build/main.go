@@ -74,7 +74,16 @@ func Build(ctx context.Context, goCmd, dir, namespaceID string) error {
 	if err := os.WriteFile(filepath.Join(dir, "wasm_exec.js"), b, 0o644); err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, "keypool.wasm"), Package)
+	tmp, err := os.MkdirTemp("", "keypool-edge-overlay-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	overlay, err := writeOverlay(root, tmp)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-ldflags=-s -w", "-overlay", overlay, "-o", filepath.Join(dir, "keypool.wasm"), Package)
 	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm", "CGO_ENABLED=0")
 	var msg bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &msg, &msg
