@@ -17,7 +17,9 @@ import (
 // fetch(), see edge/bridge). The edge always sets its transport, so the
 // build compiles those two files with the fallback replaced by an error,
 // through `go build -overlay`. Nothing else changes; the container build
-// does not use this.
+// does not use this. If a toolchain's sources no longer have the expected
+// text, Build warns and builds without the overlay (a larger wasm that
+// works the same); TestStdPatchesApply fails then, so CI notices.
 
 // stdPatch is one edit to a standard-library file: old must occur exactly
 // once; add is appended to the file.
