@@ -1,6 +1,7 @@
 package cfkv
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"testing"
@@ -269,5 +270,80 @@ func TestFoldRace(t *testing.T) {
 	r.clock.Add(stale + time.Second)
 	if got := r.total(); got != 139 {
 		t.Fatalf("total %d, want 139 (132 + 5 + 2)", got)
+	}
+}
+
+// bigSlot is a slot of n records of 10,000 keys each, as a day of
+// traffic leaves it.
+func bigSlot(n int) usageSlot {
+	at := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	sl := usageSlot{Instances: map[string]usageRecord{}, Folded: &foldedUsage{Keys: map[string]usageEntry{}, IDs: map[string]foldedID{}}}
+	for i := range n {
+		keys := map[string]usageEntry{}
+		for j := range 10000 {
+			r := int64(100 + (i*7+j*13)%50)
+			keys[fmt.Sprintf("key_%05d", j)] = usageEntry{Requests: r, Successes: r - 1, Failures: 1, LastUsed: at.Add(time.Duration(j) * time.Second)}
+		}
+		inst := fmt.Sprintf("i-%d", i)
+		sl.Instances[inst] = usageRecord{Instance: inst, UpdatedAt: at, Keys: keys}
+	}
+	return sl
+}
+
+// TestSlotCompact: a record of 10,000 keys takes under a fifth of the
+// room its counts take as JSON, so reading the 8 slots costs a fraction.
+func TestSlotCompact(t *testing.T) {
+	sl := bigSlot(1)
+	compact, err := sl.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := json.Marshal(sl.Instances["i-0"].Keys)
+	t.Logf("10,000 keys: %d bytes compact, %d as JSON", len(compact), len(plain))
+	if len(compact)*5 > len(plain) {
+		t.Errorf("compact slot %d bytes, over a fifth of JSON's %d", len(compact), len(plain))
+	}
+}
+
+// BenchmarkSlotRead: a usage read of a slot of 2 records × 10,000 keys,
+// decoded whole ("changed") and with its records' counts unchanged since
+// the last read ("unchanged": not decoded again), the case of most slots
+// at most usage reads.
+func BenchmarkSlotRead(b *testing.B) {
+	v, err := bigSlot(2).MarshalJSON()
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, raws, err := decodeSlot(v, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sl, _, _ := decodeSlot(v, nil)
+	prev := &slotView{records: sl.Instances, folded: *sl.Folded, recRaw: raws}
+	// The baseline: the same slot as plain JSON, as schema 2 first
+	// stored it (the counts of every key as a JSON object).
+	type jsonSlot struct {
+		Instances map[string]usageRecord `json:"instances"`
+	}
+	plain, _ := json.Marshal(jsonSlot{Instances: sl.Instances})
+	b.Run("json", func(b *testing.B) {
+		for b.Loop() {
+			var js jsonSlot
+			if err := json.Unmarshal(plain, &js); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, c := range []struct {
+		name string
+		prev *slotView
+	}{{"changed", nil}, {"unchanged", prev}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := decodeSlot(v, c.prev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

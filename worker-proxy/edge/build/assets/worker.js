@@ -108,8 +108,8 @@ export default {
     }
     const res = await handle(api, req);
     // Usage and queued changes are flushed, and the shared store synced,
-    // when due, after the response: a stopped isolate loses at most one
-    // FLUSH_INTERVAL of counts.
+    // when due, after the response: a stopped isolate loses what it
+    // counted since its last usage write to KV (README: usage accounting).
     ctx.waitUntil(tick(api));
     return res;
   },
