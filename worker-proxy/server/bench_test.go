@@ -106,17 +106,19 @@ func BenchmarkRelay(b *testing.B) {
 				pr.Out.Header.Set("Authorization", "Bearer sk-bench-key")
 			}}
 			h := http.StripPrefix("/api/openai", rp)
-			runRelay(b, h)
+			withCPU(b, func() { runRelay(b, h) })
 		})
 		for _, keys := range []int{10, 10000, 100000} {
 			b.Run(fmt.Sprintf("proxy/keys=%d/%s", keys, mode.name), func(b *testing.B) {
-				runRelay(b, benchServer(b, keys, mode.tr))
+				s := benchServer(b, keys, mode.tr)
+				withCPU(b, func() { runRelay(b, s) })
 			})
 		}
 		// The proxy's defaults: info log line, request log, metrics, token
 		// counting (what go run ./worker-proxy/bench measures as proxy-10).
 		b.Run("proxy/keys=10/defaults/"+mode.name, func(b *testing.B) {
-			runRelay(b, benchServerWith(b, 10, mode.tr, true))
+			s := benchServerWith(b, 10, mode.tr, true)
+			withCPU(b, func() { runRelay(b, s) })
 		})
 	}
 }
