@@ -248,6 +248,9 @@ func (c *Counter) object(p []byte) []byte {
 	return nil
 }
 
+// valueEnd marks the bytes skipValue looks at: special and ','.
+var valueEnd = [256]bool{'"': true, '\\': true, '{': true, '}': true, '[': true, ']': true, ',': true}
+
 // objectEnd returns the length of the object p starts with ('{') when it
 // closes within p and within maxObject bytes, by object's rules; else 0.
 // parse reads such an object as it reads object's copy of its top level.
@@ -343,6 +346,9 @@ func skipValue(obj []byte, i int) int {
 	depth, inStr := 0, false
 	for ; i < len(obj); i++ {
 		b := obj[i]
+		if !valueEnd[b] {
+			continue
+		}
 		switch {
 		case inStr:
 			if b == '\\' {
