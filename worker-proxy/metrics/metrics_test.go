@@ -272,3 +272,14 @@ func TestObserveRepeatedAndConcurrent(t *testing.T) {
 		t.Fatalf("only %d series scraped", len(want))
 	}
 }
+
+// Counting a request whose series exist allocates nothing.
+func TestObserveSeenRequestAllocatesNothing(t *testing.T) {
+	m := metrics.New(source(1), metrics.Options{})
+	r := metrics.Request{Provider: "openai", Strategy: "roundRobin", Token: "team-a", Model: "gpt-4o-mini", Status: 200,
+		Attempts: []string{"success"}, Latency: 20 * time.Millisecond, TTFB: 5 * time.Millisecond, PromptTokens: 9, CompletionTokens: 6}
+	m.Observe(r)
+	if a := testing.AllocsPerRun(1000, func() { m.Observe(r) }); a != 0 {
+		t.Fatalf("%v allocations per observed request, want 0", a)
+	}
+}

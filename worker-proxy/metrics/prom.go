@@ -49,32 +49,18 @@ type reqCounters struct {
 	latency          prometheus.Observer
 }
 
-// children maps label values to their series. The map only grows: its
-// keys are bounded label values.
-type children[K comparable, V any] struct {
-	mu sync.RWMutex
-	m  map[K]V
-}
+// children maps label values to their series. It only grows (its keys
+// are bounded label values), and a lookup takes no lock.
+type children[K comparable, V any] struct{ m sync.Map }
 
-// get returns k's series, made by create the first time.
+// get returns k's series, made by create the first time. (Two callers may
+// both create it: WithLabelValues returns the same series to both.)
 func (c *children[K, V]) get(k K, create func() V) V {
-	c.mu.RLock()
-	v, ok := c.m[k]
-	c.mu.RUnlock()
-	if ok {
-		return v
+	if v, ok := c.m.Load(k); ok {
+		return v.(V)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if v, ok := c.m[k]; ok {
-		return v
-	}
-	if c.m == nil {
-		c.m = map[K]V{}
-	}
-	v = create()
-	c.m[k] = v
-	return v
+	v, _ := c.m.LoadOrStore(k, create())
+	return v.(V)
 }
 
 // latencyBuckets suit both quick calls and long generations.
