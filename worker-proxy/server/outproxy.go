@@ -40,22 +40,14 @@ func (s *Server) transportFor(e *pool.Entry) http.RoundTripper {
 	if err != nil {
 		rt = brokenProxy{}
 	} else {
-		base, ok := s.cfg.Transport.(*http.Transport)
-		var tr *http.Transport
-		if ok {
-			tr = base.Clone()
-		} else {
-			tr = NewTransport(s.cfg.UpstreamTimeout)
-		}
-		tr.Proxy = http.ProxyURL(u) // always this proxy: never direct
-		rt = tr
+		rt = s.viaProxy(u)
 	}
 	if t.m == nil {
 		t.m = map[string]http.RoundTripper{}
 	}
 	if len(t.m) >= 4096 { // keys' proxies changed many times: start over
 		for k, old := range t.m {
-			if tr, ok := old.(*http.Transport); ok {
+			if tr, ok := old.(interface{ CloseIdleConnections() }); ok {
 				tr.CloseIdleConnections()
 			}
 			delete(t.m, k)

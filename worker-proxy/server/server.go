@@ -191,7 +191,7 @@ func New(ctx context.Context, cfg Config, st store.Store, providers *provider.Re
 		cfg.Now = time.Now
 	}
 	if cfg.Transport == nil {
-		cfg.Transport = NewTransport(cfg.UpstreamTimeout)
+		cfg.Transport = defaultTransport(cfg.UpstreamTimeout)
 	}
 	if cfg.Policy == nil {
 		cfg.Policy = failure.DefaultPolicy()

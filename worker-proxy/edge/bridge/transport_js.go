@@ -18,10 +18,11 @@ import (
 // host's fetch(). Where the entry script installed fetch.js
 // (globalThis.__keypoolFetch), headers cross the JavaScript boundary as
 // one string each way and a body chunk as one value, which costs far fewer
-// JavaScript values per request than net/http's own fetch transport;
-// elsewhere it is that transport (an http.Transport without a dialer,
-// which net/http on js/wasm routes to fetch). Either way cancelling a
-// request's context aborts the fetch.
+// JavaScript values per request than net/http's own fetch transport.
+// Cancelling a request's context aborts the fetch. Without fetch.js every
+// call fails with an error saying so: net/http's Transport is left out of
+// the edge build on purpose (its TLS, HTTP/2 and dialing code is several
+// MB of wasm that cannot reach the network from js/wasm anyway).
 func FetchTransport() http.RoundTripper {
 	fetchOnce.Do(func() {
 		api := js.Global().Get("__keypoolFetch")
@@ -32,7 +33,7 @@ func FetchTransport() http.RoundTripper {
 		fetchAPI = api
 	})
 	if fetchAPI.IsUndefined() {
-		return &http.Transport{}
+		return noFetch{}
 	}
 	return fetchTransport{}
 }
@@ -87,6 +88,16 @@ func onFetchChunk(_ js.Value, a []js.Value) any {
 		c.(*fetchCall).chunk <- m
 	}
 	return nil
+}
+
+// noFetch is FetchTransport when the entry script did not install fetch.js.
+type noFetch struct{}
+
+func (noFetch) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	return nil, errors.New("fetch: globalThis.__keypoolFetch is missing: the entry script must call installFetchBridge from fetch.js before starting Go")
 }
 
 type fetchTransport struct{}
