@@ -16,3 +16,19 @@ func TestBufferPoolPutAllocatesNothing(t *testing.T) {
 		t.Fatalf("buffer of %d bytes after a foreign Put", n)
 	}
 }
+
+// requestModel reads the body once; a new body (an alias rewrote it) is
+// read again.
+func TestRequestModelReadOnce(t *testing.T) {
+	st := &relayState{body: []byte(`{"model":"gpt-4o-mini","messages":[]}`)}
+	if m := st.requestModel(); m != "gpt-4o-mini" {
+		t.Fatalf("model %q", m)
+	}
+	if a := testing.AllocsPerRun(100, func() { st.requestModel() }); a != 0 {
+		t.Fatalf("%v allocations reading the model again, want 0", a)
+	}
+	st.body, st.bodyModelD = []byte(`{"model":"gpt-4.1"}`), false
+	if m := st.requestModel(); m != "gpt-4.1" {
+		t.Fatalf("model after a new body %q", m)
+	}
+}
