@@ -18,7 +18,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -117,8 +116,10 @@ func StatusClass(status int) string {
 	if status < 100 || status > 599 {
 		return Other
 	}
-	return strconv.Itoa(status/100) + "xx"
+	return statusClasses[status/100-1]
 }
+
+var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // Totals are one provider's relayed requests so far and those answered
 // 5xx.

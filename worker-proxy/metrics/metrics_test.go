@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -202,5 +204,82 @@ func TestRulesAndDashboard(t *testing.T) {
 		if err := cmd.Run(); err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out.String())
 		}
+	}
+}
+
+// keypoolSeries returns the keypool_ series of a scrape by name and labels
+// (sums left out: float sums need not add up exactly).
+func keypoolSeries(t *testing.T, m *metrics.Metrics) map[string]float64 {
+	t.Helper()
+	_, body := scrape(t, m, "Bearer "+testToken)
+	out := map[string]float64{}
+	for _, line := range strings.Split(body, "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(name, "keypool_") || strings.Contains(name, "_sum") {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		out[name] = v
+	}
+	return out
+}
+
+// The relay's series are looked up once and reused: the same requests
+// observed 50 times, concurrently, give the same series 50 times over, and
+// no series a single observation would not have created.
+func TestObserveRepeatedAndConcurrent(t *testing.T) {
+	reqs := []metrics.Request{
+		{Provider: "gemini", Strategy: "roundRobin", Token: "team-a", Model: "gemini-2.0-flash", Status: 200,
+			Attempts: []string{"rate_limited", "upstream", "success"}, Latency: 1500 * time.Millisecond, TTFB: 300 * time.Millisecond, PromptTokens: 12, CompletionTokens: 30},
+		{Provider: "gemini", Strategy: "roundRobin", Status: 503, Latency: time.Millisecond, Attempts: []string{"upstream"}},
+		{Provider: "openai", Strategy: "random", Token: "team-b", Status: 499, Attempts: []string{"canceled"}, Latency: time.Second},
+		{Provider: "openai", Strategy: "leastUsed", Token: "team-a", Model: "gpt-4o", Status: 200, Attempts: []string{"success"},
+			Latency: 20 * time.Millisecond, TTFB: 10 * time.Millisecond, CompletionTokens: 7},
+		{Provider: "openai", Strategy: "random", Status: 429, Latency: time.Millisecond},
+	}
+	once, many := metrics.New(source(1), metrics.Options{}), metrics.New(source(1), metrics.Options{})
+	for _, r := range reqs {
+		once.Observe(r)
+	}
+	const n = 50
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for _, r := range reqs {
+				many.Observe(r)
+			}
+		})
+	}
+	wg.Wait()
+	want, got := keypoolSeries(t, once), keypoolSeries(t, many)
+	for k, v := range want {
+		if strings.HasPrefix(k, "keypool_keys") || strings.HasPrefix(k, "keypool_store_up") || strings.HasPrefix(k, "keypool_key_") {
+			continue // read from the source at scrape time
+		}
+		if got[k] != n*v {
+			t.Errorf("%s = %v, want %d × %v", k, got[k], n, v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("series %s appears only after repeated observations", k)
+		}
+	}
+	if len(want) < 20 {
+		t.Fatalf("only %d series scraped", len(want))
+	}
+}
+
+// Counting a request whose series exist allocates nothing.
+func TestObserveSeenRequestAllocatesNothing(t *testing.T) {
+	m := metrics.New(source(1), metrics.Options{})
+	r := metrics.Request{Provider: "openai", Strategy: "roundRobin", Token: "team-a", Model: "gpt-4o-mini", Status: 200,
+		Attempts: []string{"success"}, Latency: 20 * time.Millisecond, TTFB: 5 * time.Millisecond, PromptTokens: 9, CompletionTokens: 6}
+	m.Observe(r)
+	if a := testing.AllocsPerRun(1000, func() { m.Observe(r) }); a != 0 {
+		t.Fatalf("%v allocations per observed request, want 0", a)
 	}
 }

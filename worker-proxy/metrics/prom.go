@@ -28,6 +28,39 @@ type Metrics struct {
 	tokens         *prometheus.CounterVec
 
 	tokenNames, models *capped
+
+	// The series the relay updates, by label values, so a request looks
+	// each up in one map instead of through WithLabelValues (which checks
+	// and hashes every value). Each is created when first needed, as
+	// WithLabelValues would: a series appears once it has counted.
+	reqSeries      children[reqLabels, reqCounters]
+	ttfbSeries     children[string, prometheus.Observer]
+	attemptSeries  children[[2]string, prometheus.Counter] // provider, class
+	failoverSeries children[[2]string, prometheus.Counter] // provider, class
+	tokenSeries    children[[3]string, prometheus.Counter] // provider, model, type
+}
+
+// reqLabels are the labels of the series every request updates.
+type reqLabels struct{ provider, strategy, class, token string }
+
+// reqCounters are the series every request updates.
+type reqCounters struct {
+	requests, client prometheus.Counter
+	latency          prometheus.Observer
+}
+
+// children maps label values to their series. It only grows (its keys
+// are bounded label values), and a lookup takes no lock.
+type children[K comparable, V any] struct{ m sync.Map }
+
+// get returns k's series, made by create the first time. (Two callers may
+// both create it: WithLabelValues returns the same series to both.)
+func (c *children[K, V]) get(k K, create func() V) V {
+	if v, ok := c.m.Load(k); ok {
+		return v.(V)
+	}
+	v, _ := c.m.LoadOrStore(k, create())
+	return v.(V)
 }
 
 // latencyBuckets suit both quick calls and long generations.
@@ -92,33 +125,46 @@ func New(src Source, o Options) *Metrics {
 // Registry returns the registry behind /metrics.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Observe counts one finished request.
+// Observe counts one finished request. It keeps no reference to r.
 func (m *Metrics) Observe(r Request) {
-	m.requests.WithLabelValues(r.Provider, r.Strategy, StatusClass(r.Status)).Inc()
 	tok := "anonymous"
 	if r.Token != "" {
 		tok = m.tokenNames.get(r.Token)
 	}
-	m.clientRequests.WithLabelValues(tok).Inc()
+	rl := reqLabels{provider: r.Provider, strategy: r.Strategy, class: StatusClass(r.Status), token: tok}
+	rc := m.reqSeries.get(rl, func() reqCounters {
+		return reqCounters{
+			requests: m.requests.WithLabelValues(rl.provider, rl.strategy, rl.class),
+			client:   m.clientRequests.WithLabelValues(rl.token),
+			latency:  m.latency.WithLabelValues(rl.provider),
+		}
+	})
+	rc.requests.Inc()
+	rc.client.Inc()
 	for i, c := range r.Attempts {
-		m.attempts.WithLabelValues(r.Provider, c).Inc()
+		k := [2]string{r.Provider, c}
+		m.attemptSeries.get(k, func() prometheus.Counter { return m.attempts.WithLabelValues(k[0], k[1]) }).Inc()
 		if i < len(r.Attempts)-1 {
-			m.failovers.WithLabelValues(r.Provider, c).Inc()
+			m.failoverSeries.get(k, func() prometheus.Counter { return m.failovers.WithLabelValues(k[0], k[1]) }).Inc()
 		}
 	}
-	m.latency.WithLabelValues(r.Provider).Observe(r.Latency.Seconds())
+	rc.latency.Observe(r.Latency.Seconds())
 	if r.TTFB > 0 {
-		m.ttfb.WithLabelValues(r.Provider).Observe(r.TTFB.Seconds())
+		m.ttfbSeries.get(r.Provider, func() prometheus.Observer { return m.ttfb.WithLabelValues(r.Provider) }).Observe(r.TTFB.Seconds())
 	}
 	if r.PromptTokens > 0 || r.CompletionTokens > 0 {
 		model := m.models.get(cmpOr(r.Model, "unknown"))
-		if r.PromptTokens > 0 {
-			m.tokens.WithLabelValues(r.Provider, model, "prompt").Add(float64(r.PromptTokens))
-		}
-		if r.CompletionTokens > 0 {
-			m.tokens.WithLabelValues(r.Provider, model, "completion").Add(float64(r.CompletionTokens))
-		}
+		m.addTokens(r.Provider, model, "prompt", r.PromptTokens)
+		m.addTokens(r.Provider, model, "completion", r.CompletionTokens)
 	}
+}
+
+func (m *Metrics) addTokens(provider, model, typ string, n int64) {
+	if n <= 0 {
+		return
+	}
+	k := [3]string{provider, model, typ}
+	m.tokenSeries.get(k, func() prometheus.Counter { return m.tokens.WithLabelValues(k[0], k[1], k[2]) }).Add(float64(n))
 }
 
 // Handler serves the metrics in the Prometheus text format to callers that

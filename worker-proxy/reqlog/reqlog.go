@@ -202,7 +202,14 @@ func (f Filter) StopAt() uint64 {
 }
 
 // FormatID writes a record ID: 16 hex digits, so IDs sort as strings.
-func FormatID(id uint64) string { return fmt.Sprintf("%016x", id) }
+func FormatID(id uint64) string {
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = hexDigits[id&0xf]
+		id >>= 4
+	}
+	return string(b[:])
+}
 
 // ParseID reads an ID written by FormatID.
 func ParseID(s string) (uint64, error) {

@@ -11,10 +11,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keypool/keypool/worker-proxy/limits"
+	"github.com/keypool/keypool/worker-proxy/logbatch"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
+	"github.com/keypool/keypool/worker-proxy/reqlog"
+	"github.com/keypool/keypool/worker-proxy/reqlog/boltlog"
 	"github.com/keypool/keypool/worker-proxy/store/boltstore"
 	"github.com/keypool/keypool/worker-proxy/tokenusage"
 )
@@ -46,6 +50,25 @@ var (
 )
 
 func benchServer(b *testing.B, keys int, tr http.RoundTripper) *Server {
+	return benchServerWith(b, keys, tr, false)
+}
+
+// benchServerWith builds the benchmarks' server; with defaults, as the
+// proxy runs by default: an info log line per request (text, batched, to
+// nowhere) and the request log in a bbolt file.
+func benchServerWith(b *testing.B, keys int, tr http.RoundTripper, defaults bool) *Server {
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var rl *reqlog.Log
+	if defaults {
+		lb := logbatch.New(io.Discard, 200*time.Millisecond)
+		log = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		bl, err := boltlog.Open(filepath.Join(b.TempDir(), "requests.db"), reqlog.Bounds{}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rl = reqlog.New(bl, "bolt", reqlog.Options{Logger: log})
+		b.Cleanup(func() { rl.Close() })
+	}
 	st, err := boltstore.Open(filepath.Join(b.TempDir(), "k.db"))
 	if err != nil {
 		b.Fatal(err)
@@ -54,7 +77,7 @@ func benchServer(b *testing.B, keys int, tr http.RoundTripper) *Server {
 	reg, _ := provider.NewRegistry(provider.Defaults()...)
 	s, err := New(b.Context(), Config{
 		AdminKey: adminKey, ClientTokens: []string{"bench-client-token-0123456789"},
-		Transport: tr, Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Transport: tr, Logger: log, RequestLog: rl,
 	}, st, reg)
 	if err != nil {
 		b.Fatal(err)
@@ -83,13 +106,20 @@ func BenchmarkRelay(b *testing.B) {
 				pr.Out.Header.Set("Authorization", "Bearer sk-bench-key")
 			}}
 			h := http.StripPrefix("/api/openai", rp)
-			runRelay(b, h)
+			withCPU(b, func() { runRelay(b, h) })
 		})
 		for _, keys := range []int{10, 10000, 100000} {
 			b.Run(fmt.Sprintf("proxy/keys=%d/%s", keys, mode.name), func(b *testing.B) {
-				runRelay(b, benchServer(b, keys, mode.tr))
+				s := benchServer(b, keys, mode.tr)
+				withCPU(b, func() { runRelay(b, s) })
 			})
 		}
+		// The proxy's defaults: info log line, request log, metrics, token
+		// counting (what go run ./worker-proxy/bench measures as proxy-10).
+		b.Run("proxy/keys=10/defaults/"+mode.name, func(b *testing.B) {
+			s := benchServerWith(b, 10, mode.tr, true)
+			withCPU(b, func() { runRelay(b, s) })
+		})
 	}
 }
 

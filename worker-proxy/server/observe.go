@@ -96,10 +96,16 @@ func (st *relayState) requestModel() string {
 	if st.model != "" {
 		return st.model
 	}
-	if len(st.body) > 0 && st.body[0] == '{' {
-		if m := gjson.GetBytes(st.body, "model"); m.Type == gjson.String {
-			return truncate(m.Str, 100)
+	if !st.bodyModelD {
+		st.bodyModelD = true
+		if len(st.body) > 0 && st.body[0] == '{' {
+			if m := gjson.GetBytes(st.body, "model"); m.Type == gjson.String {
+				st.bodyModel = truncate(m.Str, 100)
+			}
 		}
+	}
+	if st.bodyModel != "" {
+		return st.bodyModel
 	}
 	if st.target != nil {
 		p := st.target.Path
@@ -135,7 +141,7 @@ func (s *Server) observe(st *relayState, status int) {
 	if c := s.client(st); c != nil {
 		tokenName, tokenID = c.name, c.id
 	}
-	classes := make([]string, 0, len(st.tried))
+	classes := st.classBuf[:0]
 	for i := range st.tried {
 		classes = append(classes, st.attemptClass(i, status).String())
 	}

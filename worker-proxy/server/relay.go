@@ -76,6 +76,14 @@ type relayState struct {
 	usage   tokenusage.Counter
 	usageR  tokenusage.Reader
 	refused string // why the client token's settings refused it (refuse* codes), or ""
+
+	// Room for the common case, in the state's own allocation: tried's
+	// first keys, observe's attempt classes, and the model requestModel
+	// found (read from the body once).
+	triedBuf   [2]*pool.Entry
+	classBuf   [4]string
+	bodyModel  string
+	bodyModelD bool // bodyModel is set (cleared when body is)
 }
 
 // secrets returns every secret the request used: each key tried and the
@@ -92,14 +100,29 @@ type relayKey struct{}
 
 func stateOf(ctx context.Context) *relayState { return ctx.Value(relayKey{}).(*relayState) }
 
+// copyBufferSize is the size of the buffers responses are copied through.
+const copyBufferSize = 32 << 10
+
 // bufferPool recycles the buffers the reverse proxy copies bodies through.
+// It holds them as array pointers, so putting one back allocates nothing
+// (a pointer to a slice would).
 type bufferPool struct{ p sync.Pool }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }
+func (b *bufferPool) Get() []byte {
+	if a, ok := b.p.Get().(*[copyBufferSize]byte); ok {
+		return a[:]
+	}
+	return new([copyBufferSize]byte)[:]
+}
+
+func (b *bufferPool) Put(p []byte) {
+	if cap(p) == copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(p[:copyBufferSize]))
+	}
+}
 
 func (s *Server) newReverseProxy() *httputil.ReverseProxy {
-	bp := &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	bp := &bufferPool{}
 	return &httputil.ReverseProxy{
 		Rewrite:        s.rewrite,
 		Transport:      &failover{s: s, base: s.cfg.Transport},
@@ -161,7 +184,7 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 	if st.target, body = s.nativeAlias(prov, target, body); st.target != target {
 		rest = st.target.EscapedPath()
 	}
-	st.body = body
+	st.body, st.bodyModelD = body, false
 	if st.model, err = findModel(st, rest); err != nil {
 		if errors.Is(err, errOpaqueBody) {
 			s.refuse(w, st, style, http.StatusForbidden, refuseModel, "Client token "+strconv.Quote(client.name)+": "+err.Error(), 0)
@@ -230,6 +253,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, st *relayState)
 	if e == nil {
 		s.noKey(w, r, st)
 		return
+	}
+	if st.tried == nil {
+		st.tried = st.triedBuf[:0]
 	}
 	st.entry, st.tried = e, append(st.tried, e)
 	completed := false

@@ -106,6 +106,12 @@ func (c *Counter) Write(p []byte) (int, error) {
 			case c.state == stColon && b == ':':
 				c.state, p = stOpen, p[1:]
 			case c.state == stOpen && b == '{':
+				if n := objectEnd(p); n > 0 {
+					// The whole object is here: parse it where it is.
+					c.parse(p[:n])
+					c.state, p = stIdle, p[n:]
+					continue
+				}
 				c.state, c.depth, c.inStr, c.escape, c.skip = stObject, 1, false, false, false
 				c.buf = append(c.buf[:0], '{')
 				p = p[1:]
@@ -242,6 +248,42 @@ func (c *Counter) object(p []byte) []byte {
 	return nil
 }
 
+// valueEnd marks the bytes skipValue looks at: special and ','.
+var valueEnd = [256]bool{'"': true, '\\': true, '{': true, '}': true, '[': true, ']': true, ',': true}
+
+// objectEnd returns the length of the object p starts with ('{') when it
+// closes within p and within maxObject bytes, by object's rules; else 0.
+// parse reads such an object as it reads object's copy of its top level.
+func objectEnd(p []byte) int {
+	depth, inStr := 0, false
+	for i := 0; i < len(p) && i < maxObject; i++ {
+		b := p[i]
+		if !special[b] {
+			continue
+		}
+		if inStr {
+			switch b {
+			case '\\':
+				i++
+			case '"':
+				inStr = false
+			}
+			continue
+		}
+		switch b {
+		case '"':
+			inStr = true
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return 0
+}
+
 // parse reads the top-level integer fields of one usage object.
 func (c *Counter) parse(obj []byte) {
 	var (
@@ -304,6 +346,9 @@ func skipValue(obj []byte, i int) int {
 	depth, inStr := 0, false
 	for ; i < len(obj); i++ {
 		b := obj[i]
+		if !valueEnd[b] {
+			continue
+		}
 		switch {
 		case inStr:
 			if b == '\\' {

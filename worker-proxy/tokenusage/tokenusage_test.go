@@ -201,3 +201,21 @@ func TestTallyBoundsNames(t *testing.T) {
 		t.Fatal("Get")
 	}
 }
+
+// A usage object that arrives whole in one write is read where it is: a
+// fresh counter (one per relayed request) allocates nothing for it.
+func TestWholeObjectNotCopied(t *testing.T) {
+	for _, s := range samples[:9] {
+		body := []byte(s.body)
+		allocs := testing.AllocsPerRun(100, func() {
+			var c Counter
+			c.Write(body)
+			if u, ok := c.Usage(); ok == s.none || u != s.want {
+				t.Fatalf("%s: usage %+v", s.name, u)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per body, want 0", s.name, allocs)
+		}
+	}
+}

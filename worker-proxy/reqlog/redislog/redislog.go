@@ -50,7 +50,7 @@ func (s *Redis) Append(recs []adminapi.RequestRecord) error {
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, r := range recs {
 			r.ID = ""
-			v, err := json.Marshal(r)
+			v, err := reqlog.AppendRecord(nil, &r)
 			if err != nil {
 				return err
 			}
