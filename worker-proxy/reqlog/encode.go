@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/internal/jsonstr"
 )
 
 // AppendRecord appends r's JSON to dst: exactly the bytes json.Marshal
@@ -20,41 +20,41 @@ func AppendRecord(dst []byte, r *adminapi.RequestRecord) ([]byte, error) {
 		return append(dst, b...), err
 	}
 	dst = append(dst, `{"id":`...)
-	dst = appendString(dst, r.ID)
+	dst = jsonstr.Append(dst, r.ID)
 	dst = append(dst, `,"time":"`...)
 	dst, _ = r.Time.AppendText(dst) // encodable checked the year and zone
 	dst = append(dst, '"')
 	if r.Token != "" {
 		dst = append(dst, `,"token":`...)
-		dst = appendString(dst, r.Token)
+		dst = jsonstr.Append(dst, r.Token)
 	}
 	if r.TokenID != "" {
 		dst = append(dst, `,"tokenId":`...)
-		dst = appendString(dst, r.TokenID)
+		dst = jsonstr.Append(dst, r.TokenID)
 	}
 	dst = append(dst, `,"route":`...)
-	dst = appendString(dst, r.Route)
+	dst = jsonstr.Append(dst, r.Route)
 	dst = append(dst, `,"provider":`...)
-	dst = appendString(dst, r.Provider)
+	dst = jsonstr.Append(dst, r.Provider)
 	if r.Model != "" {
 		dst = append(dst, `,"model":`...)
-		dst = appendString(dst, r.Model)
+		dst = jsonstr.Append(dst, r.Model)
 	}
 	dst = append(dst, `,"strategy":`...)
-	dst = appendString(dst, r.Strategy)
+	dst = jsonstr.Append(dst, r.Strategy)
 	if r.KeyID != "" {
 		dst = append(dst, `,"keyId":`...)
-		dst = appendString(dst, r.KeyID)
+		dst = jsonstr.Append(dst, r.KeyID)
 	}
 	if r.Key != "" {
 		dst = append(dst, `,"key":`...)
-		dst = appendString(dst, r.Key)
+		dst = jsonstr.Append(dst, r.Key)
 	}
 	dst = append(dst, `,"status":`...)
 	dst = strconv.AppendInt(dst, int64(r.Status), 10)
 	if r.Class != "" {
 		dst = append(dst, `,"class":`...)
-		dst = appendString(dst, r.Class)
+		dst = jsonstr.Append(dst, r.Class)
 	}
 	if len(r.Attempts) > 0 {
 		dst = append(dst, `,"attempts":[`...)
@@ -64,11 +64,11 @@ func AppendRecord(dst []byte, r *adminapi.RequestRecord) ([]byte, error) {
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"keyId":`...)
-			dst = appendString(dst, a.KeyID)
+			dst = jsonstr.Append(dst, a.KeyID)
 			dst = append(dst, `,"key":`...)
-			dst = appendString(dst, a.Key)
+			dst = jsonstr.Append(dst, a.Key)
 			dst = append(dst, `,"class":`...)
-			dst = appendString(dst, a.Class)
+			dst = jsonstr.Append(dst, a.Class)
 			if a.Status != 0 {
 				dst = append(dst, `,"status":`...)
 				dst = strconv.AppendInt(dst, int64(a.Status), 10)
@@ -122,59 +122,4 @@ func appendFloat(dst []byte, f float64) []byte {
 		}
 	}
 	return dst
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString writes s as a JSON string as encoding/json does: HTML-safe
-// (<, >, & escaped), invalid UTF-8 as U+FFFD, U+2028 and U+2029 escaped.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -203,6 +203,7 @@ func (f Filter) StopAt() uint64 {
 
 // FormatID writes a record ID: 16 hex digits, so IDs sort as strings.
 func FormatID(id uint64) string {
+	const hexDigits = "0123456789abcdef"
 	var b [16]byte
 	for i := 15; i >= 0; i-- {
 		b[i] = hexDigits[id&0xf]

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/keypool/keypool/worker-proxy/internal/jsonstr"
 )
 
 // reqBody holds the request fields the fake looks at (OpenAI-style and
@@ -303,7 +305,7 @@ func (c *call) embeddings(req *reqBody, ct []string) {
 		b = append(b, '}')
 	}
 	b = append(b, `],"model":"`...)
-	b = appendEsc(b, c.v.model)
+	b = jsonstr.AppendEscaped(b, c.v.model)
 	b = append(b, `","usage":{"prompt_tokens":`...)
 	b = strconv.AppendInt(b, c.v.prompt, 10)
 	b = append(b, `,"total_tokens":`...)

@@ -7,7 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
+
+	"github.com/keypool/keypool/worker-proxy/internal/jsonstr"
 )
 
 // A tmpl is a JSON body compiled once, with slots filled per response.
@@ -114,23 +115,23 @@ func (t *tmpl) bytes() []byte {
 func (v *vals) append(dst []byte, id varID) []byte {
 	switch id {
 	case vModel:
-		return appendEsc(dst, v.model)
+		return jsonstr.AppendEscaped(dst, v.model)
 	case vText:
-		return appendEsc(dst, v.text)
+		return jsonstr.AppendEscaped(dst, v.text)
 	case vID:
-		return appendEsc(dst, v.id)
+		return jsonstr.AppendEscaped(dst, v.id)
 	case vReqID:
-		return appendEsc(dst, v.reqID)
+		return jsonstr.AppendEscaped(dst, v.reqID)
 	case vMasked:
-		return appendEsc(dst, v.masked)
+		return jsonstr.AppendEscaped(dst, v.masked)
 	case vDelay:
-		return appendEsc(dst, v.delay)
+		return jsonstr.AppendEscaped(dst, v.delay)
 	case vDate:
-		return appendEsc(dst, v.date)
+		return jsonstr.AppendEscaped(dst, v.date)
 	case vMethod:
-		return appendEsc(dst, v.method)
+		return jsonstr.AppendEscaped(dst, v.method)
 	case vPath:
-		return appendEsc(dst, v.path)
+		return jsonstr.AppendEscaped(dst, v.path)
 	case nPrompt:
 		return strconv.AppendInt(dst, v.prompt, 10)
 	case nCompletion:
@@ -143,55 +144,6 @@ func (v *vals) append(dst []byte, id varID) []byte {
 		return strconv.AppendInt(dst, v.delaySecs, 10)
 	}
 	return dst
-}
-
-// appendEsc appends s escaped as the content of a JSON string (without the
-// quotes). Invalid UTF-8 becomes U+FFFD.
-func appendEsc(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	start := 0
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			switch r {
-			case utf8.RuneError:
-				dst = append(dst, `\ufffd`...)
-			case '\u2028':
-				dst = append(dst, `\u2028`...)
-			default:
-				dst = append(dst, `\u2029`...)
-			}
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(dst, s[start:]...)
 }
 
 // idGen makes unique, random-looking ids cheaply.
