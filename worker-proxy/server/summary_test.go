@@ -165,25 +165,11 @@ func TestSummaryBoundsNames(t *testing.T) {
 // 8–34 ms (median 20 ms); about 10 KB an answer.
 func BenchmarkSummary(b *testing.B) {
 	s, _ := newTestServer(b)
-	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	const n = 100000
-	keys := make([]pool.Key, n)
-	usage := make(map[string]pool.Usage, n)
+	keys, usage := benchKeys(100000)
 	for i := range keys {
-		keys[i] = pool.Key{
-			ID: fmt.Sprintf("key_%013d_test%02d", base.UnixMilli()+int64(i), i%100), Provider: []string{"openai", "gemini"}[i%2],
-			Secret: fmt.Sprintf("sk-fake-bench-%012d", i), IsActive: true, CreatedAt: base.Add(time.Duration(i) * time.Millisecond), Revision: 1,
-		}
-		if i%10 == 0 {
-			keys[i].Tags, keys[i].Description = []string{"team-a", "prod"}, "Benchmark key"
-		}
 		if i%3 == 0 {
 			keys[i].Project = fmt.Sprintf("%d", 100000+i%900) // 900 projects
 		}
-		if i%50 == 0 {
-			keys[i].DisabledReason = "invalid_key: test"
-		}
-		usage[keys[i].ID] = pool.Usage{Requests: int64(i % 1000), Failures: int64(i % 7)}
 	}
 	s.pool.AddAll(keys)
 	s.pool.Sync(keys, usage)
