@@ -49,6 +49,8 @@ type fetchHead struct {
 	status  int
 	headers string
 	err     string
+	body    []byte
+	whole   bool // body is all of it: fetch.js forgot the call
 }
 
 type fetchChunk struct {
@@ -67,6 +69,13 @@ func onFetchHead(_ js.Value, a []js.Value) any {
 		h := fetchHead{status: a[1].Int(), headers: a[2].String()}
 		if a[3].Truthy() {
 			h.err = a[3].String()
+		}
+		if len(a) > 4 && a[4].Truthy() {
+			h.whole = true
+			if n := a[4].Length(); n > 0 {
+				h.body = make([]byte, n)
+				js.CopyBytesToGo(h.body, a[4])
+			}
 		}
 		c.(*fetchCall).head <- h
 	}
@@ -155,21 +164,28 @@ func (fetchTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		header.Del("Content-Length")
 		cl, uncompressed = -1, true
 	}
+	rb := &fetchBody{id: id, call: c, req: req}
+	if h.whole {
+		fetchCalls.Delete(id)
+		rb.buf, rb.err, rb.done = h.body, io.EOF, true
+	}
 	return &http.Response{
 		Status: fmt.Sprintf("%d %s", h.status, http.StatusText(h.status)), StatusCode: h.status,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: header, ContentLength: cl, Uncompressed: uncompressed, Request: req,
-		Body: &fetchBody{id: id, call: c, req: req},
+		Body: rb,
 	}, nil
 }
 
-// fetchBody reads a fetch response's body chunk by chunk.
+// fetchBody reads a fetch response's body chunk by chunk, or hands out
+// the whole body fetch.js read with the head.
 type fetchBody struct {
 	id   int
 	call *fetchCall
 	req  *http.Request
 	buf  []byte
 	err  error
+	done bool // fetch.js forgot the call (body ended or failed there)
 	once sync.Once
 }
 
@@ -184,8 +200,10 @@ func (b *fetchBody) Read(p []byte) (int, error) {
 			switch {
 			case m.err != "":
 				b.err = errors.New("fetch: reading the response: " + m.err)
+				b.done = true
 			case m.eof:
 				b.err = io.EOF
+				b.done = true
 			default:
 				b.buf = m.data
 			}
@@ -201,7 +219,9 @@ func (b *fetchBody) Read(p []byte) (int, error) {
 
 func (b *fetchBody) Close() error {
 	b.once.Do(func() {
-		fetchAPI.Call("abort", b.id)
+		if !b.done {
+			fetchAPI.Call("abort", b.id)
+		}
 		fetchCalls.Delete(b.id)
 	})
 	return nil
