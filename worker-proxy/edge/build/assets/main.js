@@ -5,9 +5,7 @@
 // ADMIN_KEY, STORE=cfkv|memory, ...) except those naming files; see
 // worker-proxy/edge/README.md.
 import "./wasm_exec.js";
-import { installFetchBridge } from "./fetch.js";
-
-installFetchBridge();
+import { connect, installFetchBridge } from "./fetch.js";
 
 const env = Deno.env.toObject();
 env.KEYPOOL_EDGE_HOST = "deno";
@@ -15,6 +13,7 @@ const go = new globalThis.Go();
 go.argv = ["worker-proxy"];
 go.env = env;
 go.exit = (code) => Deno.exit(code);
+installFetchBridge(go);
 
 const ready = new Promise((resolve, reject) => {
   globalThis.__keypoolReady = resolve;
@@ -32,49 +31,15 @@ try {
   Deno.exit(2); // Go printed the configuration error
 }
 
-const nullBody = new Set([101, 204, 205, 304]);
+const serve = connect(go, api);
 
-// toHeaders turns Go's "name: value" lines into a header list.
-function toHeaders(lines) {
-  const h = [];
-  for (const line of lines.split("\n")) {
-    const i = line.indexOf(": ");
-    if (i > 0) h.push([line.slice(0, i), line.slice(i + 2)]);
-  }
-  return h;
-}
-
-let seq = 0;
-async function handle(req, info) {
-  const id = seq = (seq % 2147483647) + 1;
-  let head = "";
-  for (const [k, v] of req.headers) head += k + ": " + v + "\n";
-  const body = req.body ? new Uint8Array(await req.arrayBuffer()) : null;
+function handle(req, info) {
   const ra = info?.remoteAddr;
   const remote = ra?.hostname ? (ra.hostname.includes(":") ? `[${ra.hostname}]:${ra.port}` : `${ra.hostname}:${ra.port}`) : "";
   // Before the response starts, a client that hangs up aborts the signal;
   // after, the body stream is cancelled (Deno aborts the signal once a
   // response was sent, so it must not be listened to then).
-  const abort = () => api.cancel(id);
-  req.signal?.addEventListener("abort", abort);
-  const [status, headers, full] = await new Promise((resolve) =>
-    api.handle(id, req.method, req.url, head, body, remote, (s, h, b) => resolve([s, h, b]))
-  );
-  req.signal?.removeEventListener("abort", abort);
-  const init = { status, headers: toHeaders(headers) };
-  if (full !== undefined) return new Response(nullBody.has(status) ? null : full, init);
-  const stream = new ReadableStream({
-    pull: (c) =>
-      new Promise((resolve) =>
-        api.pull(id, (chunk) => {
-          if (chunk === null) c.close();
-          else c.enqueue(chunk);
-          resolve();
-        })
-      ),
-    cancel: () => api.cancel(id),
-  });
-  return new Response(stream, init);
+  return serve(req, remote, req.signal);
 }
 
 // SIGINT/SIGTERM: flush usage and stop (self-hosted Deno; a host without
