@@ -189,7 +189,7 @@ func handle(h http.Handler, id, mlen, blen int) {
 	mu.Lock()
 	exchanges[id] = x
 	mu.Unlock()
-	go func() {
+	work(func() {
 		defer func() {
 			mu.Lock()
 			delete(exchanges, id)
@@ -198,6 +198,40 @@ func handle(h http.Handler, id, mlen, blen int) {
 		}()
 		h.ServeHTTP(x, r)
 		x.finish()
+	})
+}
+
+// maxIdleWorkers is how many goroutines wait for the next request.
+const maxIdleWorkers = 64
+
+var idleWorkers []chan func() // under mu
+
+// work runs f on a goroutine of its own: one that served an earlier
+// request if one waits (its stack has already grown to what a request
+// needs, which a new goroutine would grow again by copying), else a new one.
+func work(f func()) {
+	mu.Lock()
+	if n := len(idleWorkers); n > 0 {
+		c := idleWorkers[n-1]
+		idleWorkers = idleWorkers[:n-1]
+		mu.Unlock()
+		c <- f
+		return
+	}
+	mu.Unlock()
+	c := make(chan func(), 1)
+	c <- f
+	go func() {
+		for f := range c {
+			f()
+			mu.Lock()
+			if len(idleWorkers) >= maxIdleWorkers {
+				mu.Unlock()
+				return
+			}
+			idleWorkers = append(idleWorkers, c)
+			mu.Unlock()
+		}
 	}()
 }
 

@@ -9,6 +9,10 @@ import { connect, installFetchBridge } from "./fetch.js";
 
 const env = Deno.env.toObject();
 env.KEYPOOL_EDGE_HOST = "deno";
+// The bridge keeps goroutines for the next requests: their stacks are not
+// to shrink back at each GC, only to grow again by copying (a setting of
+// your own in GODEBUG comes after, and wins).
+env.GODEBUG = "gcshrinkstackoff=1" + (env.GODEBUG ? "," + env.GODEBUG : "");
 const go = new globalThis.Go();
 go.argv = ["worker-proxy"];
 go.env = env;

@@ -20,6 +20,8 @@ function start(env) {
       for (const [k, v] of Object.entries(env)) {
         if (typeof v === "string") go.env[k] = v;
       }
+      // As in main.js: the bridge's reused goroutines keep their stacks.
+      go.env.GODEBUG = "gcshrinkstackoff=1" + (go.env.GODEBUG ? "," + go.env.GODEBUG : "");
       // STORE=cfkv with the KV namespace binding (KV_BINDING, default
       // KEYPOOL_KV) and no API token: the store talks to the binding.
       const kv = env[env.KV_BINDING || "KEYPOOL_KV"];
