@@ -20,6 +20,14 @@ const WHOLE_MAX = 1 << 20;
 // How many bytes of a streamed response may wait in JavaScript for the
 // client before Go's Write blocks (backpressure).
 const STREAM_QUEUE = 64 << 10;
+// A streamed response body is read with a BYOB reader into buffers of
+// CHUNK bytes that are reused (per call, then from a pool of up to POOL):
+// Go copies each chunk during the call that announces it, so the buffer is
+// free again at once, and no chunk is left to a fresh 64 KiB ArrayBuffer
+// (Deno's default reader) for the garbage collectors to find. Hosts
+// without BYOB readers get the default reader.
+const CHUNK = 32 << 10;
+const POOL = 64;
 
 // pending holds what the next take(ptr) copies into Go: set right before
 // the call into Go that announces its sizes, which takes it at once.
@@ -60,7 +68,12 @@ function toHeaders(lines) {
 // wasm_exec.js Go, run after this call).
 export function installFetchBridge(go) {
   const m = wasm(go);
-  const calls = new Map(); // id → { ac, reader }
+  const calls = new Map(); // id → { ac, reader, byob, buf }
+  const pool = []; // free CHUNK-byte buffers
+  const release = (call) => {
+    if (call.buf && pool.length < POOL) pool.push(call.buf);
+    call.buf = null;
+  };
   let onHead = null, onChunk = null;
   // whole reports whether res's body is to be read in one piece.
   const whole = (res) => {
@@ -95,7 +108,7 @@ export function installFetchBridge(go) {
         const i = line.indexOf(": ");
         if (i > 0) headers.append(line.slice(0, i), line.slice(i + 2));
       }
-      const call = { ac: new AbortController(), reader: null };
+      const call = { ac: new AbortController(), reader: null, byob: false, buf: null };
       calls.set(id, call);
       const failed = (err) => {
         if (calls.get(id) !== call) return; // aborted by Go
@@ -115,7 +128,12 @@ export function installFetchBridge(go) {
               head(id, res.status, h, buf ? new Uint8Array(buf) : null, 1);
             }, failed);
           }
-          call.reader = res.body.getReader();
+          try {
+            call.reader = res.body.getReader({ mode: "byob" });
+            call.byob = true;
+          } catch {
+            call.reader = res.body.getReader();
+          }
           head(id, res.status, h, null, 0);
         },
         failed,
@@ -128,15 +146,25 @@ export function installFetchBridge(go) {
         chunk(id, null, 1);
         return;
       }
-      call.reader.read().then(
+      let read;
+      if (call.byob) {
+        read = call.reader.read(call.buf || pool.pop() || new Uint8Array(CHUNK));
+        call.buf = null; // detached by read(); comes back with the result
+      } else {
+        read = call.reader.read();
+      }
+      read.then(
         ({ done, value }) => {
+          if (call.byob && value) call.buf = new Uint8Array(value.buffer);
           if (calls.get(id) !== call) return; // aborted by Go
           if (done) calls.delete(id);
-          chunk(id, done ? null : value, done ? 1 : 0);
+          chunk(id, done ? null : value, done ? 1 : 0); // Go copies it now
+          if (done) release(call);
         },
         (err) => {
           if (calls.get(id) !== call) return;
           calls.delete(id);
+          release(call);
           chunk(id, enc.encode(message(err)), 2);
         },
       );
@@ -145,6 +173,7 @@ export function installFetchBridge(go) {
       const call = calls.get(id);
       if (!call) return;
       calls.delete(id);
+      release(call);
       if (call.reader) call.reader.cancel().catch(() => {});
       call.ac.abort();
     },

@@ -7,6 +7,12 @@
 import "./wasm_exec.js";
 import { connect, installFetchBridge } from "./fetch.js";
 
+// Start-up order, for a short cold start: V8 compiles the module on its
+// own threads while this thread sets up the rest and starts listening;
+// then Go starts. A request that arrives before Go is ready waits for it
+// (the keys are loaded by then); the banner comes once both are done.
+const compiled = compileModule();
+
 const env = Deno.env.toObject();
 env.KEYPOOL_EDGE_HOST = "deno";
 // The bridge keeps goroutines for the next requests: their stacks are not
@@ -19,23 +25,28 @@ go.env = env;
 go.exit = (code) => Deno.exit(code);
 installFetchBridge(go);
 
+let api = null;
 const ready = new Promise((resolve, reject) => {
   globalThis.__keypoolReady = resolve;
   globalThis.__keypoolFailed = (msg) => reject(new Error(msg));
 });
-const { instance } = await WebAssembly.instantiate(
-  await Deno.readFile(new URL("./keypool.wasm", import.meta.url)),
-  go.importObject,
-);
-go.run(instance);
-let api;
-try {
-  api = await ready;
-} catch {
-  Deno.exit(2); // Go printed the configuration error
+
+// compileModule returns the compiled keypool.wasm: through wasm_module.js
+// (a source-phase import: Deno reads and compiles the file itself, without
+// copying it into JavaScript first), or, on a Deno without that syntax, by
+// reading and compiling the file here.
+async function compileModule() {
+  try {
+    const m = (await import("./wasm_module.js")).default;
+    if (m instanceof WebAssembly.Module) return m;
+  } catch { /* older Deno: no `import source` */ }
+  return await WebAssembly.compile(await Deno.readFile(new URL("./keypool.wasm", import.meta.url)));
 }
 
-const serve = connect(go, api);
+// serve answers a request from Go's handler, once Go is ready.
+let serve = null;
+const connected = ready.then((a) => (serve = connect(go, a)));
+connected.catch(() => {}); // a start-up error is handled below
 
 function handle(req, info) {
   const ra = info?.remoteAddr;
@@ -55,6 +66,7 @@ let stopping = false;
 async function stop() {
   if (stopping) return;
   stopping = true;
+  await ready.catch(() => Deno.exit(2));
   await new Promise((resolve) => api.shutdown(resolve));
   if (server) await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 2000))]);
   Deno.exit(0);
@@ -65,8 +77,19 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
   } catch { /* not supported here */ }
 }
 
+let listening;
+const listened = new Promise((resolve) => listening = resolve);
 server = Deno.serve({
   port: Number(env.PORT || 8080),
   hostname: env.HOST || "0.0.0.0",
-  onListen: ({ hostname, port }) => api.banner(hostname, port),
-}, handle);
+  onListen: listening,
+}, (req, info) => serve ? handle(req, info) : connected.then(() => handle(req, info)));
+
+go.run(await WebAssembly.instantiate(await compiled, go.importObject));
+try {
+  api = await ready;
+} catch {
+  Deno.exit(2); // Go printed the configuration error
+}
+const { hostname, port } = await listened;
+api.banner(hostname, port);
