@@ -7,12 +7,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"runtime"
 	"strings"
 	"sync"
 	"syscall/js"
+	"time"
 	"unsafe"
 )
 
@@ -239,40 +239,12 @@ type readCloser struct{ *bytes.Reader }
 
 func (readCloser) Close() error { return nil }
 
-// ParseHeaders reads "name: value" lines (\n or \r\n).
-func ParseHeaders(s string) http.Header {
-	h := make(http.Header, strings.Count(s, "\n")+1)
-	for line := range strings.SplitSeq(s, "\n") {
-		name, value, ok := strings.Cut(strings.TrimSuffix(line, "\r"), ":")
-		if !ok || name == "" {
-			continue
-		}
-		k := textproto.CanonicalMIMEHeaderKey(name)
-		h[k] = append(h[k], strings.TrimLeft(value, " \t"))
-	}
-	return h
-}
-
-// FormatHeaders writes h as "name: value" lines, leaving out hop-by-hop
-// fields and Content-Length, which the host sets itself.
-func FormatHeaders(h http.Header) string {
-	var b strings.Builder
-	for k, vs := range h {
-		switch k {
-		case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Trailer":
-			continue
-		}
-		for _, v := range vs {
-			b.WriteString(k)
-			b.WriteString(": ")
-			b.WriteString(v)
-			b.WriteByte('\n')
-		}
-	}
-	return b.String()
-}
-
 func (x *exchange) Header() http.Header { return x.header }
+
+// SetReadDeadline does nothing: the request body is in memory before the
+// handler starts, so reading it cannot stall. (Without it, the server's
+// http.ResponseController calls fail with a newly formatted error each.)
+func (x *exchange) SetReadDeadline(time.Time) error { return nil }
 
 func (x *exchange) WriteHeader(code int) {
 	if x.status != 0 || code < 200 {
