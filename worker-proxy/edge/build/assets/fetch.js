@@ -103,11 +103,7 @@ export function installFetchBridge(go) {
       const meta = m.str(mp, mn);
       const body = m.bytes(bp, bn);
       const a = meta.indexOf("\n"), b = meta.indexOf("\n", a + 1);
-      const headers = new Headers();
-      for (const line of meta.slice(b + 1).split("\n")) {
-        const i = line.indexOf(": ");
-        if (i > 0) headers.append(line.slice(0, i), line.slice(i + 2));
-      }
+      const headers = toHeaders(meta.slice(b + 1)); // pairs: cheaper than Headers.append
       const call = { ac: new AbortController(), reader: null, byob: false, buf: null };
       calls.set(id, call);
       const failed = (err) => {
