@@ -2,8 +2,26 @@
 // bridge.FetchTransport): fetch() with the request and response headers
 // as one "name: value" string each and the body read chunk by chunk on
 // Go's request, so a relayed request costs few values crossing into Go.
+//
+// Memory: a response body is read with a BYOB reader into buffers of
+// CHUNK bytes that are reused (per call, then from a small pool). A
+// chunk handed to Go stays referenced from Go's value table until Go's
+// garbage collector finalizes it, which may be thousands of requests
+// later; with the default reader every chunk is a view on a fresh 64 KiB
+// ArrayBuffer (Deno), so those references kept tens of MB alive and left
+// the process's malloc heap fragmented. Reading the next chunk into the
+// same buffer detaches the old view, so what Go still references holds
+// no memory. Hosts without BYOB readers get the default reader.
+const CHUNK = 32 << 10;
+const POOL = 64;
+
 export function installFetchBridge() {
-  const calls = new Map(); // id → { ac, reader }
+  const calls = new Map(); // id → { ac, reader, byob, buf }
+  const pool = []; // free CHUNK-byte buffers
+  const release = (call) => {
+    if (call.buf && pool.length < POOL) pool.push(call.buf);
+    call.buf = null;
+  };
   let onHead = null, onChunk = null;
   const message = (err) => String((err && err.message) || err);
   globalThis.__keypoolFetch = {
@@ -12,7 +30,7 @@ export function installFetchBridge() {
       onChunk = chunk;
     },
     start(id, method, url, head, body) {
-      const call = { ac: new AbortController(), reader: null };
+      const call = { ac: new AbortController(), reader: null, byob: false, buf: null };
       calls.set(id, call);
       const headers = new Headers();
       for (const line of head.split("\n")) {
@@ -23,7 +41,14 @@ export function installFetchBridge() {
         (res) => {
           let h = "";
           for (const [k, v] of res.headers) h += k + ": " + v + "\n";
-          call.reader = res.body ? res.body.getReader() : null;
+          if (res.body) {
+            try {
+              call.reader = res.body.getReader({ mode: "byob" });
+              call.byob = true;
+            } catch {
+              call.reader = res.body.getReader();
+            }
+          }
           onHead(id, res.status, h, null);
         },
         (err) => {
@@ -38,8 +63,19 @@ export function installFetchBridge() {
         onChunk(id, null, null);
         return;
       }
-      call.reader.read().then(
-        ({ done, value }) => onChunk(id, done ? null : value, null),
+      let read;
+      if (call.byob) {
+        read = call.reader.read(call.buf || pool.pop() || new Uint8Array(CHUNK));
+        call.buf = null; // detached by read(); comes back with the result
+      } else {
+        read = call.reader.read();
+      }
+      read.then(
+        ({ done, value }) => {
+          if (call.byob && value) call.buf = new Uint8Array(value.buffer);
+          onChunk(id, done ? null : value, null);
+          if (done) release(call);
+        },
         (err) => onChunk(id, null, message(err)),
       );
     },
@@ -47,6 +83,7 @@ export function installFetchBridge() {
       const call = calls.get(id);
       if (!call) return;
       calls.delete(id);
+      release(call);
       if (call.reader) call.reader.cancel().catch(() => {});
       call.ac.abort();
     },
