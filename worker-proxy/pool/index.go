@@ -5,69 +5,130 @@ import (
 	"iter"
 )
 
-// index finds entries by a key K (an id; a provider and secret). It maps a
-// 64-bit hash of the key to the entry, not the key itself, and compares
-// the key the entry holds on every hit, so it keeps no copy of any string:
-// 16 bytes a slot where a map[string]*Entry takes 24 and a map keyed by
-// provider and secret 40. A key whose hash another key already holds (one
-// in 2^64 pairs) goes to a small map of its own.
+// index finds entries by a key K (an id; a provider and secret). It is an
+// open-addressing hash table of entry pointers with linear probing: it
+// keeps no copy of any key, but compares the key the entry holds, and a
+// byte of each key's hash beside its slot lets a probe skip other keys
+// without reading their entries. At most 4/5 full, it takes 9 to 18 bytes
+// a key, where a map[string]*Entry takes about 30 and a map keyed by
+// provider and secret about 50.
+//
+// An entry's key must not change while it is indexed: remove it, change
+// it, put it back.
 type index[K comparable] struct {
 	hash  func(K) uint64
 	keyOf func(*Entry) K // the key an entry is indexed by, from its current configuration
-	m     map[uint64]*Entry
-	more  map[K]*Entry // keys whose hash another key holds; nil while none
+	slots []*Entry       // a power of two long, or empty; nil is a free slot
+	tags  []uint8        // the top byte of the hash of slots[i]'s key
+	n     int
 }
 
 func newIndex[K comparable](n int, hash func(K) uint64, keyOf func(*Entry) K) *index[K] {
-	return &index[K]{hash: hash, keyOf: keyOf, m: make(map[uint64]*Entry, n)}
+	ix := &index[K]{hash: hash, keyOf: keyOf}
+	if n > 0 {
+		ix.resize(sizeFor(n))
+	}
+	return ix
+}
+
+// sizeFor returns the table size for n keys: a power of two, at least 8,
+// at most 4/5 full.
+func sizeFor(n int) int {
+	size := 8
+	for size*4 < n*5 {
+		size *= 2
+	}
+	return size
+}
+
+func (ix *index[K]) resize(size int) {
+	old := ix.slots
+	ix.slots, ix.tags, ix.n = make([]*Entry, size), make([]uint8, size), 0
+	for _, e := range old {
+		if e != nil {
+			ix.put(ix.keyOf(e), e)
+		}
+	}
+}
+
+// find returns k's slot, or -1.
+func (ix *index[K]) find(k K) int {
+	if ix.n == 0 {
+		return -1
+	}
+	h := ix.hash(k)
+	mask, tag := uint64(len(ix.slots)-1), uint8(h>>56)
+	for i := h & mask; ; i = (i + 1) & mask {
+		e := ix.slots[i]
+		if e == nil {
+			return -1
+		}
+		if ix.tags[i] == tag && ix.keyOf(e) == k {
+			return int(i)
+		}
+	}
 }
 
 // get returns the entry indexed by k.
 func (ix *index[K]) get(k K) (*Entry, bool) {
-	if e, ok := ix.m[ix.hash(k)]; ok && ix.keyOf(e) == k {
-		return e, true
+	if i := ix.find(k); i >= 0 {
+		return ix.slots[i], true
 	}
-	e, ok := ix.more[k]
-	return e, ok
+	return nil, false
 }
 
 // put indexes e by k, replacing the entry k indexed before, if any.
 func (ix *index[K]) put(k K, e *Entry) {
-	h := ix.hash(k)
-	if cur, ok := ix.m[h]; ok && ix.keyOf(cur) != k {
-		if ix.more == nil {
-			ix.more = map[K]*Entry{}
-		}
-		ix.more[k] = e
-		return
+	if (ix.n+1)*5 > len(ix.slots)*4 {
+		ix.resize(max(8, 2*len(ix.slots)))
 	}
-	ix.m[h] = e
-	delete(ix.more, k)
+	h := ix.hash(k)
+	mask, tag := uint64(len(ix.slots)-1), uint8(h>>56)
+	for i := h & mask; ; i = (i + 1) & mask {
+		cur := ix.slots[i]
+		if cur == nil {
+			ix.slots[i], ix.tags[i] = e, tag
+			ix.n++
+			return
+		}
+		if ix.tags[i] == tag && ix.keyOf(cur) == k {
+			ix.slots[i] = e
+			return
+		}
+	}
 }
 
-// del removes k. The entry k indexes must still hold k (change an entry's
-// key only after removing it).
+// del removes k, if indexed, moving the keys after it in its run back so
+// that no probe stops short of them.
 func (ix *index[K]) del(k K) {
-	h := ix.hash(k)
-	if cur, ok := ix.m[h]; ok && ix.keyOf(cur) == k {
-		delete(ix.m, h)
+	at := ix.find(k)
+	if at < 0 {
+		return
 	}
-	delete(ix.more, k)
+	mask := uint64(len(ix.slots) - 1)
+	i := uint64(at)
+	for j := (i + 1) & mask; ix.slots[j] != nil; j = (j + 1) & mask {
+		// The key in j may fill the hole in i unless its own place lies
+		// after i (cyclically, in the run up to j).
+		home := ix.hash(ix.keyOf(ix.slots[j])) & mask
+		if (j-home)&mask >= (j-i)&mask {
+			ix.slots[i], ix.tags[i] = ix.slots[j], ix.tags[j]
+			i = j
+		}
+	}
+	ix.slots[i], ix.tags[i] = nil, 0
+	ix.n--
 }
 
 // len returns how many keys are indexed.
-func (ix *index[K]) len() int { return len(ix.m) + len(ix.more) }
+func (ix *index[K]) len() int { return ix.n }
 
-// all yields every indexed entry, in no order. The loop may delete keys.
+// all yields every indexed entry, in no order. The loop must not change
+// the index.
 func (ix *index[K]) all() iter.Seq[*Entry] {
 	return func(yield func(*Entry) bool) {
-		for _, e := range ix.m {
-			if !yield(e) {
-				return
-			}
-		}
-		for _, e := range ix.more {
-			if !yield(e) {
+		for _, e := range ix.slots {
+			if e != nil && !yield(e) {
 				return
 			}
 		}

@@ -188,7 +188,7 @@ func (p *Pool) NextAvailableFor(provider, model string) (time.Time, bool) {
 		if !k.servable() || k.maxReq > 0 && e.requests.Load() >= k.maxReq {
 			continue
 		}
-		u := max(e.coolUntil.Load(), e.restUntil(model, now))
+		u := max(e.restsUntil(), e.restUntil(model, now))
 		if u <= now {
 			continue // it could serve; it only lost a race
 		}

@@ -42,7 +42,6 @@ type Entry struct {
 	inflight  atomic.Int64
 	prompt    atomic.Int64 // tokens, from the answers' usage
 	complete  atomic.Int64
-	coolUntil atomic.Int64 // unix nanoseconds; the key rests until then
 
 	consecFails atomic.Int32 // blamed failures since the last success
 	pos         atomic.Int32 // index in its provider's current snapshot
@@ -62,6 +61,7 @@ type entryRare struct {
 	// every instance's requests, as of that answer.
 	seen atomic.Int64
 
+	coolUntil  atomic.Int64 // unix nanoseconds; the key rests until then
 	lastErr    atomic.Pointer[LastError]
 	coolReason atomic.Pointer[string]
 	// models holds the (key, model) pairs at rest, copy on write; nil
@@ -81,6 +81,22 @@ func (e *Entry) more() *entryRare {
 		return r
 	}
 	return e.rare.Load()
+}
+
+// restsUntil returns until when the key rests (unix nanoseconds), 0 when
+// it never rested.
+func (e *Entry) restsUntil() int64 {
+	if r := e.rare.Load(); r != nil {
+		return r.coolUntil.Load()
+	}
+	return 0
+}
+
+// endRest ends the key's rest, if it has one.
+func (e *Entry) endRest() {
+	if r := e.rare.Load(); r != nil {
+		r.coolUntil.Store(0)
+	}
 }
 
 // lastError returns the key's last error, or nil.
@@ -131,7 +147,7 @@ func (e *Entry) AvailableAt(t time.Time) bool { return e.availableAt(t.UnixNano(
 
 func (e *Entry) availableAt(now int64) bool {
 	k := e.cfg.Load()
-	return k.servable() && (k.maxReq == 0 || e.used() < k.maxReq) && e.coolUntil.Load() <= now
+	return k.servable() && (k.maxReq == 0 || e.used() < k.maxReq) && e.restsUntil() <= now
 }
 
 // used is the key's request count as far as this instance knows: its own
@@ -161,7 +177,7 @@ func (e *Entry) see(n int64) {
 
 // Cooling returns until when the key rests and why, or a zero time.
 func (e *Entry) Cooling(now time.Time) (time.Time, string) {
-	u := e.coolUntil.Load()
+	u := e.restsUntil()
 	if u <= now.UnixNano() {
 		return time.Time{}, ""
 	}
@@ -215,7 +231,7 @@ func (p *Pool) CountedElsewhere(id string, n int64) {
 // a Limiter, however many instances race.
 func (e *Entry) acquire(now int64, lim Limiter) bool {
 	k := e.cfg.Load()
-	if !k.servable() || e.coolUntil.Load() > now {
+	if !k.servable() || e.restsUntil() > now {
 		return false
 	}
 	if limit := k.maxReq; limit > 0 {
@@ -306,7 +322,7 @@ func (e *Entry) Finish(o Outcome) {
 type snapshot struct {
 	entries  []*Entry
 	avail    *bitset
-	cum      []int64 // cumulative weights, for Weighted
+	cum      []int64 // cumulative weights, for Weighted; nil when all are 1
 	lim      Limiter // the pool's, if any
 	servable int     // keys active and not disabled at build time
 }
@@ -474,19 +490,26 @@ func (p *Pool) rebuildLocked(provider string) {
 		}
 		return strings.Compare(ka.id(), kb.id())
 	})
-	snap := &snapshot{entries: entries, avail: newBitset(len(entries)), cum: make([]int64, len(entries)), lim: p.limiter}
+	snap := &snapshot{entries: entries, avail: newBitset(len(entries)), lim: p.limiter}
 	now := p.now().UnixNano()
-	var total int64
+	uniform := true
 	for i, e := range entries {
 		e.pos.Store(int32(i))
 		if e.availableAt(now) {
 			snap.avail.set(i)
 		}
 		k := e.cfg.Load()
-		total += int64(max(k.weightInt(), 1))
-		snap.cum[i] = total
+		uniform = uniform && k.weightInt() <= 1
 		if k.servable() {
 			snap.servable++
+		}
+	}
+	if !uniform {
+		snap.cum = make([]int64, len(entries))
+		var total int64
+		for i, e := range entries {
+			total += int64(max(e.cfg.Load().weightInt(), 1))
+			snap.cum[i] = total
 		}
 	}
 	sets := *p.sets.Load()
@@ -715,11 +738,13 @@ func (s *snapshot) pickWeighted(now int64) *Entry {
 	if n == 0 {
 		return nil
 	}
-	total := s.cum[n-1]
 	i := 0
 	for range 4 {
-		r := rand.Int64N(total)
-		i, _ = slices.BinarySearch(s.cum, r+1)
+		if s.cum == nil {
+			i = rand.IntN(n)
+		} else {
+			i, _ = slices.BinarySearch(s.cum, rand.Int64N(s.cum[n-1])+1)
+		}
 		if s.avail.has(i) && s.take(i, now) {
 			return s.entries[i]
 		}
@@ -814,7 +839,7 @@ func (p *Pool) NextAvailable(provider string) (time.Time, bool) {
 		if !k.servable() || k.maxReq > 0 && e.used() >= k.maxReq {
 			continue
 		}
-		if u := e.coolUntil.Load(); u > 0 && (first == 0 || u < first) {
+		if u := e.restsUntil(); u > 0 && (first == 0 || u < first) {
 			first = u
 		}
 	}
@@ -928,16 +953,17 @@ func (h *usageHeap) Pop() any {
 // A later call with an earlier time does not shorten the rest.
 func (p *Pool) Cool(e *Entry, until time.Time, reason string) {
 	u := until.UnixNano()
+	rare := e.more()
 	for {
-		old := e.coolUntil.Load()
+		old := rare.coolUntil.Load()
 		if old >= u {
 			return
 		}
-		if e.coolUntil.CompareAndSwap(old, u) {
+		if rare.coolUntil.CompareAndSwap(old, u) {
 			break
 		}
 	}
-	e.more().coolReason.Store(&reason)
+	rare.coolReason.Store(&reason)
 	s, ok := (*p.sets.Load())[e.Provider()]
 	if !ok {
 		return
@@ -956,7 +982,7 @@ func (p *Pool) Cool(e *Entry, until time.Time, reason string) {
 
 // Uncool ends a key's rest, and every (key, model) rest, now.
 func (p *Pool) Uncool(e *Entry) {
-	e.coolUntil.Store(0)
+	e.endRest()
 	e.uncoolModels()
 	s, ok := (*p.sets.Load())[e.Provider()]
 	if !ok {
@@ -987,7 +1013,7 @@ func (s *set) revive(now int64) {
 	defer s.mu.Unlock()
 	for len(s.cooling) > 0 {
 		top := s.cooling[0]
-		if cu := top.e.coolUntil.Load(); cu > now {
+		if cu := top.e.restsUntil(); cu > now {
 			if cu != top.until { // cooled again, for longer
 				s.cooling[0].until = cu
 				heap.Fix(&s.cooling, 0)
@@ -1048,7 +1074,7 @@ func (p *Pool) Disable(e *Entry, reason string, at time.Time) Key {
 // Enable clears a key's disabled state and rest; it returns the new
 // configuration, for the caller to persist.
 func (p *Pool) Enable(e *Entry) Key {
-	e.coolUntil.Store(0)
+	e.endRest()
 	e.uncoolModels()
 	e.consecFails.Store(0)
 	p.mu.Lock()
@@ -1083,7 +1109,7 @@ func (p *Pool) Counts(provider string) Counts {
 		if k.flags&fDisabled != 0 {
 			c.Disabled++
 		}
-		if e.coolUntil.Load() > now {
+		if e.restsUntil() > now {
 			c.Cooling++
 		}
 		if e.availableAt(now) {
@@ -1335,11 +1361,15 @@ func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
 			}
 		}
 	}
+	var gone []*Entry
 	for e := range p.byID.all() {
-		if id := e.ID(); !seen[id] {
-			touched[e.Provider()] = true
-			p.unindexLocked(e)
+		if !seen[e.ID()] {
+			gone = append(gone, e)
 		}
+	}
+	for _, e := range gone {
+		touched[e.Provider()] = true
+		p.unindexLocked(e)
 	}
 	for prov := range touched {
 		p.rebuildLocked(prov)

@@ -2,6 +2,8 @@ package pool
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"sync"
@@ -95,6 +97,7 @@ func TestIndexCollisions(t *testing.T) {
 	}
 	for _, hash := range map[string]func(string) uint64{
 		"all collide": func(string) uint64 { return 7 },
+		"at the end":  func(string) uint64 { return math.MaxUint64 },
 		"two buckets": func(s string) uint64 { return uint64(s[len(s)-1] % 2) },
 		"real":        hashID,
 	} {
@@ -148,6 +151,64 @@ func TestIndexCollisions(t *testing.T) {
 			ix.del(id)
 		}
 		check(map[string]*Entry{})
+	}
+}
+
+// Random puts and deletes leave the index finding exactly what a map
+// holds, with hashes that collide in their home slot, their tag or both,
+// runs that wrap around the table's end, and growth.
+func TestIndexRandomOps(t *testing.T) {
+	const n = 300
+	p := New(nil)
+	entries := make([]*Entry, n)
+	for i := range entries {
+		id := fmt.Sprintf("key_%d", i)
+		entries[i] = p.newEntryLocked(&Key{ID: id, Provider: "gemini", Secret: "test-fake-" + id})
+	}
+	for name, hash := range map[string]func(string) uint64{
+		"real":         hashID,
+		"five homes":   func(s string) uint64 { return hashID(s) % 5 },
+		"five tags":    func(s string) uint64 { return hashID(s)&0xffff | (hashID(s)%5)<<56 },
+		"high homes":   func(s string) uint64 { return math.MaxUint64 - hashID(s)%3 },
+		"one tag home": func(s string) uint64 { return 1<<56 | 3 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, 2))
+			ix := newIndex(rng.IntN(50), hash, entryID)
+			want := map[string]*Entry{}
+			for step := range 3000 {
+				e := entries[rng.IntN(n)]
+				if rng.IntN(3) == 0 {
+					ix.del(e.ID())
+					delete(want, e.ID())
+				} else {
+					ix.put(e.ID(), e)
+					want[e.ID()] = e
+				}
+				if step%50 != 0 && step < 2990 {
+					continue
+				}
+				if ix.len() != len(want) {
+					t.Fatalf("step %d: len = %d, want %d", step, ix.len(), len(want))
+				}
+				for _, e := range entries {
+					got, ok := ix.get(e.ID())
+					if w, in := want[e.ID()]; ok != in || got != w {
+						t.Fatalf("step %d: get(%s) = %v, %v; want %v", step, e.ID(), got != nil, ok, in)
+					}
+				}
+				seen := 0
+				for e := range ix.all() {
+					if want[e.ID()] != e {
+						t.Fatalf("step %d: all yields %s", step, e.ID())
+					}
+					seen++
+				}
+				if seen != len(want) {
+					t.Fatalf("step %d: all yields %d, want %d", step, seen, len(want))
+				}
+			}
+		})
 	}
 }
 
