@@ -33,13 +33,13 @@ const ready = new Promise((resolve, reject) => {
 
 // compileModule returns the compiled keypool.wasm: through wasm_module.js
 // (a source-phase import: Deno reads and compiles the file itself, without
-// copying it into JavaScript first), or, on a Deno without that syntax, by
-// reading and compiling the file here.
+// copying it into JavaScript first; Deno 2.6 and later), or, on an older
+// Deno or if that load fails, by reading and compiling the file here.
 async function compileModule() {
   try {
     const m = (await import("./wasm_module.js")).default;
     if (m instanceof WebAssembly.Module) return m;
-  } catch { /* older Deno: no `import source` */ }
+  } catch { /* before Deno 2.6: no `import source` */ }
   return await WebAssembly.compile(await Deno.readFile(new URL("./keypool.wasm", import.meta.url)));
 }
 
