@@ -195,7 +195,9 @@ export function connect(go, api) {
       if (!resolve) return;
       waiting.delete(id);
       const init = { status, headers: toHeaders(m.str(hp, hn)) };
-      if (!stream) {
+      if (!stream || nullBody.has(status)) {
+        // A status without a body that Go still streams to: its pushes
+        // find no stream and fail (the client got its answer).
         resolve(new Response(nullBody.has(status) ? null : m.bytes(bp, bn), init));
         return;
       }
