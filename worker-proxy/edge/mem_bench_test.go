@@ -86,7 +86,10 @@ func sampleMem(tb testing.TB, p *instance) memSample {
 // clients; KEYPOOL_MEM_ROUNDS repeats the latter, default 1): resident
 // memory idle and right after the load; and after the load, the part of
 // it mapped from files (mostly the deno executable), malloc's main arena
-// ([heap]), V8's young generation and old space and its external memory. Run: go test -run '^$' -bench EdgeMemory
+// ([heap]), V8's young generation and old space and its external memory;
+// and the proxy's CPU per relayed request over the measured rounds.
+// KEYPOOL_DENO_V8_FLAGS is passed to both processes as DENO_V8_FLAGS
+// (e.g. --max-semi-space-size=1), to see what a V8 flag changes. Run: go test -run '^$' -bench EdgeMemory
 // -benchtime 1x ./worker-proxy/edge/
 func BenchmarkEdgeMemory(b *testing.B) {
 	const n, conc = 2000, 4
@@ -113,6 +116,9 @@ func BenchmarkEdgeMemory(b *testing.B) {
 		env := upstreamEnv(up)
 		env["LOG_LEVEL"] = "warn"
 		env["MEMSTAT_ENTRY"] = c.entry
+		if f := os.Getenv("KEYPOOL_DENO_V8_FLAGS"); f != "" {
+			env["DENO_V8_FLAGS"] = f
+		}
 		var p *instance
 		t, _ := coldStart(b, func() (target, time.Time) {
 			began := time.Now()
@@ -121,9 +127,10 @@ func BenchmarkEdgeMemory(b *testing.B) {
 		})
 		idle := sampleMem(b, p)
 		load(b, t, 200, conc, chatBody)
+		var cpu time.Duration
 		for range rounds {
-			load(b, t, n, conc, chatBody)
-			load(b, t, n/2, conc, sse)
+			cpu += load(b, t, n, conc, chatBody)
+			cpu += load(b, t, n/2, conc, sse)
 		}
 		after := sampleMem(b, p)
 		b.ReportMetric(idle.rss, c.name+"-rss-idle-MB")
@@ -133,6 +140,7 @@ func BenchmarkEdgeMemory(b *testing.B) {
 		b.ReportMetric(after.v8New, c.name+"-v8-young-MB")
 		b.ReportMetric(after.v8Old, c.name+"-v8-old-MB")
 		b.ReportMetric(after.external, c.name+"-external-MB")
+		b.ReportMetric(float64(cpu)/float64(time.Millisecond)/float64(rounds*(n+n/2)), c.name+"-cpu-ms/req")
 		p.signal(syscall.SIGKILL)
 	}
 }
