@@ -20,6 +20,7 @@ type memSample struct {
 	mallocHeap      float64 // the [heap] mapping: glibc malloc's main arena
 	v8New, v8Old    float64 // V8's young generation and old space
 	external        float64 // ArrayBuffers and other memory V8 was told about
+	goValues        float64 // JavaScript values Go holds references to (a count)
 }
 
 // sampleMem reads p's memory from /proc and, through testdata/memstat.js
@@ -68,6 +69,7 @@ func sampleMem(tb testing.TB, p *instance) memSample {
 	line, _, _ = strings.Cut(line, "\n")
 	var m struct {
 		External float64            `json:"external"`
+		GoValues float64            `json:"goValues"`
 		Spaces   map[string]float64 `json:"spaces"`
 	}
 	if err := json.Unmarshal([]byte(line), &m); err != nil {
@@ -76,6 +78,7 @@ func sampleMem(tb testing.TB, p *instance) memSample {
 	s.v8New = (m.Spaces["new_space"] + m.Spaces["new_large_object_space"]) / (1 << 20)
 	s.v8Old = m.Spaces["old_space"] / (1 << 20)
 	s.external = m.External / (1 << 20)
+	s.goValues = m.GoValues
 	return s
 }
 
@@ -86,7 +89,9 @@ func sampleMem(tb testing.TB, p *instance) memSample {
 // clients; KEYPOOL_MEM_ROUNDS repeats the latter, default 1): resident
 // memory idle and right after the load; and after the load, the part of
 // it mapped from files (mostly the deno executable), malloc's main arena
-// ([heap]), V8's young generation and old space and its external memory;
+// ([heap]), V8's young generation and old space and its external memory,
+// and how many JavaScript values Go holds (each alive until Go's garbage
+// collector finalizes its js.Value);
 // and the proxy's CPU per relayed request over the measured rounds.
 // KEYPOOL_DENO_V8_FLAGS is passed to both processes as DENO_V8_FLAGS
 // (e.g. --max-semi-space-size=1), to see what a V8 flag changes. Run: go test -run '^$' -bench EdgeMemory
@@ -140,6 +145,9 @@ func BenchmarkEdgeMemory(b *testing.B) {
 		b.ReportMetric(after.v8New, c.name+"-v8-young-MB")
 		b.ReportMetric(after.v8Old, c.name+"-v8-old-MB")
 		b.ReportMetric(after.external, c.name+"-external-MB")
+		if c.name != "bare" {
+			b.ReportMetric(after.goValues, c.name+"-go-values")
+		}
 		b.ReportMetric(float64(cpu)/float64(time.Millisecond)/float64(rounds*(n+n/2)), c.name+"-cpu-ms/req")
 		p.signal(syscall.SIGKILL)
 	}
