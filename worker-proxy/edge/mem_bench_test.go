@@ -84,9 +84,9 @@ func sampleMem(tb testing.TB, p *instance) memSample {
 
 // BenchmarkEdgeMemory tells where the memory of the Deno process running
 // the edge build goes, beside the bare relay in plain JavaScript
-// (testdata/bare_relay.js) under the same load as BenchmarkEdgeVsNative
-// (200 requests to warm up, then 2,000 JSON and 1,000 SSE relays from 4
-// clients; KEYPOOL_MEM_ROUNDS repeats the latter, default 1): resident
+// (testdata/bare_relay.js) under one load (200 requests to warm up, then
+// 2,000 JSON and 1,000 SSE relays from 4 clients, against the fake
+// upstream; KEYPOOL_MEM_ROUNDS repeats the latter, default 1): resident
 // memory idle and right after the load; and after the load, the part of
 // it mapped from files (mostly the deno executable), malloc's main arena
 // ([heap]), V8's young generation and old space and its external memory,

@@ -1,6 +1,6 @@
 // Command build writes the proxy's edge folder: the proxy compiled to
-// WebAssembly, the Go toolchain's wasm_exec.js, main.js (Deno), worker.js
-// (Cloudflare Workers) and a wrangler.toml template.
+// WebAssembly, the Go toolchain's wasm_exec.js, main.js and wasm_module.js
+// (Deno), worker.js (Cloudflare Workers) and a wrangler.toml template.
 //
 //	go run ./worker-proxy/edge/build -out DIR
 //	deno run --allow-all DIR/main.js      # or: cd DIR && wrangler deploy
