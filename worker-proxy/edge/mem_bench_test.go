@@ -21,6 +21,7 @@ type memSample struct {
 	v8New, v8Old    float64 // V8's young generation and old space
 	external        float64 // ArrayBuffers and other memory V8 was told about
 	goValues        float64 // JavaScript values Go holds references to (a count)
+	goMemory        float64 // Go's wasm linear memory (its size, not what is resident)
 }
 
 // sampleMem reads p's memory from /proc and, through testdata/memstat.js
@@ -70,6 +71,7 @@ func sampleMem(tb testing.TB, p *instance) memSample {
 	var m struct {
 		External float64            `json:"external"`
 		GoValues float64            `json:"goValues"`
+		GoMemory float64            `json:"goMemory"`
 		Spaces   map[string]float64 `json:"spaces"`
 	}
 	if err := json.Unmarshal([]byte(line), &m); err != nil {
@@ -79,6 +81,7 @@ func sampleMem(tb testing.TB, p *instance) memSample {
 	s.v8Old = m.Spaces["old_space"] / (1 << 20)
 	s.external = m.External / (1 << 20)
 	s.goValues = m.GoValues
+	s.goMemory = m.GoMemory / (1 << 20)
 	return s
 }
 
@@ -90,8 +93,8 @@ func sampleMem(tb testing.TB, p *instance) memSample {
 // memory idle and right after the load; and after the load, the part of
 // it mapped from files (mostly the deno executable), malloc's main arena
 // ([heap]), V8's young generation and old space and its external memory,
-// and how many JavaScript values Go holds (each alive until Go's garbage
-// collector finalizes its js.Value);
+// how many JavaScript values Go holds (each alive until Go's garbage
+// collector finalizes its js.Value) and the size of Go's linear memory;
 // and the proxy's CPU per relayed request over the measured rounds.
 // KEYPOOL_DENO_V8_FLAGS is passed to both processes as DENO_V8_FLAGS
 // (e.g. --max-semi-space-size=1), to see what a V8 flag changes. Run: go test -run '^$' -bench EdgeMemory
@@ -147,6 +150,7 @@ func BenchmarkEdgeMemory(b *testing.B) {
 		b.ReportMetric(after.external, c.name+"-external-MB")
 		if c.name != "bare" {
 			b.ReportMetric(after.goValues, c.name+"-go-values")
+			b.ReportMetric(after.goMemory, c.name+"-go-memory-MB")
 		}
 		b.ReportMetric(float64(cpu)/float64(time.Millisecond)/float64(rounds*(n+n/2)), c.name+"-cpu-ms/req")
 		p.signal(syscall.SIGKILL)

@@ -3,7 +3,7 @@
 // memoryUsage() and the size of each V8 heap space, in bytes, and for a Go
 // entry (wasm_exec.js beside it) how many JavaScript values Go holds
 // references to (goValues: each stays alive until Go's garbage collector
-// finalizes its js.Value). Used by BenchmarkEdgeMemory to tell which part
+// finalizes its js.Value) and the size of its linear memory (goMemory). Used by BenchmarkEdgeMemory to tell which part
 // of the process grows.
 import v8 from "node:v8";
 
@@ -24,6 +24,7 @@ Deno.addSignalListener("SIGUSR2", () => {
   const spaces = {};
   for (const s of v8.getHeapSpaceStatistics()) spaces[s.space_name] = s.space_size;
   const goValues = go?._values ? go._values.length - go._idPool.length : 0;
-  console.error("memstat " + JSON.stringify({ ...Deno.memoryUsage(), spaces, goValues }));
+  const goMemory = go?._inst ? go._inst.exports.mem.buffer.byteLength : 0;
+  console.error("memstat " + JSON.stringify({ ...Deno.memoryUsage(), spaces, goValues, goMemory }));
 });
 await import(entry.href);
