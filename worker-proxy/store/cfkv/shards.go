@@ -127,7 +127,8 @@ func (s *Store) keepOwnLocked(name string, m map[string]pool.Key, at int64) {
 // them (with this instance's recent writes kept), and they go back with
 // "rev" in one bulk request. A key whose revision in the shard (or in
 // this instance's copy) is not older than the one given is a conflict.
-// So importing any number of keys writes at most numShards+1 entries.
+// So importing any number of keys writes at most numShards+2 entries
+// (the shards, "rev" and the snapshot).
 func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 	s.callMu.Lock()
 	defer s.callMu.Unlock()
