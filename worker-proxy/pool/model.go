@@ -33,7 +33,7 @@ const maxModelRests = 64
 
 // restsFor reports whether e rests for model at now.
 func (e *Entry) restsFor(model string, now int64) bool {
-	m := e.models.Load()
+	m := e.modelRests()
 	if m == nil || model == "" {
 		return false
 	}
@@ -43,7 +43,7 @@ func (e *Entry) restsFor(model string, now int64) bool {
 
 // restUntil returns until when e rests for model, or 0.
 func (e *Entry) restUntil(model string, now int64) int64 {
-	m := e.models.Load()
+	m := e.modelRests()
 	if m == nil || model == "" {
 		return 0
 	}
@@ -56,7 +56,7 @@ func (e *Entry) restUntil(model string, now int64) int64 {
 // ModelRests returns the key's (key, model) pairs at rest at now, sorted
 // by model.
 func (e *Entry) ModelRests(now time.Time) []ModelRest {
-	m := e.models.Load()
+	m := e.modelRests()
 	if m == nil {
 		return nil
 	}
@@ -94,8 +94,9 @@ func (p *Pool) CoolModel(e *Entry, model string, until time.Time, reason string)
 	}
 	u := until.UnixNano()
 	now := p.now().UnixNano()
+	rare := e.more()
 	for {
-		old := e.models.Load()
+		old := rare.models.Load()
 		var cur map[string]modelRest
 		if old != nil {
 			cur = *old
@@ -120,11 +121,11 @@ func (p *Pool) CoolModel(e *Entry, model string, until time.Time, reason string)
 			}
 			delete(next, short)
 		}
-		if e.models.CompareAndSwap(old, &next) {
+		if rare.models.CompareAndSwap(old, &next) {
 			break
 		}
 	}
-	if s, ok := (*p.sets.Load())[e.cfg.Load().Provider]; ok {
+	if s, ok := (*p.sets.Load())[e.Provider()]; ok {
 		for {
 			cur := s.modelRestsUntil.Load()
 			if cur >= u || s.modelRestsUntil.CompareAndSwap(cur, u) {
@@ -135,7 +136,19 @@ func (p *Pool) CoolModel(e *Entry, model string, until time.Time, reason string)
 }
 
 // uncoolModels ends every model rest of e.
-func (e *Entry) uncoolModels() { e.models.Store(nil) }
+func (e *Entry) uncoolModels() {
+	if r := e.rare.Load(); r != nil {
+		r.models.Store(nil)
+	}
+}
+
+// modelRests returns e's (key, model) rests, or nil.
+func (e *Entry) modelRests() *map[string]modelRest {
+	if r := e.rare.Load(); r != nil {
+		return r.models.Load()
+	}
+	return nil
+}
 
 // ModelRestsActive reports whether any key of provider may rest for some
 // model now: a relay that needs the request's model only to skip resting
@@ -172,10 +185,10 @@ func (p *Pool) NextAvailableFor(provider, model string) (time.Time, bool) {
 	var first int64
 	for _, e := range p.Entries(provider) {
 		k := e.cfg.Load()
-		if !k.servable() || k.MaxRequests > 0 && e.requests.Load() >= k.MaxRequests {
+		if !k.servable() || k.maxReq > 0 && e.requests.Load() >= k.maxReq {
 			continue
 		}
-		u := max(e.coolUntil.Load(), e.restUntil(model, now))
+		u := max(e.restsUntil(), e.restUntil(model, now))
 		if u <= now {
 			continue // it could serve; it only lost a race
 		}
@@ -199,7 +212,7 @@ func (p *Pool) Take(e *Entry, model string) bool {
 		return false
 	}
 	var lim Limiter
-	if s, ok := (*p.sets.Load())[e.cfg.Load().Provider]; ok {
+	if s, ok := (*p.sets.Load())[e.Provider()]; ok {
 		lim = s.snap.Load().lim
 	}
 	return e.acquire(now, lim)

@@ -22,17 +22,37 @@ var ErrChanged = errors.New("key changed meanwhile")
 // Entry is a key as the pool holds it: its configuration and its live
 // counters. The relay gets an *Entry from Pick and reports back with Finish.
 // An Entry must not be copied.
+//
+// At 100,000 keys the entries are most of the proxy's live heap, so an
+// Entry is kept small: the configuration packed (rec), and what few keys
+// ever need (a last error, a rest's reason, model rests, a Limiter's
+// counts) in an entryRare allocated on first use. Its pointers come first,
+// so the garbage collector scans only the first words of it.
 type Entry struct {
-	cfg atomic.Pointer[Key]
+	// base is the key's first configuration; cfg points to it until the
+	// configuration changes (one allocation a key, not two).
+	base rec
+	cfg  atomic.Pointer[rec]
+	rare atomic.Pointer[entryRare]
 
 	requests  atomic.Int64
 	successes atomic.Int64
 	failures  atomic.Int64
 	lastUsed  atomic.Int64 // unix nanoseconds, 0 = never
-	lastErr   atomic.Pointer[LastError]
 	inflight  atomic.Int64
 	prompt    atomic.Int64 // tokens, from the answers' usage
 	complete  atomic.Int64
+
+	consecFails atomic.Int32 // blamed failures since the last success
+	pos         atomic.Int32 // index in its provider's current snapshot
+
+	// Flush baselines: what the store already has. Guarded by Pool.flushMu.
+	fRequests, fSuccesses, fFailures, fLastUsed int64
+	fPrompt, fComplete                          int64
+}
+
+// entryRare is the part of an Entry that most keys never need.
+type entryRare struct {
 	// remote counts requests a Limiter counted in the shared store since
 	// the last Sync: they are in the store already, so Flush leaves them
 	// out, but they count toward the key's usage and its limit here.
@@ -42,34 +62,62 @@ type Entry struct {
 	seen atomic.Int64
 
 	coolUntil  atomic.Int64 // unix nanoseconds; the key rests until then
+	lastErr    atomic.Pointer[LastError]
 	coolReason atomic.Pointer[string]
-	// Two 32-bit fields side by side keep an Entry in 176 bytes, not 192.
-	consecFails atomic.Int32 // blamed failures since the last success
-	pos         atomic.Int32 // index in its provider's current snapshot
-
 	// models holds the (key, model) pairs at rest, copy on write; nil
 	// when none ever rested.
 	models atomic.Pointer[map[string]modelRest]
 
-	// Flush baselines: what the store already has. Guarded by Pool.flushMu.
-	fRequests, fSuccesses, fFailures, fLastUsed int64
-	fPrompt, fComplete                          int64
-	fLastErr                                    *LastError
+	fLastErr *LastError // flush baseline; guarded by Pool.flushMu
+}
+
+// more returns e's rare part, making it if e has none yet.
+func (e *Entry) more() *entryRare {
+	if r := e.rare.Load(); r != nil {
+		return r
+	}
+	r := &entryRare{}
+	if e.rare.CompareAndSwap(nil, r) {
+		return r
+	}
+	return e.rare.Load()
+}
+
+// restsUntil returns until when the key rests (unix nanoseconds), 0 when
+// it never rested.
+func (e *Entry) restsUntil() int64 {
+	if r := e.rare.Load(); r != nil {
+		return r.coolUntil.Load()
+	}
+	return 0
+}
+
+// endRest ends the key's rest, if it has one.
+func (e *Entry) endRest() {
+	if r := e.rare.Load(); r != nil {
+		r.coolUntil.Store(0)
+	}
+}
+
+// lastError returns the key's last error, or nil.
+func (e *Entry) lastError() *LastError {
+	if r := e.rare.Load(); r != nil {
+		return r.lastErr.Load()
+	}
+	return nil
 }
 
 // ID returns the key's id.
-func (e *Entry) ID() string { return e.cfg.Load().ID }
+func (e *Entry) ID() string { return e.cfg.Load().id() }
 
 // Secret returns the provider credential to send upstream.
-func (e *Entry) Secret() string { return e.cfg.Load().Secret }
+func (e *Entry) Secret() string { return e.cfg.Load().secret() }
+
+// Provider returns the key's provider name.
+func (e *Entry) Provider() string { return e.cfg.Load().provider() }
 
 // Key returns a copy of the key's current configuration.
-func (e *Entry) Key() Key { return e.cfg.Load().Clone() }
-
-// Config returns the key's current configuration without copying it, for
-// readers that scan many keys. It is shared: the caller must not modify
-// it, its Tags included.
-func (e *Entry) Config() *Key { return e.cfg.Load() }
+func (e *Entry) Key() Key { return e.cfg.Load().key() }
 
 // Usage returns the key's current statistics.
 func (e *Entry) Usage() Usage {
@@ -77,7 +125,7 @@ func (e *Entry) Usage() Usage {
 		Requests:  e.used(),
 		Successes: e.successes.Load(),
 		Failures:  e.failures.Load(),
-		LastError: e.lastErr.Load(),
+		LastError: e.lastError(),
 
 		PromptTokens:     e.prompt.Load(),
 		CompletionTokens: e.complete.Load(),
@@ -91,10 +139,6 @@ func (e *Entry) Usage() Usage {
 // InFlight returns how many picked requests have not finished yet.
 func (e *Entry) InFlight() int64 { return e.inflight.Load() }
 
-// servable reports whether the key's configuration lets it serve, leaving
-// the request count and cooldown aside.
-func (k *Key) servable() bool { return k.IsActive && k.DisabledReason == "" }
-
 // Available reports whether the key can serve a request now.
 func (e *Entry) Available() bool { return e.availableAt(time.Now().UnixNano()) }
 
@@ -103,25 +147,29 @@ func (e *Entry) AvailableAt(t time.Time) bool { return e.availableAt(t.UnixNano(
 
 func (e *Entry) availableAt(now int64) bool {
 	k := e.cfg.Load()
-	return k.servable() && (k.MaxRequests == 0 || e.used() < k.MaxRequests) && e.coolUntil.Load() <= now
+	return k.servable() && (k.maxReq == 0 || e.used() < k.maxReq) && e.restsUntil() <= now
 }
 
 // used is the key's request count as far as this instance knows: its own
 // and those synced from the store, or what a Limiter last reported if
 // that is more.
 func (e *Entry) used() int64 {
-	n := e.requests.Load() + e.remote.Load()
-	if s := e.seen.Load(); s > n {
-		return s
+	n := e.requests.Load()
+	if r := e.rare.Load(); r != nil {
+		n += r.remote.Load()
+		if s := r.seen.Load(); s > n {
+			return s
+		}
 	}
 	return n
 }
 
 // see records a count a Limiter reported.
 func (e *Entry) see(n int64) {
+	r := e.more()
 	for {
-		old := e.seen.Load()
-		if n <= old || e.seen.CompareAndSwap(old, n) {
+		old := r.seen.Load()
+		if n <= old || r.seen.CompareAndSwap(old, n) {
 			return
 		}
 	}
@@ -129,13 +177,15 @@ func (e *Entry) see(n int64) {
 
 // Cooling returns until when the key rests and why, or a zero time.
 func (e *Entry) Cooling(now time.Time) (time.Time, string) {
-	u := e.coolUntil.Load()
+	u := e.restsUntil()
 	if u <= now.UnixNano() {
 		return time.Time{}, ""
 	}
 	reason := ""
-	if r := e.coolReason.Load(); r != nil {
-		reason = *r
+	if r := e.rare.Load(); r != nil {
+		if p := r.coolReason.Load(); p != nil {
+			reason = *p
+		}
 	}
 	return time.Unix(0, u).UTC(), reason
 }
@@ -172,7 +222,7 @@ func (p *Pool) SetLimiter(l Limiter) {
 func (p *Pool) CountedElsewhere(id string, n int64) {
 	if e, ok := p.Entry(id); ok {
 		e.requests.Add(-n)
-		e.remote.Add(n)
+		e.more().remote.Add(n)
 	}
 }
 
@@ -181,21 +231,21 @@ func (p *Pool) CountedElsewhere(id string, n int64) {
 // a Limiter, however many instances race.
 func (e *Entry) acquire(now int64, lim Limiter) bool {
 	k := e.cfg.Load()
-	if !k.servable() || e.coolUntil.Load() > now {
+	if !k.servable() || e.restsUntil() > now {
 		return false
 	}
-	if limit := k.MaxRequests; limit > 0 {
+	if limit := k.maxReq; limit > 0 {
 		if lim != nil {
 			if e.used() >= limit {
 				return false
 			}
-			n, ok, err := lim.Acquire(k.ID, limit)
+			n, ok, err := lim.Acquire(k.id(), limit)
 			if err == nil {
 				e.see(n)
 				if !ok {
 					return false
 				}
-				e.remote.Add(1)
+				e.more().remote.Add(1)
 				e.lastUsed.Store(now)
 				e.inflight.Add(1)
 				return true
@@ -241,7 +291,7 @@ func (e *Entry) AddTokens(prompt, completion int64) {
 
 // NoteError records le as the key's last error without counting a request
 // (a key test's failure, say).
-func (e *Entry) NoteError(le LastError) { e.lastErr.Store(&le) }
+func (e *Entry) NoteError(le LastError) { e.more().lastErr.Store(&le) }
 
 // Finish records the outcome of a request that Pick handed this key.
 func (e *Entry) Finish(o Outcome) {
@@ -262,7 +312,7 @@ func (e *Entry) Finish(o Outcome) {
 	}
 	if o.Error != nil {
 		le := *o.Error
-		e.lastErr.Store(&le)
+		e.more().lastErr.Store(&le)
 	}
 }
 
@@ -272,7 +322,7 @@ func (e *Entry) Finish(o Outcome) {
 type snapshot struct {
 	entries  []*Entry
 	avail    *bitset
-	cum      []int64 // cumulative weights, for Weighted
+	cum      []int64 // cumulative weights, for Weighted; nil when all are 1
 	lim      Limiter // the pool's, if any
 	servable int     // keys active and not disabled at build time
 }
@@ -306,9 +356,12 @@ type Pool struct {
 	sets atomic.Pointer[map[string]*set] // copy on write, under mu
 
 	mu       sync.Mutex // serializes changes to keys
-	byID     map[string]*Entry
-	bySecret map[secretRef]*Entry
-	names    map[string]string // provider names, one copy each
+	byID     *index[string]
+	bySecret *index[secretRef]
+	// byIDOrder is every entry sorted by id, for Flush; nil after a key
+	// is added or removed, until the next Flush sorts again.
+	byIDOrder []*Entry
+	gen       uint64 // counts changes to the set of keys
 
 	flushMu sync.Mutex // serializes Flush and ResetUsage
 
@@ -320,7 +373,7 @@ func New(now func() time.Time) *Pool {
 	if now == nil {
 		now = time.Now
 	}
-	p := &Pool{now: now, byID: make(map[string]*Entry), bySecret: make(map[secretRef]*Entry), names: map[string]string{}}
+	p := &Pool{now: now, byID: newIDIndex(0), bySecret: newSecretIndex(0)}
 	m := map[string]*set{}
 	p.sets.Store(&m)
 	return p
@@ -332,12 +385,12 @@ func (p *Pool) Load(keys []Key, usage map[string]Usage) {
 	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.byID = make(map[string]*Entry, len(keys))
-	p.bySecret = make(map[secretRef]*Entry, len(keys))
-	for _, k := range keys {
+	p.byID = newIDIndex(len(keys))
+	p.bySecret = newSecretIndex(len(keys))
+	p.byIDOrder, p.gen = nil, p.gen+1
+	for i := range keys {
+		k := &keys[i]
 		e := p.newEntryLocked(k)
-		c := e.cfg.Load()
-		p.bySecret[secretKey(c.Provider, c.Secret)] = e
 		if u, ok := usage[k.ID]; ok {
 			e.requests.Store(u.Requests)
 			e.successes.Store(u.Successes)
@@ -349,14 +402,15 @@ func (p *Pool) Load(keys []Key, usage map[string]Usage) {
 			}
 			if u.LastError != nil {
 				le := *u.LastError
-				e.lastErr.Store(&le)
+				r := e.more()
+				r.lastErr.Store(&le)
+				r.fLastErr = &le
 			}
 			e.fRequests, e.fSuccesses, e.fFailures = u.Requests, u.Successes, u.Failures
 			e.fPrompt, e.fComplete = u.PromptTokens, u.CompletionTokens
 			e.fLastUsed = e.lastUsed.Load()
-			e.fLastErr = e.lastErr.Load()
 		}
-		p.byID[c.ID] = e
+		p.indexLocked(e)
 	}
 	m := map[string]*set{}
 	p.sets.Store(&m)
@@ -365,37 +419,44 @@ func (p *Pool) Load(keys []Key, usage map[string]Usage) {
 	}
 }
 
-// secretRef indexes keys by secret; its strings share the key's memory.
-type secretRef struct{ provider, secret string }
-
-func secretKey(provider, secret string) secretRef { return secretRef{provider, secret} }
-
-// newEntryLocked returns an entry holding a compact copy of k: its id and
-// secret share one allocation and its provider name is the one the pool's
-// other keys of that provider use. With many keys that is two objects fewer
-// per key for the garbage collector to mark, and one string fewer to hold.
-// The maps must index the entry by its own strings (e.cfg.Load()), not
-// k's, or k's stay alive too. p.mu must be held.
-func (p *Pool) newEntryLocked(k Key) *Entry {
+// newEntryLocked returns an entry holding a packed copy of k (see rec).
+// It shares no memory with k but for the strings of the fields few keys
+// set, so k's strings need not stay alive. p.mu must be held.
+func (p *Pool) newEntryLocked(k *Key) *Entry {
 	e := &Entry{}
-	k = k.Clone()
-	if name, ok := p.names[k.Provider]; ok {
-		k.Provider = name
-	} else {
-		k.Provider = strings.Clone(k.Provider)
-		p.names[k.Provider] = k.Provider
-	}
-	both := k.ID + k.Secret
-	k.ID, k.Secret = both[:len(k.ID)], both[len(k.ID):]
-	e.cfg.Store(&k)
+	packRec(&e.base, k)
+	e.cfg.Store(&e.base)
 	return e
+}
+
+// indexLocked adds e to the indexes, by its current id and secret.
+func (p *Pool) indexLocked(e *Entry) {
+	p.byID.put(entryID(e), e)
+	p.bySecret.put(entrySecret(e), e)
+	p.byIDOrder, p.gen = nil, p.gen+1
+}
+
+// unindexLocked removes e from the indexes.
+func (p *Pool) unindexLocked(e *Entry) {
+	p.byID.del(entryID(e))
+	p.bySecret.del(entrySecret(e))
+	p.byIDOrder, p.gen = nil, p.gen+1
+}
+
+// setConfigLocked publishes k as e's configuration, the provider kept.
+func (p *Pool) setConfigLocked(e *Entry, k *Key) {
+	old := e.cfg.Load()
+	k.Provider = old.provider()
+	p.bySecret.del(entrySecret(e))
+	e.cfg.Store(newRec(k))
+	p.bySecret.put(entrySecret(e), e)
 }
 
 // providersLocked returns the providers that have keys, sorted.
 func (p *Pool) providersLocked() []string {
 	seen := map[string]bool{}
-	for _, e := range p.byID {
-		seen[e.cfg.Load().Provider] = true
+	for e := range p.byID.all() {
+		seen[e.cfg.Load().provider()] = true
 	}
 	for prov := range *p.sets.Load() {
 		seen[prov] = true
@@ -410,32 +471,45 @@ func (p *Pool) providersLocked() []string {
 
 // rebuildLocked publishes a fresh snapshot of provider's keys.
 func (p *Pool) rebuildLocked(provider string) {
-	var entries []*Entry
-	for _, e := range p.byID {
-		if e.cfg.Load().Provider == provider {
+	n := 0
+	for e := range p.byID.all() {
+		if e.cfg.Load().provider() == provider {
+			n++
+		}
+	}
+	entries := make([]*Entry, 0, n)
+	for e := range p.byID.all() {
+		if e.cfg.Load().provider() == provider {
 			entries = append(entries, e)
 		}
 	}
 	slices.SortFunc(entries, func(a, b *Entry) int {
 		ka, kb := a.cfg.Load(), b.cfg.Load()
-		if c := ka.CreatedAt.Compare(kb.CreatedAt); c != 0 {
+		if c := compareTimes(ka, kb); c != 0 {
 			return c
 		}
-		return strings.Compare(ka.ID, kb.ID)
+		return strings.Compare(ka.id(), kb.id())
 	})
-	snap := &snapshot{entries: entries, avail: newBitset(len(entries)), cum: make([]int64, len(entries)), lim: p.limiter}
+	snap := &snapshot{entries: entries, avail: newBitset(len(entries)), lim: p.limiter}
 	now := p.now().UnixNano()
-	var total int64
+	uniform := true
 	for i, e := range entries {
 		e.pos.Store(int32(i))
 		if e.availableAt(now) {
 			snap.avail.set(i)
 		}
 		k := e.cfg.Load()
-		total += int64(k.EffectiveWeight())
-		snap.cum[i] = total
+		uniform = uniform && k.weightInt() <= 1
 		if k.servable() {
 			snap.servable++
+		}
+	}
+	if !uniform {
+		snap.cum = make([]int64, len(entries))
+		var total int64
+		for i, e := range entries {
+			total += int64(max(e.cfg.Load().weightInt(), 1))
+			snap.cum[i] = total
 		}
 	}
 	sets := *p.sets.Load()
@@ -455,14 +529,31 @@ func (p *Pool) rebuildLocked(provider string) {
 	s.snap.Store(snap)
 }
 
+// compareTimes orders two keys by CreatedAt, without building a time
+// when both are packed.
+func compareTimes(a, b *rec) int {
+	if (a.flags|b.flags)&fCreatedX == 0 {
+		// 0 is the zero time, before every other.
+		switch {
+		case a.created == b.created:
+			return 0
+		case a.created == 0:
+			return -1
+		case b.created == 0:
+			return 1
+		case a.created < b.created:
+			return -1
+		}
+		return 1
+	}
+	return a.createdAt().Compare(b.createdAt())
+}
+
 // Add puts a new key into the pool. The caller has validated it.
 func (p *Pool) Add(k Key) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e := p.newEntryLocked(k)
-	c := e.cfg.Load()
-	p.byID[c.ID] = e
-	p.bySecret[secretKey(c.Provider, c.Secret)] = e
+	p.indexLocked(p.newEntryLocked(&k))
 	p.rebuildLocked(k.Provider)
 }
 
@@ -471,12 +562,9 @@ func (p *Pool) AddAll(keys []Key) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	provs := map[string]bool{}
-	for _, k := range keys {
-		e := p.newEntryLocked(k)
-		c := e.cfg.Load()
-		p.byID[c.ID] = e
-		p.bySecret[secretKey(c.Provider, c.Secret)] = e
-		provs[k.Provider] = true
+	for i := range keys {
+		p.indexLocked(p.newEntryLocked(&keys[i]))
+		provs[keys[i].Provider] = true
 	}
 	for prov := range provs {
 		p.rebuildLocked(prov)
@@ -488,7 +576,7 @@ func (p *Pool) AddAll(keys []Key) {
 func (p *Pool) Update(k Key) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e, ok := p.byID[k.ID]
+	e, ok := p.byID.get(k.ID)
 	if !ok {
 		return ErrNotFound
 	}
@@ -496,12 +584,7 @@ func (p *Pool) Update(k Key) error {
 }
 
 func (p *Pool) updateLocked(e *Entry, k Key) error {
-	old := e.cfg.Load()
-	k = k.Clone()
-	k.Provider = old.Provider
-	delete(p.bySecret, secretKey(old.Provider, old.Secret))
-	p.bySecret[secretKey(k.Provider, k.Secret)] = e
-	e.cfg.Store(&k)
+	p.setConfigLocked(e, &k)
 	p.rebuildLocked(k.Provider)
 	return nil
 }
@@ -514,11 +597,11 @@ func (p *Pool) updateLocked(e *Entry, k Key) error {
 func (p *Pool) UpdateIf(k Key, base int64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e, ok := p.byID[k.ID]
+	e, ok := p.byID.get(k.ID)
 	if !ok {
 		return ErrNotFound
 	}
-	if e.cfg.Load().Revision != base {
+	if e.cfg.Load().revision != base {
 		return ErrChanged
 	}
 	return p.updateLocked(e, k)
@@ -532,11 +615,9 @@ func (p *Pool) Remove(ids ...string) int {
 	provs := map[string]bool{}
 	n := 0
 	for _, id := range ids {
-		if e, ok := p.byID[id]; ok {
-			k := e.cfg.Load()
-			provs[k.Provider] = true
-			delete(p.byID, id)
-			delete(p.bySecret, secretKey(k.Provider, k.Secret))
+		if e, ok := p.byID.get(id); ok {
+			provs[e.Provider()] = true
+			p.unindexLocked(e)
 			n++
 		}
 	}
@@ -550,23 +631,21 @@ func (p *Pool) Remove(ids ...string) int {
 func (p *Pool) Entry(id string) (*Entry, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e, ok := p.byID[id]
-	return e, ok
+	return p.byID.get(id)
 }
 
 // FindSecret returns the key of provider whose secret is secret.
 func (p *Pool) FindSecret(provider, secret string) (*Entry, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e, ok := p.bySecret[secretKey(provider, secret)]
-	return e, ok
+	return p.bySecret.get(secretRef{provider, secret})
 }
 
 // Len returns how many keys the pool holds.
 func (p *Pool) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.byID)
+	return p.byID.len()
 }
 
 // Providers returns the providers that have or had keys, sorted.
@@ -659,11 +738,13 @@ func (s *snapshot) pickWeighted(now int64) *Entry {
 	if n == 0 {
 		return nil
 	}
-	total := s.cum[n-1]
 	i := 0
 	for range 4 {
-		r := rand.Int64N(total)
-		i, _ = slices.BinarySearch(s.cum, r+1)
+		if s.cum == nil {
+			i = rand.IntN(n)
+		} else {
+			i, _ = slices.BinarySearch(s.cum, rand.Int64N(s.cum[n-1])+1)
+		}
 		if s.avail.has(i) && s.take(i, now) {
 			return s.entries[i]
 		}
@@ -755,10 +836,10 @@ func (p *Pool) NextAvailable(provider string) (time.Time, bool) {
 	var first int64
 	for _, e := range p.Entries(provider) {
 		k := e.cfg.Load()
-		if !k.servable() || k.MaxRequests > 0 && e.used() >= k.MaxRequests {
+		if !k.servable() || k.maxReq > 0 && e.used() >= k.maxReq {
 			continue
 		}
-		if u := e.coolUntil.Load(); u > 0 && (first == 0 || u < first) {
+		if u := e.restsUntil(); u > 0 && (first == 0 || u < first) {
 			first = u
 		}
 	}
@@ -872,17 +953,18 @@ func (h *usageHeap) Pop() any {
 // A later call with an earlier time does not shorten the rest.
 func (p *Pool) Cool(e *Entry, until time.Time, reason string) {
 	u := until.UnixNano()
+	rare := e.more()
 	for {
-		old := e.coolUntil.Load()
+		old := rare.coolUntil.Load()
 		if old >= u {
 			return
 		}
-		if e.coolUntil.CompareAndSwap(old, u) {
+		if rare.coolUntil.CompareAndSwap(old, u) {
 			break
 		}
 	}
-	e.coolReason.Store(&reason)
-	s, ok := (*p.sets.Load())[e.cfg.Load().Provider]
+	rare.coolReason.Store(&reason)
+	s, ok := (*p.sets.Load())[e.Provider()]
 	if !ok {
 		return
 	}
@@ -900,9 +982,9 @@ func (p *Pool) Cool(e *Entry, until time.Time, reason string) {
 
 // Uncool ends a key's rest, and every (key, model) rest, now.
 func (p *Pool) Uncool(e *Entry) {
-	e.coolUntil.Store(0)
+	e.endRest()
 	e.uncoolModels()
-	s, ok := (*p.sets.Load())[e.cfg.Load().Provider]
+	s, ok := (*p.sets.Load())[e.Provider()]
 	if !ok {
 		return
 	}
@@ -931,7 +1013,7 @@ func (s *set) revive(now int64) {
 	defer s.mu.Unlock()
 	for len(s.cooling) > 0 {
 		top := s.cooling[0]
-		if cu := top.e.coolUntil.Load(); cu > now {
+		if cu := top.e.restsUntil(); cu > now {
 			if cu != top.until { // cooled again, for longer
 				s.cooling[0].until = cu
 				heap.Fix(&s.cooling, 0)
@@ -973,36 +1055,36 @@ func (h *coolHeap) Pop() any {
 func (p *Pool) Disable(e *Entry, reason string, at time.Time) Key {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	k := e.cfg.Load().Clone()
+	k := e.Key()
 	if k.DisabledReason != "" {
 		return k
 	}
 	k.DisabledReason, k.DisabledAt = reason, at.UTC()
 	k.Revision++
-	e.cfg.Store(&k)
+	e.cfg.Store(newRec(&k))
 	if s, ok := (*p.sets.Load())[k.Provider]; ok {
 		snap := s.snap.Load()
 		if i := int(e.pos.Load()); i < len(snap.entries) && snap.entries[i] == e {
 			snap.avail.clear(i)
 		}
 	}
-	return k.Clone()
+	return k
 }
 
 // Enable clears a key's disabled state and rest; it returns the new
 // configuration, for the caller to persist.
 func (p *Pool) Enable(e *Entry) Key {
-	e.coolUntil.Store(0)
+	e.endRest()
 	e.uncoolModels()
 	e.consecFails.Store(0)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	k := e.cfg.Load().Clone()
+	k := e.Key()
 	k.DisabledReason, k.DisabledAt = "", time.Time{}
 	k.Revision++
-	e.cfg.Store(&k)
+	e.cfg.Store(newRec(&k))
 	p.rebuildLocked(k.Provider)
-	return k.Clone()
+	return k
 }
 
 // Counts summarizes one provider's keys.
@@ -1021,13 +1103,13 @@ func (p *Pool) Counts(provider string) Counts {
 	for _, e := range p.Entries(provider) {
 		k := e.cfg.Load()
 		c.Total++
-		if k.IsActive {
+		if k.flags&fActive != 0 {
 			c.Active++
 		}
-		if k.DisabledReason != "" {
+		if k.flags&fDisabled != 0 {
 			c.Disabled++
 		}
-		if e.coolUntil.Load() > now {
+		if e.restsUntil() > now {
 			c.Cooling++
 		}
 		if e.availableAt(now) {
@@ -1051,61 +1133,83 @@ const FlushBatch = 2048
 func (p *Pool) Flush(write func([]UsageDelta) error) error {
 	p.flushMu.Lock()
 	defer p.flushMu.Unlock()
-	p.mu.Lock()
-	entries := make([]*Entry, 0, len(p.byID))
-	for _, e := range p.byID {
-		entries = append(entries, e)
-	}
-	p.mu.Unlock()
-
 	type mark struct {
 		e           *Entry
 		r, s, f, lu int64
 		pt, ct      int64
 		le          *LastError
 	}
-	var deltas []UsageDelta
+	var pend []UsageDelta // the batch being built; write gets a copy
 	var marks []mark
-	for _, e := range entries {
-		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load(),
+	send := func() error {
+		if err := write(slices.Clone(pend)); err != nil {
+			return err
+		}
+		for _, m := range marks {
+			m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed = m.r, m.s, m.f, m.lu
+			m.e.fPrompt, m.e.fComplete = m.pt, m.ct
+			if r := m.e.rare.Load(); r != nil {
+				r.fLastErr = m.le
+			}
+		}
+		pend, marks = pend[:0], marks[:0]
+		return nil
+	}
+	// In id order, so that each batch rewrites neighbouring records (one
+	// region of a file store's pages, not a few records on every page).
+	for _, e := range p.entriesByID() {
+		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(),
 			pt: e.prompt.Load(), ct: e.complete.Load()}
-		d := UsageDelta{ID: e.cfg.Load().ID, Requests: m.r - e.fRequests, Successes: m.s - e.fSuccesses, Failures: m.f - e.fFailures,
+		d := UsageDelta{Requests: m.r - e.fRequests, Successes: m.s - e.fSuccesses, Failures: m.f - e.fFailures,
 			PromptTokens: m.pt - e.fPrompt, CompletionTokens: m.ct - e.fComplete}
 		if m.lu != e.fLastUsed && m.lu != 0 {
 			d.LastUsed = time.Unix(0, m.lu).UTC()
 		}
-		if m.le != e.fLastErr {
-			d.LastError = m.le
+		if r := e.rare.Load(); r != nil {
+			if m.le = r.lastErr.Load(); m.le != r.fLastErr {
+				d.LastError = m.le
+			}
 		}
 		if !d.Counts() && d.LastUsed.IsZero() && d.LastError == nil {
 			continue
 		}
-		deltas = append(deltas, d)
+		d.ID = e.ID()
+		pend = append(pend, d)
 		marks = append(marks, m)
+		if len(pend) == FlushBatch {
+			if err := send(); err != nil {
+				return err
+			}
+		}
 	}
-	// In id order, so that each batch rewrites neighbouring records (one
-	// region of a file store's pages, not a few records on every page).
-	order := make([]int32, len(deltas))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(deltas[a].ID, deltas[b].ID) })
-	for start := 0; start < len(order); start += FlushBatch {
-		part := order[start:min(start+FlushBatch, len(order))]
-		batch := make([]UsageDelta, 0, len(part)) // write may keep it
-		for _, i := range part {
-			batch = append(batch, deltas[i])
-		}
-		if err := write(batch); err != nil {
-			return err
-		}
-		for _, i := range part {
-			m := marks[i]
-			m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed, m.e.fLastErr = m.r, m.s, m.f, m.lu, m.le
-			m.e.fPrompt, m.e.fComplete = m.pt, m.ct
-		}
+	if len(pend) > 0 {
+		return send()
 	}
 	return nil
+}
+
+// entriesByID returns every entry sorted by id. The slice is shared: do
+// not modify it. It is sorted again only after keys were added or
+// removed, and outside p.mu.
+func (p *Pool) entriesByID() []*Entry {
+	p.mu.Lock()
+	if order := p.byIDOrder; order != nil {
+		p.mu.Unlock()
+		return order
+	}
+	order := make([]*Entry, 0, p.byID.len())
+	for e := range p.byID.all() {
+		order = append(order, e)
+	}
+	gen := p.gen
+	p.mu.Unlock()
+	slices.SortFunc(order, func(a, b *Entry) int { return strings.Compare(a.ID(), b.ID()) })
+	p.mu.Lock()
+	if p.gen == gen {
+		p.byIDOrder = order
+	}
+	p.mu.Unlock()
+	return order
 }
 
 // Restore hands every key, with its usage as this pool counts it (flushed
@@ -1121,28 +1225,37 @@ func (p *Pool) Restore(write func([]Key, map[string]Usage) error) error {
 		r, s, f, lu, pt, ct int64
 		le                  *LastError
 	}
-	keys := make([]Key, 0, len(p.byID))
-	usage := make(map[string]Usage, len(p.byID))
-	marks := make([]mark, 0, len(p.byID))
-	for id, e := range p.byID {
-		keys = append(keys, e.Key())
-		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastErr.Load(),
+	n := p.byID.len()
+	keys := make([]Key, 0, n)
+	usage := make(map[string]Usage, n)
+	marks := make([]mark, 0, n)
+	for e := range p.byID.all() {
+		k := e.Key()
+		keys = append(keys, k)
+		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastError(),
 			pt: e.prompt.Load(), ct: e.complete.Load()}
 		// What a Limiter counted is in the lost store only: write it back.
-		u := Usage{Requests: max(m.r+e.remote.Load(), e.seen.Load()), Successes: m.s, Failures: m.f, LastError: m.le,
+		req := m.r
+		if r := e.rare.Load(); r != nil {
+			req = max(m.r+r.remote.Load(), r.seen.Load())
+		}
+		u := Usage{Requests: req, Successes: m.s, Failures: m.f, LastError: m.le,
 			PromptTokens: m.pt, CompletionTokens: m.ct}
 		if m.lu != 0 {
 			u.LastUsed = time.Unix(0, m.lu).UTC()
 		}
-		usage[id] = u
+		usage[k.ID] = u
 		marks = append(marks, m)
 	}
 	if err := write(keys, usage); err != nil {
 		return err
 	}
 	for _, m := range marks {
-		m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed, m.e.fLastErr = m.r, m.s, m.f, m.lu, m.le
+		m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed = m.r, m.s, m.f, m.lu
 		m.e.fPrompt, m.e.fComplete = m.pt, m.ct
+		if r := m.e.rare.Load(); r != nil {
+			r.fLastErr = m.le
+		}
 	}
 	return nil
 }
@@ -1158,14 +1271,16 @@ func (p *Pool) ResetUsage(provider string, reset func(ids []string) error) (int,
 	entries := p.Entries(provider)
 	ids := make([]string, len(entries))
 	for i, e := range entries {
-		ids[i] = e.cfg.Load().ID
+		ids[i] = e.ID()
 	}
 	if err := reset(ids); err != nil {
 		return 0, err
 	}
 	for _, e := range entries {
-		e.remote.Store(0)
-		e.seen.Store(0)
+		if r := e.rare.Load(); r != nil {
+			r.remote.Store(0)
+			r.seen.Store(0)
+		}
 		e.requests.Store(0)
 		e.successes.Store(0)
 		e.failures.Store(0)
@@ -1194,26 +1309,24 @@ func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
 	defer p.mu.Unlock()
 	touched := map[string]bool{}
 	seen := make(map[string]bool, len(keys))
-	for _, k := range keys {
+	for i := range keys {
+		k := &keys[i]
 		seen[k.ID] = true
-		e, ok := p.byID[k.ID]
+		e, ok := p.byID.get(k.ID)
 		if !ok {
 			e = p.newEntryLocked(k)
-			c := e.cfg.Load()
-			p.byID[c.ID] = e
-			p.bySecret[secretKey(c.Provider, c.Secret)] = e
+			p.indexLocked(e)
 			touched[k.Provider] = true
-		} else if cur := e.cfg.Load(); k.Revision > cur.Revision {
+		} else if k.Revision > e.cfg.Load().revision {
 			nk := k.Clone()
-			nk.Provider = cur.Provider
-			delete(p.bySecret, secretKey(cur.Provider, cur.Secret))
-			p.bySecret[secretKey(nk.Provider, nk.Secret)] = e
-			e.cfg.Store(&nk)
+			p.setConfigLocked(e, &nk)
 			touched[nk.Provider] = true
 		}
 		u := usage[k.ID]
-		e.remote.Store(0) // the store's totals hold them
-		e.seen.Store(0)
+		if r := e.rare.Load(); r != nil {
+			r.remote.Store(0) // the store's totals hold them
+			r.seen.Store(0)
+		}
 		if d := u.Requests - e.fRequests; d != 0 {
 			e.requests.Add(d)
 			e.fRequests = u.Requests
@@ -1240,20 +1353,23 @@ func (p *Pool) Sync(keys []Key, usage map[string]Usage) {
 			e.fLastUsed = lu
 		}
 		if le := u.LastError; le != nil {
-			if cur := e.lastErr.Load(); cur == nil || le.At.After(cur.At) {
+			if cur := e.lastError(); cur == nil || le.At.After(cur.At) {
 				c := *le
-				e.lastErr.Store(&c)
-				e.fLastErr = &c
+				r := e.more()
+				r.lastErr.Store(&c)
+				r.fLastErr = &c
 			}
 		}
 	}
-	for id, e := range p.byID {
-		if !seen[id] {
-			k := e.cfg.Load()
-			delete(p.byID, id)
-			delete(p.bySecret, secretKey(k.Provider, k.Secret))
-			touched[k.Provider] = true
+	var gone []*Entry
+	for e := range p.byID.all() {
+		if !seen[e.ID()] {
+			gone = append(gone, e)
 		}
+	}
+	for _, e := range gone {
+		touched[e.Provider()] = true
+		p.unindexLocked(e)
 	}
 	for prov := range touched {
 		p.rebuildLocked(prov)

@@ -13,14 +13,14 @@ func (p *Pool) SetProject(e *Entry, project string) (Key, bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	k := e.cfg.Load().Clone()
+	k := e.Key()
 	if k.Project != "" {
 		return Key{}, false
 	}
 	k.Project, k.ProjectLearned = project, true
 	k.Revision++
-	e.cfg.Store(&k)
-	return k.Clone(), true
+	e.cfg.Store(newRec(&k))
+	return k, true
 }
 
 // SameProject returns provider's keys whose project is project (other
@@ -31,7 +31,7 @@ func (p *Pool) SameProject(provider, project string) []*Entry {
 	}
 	var out []*Entry
 	for _, e := range p.Entries(provider) {
-		if e.cfg.Load().Project == project {
+		if e.Project() == project {
 			out = append(out, e)
 		}
 	}
@@ -44,7 +44,7 @@ func (p *Pool) SameProject(provider, project string) []*Entry {
 func (p *Pool) Projects(provider string) (projects, unknown int) {
 	seen := map[string]bool{}
 	for _, e := range p.Entries(provider) {
-		pr := e.cfg.Load().Project
+		pr := e.Project()
 		switch {
 		case pr == "":
 			unknown++
@@ -57,8 +57,8 @@ func (p *Pool) Projects(provider string) (projects, unknown int) {
 }
 
 // Project returns the key's project, "" when unknown.
-func (e *Entry) Project() string { return e.cfg.Load().Project }
+func (e *Entry) Project() string { return e.cfg.Load().extra().project }
 
 // Proxy returns the key's outbound proxy URL, "" for a direct connection.
 // It holds the proxy's password: never show it unmasked (see MaskProxy).
-func (e *Entry) Proxy() string { return e.cfg.Load().Proxy }
+func (e *Entry) Proxy() string { return e.cfg.Load().extra().proxy }

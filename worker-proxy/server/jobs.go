@@ -243,7 +243,7 @@ func (s *Server) handleTestJob(w http.ResponseWriter, r *http.Request) {
 				}
 				wg.Go(func() {
 					defer func() { <-sem }()
-					prov := it.e.Config().Provider
+					prov := it.e.Provider()
 					if !gate.wait(ctx, prov) {
 						return
 					}

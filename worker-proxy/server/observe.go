@@ -61,12 +61,12 @@ func (s *Server) keyStates() []metrics.KeyStates {
 
 // keyState is a key's state as GET /admin/status names it.
 func keyState(e *pool.Entry, now time.Time) string {
-	k := e.Config() // shared, not copied: status pages scan every key
+	k := e.Config() // copies nothing: status pages scan every key
 	until, _ := e.Cooling(now)
 	switch {
-	case !k.IsActive:
+	case !k.IsActive():
 		return adminapi.StateInactive
-	case k.DisabledReason != "":
+	case k.DisabledReason() != "":
 		return adminapi.StateDisabled
 	case !until.IsZero():
 		return adminapi.StateCooling

@@ -35,10 +35,10 @@ func (o pageOrder) compare(a, b pageItem) int {
 }
 
 // value is the key's sort value under o, as an int64.
-func (o pageOrder) value(k *pool.Key, e *pool.Entry) int64 {
+func (o pageOrder) value(k pool.Config, e *pool.Entry) int64 {
 	switch o.field {
 	case adminapi.SortCreated:
-		return unixNano(k.CreatedAt)
+		return unixNano(k.CreatedAt())
 	case adminapi.SortRequests:
 		return e.Usage().Requests
 	case adminapi.SortFailures:
@@ -99,31 +99,31 @@ type keyFilter struct {
 	state, tag, project, q string
 }
 
-func (f keyFilter) match(k *pool.Key, state string) bool {
+func (f keyFilter) match(k pool.Config, state string) bool {
 	if f.state != "" && state != f.state {
 		return false
 	}
-	if f.tag != "" && !slices.Contains(k.Tags, f.tag) {
+	if f.tag != "" && !slices.Contains(k.Tags(), f.tag) {
 		return false
 	}
 	switch f.project {
 	case "":
 	case adminapi.NoProject:
-		if k.Project != "" {
+		if k.Project() != "" {
 			return false
 		}
 	default:
-		if k.Project != f.project {
+		if k.Project() != f.project {
 			return false
 		}
 	}
 	if f.q == "" {
 		return true
 	}
-	if containsFold(k.ID, f.q) || containsFold(k.Description, f.q) || maskContains(k.Secret, f.q) {
+	if containsFold(k.ID(), f.q) || containsFold(k.Description(), f.q) || maskContains(k.Secret(), f.q) {
 		return true
 	}
-	for _, t := range k.Tags {
+	for _, t := range k.Tags() {
 		if containsFold(t, f.q) {
 			return true
 		}
@@ -213,10 +213,10 @@ func (s *Server) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 			if i := slices.Index(adminapi.States, state); i >= 0 {
 				states[i]++
 			}
-			if k.IsActive {
+			if k.IsActive() {
 				page.ActiveKeys++
 			}
-			if k.DisabledReason != "" {
+			if k.DisabledReason() != "" {
 				page.DisabledKeys++
 			}
 			if state == adminapi.StateActive {
@@ -229,7 +229,7 @@ func (s *Server) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			page.Matched++
-			it := pageItem{v: order.value(k, e), id: k.ID, e: e}
+			it := pageItem{v: order.value(k, e), id: k.ID(), e: e}
 			if after != nil && order.compare(it, *after) <= 0 {
 				continue
 			}

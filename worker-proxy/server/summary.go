@@ -20,7 +20,7 @@ func (s *Server) providerSummary(name string) adminapi.ProviderSummary {
 	for _, e := range s.pool.Entries(name) {
 		k := e.Config()
 		ps.TotalKeys++
-		if k.IsActive {
+		if k.IsActive() {
 			ps.ActiveKeys++
 		}
 		if e.AvailableAt(now) {
@@ -29,19 +29,19 @@ func (s *Server) providerSummary(name string) adminapi.ProviderSummary {
 		if isCooling(e, now) {
 			ps.CoolingKeys++
 		}
-		if k.DisabledReason != "" {
+		if k.DisabledReason() != "" {
 			ps.DisabledKeys++
 		}
 		if i := slices.Index(adminapi.States, keyState(e, now)); i >= 0 {
 			states[i]++
 		}
 		ps.RestingModelPairs += len(e.ModelRests(now))
-		if k.Project == "" {
+		if pr := k.Project(); pr == "" {
 			ps.KeysWithoutProject++
 		} else {
-			projects[k.Project]++
+			projects[pr]++
 		}
-		for _, t := range k.Tags {
+		for _, t := range k.Tags() {
 			tags[t]++
 		}
 		u := e.Usage()
