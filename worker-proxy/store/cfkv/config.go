@@ -236,6 +236,18 @@ func (s *Store) syncConfig(ctx context.Context, rev string, cfg *configValue, lo
 // config, except for this instance's own writes and deletes that KV may
 // not show yet. Called under callMu and mu.
 func (s *Store) takeConfigLocked(c *configValue) {
+	if len(s.keys) == 0 && len(s.recent) == 0 && len(s.deleted) == 0 {
+		// A start: nothing of this instance's to keep.
+		for name, sh := range c.Shards {
+			for id, k := range sh.Keys {
+				if k.ID == id && shardOf(id) == name {
+					s.keys[id] = k
+				}
+			}
+			s.shardSeen[name] = sh.V
+		}
+		s.order = nil
+	}
 	for name, sh := range c.Shards {
 		if sh.V != "" && sh.V == s.shardSeen[name] {
 			continue // this version is the one held

@@ -30,11 +30,22 @@ type shardMeta struct {
 	N int    `json:"n"`
 }
 
-// shardOf names the shard holding key id: a stable hash of the id.
+// shardNames are the shards' entry names, by number.
+var shardNames = func() (n [numShards]string) {
+	for i := range n {
+		n[i] = fmt.Sprintf("%s%02d", shardPrefix, i)
+	}
+	return n
+}()
+
+// shardOf names the shard holding key id: a stable hash (FNV-1a) of the id.
 func shardOf(id string) string {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	return fmt.Sprintf("%s%02d", shardPrefix, h.Sum32()%numShards)
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return shardNames[h%numShards]
 }
 
 // slotOf names the usage slot holding instance inst's record.
