@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"strconv"
 	"strings"
@@ -199,8 +198,10 @@ func (s *Store) configDue(now time.Time) bool {
 func (s *Store) syncConfig(ctx context.Context, rev string, cfg *configValue, load bool) (bool, error) {
 	now := s.cfg.Now()
 	fresh := load || rev != s.lastRev
-	if fresh {
+	if rev != s.lastRev || s.revSeen.IsZero() {
 		s.revSeen = now
+	}
+	if fresh {
 		s.lastRev, s.complete = rev, false
 	}
 	if rev == "" && cfg == nil {
@@ -430,15 +431,6 @@ func (s *Store) listConfig(ctx context.Context, rev string, cfg *configValue, se
 	if err != nil {
 		// Another instance settles it, or this one at the next change.
 		s.cfg.Logger.Warn("cfkv: writing the config snapshot failed", "err", err)
-		return nil
 	}
 	return nil
-}
-
-// configString names a snapshot for messages in tests.
-func (c *configValue) String() string {
-	if c == nil {
-		return "no snapshot"
-	}
-	return fmt.Sprintf("snapshot of rev %s (settled %v, %d shards, %d tokens)", c.Rev, c.Settled, len(c.Shards), len(c.Tokens))
 }
