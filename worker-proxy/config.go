@@ -126,9 +126,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		LogFormat:      strings.ToLower(or(getenv("LOG_FORMAT"), "text")),
 	}
 	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
-	}
+	bad := func(name, format string, args ...any) { errs = append(errs, configError(name, format, args)) }
 	c.Keyring = loadKeyring(getenv, bad)
 	if p, err := strconv.Atoi(c.Port); err != nil || p < 0 || p > 65535 {
 		bad("PORT", "%q is not a port number", c.Port)
@@ -250,15 +248,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		c.MaxBodyMemory = n
 	}
 	dur := func(name string, def time.Duration, min time.Duration) time.Duration {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d < min {
-			bad(name, "%q is not a duration of at least %s (like 30s or 5m)", v, min)
-		}
-		return d
+		return envDuration(getenv, bad, name, def, min)
 	}
 	c.UpstreamTimeout = dur("UPSTREAM_TIMEOUT", 5*time.Minute, time.Second)
 	c.BodyReadTimeout = dur("BODY_READ_TIMEOUT", time.Minute, 100*time.Millisecond)
@@ -276,17 +266,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.RetestInterval = dur("RETEST_INTERVAL", 30*time.Minute, 0)
 	c.KVUsageFlush = dur("KV_USAGE_FLUSH_INTERVAL", 10*time.Minute, time.Second)
 	c.KVUsageSync = dur("KV_USAGE_SYNC_INTERVAL", 10*time.Minute, time.Second)
-	num := func(name string, def, min int) int {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < min {
-			bad(name, "%q is not a whole number of at least %d", v, min)
-		}
-		return n
-	}
+	num := func(name string, def, min int) int { return envInt(getenv, bad, name, def, min) }
 	c.MaxRetries = num("MAX_RETRIES", 3, 0)
 	c.PassiveFailures = num("PASSIVE_FAILURES", 3, 1)
 	c.RetestBatch = num("RETEST_BATCH", 5, 1)
@@ -311,6 +291,49 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		bad("LOG_FORMAT", "%q is not text or json", c.LogFormat)
 	}
 	return c, errors.Join(errs...)
+}
+
+// configError is the error for the variable name (not inlined, as
+// envDuration).
+//
+//go:noinline
+func configError(name, format string, args []any) error {
+	return fmt.Errorf("%s: "+format, append([]any{name}, args...)...)
+}
+
+// envDuration reads the duration variable name: def when unset, an error
+// through bad when it is not a duration of at least min. Not inlined: the
+// edge build compiles each function it runs at start, and LoadConfig with
+// a copy of this at every call site was the largest function in the wasm.
+//
+//go:noinline
+func envDuration(getenv func(string) string, bad func(string, string, ...any), name string, def, min time.Duration) time.Duration {
+	v := getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < min {
+		bad(name, "%q is not a duration of at least %s (like 30s or 5m)", v, min)
+	}
+	return d
+}
+
+// envInt reads the whole-number variable name: def when unset, an error
+// through bad when it is not a number of at least min (not inlined, as
+// envDuration).
+//
+//go:noinline
+func envInt(getenv func(string) string, bad func(string, string, ...any), name string, def, min int) int {
+	v := getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min {
+		bad(name, "%q is not a whole number of at least %d", v, min)
+	}
+	return n
 }
 
 // loadAlerts reads the ALERT_* variables. Errors name the variable, never

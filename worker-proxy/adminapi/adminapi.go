@@ -19,8 +19,29 @@ func FormatTime(t time.Time) *string {
 	if t.IsZero() {
 		return nil
 	}
-	s := t.UTC().Format(TimeLayout)
+	s := string(appendTime(make([]byte, 0, len(TimeLayout)), t.UTC()))
 	return &s
+}
+
+// appendTime appends t in TimeLayout, as t.AppendFormat(b, TimeLayout)
+// does, without the general layout interpreter for the years 0–9999 (a
+// key listing formats a few times per key, and on the edge each function a
+// start runs is compiled first).
+func appendTime(b []byte, t time.Time) []byte {
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, TimeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	two := func(b []byte, v int) []byte { return append(b, byte('0'+v/10), byte('0'+v%10)) }
+	b = two(two(b, year/100), year%100)
+	b = two(append(b, '-'), int(month))
+	b = two(append(b, '-'), day)
+	b = two(append(b, 'T'), hour)
+	b = two(append(b, ':'), minute)
+	b = two(append(b, ':'), sec)
+	ms := t.Nanosecond() / 1e6
+	return append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }
 
 // Metadata is a key's descriptive data. In updates a nil field is left as

@@ -105,7 +105,7 @@ func coldStart(tb testing.TB, start func() (target, time.Time)) (target, time.Du
 // (testdata/bare_relay.js), the floor of any proxy there. Run: go test -run '^$' -bench EdgeVsNative -benchtime 1x
 // ./worker-proxy/edge/
 func BenchmarkEdgeVsNative(b *testing.B) {
-	const n, conc = 2000, 4
+	const n, conc, warm = 2000, 4, 2000
 	up, err := fakeupstream.Start(fakeupstream.Options{StreamChunks: 5})
 	if err != nil {
 		b.Fatal(err)
@@ -160,7 +160,13 @@ func BenchmarkEdgeVsNative(b *testing.B) {
 	bare, bareCold := coldStart(b, startBare)
 	sse := `{"model":"gpt-4o-mini","stream":true}`
 	report := func(name string, t target) (plain, stream float64, rss int64) {
-		load(b, t, 200, conc, chatBody) // warm up
+		// Warm up until the engines are steady: V8 compiles the hot wasm
+		// and JavaScript functions again, optimized, on its own threads,
+		// over the first thousands of requests (after a warm-up of 200,
+		// that work was about a fifth of the Deno process's CPU in the
+		// measured window).
+		load(b, t, warm, conc, chatBody)
+		load(b, t, warm/4, conc, sse)
 		plain = float64(load(b, t, n, conc, chatBody)) / float64(n) / float64(time.Millisecond)
 		stream = float64(load(b, t, n/2, conc, sse)) / float64(n/2) / float64(time.Millisecond)
 		_, rss = procStat(b, t.pid)

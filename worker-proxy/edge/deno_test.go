@@ -3,8 +3,10 @@ package edge
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -200,5 +202,58 @@ func TestDenoSIGTERMExits(t *testing.T) {
 	}
 	if !strings.Contains(p.logs.String(), "usage flushed") {
 		t.Errorf("no final flush in the log:\n%s", p.logs.String())
+	}
+}
+
+// TestDenoLargeBodies: bodies bigger than the chunks fetch.js reads with
+// (32 KiB) reach the client byte for byte, in both directions, whether the
+// upstream sends them whole or in flushed pieces; and many such relays
+// one after another work (fetch.js reuses its read buffers across calls).
+func TestDenoLargeBodies(t *testing.T) {
+	const size = 300<<10 + 123
+	payload := func(seed byte) []byte {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = 'a' + byte((i*7+int(seed))%26)
+		}
+		return b
+	}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in, _ := io.ReadAll(r.Body)
+		seed := byte(len(in) % 26)
+		body := payload(seed)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("X-Request-Bytes", strconv.Itoa(len(in)))
+		if r.URL.Query().Has("flushed") {
+			for b := body; len(b) > 0; {
+				n := min(len(b), 10_000)
+				w.Write(b[:n])
+				w.(http.Flusher).Flush()
+				b = b[n:]
+			}
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	}))
+	defer up.Close()
+	p := startDeno(t, map[string]string{"OPENAI_BASE_URL": up.URL + "/v1", "CLIENT_TOKENS": clientToken})
+	p.addKey("openai", "sk-test-fake-edge-large-0001")
+	for i := range 6 {
+		query := ""
+		if i%2 == 1 {
+			query = "?flushed=1"
+		}
+		in := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("x", 100<<10+i) + `"}]}`
+		r := p.do("POST", "/api/openai/chat/completions"+query, in, bearer())
+		if r.Status != http.StatusOK {
+			t.Fatalf("relay %d: %d %.200s", i, r.Status, r.Body)
+		}
+		if got := r.Header.Get("X-Request-Bytes"); got != strconv.Itoa(len(in)) {
+			t.Errorf("relay %d: upstream got %s request bytes, want %d", i, got, len(in))
+		}
+		if want := payload(byte(len(in) % 26)); r.Body != string(want) {
+			t.Fatalf("relay %d%s: got %d bytes, want %d identical ones", i, query, len(r.Body), len(want))
+		}
 	}
 }

@@ -184,6 +184,27 @@ func TestBounds(t *testing.T) {
 	})
 }
 
+// TestRingGrows: a Ring starts small and grows as records come, also
+// when its oldest records were pruned and the buffer has wrapped; the
+// order and the bounds stay those of a Ring allocated whole.
+func TestRingGrows(t *testing.T) {
+	clk := &clock{t: base.Add(10 * time.Minute)}
+	st := reqlog.NewRing(reqlog.Bounds{Max: 300, MaxAge: time.Hour}, clk.Now)
+	appendN(t, st, 0, 50)
+	clk.t = base.Add(20*time.Second + time.Hour + 2) // records 0–20 too old
+	appendN(t, st, 50, 51)                           // prunes them: the oldest is no longer first
+	for i := 51; i < 200; i += 7 {
+		appendN(t, st, i, min(i+7, 200))
+	}
+	if got, want := all(t, st, reqlog.Filter{Limit: 500}), desc(21, 200, nil); !slices.Equal(got, want) {
+		t.Fatalf("after growing: %v", got)
+	}
+	appendN(t, st, 200, 400)
+	if got, want := all(t, st, reqlog.Filter{Limit: 500}), desc(100, 400, nil); !slices.Equal(got, want) {
+		t.Fatalf("past Max 300: %v", got)
+	}
+}
+
 func TestParseFilter(t *testing.T) {
 	f, err := reqlog.ParseFilter(url.Values{"provider": {"gemini"}, "key": {"key_1"}, "token": {"team"}, "status": {"5XX"},
 		"since": {"2026-01-15T10:00:00Z"}, "until": {"2026-01-15T11:00:00.5+01:00"}, "limit": {"20"}, "cursor": {reqlog.FormatID(7)}})

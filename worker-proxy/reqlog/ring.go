@@ -14,7 +14,7 @@ type Ring struct {
 	now func() time.Time
 
 	mu   sync.RWMutex
-	buf  []adminapi.RequestRecord // circular; oldest at head
+	buf  []adminapi.RequestRecord // circular; oldest at head; grows up to b.Max
 	ids  []uint64                 // parsed IDs, parallel to buf
 	head int
 	n    int
@@ -22,14 +22,38 @@ type Ring struct {
 
 var _ Store = (*Ring)(nil)
 
+// ringMin is the room a Ring starts with; it doubles as records come, up
+// to Bounds.Max.
+const ringMin = 64
+
 // NewRing returns an empty Ring; b.Max defaults to DefaultRingMax. now is
-// the clock for MaxAge (nil: time.Now).
+// the clock for MaxAge (nil: time.Now). Its memory grows with the records
+// it holds (a new instance does not allocate Max records up front: at the
+// default that is megabytes, and on the edge a garbage collection before
+// the first request is served).
 func NewRing(b Bounds, now func() time.Time) *Ring {
 	b = b.WithDefaults(DefaultRingMax)
 	if now == nil {
 		now = time.Now
 	}
-	return &Ring{b: b, now: now, buf: make([]adminapi.RequestRecord, b.Max), ids: make([]uint64, b.Max)}
+	c := min(b.Max, ringMin)
+	return &Ring{b: b, now: now, buf: make([]adminapi.RequestRecord, c), ids: make([]uint64, c)}
+}
+
+// growLocked makes room for one more record when the buffer is full but
+// below Max: the records move, oldest first, into a buffer twice as long
+// (at most Max).
+func (r *Ring) growLocked() {
+	if r.n < len(r.buf) || len(r.buf) >= r.b.Max {
+		return
+	}
+	c := min(2*len(r.buf), r.b.Max)
+	buf, ids := make([]adminapi.RequestRecord, c), make([]uint64, c)
+	for k := range r.n {
+		i := (r.head + k) % len(r.buf)
+		buf[k], ids[k] = r.buf[i], r.ids[i]
+	}
+	r.buf, r.ids, r.head = buf, ids, 0
 }
 
 // Append adds recs, overwriting the oldest once full.
@@ -41,6 +65,7 @@ func (r *Ring) Append(recs []adminapi.RequestRecord) error {
 		if err != nil {
 			return err
 		}
+		r.growLocked()
 		i := (r.head + r.n) % len(r.buf)
 		if r.n == len(r.buf) {
 			r.head = (r.head + 1) % len(r.buf)

@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/textproto"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall/js"
+	"time"
+	"unsafe"
 )
 
 // App is what a host drives.
@@ -30,18 +32,18 @@ type App struct {
 // ErrClientGone is what Write returns after the client hung up.
 var ErrClientGone = errors.New("bridge: the client closed the connection")
 
-// streamChunk is how much a streamed response gathers before it blocks on
-// the client; a Flush hands over less.
+// streamChunk is how much a streamed response gathers before it is pushed
+// to JavaScript; a Flush hands over less.
 const streamChunk = 64 << 10
 
 type exchange struct {
+	id     int
 	header http.Header
 	status int
 	buf    []byte
-	done   js.Value // called once with the response head (and the body if complete)
 	// started: head handed to JavaScript; the rest streams.
 	started bool
-	chunks  chan []byte
+	drain   chan struct{} // JavaScript's queue has room again
 	gone    chan struct{}
 	goneMu  sync.Once
 	cancel  context.CancelFunc
@@ -50,7 +52,8 @@ type exchange struct {
 var (
 	mu        sync.Mutex
 	exchanges = map[int]*exchange{}
-	uint8Arr  = js.Global().Get("Uint8Array")
+	// The functions of fetch.js's connect that Go answers through.
+	wireTake, wireRespond, wirePush js.Value
 )
 
 // Export publishes globalThis.__keypool and tells the host it is ready by
@@ -58,12 +61,24 @@ var (
 // lives as long as the host.
 func Export(app App) {
 	api := js.Global().Get("Object").New()
-	api.Set("handle", js.FuncOf(func(_ js.Value, a []js.Value) any {
-		handle(app.Handler, a[0].Int(), a[1].String(), a[2].String(), a[3].String(), a[4], a[5].String(), a[6])
+	api.Set("init", js.FuncOf(func(_ js.Value, a []js.Value) any {
+		wireTake, wireRespond, wirePush = a[0].Get("take"), a[0].Get("respond"), a[0].Get("push")
 		return nil
 	}))
-	api.Set("pull", js.FuncOf(func(_ js.Value, a []js.Value) any {
-		pull(a[0].Int(), a[1])
+	api.Set("handle", js.FuncOf(func(_ js.Value, a []js.Value) any {
+		handle(app.Handler, a[0].Int(), a[1].Int(), a[2].Int())
+		return nil
+	}))
+	api.Set("drain", js.FuncOf(func(_ js.Value, a []js.Value) any {
+		mu.Lock()
+		x := exchanges[a[0].Int()]
+		mu.Unlock()
+		if x != nil {
+			select {
+			case x.drain <- struct{}{}:
+			default:
+			}
+		}
 		return nil
 	}))
 	api.Set("cancel", js.FuncOf(func(_ js.Value, a []js.Value) any {
@@ -113,18 +128,55 @@ func Fail(err error) {
 	select {}
 }
 
-func handle(h http.Handler, id int, method, rawURL, headers string, body js.Value, remote string, done js.Value) {
+// take has JavaScript copy the data it announced into a new buffer of n
+// bytes.
+func take(fn js.Value, n int) []byte {
+	b := make([]byte, n)
+	if n > 0 {
+		fn.Invoke(addr(b))
+	}
+	runtime.KeepAlive(b)
+	return b
+}
+
+// addr is where b's bytes are in the wasm memory (b must not be empty).
+func addr(b []byte) int { return int(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
+
+// saddr is addr for a string (0 for an empty one).
+func saddr(s string) int {
+	if s == "" {
+		return 0
+	}
+	return int(uintptr(unsafe.Pointer(unsafe.StringData(s))))
+}
+
+// baddr is addr that allows an empty b (0).
+func baddr(b []byte) int {
+	if len(b) == 0 {
+		return 0
+	}
+	return addr(b)
+}
+
+// handle serves request id, whose "method\nurl\nremote\nheader lines"
+// (mlen bytes) and body (blen bytes) JavaScript copies in.
+func handle(h http.Handler, id, mlen, blen int) {
+	in := take(wireTake, mlen+blen)
+	meta, b := string(in[:mlen]), in[mlen:]
+	method, rest, _ := strings.Cut(meta, "\n")
+	rawURL, rest, _ := strings.Cut(rest, "\n")
+	remote, headers, _ := strings.Cut(rest, "\n")
+	x := &exchange{id: id, header: http.Header{}, gone: make(chan struct{})}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		done.Invoke(http.StatusBadRequest, "content-type: text/plain; charset=utf-8\n", toJS([]byte("bad request URL\n")))
+		x.status = http.StatusBadRequest
+		x.header.Set("Content-Type", "text/plain; charset=utf-8")
+		x.buf = []byte("bad request URL\n")
+		x.finish()
 		return
 	}
-	var b []byte
-	if body.Truthy() {
-		b = make([]byte, body.Length())
-		js.CopyBytesToGo(b, body)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
+	x.cancel = cancel
 	r := (&http.Request{
 		Method: method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: ParseHeaders(headers), Host: u.Host, RemoteAddr: remote, RequestURI: u.RequestURI(),
@@ -134,11 +186,10 @@ func handle(h http.Handler, id int, method, rawURL, headers string, body js.Valu
 		r.Body = readCloser{bytes.NewReader(b)}
 	}
 	r.Header.Del("Host")
-	x := &exchange{header: http.Header{}, done: done, gone: make(chan struct{}), cancel: cancel}
 	mu.Lock()
 	exchanges[id] = x
 	mu.Unlock()
-	go func() {
+	work(func() {
 		defer func() {
 			mu.Lock()
 			delete(exchanges, id)
@@ -147,6 +198,40 @@ func handle(h http.Handler, id int, method, rawURL, headers string, body js.Valu
 		}()
 		h.ServeHTTP(x, r)
 		x.finish()
+	})
+}
+
+// maxIdleWorkers is how many goroutines wait for the next request.
+const maxIdleWorkers = 64
+
+var idleWorkers []chan func() // under mu
+
+// work runs f on a goroutine of its own: one that served an earlier
+// request if one waits (its stack has already grown to what a request
+// needs, which a new goroutine would grow again by copying), else a new one.
+func work(f func()) {
+	mu.Lock()
+	if n := len(idleWorkers); n > 0 {
+		c := idleWorkers[n-1]
+		idleWorkers = idleWorkers[:n-1]
+		mu.Unlock()
+		c <- f
+		return
+	}
+	mu.Unlock()
+	c := make(chan func(), 1)
+	c <- f
+	go func() {
+		for f := range c {
+			f()
+			mu.Lock()
+			if len(idleWorkers) >= maxIdleWorkers {
+				mu.Unlock()
+				return
+			}
+			idleWorkers = append(idleWorkers, c)
+			mu.Unlock()
+		}
 	}()
 }
 
@@ -154,70 +239,12 @@ type readCloser struct{ *bytes.Reader }
 
 func (readCloser) Close() error { return nil }
 
-func pull(id int, got js.Value) {
-	mu.Lock()
-	x := exchanges[id]
-	mu.Unlock()
-	if x == nil || x.chunks == nil {
-		got.Invoke(js.Null())
-		return
-	}
-	go func() {
-		select {
-		case c, ok := <-x.chunks:
-			if ok {
-				got.Invoke(toJS(c))
-				return
-			}
-		case <-x.gone:
-		}
-		got.Invoke(js.Null())
-	}()
-}
-
-func toJS(b []byte) js.Value {
-	if len(b) == 0 {
-		return js.Null()
-	}
-	a := uint8Arr.New(len(b))
-	js.CopyBytesToJS(a, b)
-	return a
-}
-
-// ParseHeaders reads "name: value" lines (\n or \r\n).
-func ParseHeaders(s string) http.Header {
-	h := make(http.Header, strings.Count(s, "\n")+1)
-	for line := range strings.SplitSeq(s, "\n") {
-		name, value, ok := strings.Cut(strings.TrimSuffix(line, "\r"), ":")
-		if !ok || name == "" {
-			continue
-		}
-		k := textproto.CanonicalMIMEHeaderKey(name)
-		h[k] = append(h[k], strings.TrimLeft(value, " \t"))
-	}
-	return h
-}
-
-// FormatHeaders writes h as "name: value" lines, leaving out hop-by-hop
-// fields and Content-Length, which the host sets itself.
-func FormatHeaders(h http.Header) string {
-	var b strings.Builder
-	for k, vs := range h {
-		switch k {
-		case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Trailer":
-			continue
-		}
-		for _, v := range vs {
-			b.WriteString(k)
-			b.WriteString(": ")
-			b.WriteString(v)
-			b.WriteByte('\n')
-		}
-	}
-	return b.String()
-}
-
 func (x *exchange) Header() http.Header { return x.header }
+
+// SetReadDeadline does nothing: the request body is in memory before the
+// handler starts, so reading it cannot stall. (Without it, the server's
+// http.ResponseController calls fail with a newly formatted error each.)
+func (x *exchange) SetReadDeadline(time.Time) error { return nil }
 
 func (x *exchange) WriteHeader(code int) {
 	if x.status != 0 || code < 200 {
@@ -254,18 +281,35 @@ func (x *exchange) FlushError() error {
 	}
 	if !x.started {
 		x.started = true
-		x.chunks = make(chan []byte)
-		x.done.Invoke(x.status, FormatHeaders(x.header), js.Undefined())
+		x.drain = make(chan struct{}, 1)
+		h := FormatHeaders(x.header)
+		wireRespond.Invoke(x.id, x.status, saddr(h), len(h), 0, 0, true)
+		runtime.KeepAlive(h)
 	}
 	if len(x.buf) == 0 {
 		return nil
 	}
-	c := x.buf
-	x.buf = nil
 	select {
-	case x.chunks <- c:
-		return nil
 	case <-x.gone:
+		return ErrClientGone
+	default:
+	}
+	// JavaScript copies the chunk during the call: the buffer is reused.
+	room := wirePush.Invoke(x.id, addr(x.buf), len(x.buf)).Int()
+	runtime.KeepAlive(x.buf)
+	x.buf = x.buf[:0]
+	switch room {
+	case 1:
+		return nil
+	case 0:
+		select {
+		case <-x.drain:
+			return nil
+		case <-x.gone:
+			return ErrClientGone
+		}
+	default:
+		x.hangUp()
 		return ErrClientGone
 	}
 }
@@ -276,17 +320,22 @@ func (x *exchange) finish() {
 	}
 	if !x.started {
 		x.started = true
-		x.done.Invoke(x.status, FormatHeaders(x.header), toJS(x.buf))
+		h := FormatHeaders(x.header)
+		wireRespond.Invoke(x.id, x.status, saddr(h), len(h), baddr(x.buf), len(x.buf), false)
+		runtime.KeepAlive(h)
+		runtime.KeepAlive(x.buf)
 		return
 	}
 	if x.FlushError() == nil {
-		close(x.chunks)
+		wirePush.Invoke(x.id, 0, -1)
 	}
 }
 
 func (x *exchange) hangUp() {
 	x.goneMu.Do(func() {
 		close(x.gone)
-		x.cancel()
+		if x.cancel != nil {
+			x.cancel()
+		}
 	})
 }

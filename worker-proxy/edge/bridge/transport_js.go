@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,13 +17,14 @@ import (
 
 // FetchTransport returns a RoundTripper that sends requests with the
 // host's fetch(). Where the entry script installed fetch.js
-// (globalThis.__keypoolFetch), headers cross the JavaScript boundary as
-// one string each way and a body chunk as one value, which costs far fewer
-// JavaScript values per request than net/http's own fetch transport.
-// Cancelling a request's context aborts the fetch. Without fetch.js every
-// call fails with an error saying so: net/http's Transport is left out of
-// the edge build on purpose (its TLS, HTTP/2 and dialing code is several
-// MB of wasm that cannot reach the network from js/wasm anyway).
+// (globalThis.__keypoolFetch), a request crosses the JavaScript boundary as
+// numbers only (method, URL and headers one string and the body read from
+// the wasm memory; see the package doc), and a small response with a known
+// length comes back whole with its head. Cancelling a request's context
+// aborts the fetch. Without fetch.js every call fails with an error saying
+// so: net/http's Transport is left out of the edge build on purpose (its
+// TLS, HTTP/2 and dialing code is several MB of wasm that cannot reach the
+// network from js/wasm anyway).
 func FetchTransport() http.RoundTripper {
 	fetchOnce.Do(func() {
 		api := js.Global().Get("__keypoolFetch")
@@ -31,6 +33,7 @@ func FetchTransport() http.RoundTripper {
 		}
 		api.Call("init", js.FuncOf(onFetchHead), js.FuncOf(onFetchChunk))
 		fetchAPI = api
+		fetchTake, fetchStart, fetchRead, fetchAbort = api.Get("take"), api.Get("start"), api.Get("read"), api.Get("abort")
 	})
 	if fetchAPI.IsUndefined() {
 		return noFetch{}
@@ -43,12 +46,16 @@ var (
 	fetchAPI   = js.Undefined()
 	fetchSeq   atomic.Int64
 	fetchCalls sync.Map // id → *fetchCall
+	// fetch.js's functions, called with numbers only.
+	fetchTake, fetchStart, fetchRead, fetchAbort js.Value
 )
 
 type fetchHead struct {
 	status  int
 	headers string
 	err     string
+	body    []byte
+	whole   bool // body is all of it: fetch.js forgot the call
 }
 
 type fetchChunk struct {
@@ -62,31 +69,45 @@ type fetchCall struct {
 	chunk chan fetchChunk
 }
 
+// onFetchHead: fetch.js has the head of call a[0] (status a[1]), its
+// headers (a[2] bytes) and, if a[4] is 1, the whole body (a[3] bytes); a[4]
+// is 2 if the fetch failed (the message in place of the headers).
 func onFetchHead(_ js.Value, a []js.Value) any {
-	if c, ok := fetchCalls.Load(a[0].Int()); ok {
-		h := fetchHead{status: a[1].Int(), headers: a[2].String()}
-		if a[3].Truthy() {
-			h.err = a[3].String()
-		}
-		c.(*fetchCall).head <- h
+	id, status, hn, bn, flags := a[0].Int(), a[1].Int(), a[2].Int(), a[3].Int(), a[4].Int()
+	c, ok := fetchCalls.Load(id)
+	if !ok {
+		return nil
 	}
+	in := take(fetchTake, hn+bn)
+	h := fetchHead{status: status, headers: string(in[:hn])}
+	switch flags {
+	case 1:
+		h.whole, h.body = true, in[hn:]
+	case 2:
+		h.err, h.headers = h.headers, ""
+	}
+	c.(*fetchCall).head <- h
 	return nil
 }
 
+// onFetchChunk: fetch.js read a[1] bytes of call a[0]'s body; a[2] is 1 at
+// the end, 2 if reading failed (the message in place of the bytes).
 func onFetchChunk(_ js.Value, a []js.Value) any {
-	if c, ok := fetchCalls.Load(a[0].Int()); ok {
-		var m fetchChunk
-		switch {
-		case a[2].Truthy():
-			m.err = a[2].String()
-		case a[1].Truthy():
-			m.data = make([]byte, a[1].Length())
-			js.CopyBytesToGo(m.data, a[1])
-		default:
-			m.eof = true
-		}
-		c.(*fetchCall).chunk <- m
+	id, n, flags := a[0].Int(), a[1].Int(), a[2].Int()
+	c, ok := fetchCalls.Load(id)
+	if !ok {
+		return nil
 	}
+	var m fetchChunk
+	switch flags {
+	case 0:
+		m.data = take(fetchTake, n)
+	case 1:
+		m.eof = true
+	default:
+		m.err = string(take(fetchTake, n))
+	}
+	c.(*fetchCall).chunk <- m
 	return nil
 }
 
@@ -116,6 +137,10 @@ func (fetchTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := &fetchCall{head: make(chan fetchHead, 1), chunk: make(chan fetchChunk, 1)}
 	fetchCalls.Store(id, c)
 	var head strings.Builder
+	head.WriteString(req.Method)
+	head.WriteByte('\n')
+	head.WriteString(req.URL.String())
+	head.WriteByte('\n')
 	for k, vs := range req.Header {
 		for _, v := range vs {
 			head.WriteString(k)
@@ -124,16 +149,16 @@ func (fetchTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			head.WriteByte('\n')
 		}
 	}
-	jsBody := js.Null()
-	if len(body) > 0 {
-		jsBody = toJS(body)
-	}
-	fetchAPI.Call("start", id, req.Method, req.URL.String(), head.String(), jsBody)
+	meta := head.String()
+	// fetch.js copies the bytes during the call.
+	fetchStart.Invoke(id, saddr(meta), len(meta), baddr(body), len(body))
+	runtime.KeepAlive(meta)
+	runtime.KeepAlive(body)
 	var h fetchHead
 	select {
 	case h = <-c.head:
 	case <-req.Context().Done():
-		fetchAPI.Call("abort", id)
+		fetchAbort.Invoke(id)
 		fetchCalls.Delete(id)
 		return nil, req.Context().Err()
 	}
@@ -155,21 +180,28 @@ func (fetchTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		header.Del("Content-Length")
 		cl, uncompressed = -1, true
 	}
+	rb := &fetchBody{id: id, call: c, req: req}
+	if h.whole {
+		fetchCalls.Delete(id)
+		rb.buf, rb.err, rb.done = h.body, io.EOF, true
+	}
 	return &http.Response{
 		Status: fmt.Sprintf("%d %s", h.status, http.StatusText(h.status)), StatusCode: h.status,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: header, ContentLength: cl, Uncompressed: uncompressed, Request: req,
-		Body: &fetchBody{id: id, call: c, req: req},
+		Body: rb,
 	}, nil
 }
 
-// fetchBody reads a fetch response's body chunk by chunk.
+// fetchBody reads a fetch response's body chunk by chunk, or hands out
+// the whole body fetch.js read with the head.
 type fetchBody struct {
 	id   int
 	call *fetchCall
 	req  *http.Request
 	buf  []byte
 	err  error
+	done bool // fetch.js forgot the call (body ended or failed there)
 	once sync.Once
 }
 
@@ -178,14 +210,16 @@ func (b *fetchBody) Read(p []byte) (int, error) {
 		if b.err != nil {
 			return 0, b.err
 		}
-		fetchAPI.Call("read", b.id)
+		fetchRead.Invoke(b.id)
 		select {
 		case m := <-b.call.chunk:
 			switch {
 			case m.err != "":
 				b.err = errors.New("fetch: reading the response: " + m.err)
+				b.done = true
 			case m.eof:
 				b.err = io.EOF
+				b.done = true
 			default:
 				b.buf = m.data
 			}
@@ -201,7 +235,9 @@ func (b *fetchBody) Read(p []byte) (int, error) {
 
 func (b *fetchBody) Close() error {
 	b.once.Do(func() {
-		fetchAPI.Call("abort", b.id)
+		if !b.done {
+			fetchAbort.Invoke(b.id)
+		}
 		fetchCalls.Delete(b.id)
 	})
 	return nil

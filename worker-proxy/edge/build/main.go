@@ -1,6 +1,6 @@
 // Command build writes the proxy's edge folder: the proxy compiled to
-// WebAssembly, the Go toolchain's wasm_exec.js, main.js (Deno), worker.js
-// (Cloudflare Workers) and a wrangler.toml template.
+// WebAssembly, the Go toolchain's wasm_exec.js, main.js and wasm_module.js
+// (Deno), worker.js (Cloudflare Workers) and a wrangler.toml template.
 //
 //	go run ./worker-proxy/edge/build -out DIR
 //	deno run --allow-all DIR/main.js      # or: cd DIR && wrangler deploy
@@ -21,7 +21,7 @@ import (
 	"strings"
 )
 
-//go:embed assets/main.js assets/worker.js assets/kvrest.js assets/fetch.js assets/wrangler.toml
+//go:embed assets/main.js assets/wasm_module.js assets/worker.js assets/kvrest.js assets/fetch.js assets/wrangler.toml
 var assets embed.FS
 
 // Package is the import path of the proxy, which holds the edge main
@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edge build:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "wrote %s: keypool.wasm, wasm_exec.js, main.js, worker.js, kvrest.js, fetch.js, wrangler.toml\n", *out)
+	fmt.Fprintf(stdout, "wrote %s: keypool.wasm, wasm_exec.js, main.js, wasm_module.js, worker.js, kvrest.js, fetch.js, wrangler.toml\n", *out)
 	if raw, gz, err := wasmSize(filepath.Join(*out, "keypool.wasm")); err == nil {
 		fmt.Fprintf(stdout, "  keypool.wasm: %.1f MiB, %.2f MiB gzip\n", float64(raw)/(1<<20), float64(gz)/(1<<20))
 	}
@@ -100,7 +100,7 @@ func Build(ctx context.Context, goCmd, dir, namespaceID string, warn io.Writer) 
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build (GOOS=js GOARCH=wasm): %w\n%s", err, msg.String())
 	}
-	for _, name := range []string{"main.js", "worker.js", "kvrest.js", "fetch.js", "wrangler.toml"} {
+	for _, name := range []string{"main.js", "wasm_module.js", "worker.js", "kvrest.js", "fetch.js", "wrangler.toml"} {
 		b, err := assets.ReadFile("assets/" + name)
 		if err != nil {
 			return err

@@ -246,6 +246,12 @@ func TestBudgetEdgeDay(t *testing.T) {
 		{name: "killed", life: [2]time.Duration{25 * time.Minute, 45 * time.Minute}, edgeFlush: 30 * time.Minute, day: 24 * time.Hour, checkBudget: true},
 		// Isolates that flush at stop write once, at stop.
 		{name: "flush_at_stop", life: [2]time.Duration{25 * time.Minute, 45 * time.Minute}, edgeFlush: time.Hour, flushAtStop: true, day: 24 * time.Hour, checkBudget: true},
+		// Issue 12 as stated: isolates restarting every few minutes (2–8,
+		// about 2,880 starts a day), killed without a flush. A start
+		// reads "rev", the settled config snapshot and the usage slots:
+		// no list. The free plan's writes allow few of them a usage
+		// write: only those living past 7 minutes (and a sync) write, once.
+		{name: "restarting", life: [2]time.Duration{2 * time.Minute, 8 * time.Minute}, edgeFlush: 7 * time.Minute, day: 24 * time.Hour, checkBudget: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if raceEnabled {

@@ -123,11 +123,15 @@ type Store struct {
 	shardSeen map[string]string    // shard name → version ("v" of its metadata) last read
 	cleanup   bool                 // schema-1 entries are left to delete
 	cleanDay  int64                // UTC day of this instance's last cleanup attempt
-	lastRev   string
-	lastUsage time.Time // last read of others' usage
-	lastFlush time.Time // last write of own usage
-	started   time.Time // Open, without a journal: the first write waits UsageFlushInterval from it
-	loaded    bool      // Load has run: own is authoritative
+	lastRev   string               // the "rev" the config copy is at
+	revSeen   time.Time            // when this instance first saw lastRev
+	complete  bool                 // the copy holds every write up to lastRev (config.go)
+	wroteRev  string               // the last "rev" this instance wrote
+	opened    *openRead            // what Open read, for the Load that follows it
+	lastUsage time.Time            // last read of others' usage
+	lastFlush time.Time            // last write of own usage
+	started   time.Time            // Open, without a journal: the first write waits UsageFlushInterval from it
+	loaded    bool                 // Load has run: own is authoritative
 
 	hmu    sync.Mutex
 	health health
@@ -169,28 +173,38 @@ func RandomInstanceID() string {
 	return "i-" + hex.EncodeToString(b)
 }
 
-func newRev() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+// openRead is "rev" and the config snapshot as Open read them: the Load
+// that follows at once takes them instead of reading them again.
+type openRead struct {
+	rev string
+	cfg *configValue
+	at  time.Time
 }
 
-// Load reads the whole namespace.
+// Load reads the whole namespace: "rev" and the config snapshot (a
+// settled snapshot is the whole config; otherwise the namespace is
+// listed, see syncConfig), and the usage slots.
 func (s *Store) Load(ctx context.Context) (*store.Contents, error) {
 	s.callMu.Lock()
 	defer s.callMu.Unlock()
-	rev, err := s.readRev(ctx)
-	if err != nil {
-		return nil, err
+	var rev string
+	var cfg *configValue
+	if o := s.opened; o != nil && s.cfg.Now().Sub(o.at) < 5*time.Second {
+		rev, cfg = o.rev, o.cfg
+	} else {
+		var err error
+		if rev, cfg, err = s.readRevConfig(ctx); err != nil {
+			return nil, err
+		}
 	}
-	if err := s.refreshConfig(ctx); err != nil {
+	s.opened = nil
+	if _, err := s.syncConfig(ctx, rev, cfg, true); err != nil {
 		return nil, err
 	}
 	s.adopt = nil
 	if _, err := s.refreshUsage(ctx, true); err != nil {
 		return nil, err
 	}
-	s.lastRev = rev
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.adopt != nil {
@@ -229,16 +243,22 @@ func (s *Store) Sync(ctx context.Context) (*store.Contents, error) {
 		s.cfg.Logger.Warn("cfkv: writing usage failed; kept for later", "err", err)
 	}
 	s.cleanupV1(ctx)
+	s.opened = nil
 	changed := false
 	rev, err := s.readRev(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if rev != s.lastRev {
-		if err := s.refreshConfig(ctx); err != nil {
+	if rev != s.lastRev || s.configDue(now) {
+		// A new rev, or a view listed too soon after its rev's write: the
+		// snapshot may be settled for it now.
+		cfg, err := s.readConfig(ctx)
+		if err != nil {
 			return nil, err
 		}
-		s.lastRev, changed = rev, true
+		if changed, err = s.syncConfig(ctx, rev, cfg, false); err != nil {
+			return nil, err
+		}
 	}
 	if now.Sub(s.lastUsage) >= s.cfg.UsageSyncInterval {
 		got, err := s.refreshUsage(ctx, false)
@@ -490,11 +510,15 @@ func (s *Store) ResetUsage(ctx context.Context, ids []string) error {
 	if len(byProv) == 0 {
 		return nil
 	}
+	base, err := s.readConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("cfkv: reset usage: %w", err)
+	}
 	now := s.cfg.Now()
 	stamp := now.UnixNano()
-	rev := newRev()
+	rev := newRev(now)
+	next := s.nextConfig(base, rev)
 	var pairs []pair
-	next := map[string]map[string]int64{}
 	for _, p := range slices.Sorted(maps.Keys(byProv)) {
 		m := map[string]int64{}
 		for id, at := range s.resets[p] {
@@ -507,20 +531,32 @@ func (s *Store) ResetUsage(ctx context.Context, ids []string) error {
 		}
 		v, _ := json.Marshal(m)
 		pairs = append(pairs, pair{Key: resetPrefix + p, Value: string(v), Metadata: map[string]int64{"at": stamp}})
-		next[p] = m
+		next.Resets[p] = configReset{At: stamp, Stamps: m}
 	}
-	pairs = append(pairs, pair{Key: revName, Value: rev})
+	cp, err := configPair(next)
+	if err != nil {
+		return fmt.Errorf("cfkv: reset usage: %w", err)
+	}
+	pairs = append(pairs, pair{Key: revName, Value: rev}, cp)
 	if err := s.bulkWrite(ctx, pairs); err != nil {
 		return fmt.Errorf("cfkv: reset usage: %w", err)
 	}
+	s.wroteConfig(rev)
 	s.mu.Lock()
-	for p, m := range next {
-		s.resets[p] = m
-		s.resetSeen[p] = stamp
+	for p, r := range next.Resets {
+		if _, mine := byProv[p]; mine {
+			s.resets[p] = r.Stamps
+			s.resetSeen[p] = stamp
+		}
 	}
 	s.mu.Unlock()
-	s.lastRev = rev
 	return nil
+}
+
+// wroteConfig notes a config write of rev by this instance: its copy is
+// at rev, and it settles the snapshot settleAfter later (config.go).
+func (s *Store) wroteConfig(rev string) {
+	s.lastRev, s.wroteRev, s.revSeen, s.complete, s.opened = rev, rev, s.cfg.Now(), false, nil
 }
 
 // epoch is the time k's usage was last reset, 0 if never: usage counted
@@ -554,17 +590,28 @@ func (s *Store) PutToken(ctx context.Context, t pool.ClientToken) error {
 	if t.ID == "" {
 		return errors.New("cfkv: put token: empty id")
 	}
+	base, err := s.readConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("cfkv: put token: %w", err)
+	}
 	v, _ := json.Marshal(t)
-	rev := newRev()
+	rev := newRev(s.cfg.Now())
+	next := s.nextConfig(base, rev)
+	next.Tokens[t.ID] = t
+	cp, err := configPair(next)
+	if err != nil {
+		return fmt.Errorf("cfkv: put token: %w", err)
+	}
 	if err := s.bulkWrite(ctx, []pair{
 		{Key: tokensPrefix + t.ID, Value: string(v), Metadata: map[string]string{"name": trim(t.Name, 100), "masked": t.Masked}},
-		{Key: revName, Value: rev},
+		{Key: revName, Value: rev}, cp,
 	}); err != nil {
 		return fmt.Errorf("cfkv: put token: %w", err)
 	}
+	s.wroteConfig(rev)
 	s.tokens[t.ID] = t
 	s.recent[t.ID] = s.cfg.Now()
-	s.lastRev = rev
+	delete(s.deleted, t.ID)
 	return nil
 }
 
@@ -578,14 +625,30 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	if err := s.writable(); err != nil {
 		return err
 	}
+	// The snapshot without the token first, then the entry: a failure in
+	// between leaves the token refused by the instances that trust the
+	// snapshot, never a deleted token accepted.
+	base, err := s.readConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("cfkv: delete token: %w", err)
+	}
+	rev := newRev(s.cfg.Now())
+	next := s.nextConfig(base, rev)
+	delete(next.Tokens, id)
+	cp, err := configPair(next)
+	if err != nil {
+		return fmt.Errorf("cfkv: delete token: %w", err)
+	}
+	if err := s.bulkWrite(ctx, []pair{{Key: revName, Value: rev}, cp}); err != nil {
+		return fmt.Errorf("cfkv: delete token: %w", err)
+	}
+	s.wroteConfig(rev)
 	if err := s.bulkDelete(ctx, []string{tokensPrefix + id}); err != nil {
 		return fmt.Errorf("cfkv: delete token: %w", err)
 	}
-	rev := newRev()
-	s.bulkWrite(ctx, []pair{{Key: revName, Value: rev}})
 	delete(s.tokens, id)
 	s.deleted[id] = s.cfg.Now()
-	s.lastRev = rev
+	delete(s.recent, id)
 	return nil
 }
 

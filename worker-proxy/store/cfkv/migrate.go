@@ -87,6 +87,21 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// shorter costs no write. With one, at the first sync.
 		s.started = cfg.Now()
 	}
+	// "rev" and the config snapshot first: a snapshot of schema 2 says
+	// the layout (and whether a cleanup is left), so a start reads the
+	// schema entries only without one; the Load that follows takes both.
+	rev, snap, err := s.readRevConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cfkv: open namespace: %w", err)
+	}
+	if snap != nil {
+		if snap.Schema != 2 {
+			return nil, fmt.Errorf("cfkv: namespace holds layout {\"schema\":%d}, this proxy writes %s: upgrade the proxy", snap.Schema, schemaValue)
+		}
+		s.cleanup = snap.Cleanup
+		s.opened = &openRead{rev: rev, cfg: snap, at: cfg.Now()}
+		return s.opening(ctx)
+	}
 	vals, err := s.bulkGet(ctx, []string{schemaName, v1SchemaName})
 	if err != nil {
 		return nil, fmt.Errorf("cfkv: open namespace: %w", err)
@@ -100,6 +115,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("cfkv: namespace holds layout %s, this proxy writes %s: upgrade the proxy", v2, schemaValue)
 		}
 		s.cleanup = si.Cleanup
+		s.opened = &openRead{rev: rev, at: cfg.Now()}
 	case has1 && v1 == v1SchemaValue:
 		if err := s.migrate(ctx); err != nil {
 			return nil, fmt.Errorf("cfkv: migrating the namespace from schema 1 to 2 (the next start resumes it): %w", err)
@@ -112,10 +128,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if err := s.bulkWrite(ctx, []pair{{Key: schemaName, Value: schemaValue}, {Key: v1SchemaName, Value: schemaValue}}); err != nil {
 			return nil, fmt.Errorf("cfkv: write schema: %w", err)
 		}
+		s.opened = &openRead{rev: rev, at: cfg.Now()}
 	}
-	if cfg.JournalPath != "" {
-		if s.journal, err = journal.Open(cfg.JournalPath); err != nil {
-			cfg.Logger.Warn("cfkv: no usage journal: a crash loses the usage not yet written to KV", "err", err)
+	return s.opening(ctx)
+}
+
+// opening is the end of Open, once the layout is known.
+func (s *Store) opening(ctx context.Context) (*Store, error) {
+	if s.cfg.JournalPath != "" {
+		var err error
+		if s.journal, err = journal.Open(s.cfg.JournalPath); err != nil {
+			s.cfg.Logger.Warn("cfkv: no usage journal: a crash loses the usage not yet written to KV", "err", err)
 		}
 	}
 	if s.cleanup {
@@ -170,7 +193,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	for i := range shardNames {
 		shardNames[i] = fmt.Sprintf("%s%02d", shardPrefix, i)
 	}
-	shards, _, err := s.readShards(ctx, shardNames)
+	shards, _, _, err := s.readShards(ctx, shardNames, false)
 	if err != nil {
 		return err
 	}
@@ -245,7 +268,8 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		pairs = append(pairs, pair{Key: name, Value: string(v), Metadata: map[string]int64{"updatedAt": s.cfg.Now().UnixNano()}})
 	}
-	pairs = append(pairs, pair{Key: revName, Value: newRev()})
+	rev := newRev(s.cfg.Now())
+	pairs = append(pairs, pair{Key: revName, Value: rev})
 	// Another instance may have finished first and written since: then
 	// its layout stands.
 	if done, err := s.bulkGet(ctx, []string{schemaName}); err != nil {
@@ -266,6 +290,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	s.cleanup = true
+	s.wroteConfig(rev)
 	log.Info("cfkv: namespace migrated to schema 2", "keys", nKeys, "usageRecords", nUsage, "entries", len(pairs))
 	return nil
 }
@@ -329,7 +354,16 @@ func (s *Store) cleanupV1(ctx context.Context) {
 		s.cfg.Logger.Info("cfkv: deleted schema-1 entries left by the migration", "deleted", len(gone), "left", len(listed)-1-len(gone))
 	}
 	if len(listed)-1-len(gone) <= 0 {
-		if err := s.bulkWrite(ctx, []pair{{Key: schemaName, Value: schemaValue}}); err == nil {
+		// The snapshot says the cleanup is left too: it goes with the
+		// flag (the snapshot is rewritten as read, with the flag off).
+		pairs := []pair{{Key: schemaName, Value: schemaValue}}
+		if c, err := s.readConfig(ctx); err == nil && c != nil && c.Cleanup {
+			c.Cleanup = false
+			if p, err := configPair(c); err == nil {
+				pairs = append(pairs, p)
+			}
+		}
+		if err := s.bulkWrite(ctx, pairs); err == nil {
 			s.cleanup = false
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"hash/fnv"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/keypool/keypool/worker-proxy/pool"
@@ -18,7 +17,10 @@ import (
 // shardValue is a shard's value: the keys whose id hashes to it, each
 // with its revision (pool.Key.Revision).
 type shardValue struct {
-	At   int64               `json:"at"` // when it was written, unix ns
+	At int64 `json:"at"` // when it was written, unix ns
+	// V is its version, as in its metadata ("" in shards written before
+	// the config snapshot).
+	V    string              `json:"v,omitempty"`
 	Keys map[string]pool.Key `json:"keys"`
 }
 
@@ -42,28 +44,35 @@ func slotOf(inst string) string {
 	return fmt.Sprintf("%s%d", usagePrefix, h.Sum32()%numSlots)
 }
 
-// shardPair encodes a shard for a bulk write; it refuses one over
-// maxShardBytes.
+// shardPair encodes a shard for a bulk write, with a new version; it
+// refuses one over maxShardBytes.
 func shardPair(name string, keys map[string]pool.Key, at time.Time) (pair, error) {
 	if keys == nil {
 		keys = map[string]pool.Key{}
 	}
-	v, err := json.Marshal(shardValue{At: at.UnixNano(), Keys: keys})
+	ver := newVersion()
+	v, err := json.Marshal(shardValue{At: at.UnixNano(), V: ver, Keys: keys})
 	if err != nil {
 		return pair{}, err
 	}
 	if len(v) > maxShardBytes {
 		return pair{}, fmt.Errorf("shard %s would hold %d bytes, over the %d the store allows", name, len(v), maxShardBytes)
 	}
-	return pair{Key: name, Value: string(v), Metadata: shardMeta{V: newRev(), N: len(keys)}}, nil
+	return pair{Key: name, Value: string(v), Metadata: shardMeta{V: ver, N: len(keys)}}, nil
 }
 
 // readShards reads the named shards as KV holds them now, and when each
 // was written (unix ns); a shard never written is empty, written at 0.
-func (s *Store) readShards(ctx context.Context, names []string) (map[string]map[string]pool.Key, map[string]int64, error) {
-	vals, err := s.bulkGet(ctx, names)
+// With withConfig it reads the config snapshot in the same request (nil
+// when absent).
+func (s *Store) readShards(ctx context.Context, names []string, withConfig bool) (map[string]map[string]pool.Key, map[string]int64, *configValue, error) {
+	ask := names
+	if withConfig {
+		ask = append(slices.Clip(names), configName)
+	}
+	vals, err := s.bulkGet(ctx, ask)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	out := make(map[string]map[string]pool.Key, len(names))
 	ats := make(map[string]int64, len(names))
@@ -72,7 +81,7 @@ func (s *Store) readShards(ctx context.Context, names []string) (map[string]map[
 		if v, ok := vals[name]; ok {
 			var sv shardValue
 			if err := json.Unmarshal([]byte(v), &sv); err != nil {
-				return nil, nil, fmt.Errorf("shard %s is malformed: %w", name, err)
+				return nil, nil, nil, fmt.Errorf("shard %s is malformed: %w", name, err)
 			}
 			ats[name] = sv.At
 			for id, k := range sv.Keys {
@@ -83,7 +92,11 @@ func (s *Store) readShards(ctx context.Context, names []string) (map[string]map[
 		}
 		out[name] = m
 	}
-	return out, ats, nil
+	var cfg *configValue
+	if withConfig {
+		cfg = parseConfig(vals[configName])
+	}
+	return out, ats, cfg, nil
 }
 
 // keepOwnLocked re-applies to a shard as read from KV, written at (unix
@@ -139,7 +152,7 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 		return nil
 	}
 	names := slices.Sorted(maps.Keys(touched))
-	shards, ats, err := s.readShards(ctx, names)
+	shards, ats, base, err := s.readShards(ctx, names, true)
 	if err != nil {
 		return fmt.Errorf("cfkv: put keys: %w", err)
 	}
@@ -163,8 +176,8 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 	for _, k := range keys {
 		shards[shardOf(k.ID)][k.ID] = k.Clone()
 	}
-	rev := newRev()
-	if err := s.writeShards(ctx, names, shards, rev); err != nil {
+	rev := newRev(s.cfg.Now())
+	if err := s.writeShards(ctx, names, shards, rev, base); err != nil {
 		return fmt.Errorf("cfkv: put keys: %w", err)
 	}
 	now := s.cfg.Now()
@@ -180,24 +193,33 @@ func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 		s.recent[k.ID] = now
 		delete(s.deleted, k.ID)
 	}
-	s.lastRev = rev
 	return nil
 }
 
-// writeShards writes the named shards and "rev" in one bulk request.
-func (s *Store) writeShards(ctx context.Context, names []string, shards map[string]map[string]pool.Key, rev string) error {
-	pairs := make([]pair, 0, len(names)+1)
+// writeShards writes the named shards, "rev" and the config snapshot
+// (base, as read with the shards, with these shards in it) in one bulk
+// request.
+func (s *Store) writeShards(ctx context.Context, names []string, shards map[string]map[string]pool.Key, rev string, base *configValue) error {
+	pairs := make([]pair, 0, len(names)+2)
+	next := s.nextConfig(base, rev)
+	now := s.cfg.Now()
 	for _, name := range names {
-		p, err := shardPair(name, shards[name], s.cfg.Now())
+		p, err := shardPair(name, shards[name], now)
 		if err != nil {
 			return err
 		}
 		pairs = append(pairs, p)
+		next.Shards[name] = configShard{V: p.Metadata.(shardMeta).V, At: now.UnixNano(), Keys: shards[name]}
 	}
-	pairs = append(pairs, pair{Key: revName, Value: rev})
+	cp, err := configPair(next)
+	if err != nil {
+		return err
+	}
+	pairs = append(pairs, pair{Key: revName, Value: rev}, cp)
 	if err := s.bulkWrite(ctx, pairs); err != nil {
 		return err
 	}
+	s.wroteConfig(rev)
 	// What was read is now known: other instances' edits in these shards
 	// come into this instance's copy.
 	s.mu.Lock()
@@ -228,7 +250,7 @@ func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
 		return nil
 	}
 	names := slices.Sorted(maps.Keys(touched))
-	shards, ats, err := s.readShards(ctx, names)
+	shards, ats, base, err := s.readShards(ctx, names, true)
 	if err != nil {
 		return fmt.Errorf("cfkv: delete keys: %w", err)
 	}
@@ -240,8 +262,8 @@ func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
 	for _, id := range ids {
 		delete(shards[shardOf(id)], id)
 	}
-	rev := newRev()
-	if err := s.writeShards(ctx, names, shards, rev); err != nil {
+	rev := newRev(s.cfg.Now())
+	if err := s.writeShards(ctx, names, shards, rev, base); err != nil {
 		return fmt.Errorf("cfkv: delete keys: %w", err)
 	}
 	now := s.cfg.Now()
@@ -259,102 +281,6 @@ func (s *Store) DeleteKeys(ctx context.Context, ids ...string) error {
 	for _, id := range ids {
 		s.deleted[id] = now
 		delete(s.recent, id)
-	}
-	s.lastRev = rev
-	return nil
-}
-
-// refreshConfig lists the layout's entries (a few dozen: shards, tokens,
-// resets, usage slots) and reads the shards whose version changed, the
-// tokens it does not know and the resets that are newer. Recent own
-// writes and deletes win over what KV shows, which may be up to a minute
-// old. Called under callMu.
-func (s *Store) refreshConfig(ctx context.Context) error {
-	listed, err := s.list(ctx, prefix)
-	if err != nil {
-		return err
-	}
-	var fetch []string
-	listedShards := map[string]bool{}
-	seenTokens := map[string]bool{}
-	for _, it := range listed {
-		switch {
-		case strings.HasPrefix(it.name, shardPrefix):
-			listedShards[it.name] = true
-			var m shardMeta
-			json.Unmarshal(it.meta, &m)
-			if m.V == "" || m.V != s.shardSeen[it.name] {
-				fetch = append(fetch, it.name)
-			}
-		case strings.HasPrefix(it.name, tokensPrefix):
-			id := strings.TrimPrefix(it.name, tokensPrefix)
-			seenTokens[id] = true
-			if _, gone := s.deleted[id]; gone {
-				continue
-			}
-			if _, ok := s.tokens[id]; !ok {
-				fetch = append(fetch, it.name)
-			}
-		case strings.HasPrefix(it.name, resetPrefix):
-			var m struct {
-				At int64 `json:"at"`
-			}
-			json.Unmarshal(it.meta, &m)
-			if m.At > s.resetSeen[strings.TrimPrefix(it.name, resetPrefix)] {
-				fetch = append(fetch, it.name)
-			}
-		}
-	}
-	vals, err := s.bulkGet(ctx, fetch)
-	if err != nil {
-		return err
-	}
-	for _, it := range listed {
-		if m := (shardMeta{}); strings.HasPrefix(it.name, shardPrefix) && json.Unmarshal(it.meta, &m) == nil {
-			if _, read := vals[it.name]; read {
-				s.shardSeen[it.name] = m.V
-			}
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for name, v := range vals {
-		switch {
-		case strings.HasPrefix(name, shardPrefix):
-			var sv shardValue
-			if err := json.Unmarshal([]byte(v), &sv); err != nil {
-				s.cfg.Logger.Warn("cfkv: skipping a malformed shard", "name", name)
-				continue
-			}
-			s.takeShardLocked(name, sv.Keys, sv.At)
-		case strings.HasPrefix(name, resetPrefix):
-			var stamps map[string]int64
-			if err := json.Unmarshal([]byte(v), &stamps); err != nil {
-				continue
-			}
-			s.mergeResetsLocked(strings.TrimPrefix(name, resetPrefix), stamps)
-		case strings.HasPrefix(name, tokensPrefix):
-			id := strings.TrimPrefix(name, tokensPrefix)
-			var t pool.ClientToken
-			if err := json.Unmarshal([]byte(v), &t); err != nil || t.ID != id {
-				continue
-			}
-			s.tokens[id] = t
-		}
-	}
-	// Keys of shards never written do not exist, unless this instance
-	// wrote them lately (the list may lag behind).
-	for id := range s.keys {
-		if _, mine := s.recent[id]; !mine && !listedShards[shardOf(id)] {
-			delete(s.keys, id)
-			s.order = nil
-			s.order = nil
-		}
-	}
-	for id := range s.tokens {
-		if _, mine := s.recent[id]; !mine && !seenTokens[id] {
-			delete(s.tokens, id)
-		}
 	}
 	return nil
 }

@@ -5,76 +5,56 @@
 // ADMIN_KEY, STORE=cfkv|memory, ...) except those naming files; see
 // worker-proxy/edge/README.md.
 import "./wasm_exec.js";
-import { installFetchBridge } from "./fetch.js";
+import { connect, installFetchBridge } from "./fetch.js";
 
-installFetchBridge();
+// Start-up order, for a short cold start: V8 compiles the module on its
+// own threads while this thread sets up the rest and starts listening;
+// then Go starts. A request that arrives before Go is ready waits for it
+// (the keys are loaded by then); the banner comes once both are done.
+const compiled = compileModule();
 
 const env = Deno.env.toObject();
 env.KEYPOOL_EDGE_HOST = "deno";
+// The bridge keeps goroutines for the next requests: their stacks are not
+// to shrink back at each GC, only to grow again by copying (a setting of
+// your own in GODEBUG comes after, and wins).
+env.GODEBUG = "gcshrinkstackoff=1" + (env.GODEBUG ? "," + env.GODEBUG : "");
 const go = new globalThis.Go();
 go.argv = ["worker-proxy"];
 go.env = env;
 go.exit = (code) => Deno.exit(code);
+installFetchBridge(go);
 
+let api = null;
 const ready = new Promise((resolve, reject) => {
   globalThis.__keypoolReady = resolve;
   globalThis.__keypoolFailed = (msg) => reject(new Error(msg));
 });
-const { instance } = await WebAssembly.instantiate(
-  await Deno.readFile(new URL("./keypool.wasm", import.meta.url)),
-  go.importObject,
-);
-go.run(instance);
-let api;
-try {
-  api = await ready;
-} catch {
-  Deno.exit(2); // Go printed the configuration error
+
+// compileModule returns the compiled keypool.wasm: through wasm_module.js
+// (a source-phase import: Deno reads and compiles the file itself, without
+// copying it into JavaScript first; Deno 2.6 and later), or, on an older
+// Deno or if that load fails, by reading and compiling the file here.
+async function compileModule() {
+  try {
+    const m = (await import("./wasm_module.js")).default;
+    if (m instanceof WebAssembly.Module) return m;
+  } catch { /* before Deno 2.6: no `import source` */ }
+  return await WebAssembly.compile(await Deno.readFile(new URL("./keypool.wasm", import.meta.url)));
 }
 
-const nullBody = new Set([101, 204, 205, 304]);
+// serve answers a request from Go's handler, once Go is ready.
+let serve = null;
+const connected = ready.then((a) => (serve = connect(go, a)));
+connected.catch(() => {}); // a start-up error is handled below
 
-// toHeaders turns Go's "name: value" lines into a header list.
-function toHeaders(lines) {
-  const h = [];
-  for (const line of lines.split("\n")) {
-    const i = line.indexOf(": ");
-    if (i > 0) h.push([line.slice(0, i), line.slice(i + 2)]);
-  }
-  return h;
-}
-
-let seq = 0;
-async function handle(req, info) {
-  const id = seq = (seq % 2147483647) + 1;
-  let head = "";
-  for (const [k, v] of req.headers) head += k + ": " + v + "\n";
-  const body = req.body ? new Uint8Array(await req.arrayBuffer()) : null;
+function handle(req, info) {
   const ra = info?.remoteAddr;
   const remote = ra?.hostname ? (ra.hostname.includes(":") ? `[${ra.hostname}]:${ra.port}` : `${ra.hostname}:${ra.port}`) : "";
   // Before the response starts, a client that hangs up aborts the signal;
   // after, the body stream is cancelled (Deno aborts the signal once a
   // response was sent, so it must not be listened to then).
-  const abort = () => api.cancel(id);
-  req.signal?.addEventListener("abort", abort);
-  const [status, headers, full] = await new Promise((resolve) =>
-    api.handle(id, req.method, req.url, head, body, remote, (s, h, b) => resolve([s, h, b]))
-  );
-  req.signal?.removeEventListener("abort", abort);
-  const init = { status, headers: toHeaders(headers) };
-  if (full !== undefined) return new Response(nullBody.has(status) ? null : full, init);
-  const stream = new ReadableStream({
-    pull: (c) =>
-      new Promise((resolve) =>
-        api.pull(id, (chunk) => {
-          if (chunk === null) c.close();
-          else c.enqueue(chunk);
-          resolve();
-        })
-      ),
-    cancel: () => api.cancel(id),
-  });
-  return new Response(stream, init);
+  return serve(req, remote, req.signal);
 }
 
 // SIGINT/SIGTERM: flush usage and stop (self-hosted Deno; a host without
@@ -86,6 +66,7 @@ let stopping = false;
 async function stop() {
   if (stopping) return;
   stopping = true;
+  await ready.catch(() => Deno.exit(2));
   await new Promise((resolve) => api.shutdown(resolve));
   if (server) await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 2000))]);
   Deno.exit(0);
@@ -96,8 +77,19 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
   } catch { /* not supported here */ }
 }
 
+let listening;
+const listened = new Promise((resolve) => listening = resolve);
 server = Deno.serve({
   port: Number(env.PORT || 8080),
   hostname: env.HOST || "0.0.0.0",
-  onListen: ({ hostname, port }) => api.banner(hostname, port),
-}, handle);
+  onListen: listening,
+}, (req, info) => serve ? handle(req, info) : connected.then(() => handle(req, info)));
+
+go.run(await WebAssembly.instantiate(await compiled, go.importObject));
+try {
+  api = await ready;
+} catch {
+  Deno.exit(2); // Go printed the configuration error
+}
+const { hostname, port } = await listened;
+api.banner(hostname, port);

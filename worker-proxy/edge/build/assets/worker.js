@@ -5,11 +5,7 @@
 import "./wasm_exec.js";
 import wasmModule from "./keypool.wasm";
 import { KV_ORIGIN, routeFetch } from "./kvrest.js";
-import { installFetchBridge } from "./fetch.js";
-
-installFetchBridge();
-
-const nullBody = new Set([101, 204, 205, 304]);
+import { connect, installFetchBridge } from "./fetch.js";
 
 let starting = null;
 // start runs the Go program on an isolate's first request: Go needs timers
@@ -18,11 +14,14 @@ function start(env) {
   if (!starting) {
     starting = (async () => {
       const go = new globalThis.Go();
+      installFetchBridge(go);
       go.argv = ["worker-proxy"];
       go.env = { KEYPOOL_EDGE_HOST: "workers" };
       for (const [k, v] of Object.entries(env)) {
         if (typeof v === "string") go.env[k] = v;
       }
+      // As in main.js: the bridge's reused goroutines keep their stacks.
+      go.env.GODEBUG = "gcshrinkstackoff=1" + (go.env.GODEBUG ? "," + go.env.GODEBUG : "");
       // STORE=cfkv with the KV namespace binding (KV_BINDING, default
       // KEYPOOL_KV) and no API token: the store talks to the binding.
       const kv = env[env.KV_BINDING || "KEYPOOL_KV"];
@@ -41,46 +40,16 @@ function start(env) {
       });
       const instance = await WebAssembly.instantiate(wasmModule, go.importObject);
       go.run(instance);
-      return await ready;
+      const api = await ready;
+      return { api, serve: connect(go, api) };
     })();
   }
   return starting;
 }
 
-function toHeaders(lines) {
-  const h = [];
-  for (const line of lines.split("\n")) {
-    const i = line.indexOf(": ");
-    if (i > 0) h.push([line.slice(0, i), line.slice(i + 2)]);
-  }
-  return h;
-}
-
-let seq = 0;
-async function handle(api, req) {
-  const id = seq = (seq % 2147483647) + 1;
-  let head = "";
-  for (const [k, v] of req.headers) head += k + ": " + v + "\n";
-  const body = req.body ? new Uint8Array(await req.arrayBuffer()) : null;
+function handle(serve, req) {
   const ip = req.headers.get("cf-connecting-ip");
-  const remote = ip ? (ip.includes(":") ? `[${ip}]:0` : `${ip}:0`) : "";
-  const [status, headers, full] = await new Promise((resolve) =>
-    api.handle(id, req.method, req.url, head, body, remote, (s, h, b) => resolve([s, h, b]))
-  );
-  const init = { status, headers: toHeaders(headers) };
-  if (full !== undefined) return new Response(nullBody.has(status) ? null : full, init);
-  const stream = new ReadableStream({
-    pull: (c) =>
-      new Promise((resolve) =>
-        api.pull(id, (chunk) => {
-          if (chunk === null) c.close();
-          else c.enqueue(chunk);
-          resolve();
-        })
-      ),
-    cancel: () => api.cancel(id),
-  });
-  return new Response(stream, init);
+  return serve(req, ip ? (ip.includes(":") ? `[${ip}]:0` : `${ip}:0`) : "");
 }
 
 function failed(err) {
@@ -100,13 +69,13 @@ const tick = (api) =>
 
 export default {
   async fetch(req, env, ctx) {
-    let api;
+    let api, serve;
     try {
-      api = await start(env);
+      ({ api, serve } = await start(env));
     } catch (err) {
       return failed(err);
     }
-    const res = await handle(api, req);
+    const res = await handle(serve, req);
     // Usage and queued changes are flushed, and the shared store synced,
     // when due, after the response: a stopped isolate loses what it
     // counted since its last usage write to KV (README: usage accounting).
@@ -116,7 +85,7 @@ export default {
   // A Cron Trigger (wrangler.toml [triggers]) flushes and syncs even when
   // no request comes.
   async scheduled(_event, env, ctx) {
-    const api = await start(env);
+    const { api } = await start(env);
     ctx.waitUntil(tick(api));
   },
 };

@@ -8,8 +8,6 @@ import testModule from "./test.wasm";
 import { routeFetch } from "./kvrest.js";
 import { installFetchBridge } from "./fetch.js";
 
-installFetchBridge();
-
 let env = {};
 routeFetch((ns) => env[ns]);
 
@@ -18,6 +16,7 @@ export default {
     env = e;
     globalThis.__testOutput = "";
     const go = new globalThis.Go();
+    installFetchBridge(go);
     go.argv = ["test.wasm", ...(await req.json())];
     go.env = { TMPDIR: "/tmp" };
     let code = -1;
