@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/keypool/keypool/worker-proxy/edge/folder"
 )
 
 // Targets of deploy: the dashboard on GitHub Pages (and the container's
@@ -20,9 +22,6 @@ const (
 // (ignored by git).
 const defaultEdgeOut = "worker-proxy/edge/dist"
 
-// edgeFiles are what the edge build writes; deploy checks they are there.
-var edgeFiles = []string{"keypool.wasm", "wasm_exec.js", "main.js", "worker.js", "wrangler.toml"}
-
 // edgeCheck is step 1 of an edge deploy: the checkout holds the edge
 // build, and the folder is one deploy may write into.
 func (d *deployer) edgeCheck(ctx context.Context) error {
@@ -36,7 +35,7 @@ func (d *deployer) edgeCheck(ctx context.Context) error {
 	}
 	if entries, err := os.ReadDir(out); err == nil {
 		for _, e := range entries {
-			if !isEdgeFile(e.Name()) {
+			if !folder.Has(e.Name()) {
 				return problemf([]string{"Choose an empty folder, or one an earlier edge build wrote (--out)."},
 					"--out %s holds %s, which the edge build did not write; deploy will not write into it", d.o.Out, e.Name())
 			}
@@ -47,14 +46,6 @@ func (d *deployer) edgeCheck(ctx context.Context) error {
 		d.say("dry run: nothing will be changed; \"would:\" lines are what a real run does")
 	}
 	return nil
-}
-
-func isEdgeFile(name string) bool {
-	switch name {
-	case "keypool.wasm", "wasm_exec.js", "main.js", "worker.js", "kvrest.js", "fetch.js", "wrangler.toml":
-		return true
-	}
-	return false
 }
 
 // edgeOut is the edge folder's path.
@@ -87,12 +78,12 @@ func (d *deployer) edgeBuild(ctx context.Context) error {
 	if err := d.goRun(ctx, args, "the edge folder", "Fix the build, then run deploy again."); err != nil {
 		return err
 	}
-	for _, f := range edgeFiles {
+	for _, f := range folder.Files() {
 		if _, err := os.Stat(filepath.Join(d.edgeOut(), f)); err != nil {
 			return problemf(nil, "the edge build wrote no %s into %s", f, d.o.Out)
 		}
 	}
-	d.did("built the edge folder %s (%s)", d.o.Out, strings.Join(edgeFiles, ", "))
+	d.did("built the edge folder %s (%s)", d.o.Out, strings.Join(folder.Files(), ", "))
 	return nil
 }
 

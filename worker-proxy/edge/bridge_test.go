@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -141,5 +142,25 @@ func TestDenoStreamBackpressure(t *testing.T) {
 	}
 	if want := written.Load(); got != want || got < total {
 		t.Errorf("client got %d bytes, the upstream wrote %d (at least %d)", got, want, total)
+	}
+}
+
+// TestDenoUpstreamUnreachable: a fetch that fails (nothing listens) comes
+// back to Go as an error, and the client gets the proxy's 502, not a hang.
+func TestDenoUpstreamUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	p := startDeno(t, map[string]string{"OPENAI_BASE_URL": "http://" + addr + "/v1", "CLIENT_TOKENS": clientToken, "MAX_RETRIES": "0"})
+	p.addKey("openai", "sk-test-fake-edge-unreachable-0001")
+	r := p.do("POST", "/api/openai/chat/completions", chatBody, bearer())
+	if r.Status != http.StatusBadGateway {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	if !strings.Contains(r.Body, "error") {
+		t.Errorf("no JSON error: %s", r.Body)
 	}
 }

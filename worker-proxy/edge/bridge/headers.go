@@ -56,72 +56,41 @@ func FormatHeaders(h http.Header) string {
 	return b.String()
 }
 
+// commonHeaders are names requests and the providers' answers usually
+// carry, in canonical form.
+var commonHeaders = []string{
+	"Accept", "Accept-Encoding", "Accept-Language", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
+	"Alt-Svc", "Anthropic-Beta", "Anthropic-Organization-Id", "Anthropic-Ratelimit-Input-Tokens-Limit",
+	"Anthropic-Ratelimit-Input-Tokens-Remaining", "Anthropic-Ratelimit-Input-Tokens-Reset",
+	"Anthropic-Ratelimit-Output-Tokens-Limit", "Anthropic-Ratelimit-Output-Tokens-Remaining",
+	"Anthropic-Ratelimit-Output-Tokens-Reset", "Anthropic-Ratelimit-Requests-Limit",
+	"Anthropic-Ratelimit-Requests-Remaining", "Anthropic-Ratelimit-Requests-Reset", "Anthropic-Ratelimit-Tokens-Limit",
+	"Anthropic-Ratelimit-Tokens-Remaining", "Anthropic-Ratelimit-Tokens-Reset", "Anthropic-Version", "Authorization",
+	"Cache-Control", "Cf-Cache-Status", "Cf-Ray", "Connection", "Content-Encoding", "Content-Length", "Content-Type",
+	"Cookie", "Date", "Etag", "Expires", "Host", "Last-Modified", "Location", "Openai-Model", "Openai-Organization",
+	"Openai-Processing-Ms", "Openai-Project", "Openai-Version", "Origin", "Referer", "Request-Id", "Retry-After",
+	"Server", "Server-Timing", "Set-Cookie", "Strict-Transport-Security", "Transfer-Encoding", "User-Agent", "Vary",
+	"Www-Authenticate", "X-Admin-Key", "X-Api-Key", "X-Content-Type-Options", "X-Forwarded-For", "X-Goog-Api-Key",
+	"X-Ratelimit-Limit-Requests", "X-Ratelimit-Limit-Tokens", "X-Ratelimit-Remaining-Requests",
+	"X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Requests", "X-Ratelimit-Reset-Tokens", "X-Request-Id",
+	"X-Should-Retry",
+}
+
+// lowerCanonical maps the lower-case form of each common name (as
+// JavaScript gives names) to its canonical form.
+var lowerCanonical = func() map[string]string {
+	m := make(map[string]string, len(commonHeaders))
+	for _, k := range commonHeaders {
+		m[strings.ToLower(k)] = k
+	}
+	return m
+}()
+
 // canonicalKey is textproto.CanonicalMIMEHeaderKey, without its allocation
-// for the names requests and the providers' answers usually carry.
+// for common names in lower case.
 func canonicalKey(name string) string {
-	switch name {
-	case "accept":
-		return "Accept"
-	case "accept-encoding":
-		return "Accept-Encoding"
-	case "accept-language":
-		return "Accept-Language"
-	case "access-control-allow-origin":
-		return "Access-Control-Allow-Origin"
-	case "anthropic-version":
-		return "Anthropic-Version"
-	case "authorization":
-		return "Authorization"
-	case "cache-control":
-		return "Cache-Control"
-	case "connection":
-		return "Connection"
-	case "content-encoding":
-		return "Content-Encoding"
-	case "content-length":
-		return "Content-Length"
-	case "content-type":
-		return "Content-Type"
-	case "cookie":
-		return "Cookie"
-	case "date":
-		return "Date"
-	case "host":
-		return "Host"
-	case "openai-organization":
-		return "Openai-Organization"
-	case "openai-processing-ms":
-		return "Openai-Processing-Ms"
-	case "openai-version":
-		return "Openai-Version"
-	case "origin":
-		return "Origin"
-	case "referer":
-		return "Referer"
-	case "request-id":
-		return "Request-Id"
-	case "retry-after":
-		return "Retry-After"
-	case "server":
-		return "Server"
-	case "set-cookie":
-		return "Set-Cookie"
-	case "transfer-encoding":
-		return "Transfer-Encoding"
-	case "user-agent":
-		return "User-Agent"
-	case "vary":
-		return "Vary"
-	case "x-admin-key":
-		return "X-Admin-Key"
-	case "x-api-key":
-		return "X-Api-Key"
-	case "x-forwarded-for":
-		return "X-Forwarded-For"
-	case "x-goog-api-key":
-		return "X-Goog-Api-Key"
-	case "x-request-id":
-		return "X-Request-Id"
+	if k, ok := lowerCanonical[name]; ok {
+		return k
 	}
 	return textproto.CanonicalMIMEHeaderKey(name)
 }

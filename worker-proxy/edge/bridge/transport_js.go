@@ -186,7 +186,7 @@ func (fetchTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		rb.buf, rb.err, rb.done = h.body, io.EOF, true
 	}
 	return &http.Response{
-		Status: fmt.Sprintf("%d %s", h.status, http.StatusText(h.status)), StatusCode: h.status,
+		Status: strconv.Itoa(h.status) + " " + http.StatusText(h.status), StatusCode: h.status,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: header, ContentLength: cl, Uncompressed: uncompressed, Request: req,
 		Body: rb,

@@ -19,10 +19,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/keypool/keypool/worker-proxy/edge/folder"
 )
 
 //go:embed assets/main.js assets/wasm_module.js assets/worker.js assets/kvrest.js assets/fetch.js assets/wrangler.toml
 var assets embed.FS
+
+// The embed pattern must name every file of folder.Assets (its test
+// compares that list with the assets directory).
 
 // Package is the import path of the proxy, which holds the edge main
 // (edge_js.go) beside the binary's.
@@ -49,8 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edge build:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "wrote %s: keypool.wasm, wasm_exec.js, main.js, wasm_module.js, worker.js, kvrest.js, fetch.js, wrangler.toml\n", *out)
-	if raw, gz, err := wasmSize(filepath.Join(*out, "keypool.wasm")); err == nil {
+	fmt.Fprintf(stdout, "wrote %s: %s\n", *out, strings.Join(folder.Files(), ", "))
+	if raw, gz, err := wasmSize(filepath.Join(*out, folder.Wasm)); err == nil {
 		fmt.Fprintf(stdout, "  keypool.wasm: %.1f MiB, %.2f MiB gzip\n", float64(raw)/(1<<20), float64(gz)/(1<<20))
 	}
 	fmt.Fprintf(stdout, "  Deno:    ADMIN_KEY=... deno run --allow-all %s\n", filepath.Join(*out, "main.js"))
@@ -76,7 +81,7 @@ func Build(ctx context.Context, goCmd, dir, namespaceID string, warn io.Writer) 
 	if err != nil {
 		return fmt.Errorf("wasm_exec.js of the Go toolchain: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "wasm_exec.js"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, folder.WasmExec), b, 0o644); err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp("", "keypool-edge-overlay-")
@@ -92,7 +97,7 @@ func Build(ctx context.Context, goCmd, dir, namespaceID string, warn io.Writer) 
 	} else {
 		args = append(args, "-overlay", overlay)
 	}
-	args = append(args, "-o", filepath.Join(dir, "keypool.wasm"), Package)
+	args = append(args, "-o", filepath.Join(dir, folder.Wasm), Package)
 	cmd := exec.CommandContext(ctx, goCmd, args...)
 	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm", "CGO_ENABLED=0")
 	var msg bytes.Buffer
@@ -100,7 +105,7 @@ func Build(ctx context.Context, goCmd, dir, namespaceID string, warn io.Writer) 
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build (GOOS=js GOARCH=wasm): %w\n%s", err, msg.String())
 	}
-	for _, name := range []string{"main.js", "wasm_module.js", "worker.js", "kvrest.js", "fetch.js", "wrangler.toml"} {
+	for _, name := range folder.Assets {
 		b, err := assets.ReadFile("assets/" + name)
 		if err != nil {
 			return err

@@ -35,7 +35,7 @@ const (
 	schemaValue  = `{"schema":2}`
 
 	// numShards is how many entries hold the keys: an import writes at
-	// most numShards+1 entries, whatever its size.
+	// most numShards+2 entries (with "rev" and the snapshot), whatever its size.
 	numShards = 32
 	// maxShardBytes bounds a shard's value, well under KV's 25 MiB.
 	maxShardBytes = 20 << 20

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"strconv"
 	"strings"
@@ -199,8 +198,10 @@ func (s *Store) configDue(now time.Time) bool {
 func (s *Store) syncConfig(ctx context.Context, rev string, cfg *configValue, load bool) (bool, error) {
 	now := s.cfg.Now()
 	fresh := load || rev != s.lastRev
-	if fresh {
+	if rev != s.lastRev || s.revSeen.IsZero() {
 		s.revSeen = now
+	}
+	if fresh {
 		s.lastRev, s.complete = rev, false
 	}
 	if rev == "" && cfg == nil {
@@ -236,6 +237,18 @@ func (s *Store) syncConfig(ctx context.Context, rev string, cfg *configValue, lo
 // config, except for this instance's own writes and deletes that KV may
 // not show yet. Called under callMu and mu.
 func (s *Store) takeConfigLocked(c *configValue) {
+	if len(s.keys) == 0 && len(s.recent) == 0 && len(s.deleted) == 0 {
+		// A start: nothing of this instance's to keep.
+		for name, sh := range c.Shards {
+			for id, k := range sh.Keys {
+				if k.ID == id && shardOf(id) == name {
+					s.keys[id] = k
+				}
+			}
+			s.shardSeen[name] = sh.V
+		}
+		s.order = nil
+	}
 	for name, sh := range c.Shards {
 		if sh.V != "" && sh.V == s.shardSeen[name] {
 			continue // this version is the one held
@@ -418,15 +431,6 @@ func (s *Store) listConfig(ctx context.Context, rev string, cfg *configValue, se
 	if err != nil {
 		// Another instance settles it, or this one at the next change.
 		s.cfg.Logger.Warn("cfkv: writing the config snapshot failed", "err", err)
-		return nil
 	}
 	return nil
-}
-
-// configString names a snapshot for messages in tests.
-func (c *configValue) String() string {
-	if c == nil {
-		return "no snapshot"
-	}
-	return fmt.Sprintf("snapshot of rev %s (settled %v, %d shards, %d tokens)", c.Rev, c.Settled, len(c.Shards), len(c.Tokens))
 }

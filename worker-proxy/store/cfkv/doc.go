@@ -10,10 +10,16 @@
 //
 //	keypool/v2/schema            {"schema":2}: the layout version ({"schema":2,"cleanup":true}
 //	                             while schema-1 entries are left to delete)
-//	keypool/v2/rev               a random value, changed by every config write
+//	keypool/v2/rev               changed by every config write: "<unix ns of the write>-<16 random
+//	                             hex>" (proxies before the snapshot wrote the random part alone)
+//	keypool/v2/config            the config snapshot (below): {"schema":2,"cleanup"?,"rev",
+//	                             "settled"?,"at","shards":{name:{"v","at","keys"}},"tokens":{id:
+//	                             token},"resets":{provider:{"at","stamps"}}}, or {"rev","tooBig":true}
+//	                             past 20 MiB; metadata {"rev","settled"}
 //	keypool/v2/shards/<nn>       the keys (secrets included) whose id hashes (FNV-1a) to shard
-//	                             nn of 32: {"keys":{id: key JSON with its "revision"}};
-//	                             metadata {"v": random version, "n": keys}
+//	                             nn of 32: {"at","v","keys":{id: key JSON with its "revision"}};
+//	                             metadata {"v": random version, "n": keys}; "v" is in the value too
+//	                             (not in shards written before the snapshot)
 //	keypool/v2/tokens/<token id> a client token: name, SHA-256 hash, masked form; metadata {"name","masked"}
 //	keypool/v2/reset/<provider>  when that provider's keys' usage was last reset; metadata {"at": unix ns}
 //	keypool/v2/usage/<n>         usage slot n of 8: {"instances":{instance: record},"folded":{…},
@@ -27,8 +33,8 @@
 // Shards are bounded: a shard's value may not pass 20 MiB (KV allows 25
 // MiB), about 50,000 keys per shard, 1.6 million in all. The shard count
 // is fixed for every provider together, so an import of any size writes
-// at most 33 entries (32 shards and "rev"): 10,000 keys cost 33 writes
-// and 32 reads.
+// at most 34 entries (32 shards, "rev" and the config snapshot): 10,000
+// keys cost 34 writes and 33 reads (the shards and the snapshot).
 //
 // # Merge rule: per-key revisions, read-merge-write per shard
 //
@@ -38,12 +44,69 @@
 // revision there (or in this instance's copy) is not older than the one
 // given, replace or remove only the keys of the call (this instance's
 // own writes of the last StaleWindow are kept too, as KV may still serve
-// an older shard), and write the shards and "rev" in one bulk request.
+// an older shard), and write the shards, "rev" and the config snapshot
+// in one bulk request.
 // So two instances editing different keys of one shard keep both edits,
 // and two edits of one key from the same revision end in ErrConflict for
 // the second. Two writes of one shard within KV's propagation delay
 // (about 60 s between locations) can still lose the first: the merge
 // reads what KV serves.
+//
+// # Config snapshot: a start without a list
+//
+// keypool/v2/config holds the whole config (every shard with its version,
+// every token, every provider's resets) as of one "rev". Each of its
+// shard entries is exact: the content of that shard at that version,
+// whatever rev the snapshot is for. An instance that reads "rev" and a
+// snapshot settled for that very rev takes the snapshot whole: a start
+// reads "rev" and the snapshot (two reads, one request; the snapshot also
+// says the schema, so keypool/v2/schema is read only without one) and the
+// 8 usage slots: 10 reads, no list. Otherwise (no snapshot, or one for
+// another rev, or not settled) it lists the namespace as before, and reads
+// only the entries at a version that neither its copy nor the snapshot
+// holds.
+//
+// Every config write (PutKeys, DeleteKeys, PutToken, DeleteToken,
+// ResetUsage) reads the snapshot with its other reads and writes, in its
+// bulk request, the new "rev" and a snapshot for it: the one read with
+// this write's entries put in. That snapshot is not settled: KV has no
+// compare-and-swap and serves values up to about 60 s old, so a writer
+// cannot see a concurrent writer's shard, and the last snapshot written
+// may miss it while both shards stand. So a snapshot is trusted only once
+// settled: rebuilt from a listing made at least settleAfter (150 s: KV's
+// propagation, the 30 s request timeout, a margin for clocks) after the
+// time stamped in its rev, reading every entry whose listed version is
+// not the snapshot's, and written with settled set and the same rev. The
+// writer of the rev settles it at its first sync settleAfter after the
+// write; any other instance that finds it still unsettled twice that
+// long after (the writer died: an edge isolate) settles it, a start
+// included. Why it is safe: a write committed before the rev's write is
+// in such a listing; a write committed after it wrote a newer "rev", so
+// once that has propagated no instance takes a snapshot of the older rev.
+// A settle that races a new config write writes a snapshot whose rev is
+// no longer the current one: it is not trusted, and the new writer
+// settles its own. An instance that listed within settleAfter of the
+// rev's stamp keeps its view marked incomplete, reads the snapshot at its
+// syncs once a settled one can exist, and lists again itself when due
+// (proxies before the snapshot kept such a view until the next change).
+//
+// Cost: a config write is one write more (the snapshot) and one read
+// more (the snapshot, in the same request); settling is one list, the
+// reads of the entries changed since the snapshot read, and one write,
+// a few minutes after. Starts in the ~4 minutes between a config write
+// and its settled snapshot being seen list as before (one list each).
+// Past 20 MiB (tens of thousands of keys) a marker {"rev","tooBig":true}
+// replaces the snapshot, and starts list as before.
+//
+// Proxies of the snapshot and before it share a namespace: the older ones
+// ignore keypool/v2/config, take a stamped rev as any other value and the
+// shard's "v" as an unknown field; a config write of theirs changes "rev"
+// without the snapshot, so the snapshot no longer matches and the newer
+// ones list, then settle a snapshot for that rev. Taking over a namespace
+// written before the snapshot needs nothing else: its first starts list
+// (no snapshot), and an instance that has seen its (unstamped) rev for
+// twice settleAfter settles the first snapshot; a settle interrupted
+// writes nothing, and the next does it again.
 //
 // # Usage slots
 //
@@ -113,12 +176,16 @@
 // # Budget
 //
 // KV's free plan allows 1,000 writes, 1,000 lists and 100,000 reads a day,
-// so the relay never touches KV. Each instance reads "rev" every sync
-// interval (one read) and lists and reads the config only when it
-// changed; it writes its usage record at most once per usage flush
-// interval (stretched as above) and reads the 8 usage slots once per
-// usage sync interval. Usage totals are the sum of every instance's
-// record, counted only from the provider's last reset on.
+// so the relay never touches KV. A start costs 10 reads and no list when
+// the snapshot is settled (above). Each instance reads "rev" every sync
+// interval (one read), and the snapshot when "rev" changed (one read;
+// a list only while it is not settled); it writes its usage record at
+// most once per usage flush interval (stretched as above) and reads the 8
+// usage slots once per usage sync interval. Usage totals are the sum of
+// every instance's record, counted only from the provider's last reset
+// on. TestBudgetEdgeDay runs 10 edge isolates restarting every 2–8
+// minutes (about 2,800 starts) beside 2 containers for a day: about
+// 43,000 reads, 210 writes and 1 list.
 //
 // # Usage journal
 //

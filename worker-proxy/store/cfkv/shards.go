@@ -30,11 +30,22 @@ type shardMeta struct {
 	N int    `json:"n"`
 }
 
-// shardOf names the shard holding key id: a stable hash of the id.
+// shardNames are the shards' entry names, by number.
+var shardNames = func() (n [numShards]string) {
+	for i := range n {
+		n[i] = fmt.Sprintf("%s%02d", shardPrefix, i)
+	}
+	return n
+}()
+
+// shardOf names the shard holding key id: a stable hash (FNV-1a) of the id.
 func shardOf(id string) string {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	return fmt.Sprintf("%s%02d", shardPrefix, h.Sum32()%numShards)
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return shardNames[h%numShards]
 }
 
 // slotOf names the usage slot holding instance inst's record.
@@ -127,7 +138,8 @@ func (s *Store) keepOwnLocked(name string, m map[string]pool.Key, at int64) {
 // them (with this instance's recent writes kept), and they go back with
 // "rev" in one bulk request. A key whose revision in the shard (or in
 // this instance's copy) is not older than the one given is a conflict.
-// So importing any number of keys writes at most numShards+1 entries.
+// So importing any number of keys writes at most numShards+2 entries
+// (the shards, "rev" and the snapshot).
 func (s *Store) PutKeys(ctx context.Context, keys ...pool.Key) error {
 	s.callMu.Lock()
 	defer s.callMu.Unlock()

@@ -2,6 +2,7 @@ package cfkv
 
 import (
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"testing"
 	"time"
@@ -402,5 +403,18 @@ func TestSnapshotTokensAndResets(t *testing.T) {
 	}
 	if u := c.Usage[id]; u.Requests != 0 {
 		t.Errorf("usage after the reset: %+v, want none counted", u)
+	}
+}
+
+// TestShardOfIsFNV1a: the shard of a key is FNV-1a of its id modulo 32,
+// as the layout says and as namespaces already written hold it.
+func TestShardOfIsFNV1a(t *testing.T) {
+	for i := range 2000 {
+		id := fmt.Sprintf("key_%d_test", i)
+		h := fnv.New32a()
+		h.Write([]byte(id))
+		if want := fmt.Sprintf("%s%02d", shardPrefix, h.Sum32()%numShards); shardOf(id) != want {
+			t.Fatalf("shardOf(%q) = %s, want %s", id, shardOf(id), want)
+		}
 	}
 }

@@ -103,11 +103,7 @@ export function installFetchBridge(go) {
       const meta = m.str(mp, mn);
       const body = m.bytes(bp, bn);
       const a = meta.indexOf("\n"), b = meta.indexOf("\n", a + 1);
-      const headers = new Headers();
-      for (const line of meta.slice(b + 1).split("\n")) {
-        const i = line.indexOf(": ");
-        if (i > 0) headers.append(line.slice(0, i), line.slice(i + 2));
-      }
+      const headers = toHeaders(meta.slice(b + 1)); // pairs: cheaper than Headers.append
       const call = { ac: new AbortController(), reader: null, byob: false, buf: null };
       calls.set(id, call);
       const failed = (err) => {
@@ -116,7 +112,13 @@ export function installFetchBridge(go) {
         head(id, 0, message(err), null, 2);
       };
       const init = { method: meta.slice(0, a), headers, body: body ?? undefined, signal: call.ac.signal };
-      globalThis.fetch(meta.slice(a + 1, b), init).then(
+      let sent;
+      try {
+        sent = globalThis.fetch(meta.slice(a + 1, b), init);
+      } catch (err) {
+        sent = Promise.reject(err); // never throw into Go, which called this
+      }
+      sent.then(
         (res) => {
           let h = "";
           for (const [k, v] of res.headers) h += k + ": " + v + "\n";
@@ -194,32 +196,22 @@ export function connect(go, api) {
     take: m.take,
     // respond answers request id: with the whole body, or (stream) with
     // a body Go pushes.
+    // Nothing here may throw: Go called it, and an exception would panic
+    // Go outside any handler's recovery.
     respond(id, status, hp, hn, bp, bn, stream) {
       const resolve = waiting.get(id);
       if (!resolve) return;
       waiting.delete(id);
-      const init = { status, headers: toHeaders(m.str(hp, hn)) };
-      if (!stream) {
-        resolve(new Response(nullBody.has(status) ? null : m.bytes(bp, bn), init));
-        return;
+      try {
+        resolve(answer(id, status, m.str(hp, hn), bp, bn, stream));
+      } catch (err) {
+        // Headers JavaScript refuses (a value outside Latin-1, say).
+        streams.delete(id);
+        resolve(new Response("the proxy's answer could not be sent: " + message(err) + "\n", {
+          status: 502,
+          headers: { "content-type": "text/plain; charset=utf-8" },
+        }));
       }
-      const s = { c: null, full: false };
-      streams.set(id, s);
-      const body = new ReadableStream({
-        start(c) {
-          s.c = c;
-        },
-        pull() {
-          if (s.full) {
-            s.full = false;
-            goDrain(id);
-          }
-        },
-        cancel() {
-          if (streams.delete(id)) goCancel(id);
-        },
-      }, { highWaterMark: STREAM_QUEUE, size: (chunk) => chunk.byteLength });
-      resolve(new Response(body, init));
     },
     // push queues a chunk of stream id (n < 0: the end). It returns 1 when
     // Go may go on, 0 when it is to wait for drain(id), -1 when the client
@@ -227,17 +219,49 @@ export function connect(go, api) {
     push(id, p, n) {
       const s = streams.get(id);
       if (!s) return -1;
-      if (n < 0) {
-        streams.delete(id);
-        s.c.close();
-        return 1;
+      try {
+        if (n < 0) {
+          streams.delete(id);
+          s.c.close();
+          return 1;
+        }
+        s.c.enqueue(m.view(p, n).slice());
+      } catch {
+        streams.delete(id); // the stream was errored or closed
+        return -1;
       }
-      s.c.enqueue(m.view(p, n).slice());
       if (s.c.desiredSize > 0) return 1;
       s.full = true;
       return 0;
     },
   });
+  // answer is the Response to request id: with the whole body, or (stream)
+  // with a body Go pushes.
+  function answer(id, status, head, bp, bn, stream) {
+    const init = { status, headers: toHeaders(head) };
+    if (!stream || nullBody.has(status)) {
+      // A status without a body that Go still streams to: its pushes find
+      // no stream and fail (the client got its answer).
+      return new Response(nullBody.has(status) ? null : m.bytes(bp, bn), init);
+    }
+    const s = { c: null, full: false };
+    streams.set(id, s);
+    const body = new ReadableStream({
+      start(c) {
+        s.c = c;
+      },
+      pull() {
+        if (s.full) {
+          s.full = false;
+          goDrain(id);
+        }
+      },
+      cancel() {
+        if (streams.delete(id)) goCancel(id);
+      },
+    }, { highWaterMark: STREAM_QUEUE, size: (chunk) => chunk.byteLength });
+    return new Response(body, init);
+  }
   let seq = 0;
   return async function serve(req, remote, signal) {
     const id = seq = (seq % 2147483647) + 1;
