@@ -5,20 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
-
-// pacific is America/Los_Angeles from the time zone database (embedded in
-// native builds by tzdata.go), or nil where there is none (the edge build,
-// which leaves the 450 KB database out).
-var pacific = sync.OnceValue(func() *time.Location {
-	loc, err := time.LoadLocation("America/Los_Angeles")
-	if err != nil {
-		return nil
-	}
-	return loc
-})
 
 // NextPacificMidnight returns the first midnight in America/Los_Angeles
 // strictly after t, when Gemini's per-day quotas reset. It follows the
