@@ -4,7 +4,6 @@
 // Configuration: the same environment variables as the binary (PORT, HOST,
 // ADMIN_KEY, STORE=cfkv|memory, ...) except those naming files; see
 // worker-proxy/edge/README.md.
-import "./wasm_exec.js";
 import { connect, installFetchBridge } from "./fetch.js";
 
 // Start-up order, for a short cold start: V8 compiles the module on its
@@ -12,6 +11,22 @@ import { connect, installFetchBridge } from "./fetch.js";
 // then Go starts. A request that arrives before Go is ready waits for it
 // (the keys are loaded by then); the banner comes once both are done.
 const compiled = compileModule();
+
+// Go's wasm_exec.js, and Go's syscall package when it starts, read
+// globalThis.process; in Deno that global loads its Node compatibility
+// layer on first use, tens of milliseconds of this thread. Go needs
+// nothing from it here (the proxy asks for no pid, uid or working
+// directory), so wasm_exec.js installs its own small stand-in, as it does
+// where there is no process; Deno's is put back once Go has started.
+const denoProcess = Object.getOwnPropertyDescriptor(globalThis, "process");
+if (denoProcess?.configurable) {
+  Object.defineProperty(globalThis, "process", { value: undefined, configurable: true, writable: true });
+}
+// Deno's setTimeout is loaded on first use as well (its Node-compatible
+// timers, about 10 ms): Go's runtime needs it as soon as it starts, so
+// load it now, while the module compiles.
+setTimeout(() => {}, 0);
+await import("./wasm_exec.js");
 
 const env = Deno.env.toObject();
 env.KEYPOOL_EDGE_HOST = "deno";
@@ -91,5 +106,6 @@ try {
 } catch {
   Deno.exit(2); // Go printed the configuration error
 }
+if (denoProcess?.configurable) Object.defineProperty(globalThis, "process", denoProcess);
 const { hostname, port } = await listened;
 api.banner(hostname, port);
