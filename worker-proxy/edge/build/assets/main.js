@@ -26,7 +26,9 @@ if (denoProcess?.configurable) {
 // timers, about 10 ms): Go's runtime needs it as soon as it starts, so
 // load it now, while the module compiles.
 setTimeout(() => {}, 0);
-await import("./wasm_exec.js");
+// wasm_exec.js (globalThis.Go) is awaited only once the server is set up:
+// Deno resolves this import late, about when the module is compiled.
+const goLoaded = import("./wasm_exec.js");
 
 const env = Deno.env.toObject();
 env.KEYPOOL_EDGE_HOST = "deno";
@@ -34,11 +36,7 @@ env.KEYPOOL_EDGE_HOST = "deno";
 // to shrink back at each GC, only to grow again by copying (a setting of
 // your own in GODEBUG comes after, and wins).
 env.GODEBUG = "gcshrinkstackoff=1" + (env.GODEBUG ? "," + env.GODEBUG : "");
-const go = new globalThis.Go();
-go.argv = ["worker-proxy"];
-go.env = env;
-go.exit = (code) => Deno.exit(code);
-installFetchBridge(go);
+let go = null; // set below, once wasm_exec.js is loaded
 
 let api = null;
 const ready = new Promise((resolve, reject) => {
@@ -100,6 +98,12 @@ server = Deno.serve({
   onListen: listening,
 }, (req, info) => serve ? handle(req, info) : connected.then(() => handle(req, info)));
 
+await goLoaded;
+go = new globalThis.Go();
+go.argv = ["worker-proxy"];
+go.env = env;
+go.exit = (code) => Deno.exit(code);
+installFetchBridge(go);
 go.run(await WebAssembly.instantiate(await compiled, go.importObject));
 try {
   api = await ready;
