@@ -170,7 +170,12 @@ func packRec(r *rec, k *Key) {
 		x.tags = append([]string(nil), k.Tags...)
 	}
 	if !x.empty() {
-		r.x = &x
+		// A copy, so that x itself stays on the stack: most keys need no
+		// recExtra, and one made and dropped for each key a Load packs
+		// would sit in the spans between the entries, which are as big
+		// (192 bytes), keeping those spans half empty for good.
+		xx := x
+		r.x = &xx
 	}
 }
 

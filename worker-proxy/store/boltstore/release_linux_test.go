@@ -70,3 +70,57 @@ func TestDataFilePagesReleased(t *testing.T) {
 		t.Fatalf("usage after release: %d records, %+v, %v", len(c.Usage), c.Usage["key_004999"], err)
 	}
 }
+
+// Load drops the pages it read every releaseEvery records, so at no point
+// of it is much of the data file resident: not only after it.
+func TestLoadReleasesPagesAsItReads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keypool.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4*releaseEvery + 100
+	keys := make([]pool.Key, n)
+	deltas := make([]pool.UsageDelta, n)
+	for i := range keys {
+		id := fmt.Sprintf("key_%06d", i)
+		keys[i] = pool.Key{ID: id, Provider: "openai", Secret: fmt.Sprintf("sk-release-test-%06d", i), IsActive: true,
+			Description: fmt.Sprintf("a description long enough to spread the keys over many pages %06d", i)}
+		deltas[i] = pool.UsageDelta{ID: id, Requests: 1, Successes: 1}
+	}
+	if err := s.PutKeys(t.Context(), keys...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddUsage(t.Context(), deltas); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, _ := os.Stat(path)
+	var calls, most int
+	scanReleased = func() {
+		calls++
+		most = max(most, residentKB(t, path))
+	}
+	defer func() { scanReleased = nil }()
+	c, err := s.Load(t.Context())
+	if err != nil || len(c.Keys) != n || len(c.Usage) != n {
+		t.Fatalf("load: %d keys, %d usage records, %v", len(c.Keys), len(c.Usage), err)
+	}
+	// Twice n records (keys and usage): a release after every releaseEvery
+	// of each bucket.
+	if want := 2 * (n / releaseEvery); calls != want {
+		t.Fatalf("%d releases during Load, want %d", calls, want)
+	}
+	// The pages of the branch the scan is on may be touched again; a few
+	// pages, not the file.
+	const allowKB = 64
+	if most > allowKB {
+		t.Fatalf("during Load up to %d KB of the %d KB data file were resident, want at most %d", most, st.Size()/1024, allowKB)
+	}
+}
