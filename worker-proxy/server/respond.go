@@ -16,12 +16,9 @@ import (
 
 // writeJSON writes v as the JSON body of a response with the given status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, ok := fastJSON(v) // the same bytes, without reflection (fastjson.go)
-	if !ok {
-		var err error
-		if b, err = json.Marshal(v); err != nil {
-			status, b = http.StatusInternalServerError, []byte(`{"error":"Internal error"}`)
-		}
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"Internal error"}`)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
@@ -91,9 +88,6 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	bodyRead(w)
 	if i := invalidUTF8(raw); i >= 0 {
 		return errBadRequest{msg: fmt.Sprintf("Request body is not valid UTF-8 (byte %d): API keys and every other text must be UTF-8; nothing was changed", i)}
-	}
-	if req, ok := v.(*adminapi.AddKeyRequest); ok && decodeAddKeyFast(raw, req) {
-		return nil // what encoding/json reads from it (fastjson.go)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
