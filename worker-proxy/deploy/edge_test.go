@@ -92,7 +92,7 @@ func TestDeployEdgeTargets(t *testing.T) {
 		t.Fatalf("--out edge-deno: %v", err)
 	}
 	mustContain(t, r, "stdout", "cd edge-deno && deno deploy --prod", "STORE=cfkv", "CF_ACCOUNT_ID="+testAccount,
-		"CF_KV_NAMESPACE_ID="+id, "ADMIN_KEY=<secret", "deno run --allow-all edge-deno/main.js")
+		"CF_KV_NAMESPACE_ID="+id, "ADMIN_KEY=<secret", "deno run --allow-all --v8-flags=--max-semi-space-size=4 edge-deno/main.js")
 	noSecret(t, r)
 
 	// A folder holding something else is not written into.

@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if raw, gz, err := wasmSize(filepath.Join(*out, folder.Wasm)); err == nil {
 		fmt.Fprintf(stdout, "  keypool.wasm: %.1f MiB, %.2f MiB gzip\n", float64(raw)/(1<<20), float64(gz)/(1<<20))
 	}
-	fmt.Fprintf(stdout, "  Deno:    ADMIN_KEY=... deno run --allow-all %s\n", filepath.Join(*out, "main.js"))
+	fmt.Fprintf(stdout, "  Deno:    ADMIN_KEY=... deno run --allow-all --v8-flags=--max-semi-space-size=4 %s\n", filepath.Join(*out, "main.js"))
 	fmt.Fprintf(stdout, "  Workers: cd %s && wrangler deploy\n", *out)
 	return 0
 }
