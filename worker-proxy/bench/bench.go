@@ -231,6 +231,9 @@ func proxySpecs(cfg Config) []proxySpec {
 				proxySpec{name: "redis-" + strings.TrimPrefix(limited.name, "proxy-"), keys: bolt.keys, logLevel: bolt.logLevel, modes: openai, store: storeRedis, limited: true, versus: limited.name})
 		}
 	}
+	if cfg.KV {
+		specs = append(specs, proxySpec{name: "kv-" + keysLabel(cfg.Keys), keys: cfg.Keys, logLevel: "info", store: storeKV})
+	}
 	for i := range specs {
 		if specs[i].store == "" {
 			specs[i].store = storeBolt
@@ -275,19 +278,26 @@ func startServers(ctx context.Context, cfg Config, cs *children, dir, bin string
 		}
 		logf("redis-server at %s", redis.URL)
 	}
+	var kv *kvNamespace
+	if cfg.KV {
+		if kv, err = startKV(sec); err != nil {
+			return nil, err
+		}
+		logf("KV emulator at %s", kv.url)
+	}
 	for _, spec := range specs {
 		logf("starting %s (%d keys, STORE=%s, limited %t, LOG_LEVEL=%s)", spec.name, spec.keys, spec.store, spec.limited, spec.logLevel)
 		redisURL := ""
 		if spec.store == storeRedis {
 			redisURL = redis.URL
 		}
-		p, err := startProxy(ctx, cs, bin, dir, up.URL, redisURL, spec, sec)
+		p, err := startProxy(ctx, cs, bin, dir, up.URL, redisURL, kv, spec, sec)
 		if err != nil {
 			return nil, err
 		}
 		logf("%s restarted over its %d keys in %s (CPU %s)", spec.name, spec.keys, p.wall.Round(time.Millisecond), p.cpu)
 		desc := fmt.Sprintf("proxy, %d keys, LOG_LEVEL=%s", spec.keys, spec.logLevel)
-		if cfg.Stores {
+		if cfg.Stores || spec.store == storeKV {
 			desc += ", STORE=" + spec.store
 			if spec.limited {
 				desc += ", maxRequests on every key"

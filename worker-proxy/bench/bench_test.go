@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -157,6 +158,42 @@ func TestSmokeStores(t *testing.T) {
 				t.Errorf("the stores table lacks %q", row)
 			}
 		}
+	}
+}
+
+// TestSmokeKV times a STORE=cfkv proxy's restart over the keys it imported
+// into the KV emulator, and reports it in its own table.
+func TestSmokeKV(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		testenv.Missing(t, "Linux /proc")
+	}
+	cfg := smokeConfig(t)
+	cfg.QuietLog, cfg.KV = false, true
+	cfg.Modes = []string{"json"}
+	cfg.Timeout = 4 * time.Minute
+	res, report := smokeRun(t, cfg)
+	names := make([]string, len(res.Targets))
+	for i, tr := range res.Targets {
+		names[i] = tr.Name
+	}
+	if want := []string{"baseline", "proxy-10", "proxy-100", "kv-100"}; !slices.Equal(names, want) {
+		t.Fatalf("targets %v, want %v", names, want)
+	}
+	kv := res.Targets[3]
+	if kv.Store != storeKV || kv.Keys != 100 || len(kv.Modes) != 0 {
+		t.Errorf("kv-100: store %q, %d keys, %d modes; want cfkv, 100 keys, no load", kv.Store, kv.Keys, len(kv.Modes))
+	}
+	if kv.StartWall <= 0 || kv.StartCPU <= 0 || kv.SetupRSS <= 0 {
+		t.Errorf("kv-100: start %s (CPU %s), RSS %d: want all measured", kv.StartWall, kv.StartCPU, kv.SetupRSS)
+	}
+	for _, want := range []string{"KV start:", "| kv-100 | 100 | ", "start ≤ 10 s"} {
+		if !strings.Contains(report.String(), want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+	// The scale table still pairs the two bolt pools.
+	if !strings.Contains(report.String(), "Scale: proxy-100 next to proxy-10") {
+		t.Error("the scale table lost its bolt pair")
 	}
 }
 

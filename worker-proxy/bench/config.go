@@ -35,6 +35,12 @@ type Config struct {
 	Stores      bool
 	RedisServer string
 
+	// KV also starts a proxy with STORE=cfkv on the repository's KV
+	// emulator (run inside the harness, on 127.0.0.1) with Keys keys, and
+	// times its restart over them (issue 17: at most 10 s). It takes no
+	// load.
+	KV bool
+
 	ProxyBin string        // a proxy binary to use instead of building one
 	Race     bool          // build the proxy with the race detector (for tests: slow to run, quick to build there)
 	Timeout  time.Duration // hard limit of the whole run; 0 derives one from the settings
@@ -79,6 +85,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.QuietLog, "nolog", c.QuietLog, "also run the small-pool proxy with LOG_LEVEL=warn, without the request log (its cost)")
 	fs.DurationVar(&c.Idle, "idle", c.Idle, "idle time after the load over which idle CPU is measured")
 	fs.BoolVar(&c.Stores, "stores", c.Stores, "also run each pool with maxRequests on every key, and both ways on STORE=redis (needs redis-server)")
+	fs.BoolVar(&c.KV, "kv", c.KV, "also time a restart with STORE=cfkv over -keys keys on the KV emulator (no load)")
 	fs.StringVar(&c.RedisServer, "redis-server", c.RedisServer, "redis-server binary for -stores (default: from PATH)")
 	fs.StringVar(&c.ProxyBin, "proxy-bin", c.ProxyBin, "use this proxy binary instead of building ./worker-proxy")
 	fs.BoolVar(&c.Race, "race", c.Race, "build the proxy with the race detector (its figures then mean little)")
@@ -91,6 +98,9 @@ func (c Config) Flags() string {
 		c.Conns, c.Duration, c.Warmup, c.Rounds, c.SmallKeys, c.Keys, c.Chunks, c.ChunkInterval, strings.Join(c.Modes, ","), c.QuietLog, c.Idle)
 	if c.Stores {
 		f += " -stores"
+	}
+	if c.KV {
+		f += " -kv"
 	}
 	if c.ProxyBin != "" {
 		f += " -proxy-bin=" + c.ProxyBin
@@ -160,5 +170,8 @@ func (c Config) limit(cells int) time.Duration {
 		return c.Timeout
 	}
 	planned := time.Duration(c.Rounds*cells)*(c.Duration+c.Warmup) + c.Idle
+	if c.KV {
+		planned += time.Minute // importing the keys into KV and restarting over them
+	}
 	return 2*planned + 2*time.Minute
 }

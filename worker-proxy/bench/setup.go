@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/kvemu"
 )
 
 // proxyPackage is the proxy's main package, built by import path so the
@@ -95,6 +96,7 @@ type proxySpec struct {
 const (
 	storeBolt  = "bolt"
 	storeRedis = "redis"
+	storeKV    = "cfkv"
 )
 
 // benchMaxRequests is a limited key's maxRequests: unreachable in a run.
@@ -113,7 +115,7 @@ type started struct {
 // for OpenAI and half for Gemini, then stops it and starts it again over
 // the same data file, timing that start: the process it returns holds its
 // keys as one restarted in production does, without the import's garbage.
-func startProxy(ctx context.Context, cs *children, bin, dir, upstream, redisURL string, spec proxySpec, sec secrets) (started, error) {
+func startProxy(ctx context.Context, cs *children, bin, dir, upstream, redisURL string, kv *kvNamespace, spec proxySpec, sec secrets) (started, error) {
 	data := filepath.Join(dir, spec.name+"-data")
 	env := append(baseEnv(),
 		"HOST=127.0.0.1", "PORT=0", "DATA_DIR="+data,
@@ -124,6 +126,10 @@ func startProxy(ctx context.Context, cs *children, bin, dir, upstream, redisURL 
 	)
 	if spec.store == storeRedis {
 		env = append(env, "STORE=redis", "REDIS_URL="+redisURL, "REDIS_PREFIX="+spec.name+":")
+	}
+	if spec.store == storeKV {
+		env = append(env, "STORE=cfkv", "CF_API_BASE_URL="+kv.url, "CF_ACCOUNT_ID="+kvAccount,
+			"CF_API_TOKEN="+kv.token, "CF_KV_NAMESPACE_ID="+kv.namespace)
 	}
 	var maxRequests int64
 	if spec.limited {
@@ -151,6 +157,29 @@ func startProxy(ctx context.Context, cs *children, bin, dir, upstream, redisURL 
 		return started{}, err
 	}
 	return st, nil
+}
+
+// kvAccount is the account of the harness's KV emulator.
+const kvAccount = "0123456789abcdef0123456789abcdef"
+
+// kvNamespace is a namespace on the KV emulator the harness runs.
+type kvNamespace struct{ url, token, namespace string }
+
+// startKV starts the KV emulator on 127.0.0.1 inside the harness, with one
+// namespace; it serves until the harness exits.
+func startKV(sec secrets) (*kvNamespace, error) {
+	token := "kv-" + sec.adminKey
+	srv, err := kvemu.Start(kvemu.Options{Tokens: map[string]kvemu.TokenInfo{
+		token: {AccountID: kvAccount, CanRead: true, CanWrite: true},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("KV emulator: %w", err)
+	}
+	ns, err := srv.Emu.CreateNamespace(kvAccount, "keypool-bench")
+	if err != nil {
+		return nil, fmt.Errorf("KV emulator namespace: %w", err)
+	}
+	return &kvNamespace{url: srv.URL, token: token, namespace: ns}, nil
 }
 
 // importKeys adds n fresh keys of provider through POST /admin/keys/bulk,
