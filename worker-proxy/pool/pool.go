@@ -1133,24 +1133,14 @@ const FlushBatch = 2048
 func (p *Pool) Flush(write func([]UsageDelta) error) error {
 	p.flushMu.Lock()
 	defer p.flushMu.Unlock()
-	type mark struct {
-		e           *Entry
-		r, s, f, lu int64
-		pt, ct      int64
-		le          *LastError
-	}
 	var pend []UsageDelta // the batch being built; write gets a copy
-	var marks []mark
+	var marks []flushMark
 	send := func() error {
 		if err := write(slices.Clone(pend)); err != nil {
 			return err
 		}
 		for _, m := range marks {
-			m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed = m.r, m.s, m.f, m.lu
-			m.e.fPrompt, m.e.fComplete = m.pt, m.ct
-			if r := m.e.rare.Load(); r != nil {
-				r.fLastErr = m.le
-			}
+			m.settle()
 		}
 		pend, marks = pend[:0], marks[:0]
 		return nil
@@ -1158,17 +1148,14 @@ func (p *Pool) Flush(write func([]UsageDelta) error) error {
 	// In id order, so that each batch rewrites neighbouring records (one
 	// region of a file store's pages, not a few records on every page).
 	for _, e := range p.entriesByID() {
-		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(),
-			pt: e.prompt.Load(), ct: e.complete.Load()}
+		m := markOf(e)
 		d := UsageDelta{Requests: m.r - e.fRequests, Successes: m.s - e.fSuccesses, Failures: m.f - e.fFailures,
 			PromptTokens: m.pt - e.fPrompt, CompletionTokens: m.ct - e.fComplete}
 		if m.lu != e.fLastUsed && m.lu != 0 {
 			d.LastUsed = time.Unix(0, m.lu).UTC()
 		}
-		if r := e.rare.Load(); r != nil {
-			if m.le = r.lastErr.Load(); m.le != r.fLastErr {
-				d.LastError = m.le
-			}
+		if r := e.rare.Load(); r != nil && m.le != r.fLastErr {
+			d.LastError = m.le
 		}
 		if !d.Counts() && d.LastUsed.IsZero() && d.LastError == nil {
 			continue
@@ -1220,20 +1207,14 @@ func (p *Pool) Restore(write func([]Key, map[string]Usage) error) error {
 	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	type mark struct {
-		e                   *Entry
-		r, s, f, lu, pt, ct int64
-		le                  *LastError
-	}
 	n := p.byID.len()
 	keys := make([]Key, 0, n)
 	usage := make(map[string]Usage, n)
-	marks := make([]mark, 0, n)
+	marks := make([]flushMark, 0, n)
 	for e := range p.byID.all() {
 		k := e.Key()
 		keys = append(keys, k)
-		m := mark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(), le: e.lastError(),
-			pt: e.prompt.Load(), ct: e.complete.Load()}
+		m := markOf(e)
 		// What a Limiter counted is in the lost store only: write it back.
 		req := m.r
 		if r := e.rare.Load(); r != nil {
@@ -1251,13 +1232,34 @@ func (p *Pool) Restore(write func([]Key, map[string]Usage) error) error {
 		return err
 	}
 	for _, m := range marks {
-		m.e.fRequests, m.e.fSuccesses, m.e.fFailures, m.e.fLastUsed = m.r, m.s, m.f, m.lu
-		m.e.fPrompt, m.e.fComplete = m.pt, m.ct
-		if r := m.e.rare.Load(); r != nil {
-			r.fLastErr = m.le
-		}
+		m.settle()
 	}
 	return nil
+}
+
+// flushMark is an entry's usage as read for a write to the store: what
+// becomes its flush baselines once the write succeeds.
+type flushMark struct {
+	e                   *Entry
+	r, s, f, lu, pt, ct int64
+	le                  *LastError
+}
+
+// markOf reads e's usage for a write.
+func markOf(e *Entry) flushMark {
+	return flushMark{e: e, r: e.requests.Load(), s: e.successes.Load(), f: e.failures.Load(), lu: e.lastUsed.Load(),
+		pt: e.prompt.Load(), ct: e.complete.Load(), le: e.lastError()}
+}
+
+// settle makes m its entry's flush baselines: the store has it now.
+// Called under Pool.flushMu.
+func (m flushMark) settle() {
+	e := m.e
+	e.fRequests, e.fSuccesses, e.fFailures, e.fLastUsed = m.r, m.s, m.f, m.lu
+	e.fPrompt, e.fComplete = m.pt, m.ct
+	if r := e.rare.Load(); r != nil {
+		r.fLastErr = m.le
+	}
 }
 
 // ResetUsage zeroes the request, success, failure and token counts of provider's
