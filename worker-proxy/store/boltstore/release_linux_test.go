@@ -20,33 +20,55 @@ func residentKB(t *testing.T, path string) int {
 	return kb
 }
 
-// After Load and after a usage flush that touched every key, the data
-// file's pages are no longer resident in this process, and the data is
-// still all there.
-func TestDataFilePagesReleased(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "keypool.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const n = 5000
+// releaseKeys returns n keys and a usage delta for each; long gives each
+// key a description, which spreads the keys over many more pages.
+func releaseKeys(n int, long bool) ([]pool.Key, []pool.UsageDelta) {
 	keys := make([]pool.Key, n)
 	deltas := make([]pool.UsageDelta, n)
 	for i := range keys {
 		id := fmt.Sprintf("key_%06d", i)
 		keys[i] = pool.Key{ID: id, Provider: "openai", Secret: fmt.Sprintf("sk-release-test-%06d", i), IsActive: true}
+		if long {
+			keys[i].Description = fmt.Sprintf("a description long enough to spread the keys over many pages %06d", i)
+		}
 		deltas[i] = pool.UsageDelta{ID: id, Requests: 1, Successes: 1}
+	}
+	return keys, deltas
+}
+
+// reopened writes keys and usage into a new data file, closes it and
+// opens it again, as a restart finds it; it returns the store and the
+// file's path.
+func reopened(t *testing.T, keys []pool.Key, usage []pool.UsageDelta) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "keypool.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := s.PutKeys(t.Context(), keys...); err != nil {
 		t.Fatal(err)
 	}
+	if len(usage) > 0 {
+		if err := s.AddUsage(t.Context(), usage); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s.Close()
-
-	s, err = Open(path)
-	if err != nil {
+	if s, err = Open(path); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+// After Load and after a usage flush that touched every key, the data
+// file's pages are no longer resident in this process, and the data is
+// still all there.
+func TestDataFilePagesReleased(t *testing.T) {
+	const n = 5000
+	keys, deltas := releaseKeys(n, false)
+	s, path := reopened(t, keys, nil)
 	st, _ := os.Stat(path)
 	c, err := s.Load(t.Context())
 	if err != nil || len(c.Keys) != n {
@@ -74,33 +96,9 @@ func TestDataFilePagesReleased(t *testing.T) {
 // Load drops the pages it read every releaseEvery records, so at no point
 // of it is much of the data file resident: not only after it.
 func TestLoadReleasesPagesAsItReads(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "keypool.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 4*releaseEvery + 100
-	keys := make([]pool.Key, n)
-	deltas := make([]pool.UsageDelta, n)
-	for i := range keys {
-		id := fmt.Sprintf("key_%06d", i)
-		keys[i] = pool.Key{ID: id, Provider: "openai", Secret: fmt.Sprintf("sk-release-test-%06d", i), IsActive: true,
-			Description: fmt.Sprintf("a description long enough to spread the keys over many pages %06d", i)}
-		deltas[i] = pool.UsageDelta{ID: id, Requests: 1, Successes: 1}
-	}
-	if err := s.PutKeys(t.Context(), keys...); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AddUsage(t.Context(), deltas); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-
-	s, err = Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	keys, deltas := releaseKeys(n, true)
+	s, path := reopened(t, keys, deltas)
 	st, _ := os.Stat(path)
 	var calls, most int
 	scanReleased = func() {
