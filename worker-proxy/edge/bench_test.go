@@ -121,28 +121,11 @@ func coldStarts(tb testing.TB, n int, start func() (target, time.Time)) (target,
 	return t, ds[len(ds)/2]
 }
 
-// BenchmarkEdgeVsNative measures the edge build under Deno against the
-// native binary in one run, on the same fake upstream: cold start
-// (process start → first relayed 200, the median of coldStartRuns starts
-// of the same build), proxy CPU per relayed request
-// (plain JSON and SSE), resident memory after the load, and the wasm's
-// gzip size; and the same for a bare relay in plain JavaScript on Deno
-// (testdata/bare_relay.js), the floor of any proxy there. Run: go test -run '^$' -bench EdgeVsNative -benchtime 1x
-// ./worker-proxy/edge/
-func BenchmarkEdgeVsNative(b *testing.B) {
-	const n, conc, warm = 2000, 4, 2000
-	up, err := fakeupstream.Start(fakeupstream.Options{StreamChunks: 5})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer up.Close()
-	bin := filepath.Join(b.TempDir(), "worker-proxy")
-	if out, err := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/keypool/keypool/worker-proxy").CombinedOutput(); err != nil {
-		b.Fatalf("native build: %v\n%s", err, out)
-	}
-	env := upstreamEnv(up)
-	env["LOG_LEVEL"] = "warn"
-	startNative := func() (target, time.Time) {
+// nativeStarter returns a function that starts the native program bin
+// (the proxy, or the floor) with env on a free port and waits for its
+// "listening on" line.
+func nativeStarter(b *testing.B, bin string, env map[string]string) func() (target, time.Time) {
+	return func() (target, time.Time) {
 		cmd := exec.Command(bin)
 		cmd.Env = []string{"PORT=0", "HOST=127.0.0.1", "ADMIN_KEY=" + adminKey, "DATA_DIR=" + b.TempDir(), "LOG_FLUSH_INTERVAL=0"}
 		for k, v := range env {
@@ -164,10 +147,53 @@ func BenchmarkEdgeVsNative(b *testing.B) {
 				return target{string(m[1]), cmd.Process.Pid}, began
 			}
 			if err != nil {
-				b.Fatalf("native proxy: %v\n%s", err, got)
+				b.Fatalf("%s: %v\n%s", filepath.Base(bin), err, got)
 			}
 		}
 	}
+}
+
+// sseBody asks the fake upstream for an event stream.
+const sseBody = `{"model":"gpt-4o-mini","stream":true}`
+
+// relayCost warms t up, then returns its CPU per relayed request in ms
+// (plain JSON and SSE) and its resident memory after the load.
+func relayCost(b *testing.B, t target) (plain, stream float64, rss int64) {
+	const n, conc, warm = 2000, 4, 2000
+	// Warm up until the engines are steady: V8 compiles the hot wasm
+	// and JavaScript functions again, optimized, on its own threads,
+	// over the first thousands of requests (after a warm-up of 200,
+	// that work was about a fifth of the Deno process's CPU in the
+	// measured window).
+	load(b, t, warm, conc, chatBody)
+	load(b, t, warm/4, conc, sseBody)
+	plain = float64(load(b, t, n, conc, chatBody)) / float64(n) / float64(time.Millisecond)
+	stream = float64(load(b, t, n/2, conc, sseBody)) / float64(n/2) / float64(time.Millisecond)
+	_, rss = procStat(b, t.pid)
+	return
+}
+
+// BenchmarkEdgeVsNative measures the edge build under Deno against the
+// native binary in one run, on the same fake upstream: cold start
+// (process start → first relayed 200, the median of coldStartRuns starts
+// of the same build), proxy CPU per relayed request
+// (plain JSON and SSE), resident memory after the load, and the wasm's
+// gzip size; and the same for a bare relay in plain JavaScript on Deno
+// (testdata/bare_relay.js), the floor of any proxy there. Run: go test -run '^$' -bench EdgeVsNative -benchtime 1x
+// ./worker-proxy/edge/
+func BenchmarkEdgeVsNative(b *testing.B) {
+	up, err := fakeupstream.Start(fakeupstream.Options{StreamChunks: 5})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer up.Close()
+	bin := filepath.Join(b.TempDir(), "worker-proxy")
+	if out, err := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/keypool/keypool/worker-proxy").CombinedOutput(); err != nil {
+		b.Fatalf("native build: %v\n%s", err, out)
+	}
+	env := upstreamEnv(up)
+	env["LOG_LEVEL"] = "warn"
+	startNative := nativeStarter(b, bin, env)
 	startEdge := func() (target, time.Time) {
 		began := time.Now()
 		p := startDeno(b, env)
@@ -183,24 +209,10 @@ func BenchmarkEdgeVsNative(b *testing.B) {
 	native, nativeCold := coldStarts(b, coldStartRuns, startNative)
 	deno, denoCold := coldStarts(b, coldStartRuns, startEdge)
 	bare, bareCold := coldStarts(b, coldStartRuns, startBare)
-	sse := `{"model":"gpt-4o-mini","stream":true}`
-	report := func(name string, t target) (plain, stream float64, rss int64) {
-		// Warm up until the engines are steady: V8 compiles the hot wasm
-		// and JavaScript functions again, optimized, on its own threads,
-		// over the first thousands of requests (after a warm-up of 200,
-		// that work was about a fifth of the Deno process's CPU in the
-		// measured window).
-		load(b, t, warm, conc, chatBody)
-		load(b, t, warm/4, conc, sse)
-		plain = float64(load(b, t, n, conc, chatBody)) / float64(n) / float64(time.Millisecond)
-		stream = float64(load(b, t, n/2, conc, sse)) / float64(n/2) / float64(time.Millisecond)
-		_, rss = procStat(b, t.pid)
-		return
-	}
 	b.ResetTimer()
-	nPlain, nSSE, nRSS := report("native", native)
-	dPlain, dSSE, dRSS := report("deno", deno)
-	bPlain, bSSE, bRSS := report("bare", bare)
+	nPlain, nSSE, nRSS := relayCost(b, native)
+	dPlain, dSSE, dRSS := relayCost(b, deno)
+	bPlain, bSSE, bRSS := relayCost(b, bare)
 	b.StopTimer()
 
 	wasm, err := os.ReadFile(filepath.Join(built(b), "keypool.wasm"))

@@ -1,0 +1,115 @@
+package edge
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keypool/keypool/worker-proxy/edge/folder"
+	"github.com/keypool/keypool/worker-proxy/internal/fakeupstream"
+)
+
+// BenchmarkEdgeFloor tells how much of the edge build's CPU per request is
+// the proxy's own work and how much any Go relay pays on Deno: in one
+// run, the proxy (native and edge) against testdata/floor, the least a Go
+// relay does (httputil.ReverseProxy, one fixed key, nothing else), built
+// natively and for the bridge, and the same bridge answering without an
+// upstream (FLOOR=noop: Deno's server, the bridge and Go's wake-up, no
+// fetch). floor-ratio is the bridged floor against the native proxy: the
+// best ratio to native a Go relay on this bridge could reach.
+// Run: go test -run '^$' -bench EdgeFloor -benchtime 1x ./worker-proxy/edge/
+func BenchmarkEdgeFloor(b *testing.B) {
+	up, err := fakeupstream.Start(fakeupstream.Options{StreamChunks: 5})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer up.Close()
+	env := upstreamEnv(up)
+	env["LOG_LEVEL"] = "warn"
+	dir := b.TempDir()
+	build := func(out string, goEnv ...string) {
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./testdata/floor")
+		cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), goEnv...)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("floor build %v: %v\n%s", goEnv, err, msg)
+		}
+	}
+	proxyBin, floorBin := filepath.Join(dir, "worker-proxy"), filepath.Join(dir, "floor")
+	if msg, err := exec.Command("go", "build", "-trimpath", "-o", proxyBin, "github.com/keypool/keypool/worker-proxy").CombinedOutput(); err != nil {
+		b.Fatalf("native build: %v\n%s", err, msg)
+	}
+	build(floorBin)
+	// The floor's edge folder: the proxy's, with the floor as its wasm.
+	floorDir := filepath.Join(dir, "floor-edge")
+	if err := os.Mkdir(floorDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range folder.Files() {
+		if name == folder.Wasm {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(built(b), name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(floorDir, name), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	build(filepath.Join(floorDir, folder.Wasm), "GOOS=js", "GOARCH=wasm")
+	with := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for k, v := range env {
+			m[k] = v
+		}
+		return m
+	}
+	onDeno := func(script string, env map[string]string) func() (target, time.Time) {
+		return func() (target, time.Time) {
+			began := time.Now()
+			p := startDenoScript(b, script, env)
+			return target{p.URL, p.cmd.Process.Pid}, began
+		}
+	}
+
+	native, _ := coldStart(b, nativeStarter(b, proxyBin, env))
+	nativeFloor, _ := coldStart(b, nativeStarter(b, floorBin, env))
+	edge, _ := coldStart(b, onDeno(filepath.Join(built(b), "main.js"), env))
+	floor, _ := coldStart(b, onDeno(filepath.Join(floorDir, "main.js"), env))
+	noop, _ := coldStart(b, onDeno(filepath.Join(floorDir, "main.js"), with("FLOOR", "noop")))
+	b.ResetTimer()
+	nPlain, nSSE, _ := relayCost(b, native)
+	nfPlain, nfSSE, _ := relayCost(b, nativeFloor)
+	ePlain, eSSE, _ := relayCost(b, edge)
+	fPlain, fSSE, _ := relayCost(b, floor)
+	zPlain, _, _ := relayCost(b, noop) // a noop answers the stream request with its JSON too
+	b.StopTimer()
+
+	b.ReportMetric(nPlain, "native-cpu-ms/req")
+	b.ReportMetric(nfPlain, "native-floor-cpu-ms/req")
+	b.ReportMetric(ePlain, "deno-cpu-ms/req")
+	b.ReportMetric(fPlain, "deno-floor-cpu-ms/req")
+	b.ReportMetric(zPlain, "deno-noop-cpu-ms/req")
+	b.ReportMetric(ePlain/nPlain, "cpu-ratio-plain")
+	b.ReportMetric(fPlain/nPlain, "floor-ratio-plain")
+	b.ReportMetric(zPlain/nPlain, "noop-ratio-plain")
+	b.ReportMetric(fPlain/nfPlain, "floor-vs-native-floor")
+	b.ReportMetric(eSSE/nSSE, "cpu-ratio-sse")
+	b.ReportMetric(fSSE/nSSE, "floor-ratio-sse")
+	b.ReportMetric(fSSE/nfSSE, "floor-vs-native-floor-sse")
+}
+
+// TestFloorBuilds keeps testdata/floor (outside ./... patterns, so no
+// build or vet reaches it otherwise) in step with the bridge: it must
+// build for js/wasm and natively for BenchmarkEdgeFloor.
+func TestFloorBuilds(t *testing.T) {
+	for _, goos := range [][]string{{"GOOS=js", "GOARCH=wasm"}, nil} {
+		cmd := exec.Command("go", "vet", "./testdata/floor")
+		cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), goos...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("go vet ./testdata/floor %v: %v\n%s", goos, err, out)
+		}
+	}
+}
