@@ -99,7 +99,7 @@ func startEdge(getenv func(string) string, stdout, stderr io.Writer) (bridge.App
 	ctx := context.Background()
 	var st store.Store
 	if memory {
-		log.Warn("STORE=memory: keys, client tokens and usage live only in this process and are LOST when it stops (and each instance has its own); use STORE=cfkv to keep them")
+		log.Warn("STORE=memory: keys, client tokens and usage live only in this process and are LOST when it stops (and each instance has its own); use STORE=cfkv to keep them, or give the keys in OPENAI_KEYS, GEMINI_KEYS, ... (<PROVIDER>_KEYS), which every start adds")
 		st = memstore.New()
 	} else {
 		id := cfg.InstanceID
@@ -142,6 +142,10 @@ func startEdge(getenv func(string) string, stdout, stderr io.Writer) (bridge.App
 		Transport: transport,
 	}, st, providers)
 	if err != nil {
+		st.Close()
+		return bridge.App{}, err
+	}
+	if err := addStartKeys(ctx, srv, readStartKeys(getenv, providers), log); err != nil {
 		st.Close()
 		return bridge.App{}, err
 	}

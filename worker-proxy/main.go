@@ -94,14 +94,14 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		h = slog.NewTextHandler(logs, opts)
 	}
 	log := slog.New(h)
-	if err := serve(ctx, cfg, log, stdout); err != nil {
+	if err := serve(ctx, cfg, getenv, log, stdout); err != nil {
 		log.Error("proxy stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) error {
+func serve(ctx context.Context, cfg Config, getenv func(string) string, log *slog.Logger, stdout io.Writer) error {
 	secureDataDir(cfg.DataDir, log)
 	adminKey, generated, err := resolveAdminKey(cfg)
 	if err != nil {
@@ -165,6 +165,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		Live: live,
 	}, st, providers)
 	if err != nil {
+		return err
+	}
+	if err := addStartKeys(ctx, srv, readStartKeys(getenv, providers), log); err != nil {
 		return err
 	}
 	// Loading the keys leaves garbage about the size of the pool (decoded

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keypool/keypool/worker-proxy/edge/folder"
 	"github.com/keypool/keypool/worker-proxy/internal/fakeupstream"
 )
 
@@ -18,7 +17,9 @@ import (
 // natively and for the bridge, and the same bridge answering without an
 // upstream (FLOOR=noop: Deno's server, the bridge and Go's wake-up, no
 // fetch). floor-ratio is the bridged floor against the native proxy: the
-// best ratio to native a Go relay on this bridge could reach.
+// best ratio to native a Go relay on this bridge could reach. The cold
+// start (median of coldStartRuns) and the resident memory after the load
+// of the edge build and the bridged floor are reported too.
 // Run: go test -run '^$' -bench EdgeFloor -benchtime 1x ./worker-proxy/edge/
 func BenchmarkEdgeFloor(b *testing.B) {
 	up, err := fakeupstream.Start(fakeupstream.Options{StreamChunks: 5})
@@ -41,24 +42,12 @@ func BenchmarkEdgeFloor(b *testing.B) {
 		b.Fatalf("native build: %v\n%s", err, msg)
 	}
 	build(floorBin)
-	// The floor's edge folder: the proxy's, with the floor as its wasm.
+	// The floor's edge folder: the proxy's, built by the same tool, with
+	// the floor as its wasm.
 	floorDir := filepath.Join(dir, "floor-edge")
-	if err := os.Mkdir(floorDir, 0o755); err != nil {
-		b.Fatal(err)
+	if msg, err := exec.Command("go", "run", "./build", "-package", "./testdata/floor", "-out", floorDir).CombinedOutput(); err != nil {
+		b.Fatalf("floor edge build: %v\n%s", err, msg)
 	}
-	for _, name := range folder.Files() {
-		if name == folder.Wasm {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(built(b), name))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(floorDir, name), data, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	build(filepath.Join(floorDir, folder.Wasm), "GOOS=js", "GOARCH=wasm")
 	with := func(k, v string) map[string]string {
 		m := map[string]string{k: v}
 		for k, v := range env {
@@ -76,16 +65,21 @@ func BenchmarkEdgeFloor(b *testing.B) {
 
 	native, _ := coldStart(b, nativeStarter(b, proxyBin, env))
 	nativeFloor, _ := coldStart(b, nativeStarter(b, floorBin, env))
-	edge, _ := coldStart(b, onDeno(filepath.Join(built(b), "main.js"), env))
-	floor, _ := coldStart(b, onDeno(filepath.Join(floorDir, "main.js"), env))
+	edge, edgeCold := coldStarts(b, coldStartRuns, onDeno(filepath.Join(built(b), "main.js"), env))
+	floor, floorCold := coldStarts(b, coldStartRuns, onDeno(filepath.Join(floorDir, "main.js"), env))
 	noop, _ := coldStart(b, onDeno(filepath.Join(floorDir, "main.js"), with("FLOOR", "noop")))
 	b.ResetTimer()
 	nPlain, nSSE, _ := relayCost(b, native)
 	nfPlain, nfSSE, _ := relayCost(b, nativeFloor)
-	ePlain, eSSE, _ := relayCost(b, edge)
-	fPlain, fSSE, _ := relayCost(b, floor)
+	ePlain, eSSE, eRSS := relayCost(b, edge)
+	fPlain, fSSE, fRSS := relayCost(b, floor)
 	zPlain, _, _ := relayCost(b, noop) // a noop answers the stream request with its JSON too
 	b.StopTimer()
+
+	b.ReportMetric(float64(edgeCold.Microseconds())/1000, "deno-cold-ms")
+	b.ReportMetric(float64(floorCold.Microseconds())/1000, "deno-floor-cold-ms")
+	b.ReportMetric(float64(eRSS)/(1<<20), "deno-rss-MB")
+	b.ReportMetric(float64(fRSS)/(1<<20), "deno-floor-rss-MB")
 
 	b.ReportMetric(nPlain, "native-cpu-ms/req")
 	b.ReportMetric(nfPlain, "native-floor-cpu-ms/req")

@@ -116,3 +116,35 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TestDenoStartKeys: with STORE=memory, keys given in OPENAI_KEYS serve
+// from the first request (no admin call, nothing kept anywhere else), and
+// the log shows them only masked.
+func TestDenoStartKeys(t *testing.T) {
+	up, err := fakeupstream.Start(fakeupstream.Options{Record: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Close)
+	const a, b = "sk-test-fake-edge-start-0001", "sk-test-fake-edge-start-0002"
+	env := upstreamEnv(up)
+	env["OPENAI_KEYS"] = a + "," + b
+	p := startDeno(t, env)
+	seen := map[string]bool{}
+	for range 4 {
+		r := p.do("POST", "/api/openai/chat/completions", chatBody, map[string]string{"Authorization": "Bearer " + clientToken})
+		if r.Status != http.StatusOK {
+			t.Fatalf("relay: %d %s", r.Status, r.Body)
+		}
+	}
+	for _, rec := range up.Requests() {
+		seen[rec.Key] = true
+	}
+	if !seen[a] || !seen[b] || len(seen) != 2 {
+		t.Fatalf("upstream saw %d keys (a %v, b %v), want the two start keys", len(seen), seen[a], seen[b])
+	}
+	logs := p.logs.String()
+	if strings.Contains(logs, a) || strings.Contains(logs, b) || !strings.Contains(logs, "keys added from the start list") {
+		t.Fatalf("log leaks a start key or does not say it added them:\n%s", logs)
+	}
+}

@@ -43,6 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "", "folder to write (created; files in it are replaced)")
 	goCmd := fs.String("go", "go", "the go command to build with")
 	namespace := fs.String("kv-namespace-id", "", "Cloudflare KV namespace id to write into wrangler.toml (default: a placeholder)")
+	pkg := fs.String("package", Package, "the main package to compile as "+folder.Wasm+" (another program behind the same bridge, for measurements)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -50,7 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: go run ./worker-proxy/edge/build -out DIR [-kv-namespace-id ID]")
 		return 2
 	}
-	if err := Build(ctx, *goCmd, *out, *namespace, stderr); err != nil {
+	if err := Build(ctx, *goCmd, *pkg, *out, *namespace, stderr); err != nil {
 		fmt.Fprintln(stderr, "edge build:", err)
 		return 1
 	}
@@ -63,9 +64,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// Build writes the edge folder into dir. Warnings (the build went on, but
-// not as intended) go to warn.
-func Build(ctx context.Context, goCmd, dir, namespaceID string, warn io.Writer) error {
+// Build writes the edge folder into dir, with the main package pkg
+// (normally Package) as its wasm. Warnings (the build went on, but not as
+// intended) go to warn.
+func Build(ctx context.Context, goCmd, pkg, dir, namespaceID string, warn io.Writer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -97,7 +99,7 @@ func Build(ctx context.Context, goCmd, dir, namespaceID string, warn io.Writer) 
 	} else {
 		args = append(args, "-overlay", overlay)
 	}
-	args = append(args, "-o", filepath.Join(dir, folder.Wasm), Package)
+	args = append(args, "-o", filepath.Join(dir, folder.Wasm), pkg)
 	cmd := exec.CommandContext(ctx, goCmd, args...)
 	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm", "CGO_ENABLED=0")
 	var msg bytes.Buffer
