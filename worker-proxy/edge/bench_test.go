@@ -79,13 +79,27 @@ func load(tb testing.TB, t target, n, conc int, body string) time.Duration {
 	return cpu1 - cpu0
 }
 
+// benchKey is the one key of the benchmarks' proxies.
+const benchKey = "sk-test-fake-bench-0001"
+
+// withStartKey is env with benchKey given at start (OPENAI_KEYS).
+func withStartKey(env map[string]string) map[string]string {
+	m := map[string]string{"OPENAI_KEYS": benchKey}
+	for k, v := range env {
+		m[k] = v
+	}
+	return m
+}
+
 // coldStart starts a proxy with start() and times process start → first
-// relayed 200 (the key added through the admin API on the way).
-func coldStart(tb testing.TB, start func() (target, time.Time)) (target, time.Duration) {
+// relayed 200. viaAdmin: the key is added through the admin API on the
+// way (a proxy whose store starts empty); otherwise the proxy has it at
+// start (OPENAI_KEYS, withStartKey).
+func coldStart(tb testing.TB, start func() (target, time.Time), viaAdmin bool) (target, time.Duration) {
 	tb.Helper()
 	t, began := start()
-	for {
-		req, _ := http.NewRequest("POST", t.url+"/admin/keys", strings.NewReader(`{"provider":"openai","apiKey":"sk-test-fake-bench-0001"}`))
+	for viaAdmin {
+		req, _ := http.NewRequest("POST", t.url+"/admin/keys", strings.NewReader(`{"provider":"openai","apiKey":"`+benchKey+`"}`))
 		req.Header.Set("X-Admin-Key", adminKey)
 		if res, err := http.DefaultClient.Do(req); err == nil {
 			res.Body.Close()
@@ -105,7 +119,7 @@ const coldStartRuns = 5
 
 // coldStarts starts a proxy n times, each after the previous one was
 // stopped, and returns the last one and the median cold start.
-func coldStarts(tb testing.TB, n int, start func() (target, time.Time)) (target, time.Duration) {
+func coldStarts(tb testing.TB, n int, start func() (target, time.Time), viaAdmin bool) (target, time.Duration) {
 	tb.Helper()
 	var t target
 	var ds []time.Duration
@@ -114,7 +128,7 @@ func coldStarts(tb testing.TB, n int, start func() (target, time.Time)) (target,
 			syscall.Kill(t.pid, syscall.SIGKILL) // the harness's cleanup reaps it
 		}
 		var d time.Duration
-		t, d = coldStart(tb, start)
+		t, d = coldStart(tb, start, viaAdmin)
 		ds = append(ds, d)
 	}
 	slices.Sort(ds)
@@ -176,7 +190,9 @@ func relayCost(b *testing.B, t target) (plain, stream float64, rss int64) {
 // BenchmarkEdgeVsNative measures the edge build under Deno against the
 // native binary in one run, on the same fake upstream: cold start
 // (process start → first relayed 200, the median of coldStartRuns starts
-// of the same build), proxy CPU per relayed request
+// of the same build; the key given at start in OPENAI_KEYS, and, as
+// *-cold-admin-ms, added through the admin API first), proxy CPU per
+// relayed request
 // (plain JSON and SSE), resident memory after the load, and the wasm's
 // gzip size; and the same for a bare relay in plain JavaScript on Deno
 // (testdata/bare_relay.js), the floor of any proxy there. Run: go test -run '^$' -bench EdgeVsNative -benchtime 1x
@@ -193,11 +209,13 @@ func BenchmarkEdgeVsNative(b *testing.B) {
 	}
 	env := upstreamEnv(up)
 	env["LOG_LEVEL"] = "warn"
-	startNative := nativeStarter(b, bin, env)
-	startEdge := func() (target, time.Time) {
-		began := time.Now()
-		p := startDeno(b, env)
-		return target{p.URL, p.cmd.Process.Pid}, began
+	keyed := withStartKey(env)
+	startEdge := func(env map[string]string) func() (target, time.Time) {
+		return func() (target, time.Time) {
+			began := time.Now()
+			p := startDeno(b, env)
+			return target{p.URL, p.cmd.Process.Pid}, began
+		}
 	}
 	// Deno's own floor: a relay in plain JavaScript (testdata/bare_relay.js).
 	startBare := func() (target, time.Time) {
@@ -206,9 +224,11 @@ func BenchmarkEdgeVsNative(b *testing.B) {
 		return target{p.URL, p.cmd.Process.Pid}, began
 	}
 
-	native, nativeCold := coldStarts(b, coldStartRuns, startNative)
-	deno, denoCold := coldStarts(b, coldStartRuns, startEdge)
-	bare, bareCold := coldStarts(b, coldStartRuns, startBare)
+	_, nativeAdminCold := coldStarts(b, coldStartRuns, nativeStarter(b, bin, env), true)
+	_, denoAdminCold := coldStarts(b, coldStartRuns, startEdge(env), true)
+	native, nativeCold := coldStarts(b, coldStartRuns, nativeStarter(b, bin, keyed), false)
+	deno, denoCold := coldStarts(b, coldStartRuns, startEdge(keyed), false)
+	bare, bareCold := coldStarts(b, coldStartRuns, startBare, false)
 	b.ResetTimer()
 	nPlain, nSSE, nRSS := relayCost(b, native)
 	dPlain, dSSE, dRSS := relayCost(b, deno)
@@ -226,6 +246,8 @@ func BenchmarkEdgeVsNative(b *testing.B) {
 
 	b.ReportMetric(float64(nativeCold.Microseconds())/1000, "native-cold-ms")
 	b.ReportMetric(float64(denoCold.Microseconds())/1000, "deno-cold-ms")
+	b.ReportMetric(float64(nativeAdminCold.Microseconds())/1000, "native-cold-admin-ms")
+	b.ReportMetric(float64(denoAdminCold.Microseconds())/1000, "deno-cold-admin-ms")
 	b.ReportMetric(nPlain, "native-cpu-ms/req")
 	b.ReportMetric(dPlain, "deno-cpu-ms/req")
 	b.ReportMetric(dPlain/nPlain, "cpu-ratio-plain")

@@ -63,11 +63,12 @@ func BenchmarkEdgeFloor(b *testing.B) {
 		}
 	}
 
-	native, _ := coldStart(b, nativeStarter(b, proxyBin, env))
-	nativeFloor, _ := coldStart(b, nativeStarter(b, floorBin, env))
-	edge, edgeCold := coldStarts(b, coldStartRuns, onDeno(filepath.Join(built(b), "main.js"), env))
-	floor, floorCold := coldStarts(b, coldStartRuns, onDeno(filepath.Join(floorDir, "main.js"), env))
-	noop, _ := coldStart(b, onDeno(filepath.Join(floorDir, "main.js"), with("FLOOR", "noop")))
+	keyed := withStartKey(env)
+	native, _ := coldStart(b, nativeStarter(b, proxyBin, keyed), false)
+	nativeFloor, _ := coldStart(b, nativeStarter(b, floorBin, env), false)
+	edge, edgeCold := coldStarts(b, coldStartRuns, onDeno(filepath.Join(built(b), "main.js"), keyed), false)
+	floor, floorCold := coldStarts(b, coldStartRuns, onDeno(filepath.Join(floorDir, "main.js"), env), false)
+	noop, _ := coldStart(b, onDeno(filepath.Join(floorDir, "main.js"), with("FLOOR", "noop")), false)
 	b.ResetTimer()
 	nPlain, nSSE, _ := relayCost(b, native)
 	nfPlain, nfSSE, _ := relayCost(b, nativeFloor)

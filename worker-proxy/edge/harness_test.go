@@ -121,8 +121,15 @@ func startDeno(t testing.TB, env map[string]string) *instance {
 // "listening on" line.
 func startDenoScript(t testing.TB, script string, env map[string]string) *instance {
 	t.Helper()
+	return startDenoWith(t, []string{"--allow-all"}, script, env)
+}
+
+// startDenoWith is startDenoScript with these permission flags instead of
+// --allow-all.
+func startDenoWith(t testing.TB, flags []string, script string, env map[string]string) *instance {
+	t.Helper()
 	deno := denoPath(t)
-	cmd := exec.Command(deno, "run", "--allow-all", script)
+	cmd := exec.Command(deno, append(append([]string{"run"}, flags...), script)...)
 	cmd.Env = []string{"HOME=" + t.TempDir(), "DENO_DIR=" + filepath.Join(os.TempDir(), "keypool-edge-deno-cache"), "NO_COLOR=1",
 		"PORT=0", "HOST=127.0.0.1", "ADMIN_KEY=" + adminKey, "LOG_FLUSH_INTERVAL=0"}
 	for k, v := range env {

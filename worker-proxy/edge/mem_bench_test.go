@@ -132,7 +132,7 @@ func BenchmarkEdgeMemory(b *testing.B) {
 			began := time.Now()
 			p = startDenoScript(b, wrapper, env)
 			return target{p.URL, p.cmd.Process.Pid}, began
-		})
+		}, true)
 		idle := sampleMem(b, p)
 		load(b, t, 200, conc, chatBody)
 		var cpu time.Duration

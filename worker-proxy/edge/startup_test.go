@@ -77,8 +77,9 @@ func TestDenoEarlyRequestWaitsForKeys(t *testing.T) {
 	}
 }
 
-// TestDenoWithoutSourceImport: on a Deno that cannot load wasm_module.js
-// (no `import source`), main.js reads and compiles keypool.wasm itself.
+// TestDenoWithoutSourceImport: main.js reads and compiles keypool.wasm
+// itself where it may read files, so a Deno that cannot load
+// wasm_module.js (no `import source`, before 2.6) serves too.
 func TestDenoWithoutSourceImport(t *testing.T) {
 	up, err := fakeupstream.Start(fakeupstream.Options{})
 	if err != nil {
@@ -104,6 +105,25 @@ func TestDenoWithoutSourceImport(t *testing.T) {
 	p.addKey("openai", "sk-test-fake-edge-nosrc-0001")
 	if r := p.do("POST", "/api/openai/chat/completions", chatBody, bearer()); r.Status != 200 {
 		t.Fatalf("relay: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestDenoWithoutReadPermission: without read permission main.js raises
+// no prompt and compiles keypool.wasm through wasm_module.js (a
+// source-phase import, which needs none).
+func TestDenoWithoutReadPermission(t *testing.T) {
+	up, err := fakeupstream.Start(fakeupstream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Close)
+	p := startDenoWith(t, []string{"--allow-net", "--allow-env"}, filepath.Join(built(t), "main.js"), upstreamEnv(up))
+	p.addKey("openai", "sk-test-fake-edge-noread-0001")
+	if r := p.do("POST", "/api/openai/chat/completions", chatBody, bearer()); r.Status != 200 {
+		t.Fatalf("relay: %d %s", r.Status, r.Body)
+	}
+	if logs := p.logs.String(); strings.Contains(logs, "Requires read access") || strings.Contains(logs, "PermissionDenied") {
+		t.Fatalf("a read was attempted without permission:\n%s", logs)
 	}
 }
 
