@@ -108,7 +108,7 @@ func (d *deployer) edgeReport() {
 			line("   or create one (npx wrangler kv namespace create keypool) and put its id into wrangler.toml.")
 		}
 		line("2. npx wrangler secret put ADMIN_KEY        (required on the edge; generate one: openssl rand -hex 32)")
-		line("   npx wrangler secret put CLIENT_TOKENS    (optional, likewise ENCRYPTION_KEY)")
+		line("   npx wrangler secret put CLIENT_TOKENS    (optional, likewise ENCRYPTION_KEY and OPENAI_KEYS, GEMINI_KEYS, ...)")
 		line("3. npx wrangler deploy")
 		line("   It prints the worker's URL: the dashboard's proxy URL. Set ALLOWED_ORIGINS in wrangler.toml [vars]")
 		line("   to the dashboard's origin.")
@@ -129,7 +129,8 @@ func (d *deployer) edgeReport() {
 		line("   (listens on PORT, default 8080; SIGTERM flushes the counters before it exits; the V8 flag caps the")
 		line("   young generation: about 150 MiB instead of 190 under load, worker-proxy/edge/README.md, Memory).")
 	}
-	line("Without STORE=cfkv an edge instance keeps its keys in memory only: lost on every restart.")
+	line("Without STORE=cfkv an edge instance keeps its keys in memory only: lost on every restart. Keys given in")
+	line("OPENAI_KEYS, GEMINI_KEYS, ANTHROPIC_KEYS (comma-separated, as secrets) are loaded at every start instead.")
 	fmt.Fprint(d.out, b.String())
 }
 
