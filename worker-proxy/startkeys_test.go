@@ -1,12 +1,17 @@
 package main
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/keypool/keypool/worker-proxy/adminapi"
+	"github.com/keypool/keypool/worker-proxy/internal/redistest"
 	"github.com/keypool/keypool/worker-proxy/provider"
 )
 
@@ -84,5 +89,45 @@ func TestStartKeysFromEnvironment(t *testing.T) {
 	out := startFails(t, t.TempDir(), "OPENAI_KEYS="+a+",sk-test-fake-bad\x7fkey-01")
 	if !strings.Contains(out, "OPENAI_KEYS") || !strings.Contains(out, "key #2 of 2") || strings.Contains(out, "sk-test-fake") {
 		t.Fatalf("invalid start key: output %q; want OPENAI_KEYS and key #2 of 2 named, no key", out)
+	}
+}
+
+// Two proxies start at the same moment on one Redis with overlapping start
+// keys: Redis holds each secret once, under its fingerprint id, and both
+// proxies see all of them.
+func TestStartKeysTwoInstancesOnRedis(t *testing.T) {
+	const a, b, c = "sk-test-fake-redis-start-01", "sk-test-fake-redis-start-02", "sk-test-fake-redis-start-03"
+	f := startRedis(t, redistest.Options{}, nil)
+	envs := []map[string]string{
+		{"OPENAI_KEYS": a + "," + b},
+		{"OPENAI_KEYS": b + "," + c + "," + a},
+	}
+	ps := make([]*proxy, len(envs))
+	var wg sync.WaitGroup
+	for i, extra := range envs {
+		env := maps.Clone(f.env)
+		maps.Copy(env, extra)
+		wg.Go(func() { ps[i] = startProxy(t, env) })
+	}
+	wg.Wait()
+	for i, p := range ps {
+		var ids []string
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			ids = ids[:0]
+			for _, k := range providerStatusOf(t, p, "openai").Keys {
+				ids = append(ids, k.ID)
+			}
+			if len(ids) >= 3 || time.Now().After(deadline) {
+				break
+			}
+		}
+		slices.Sort(ids)
+		if len(ids) != 3 || ids[0] == ids[1] || ids[1] == ids[2] || !strings.HasPrefix(ids[0], "key_env_") {
+			t.Fatalf("proxy %d sees keys %v; want the 3 start keys once each", i, ids)
+		}
+	}
+	// A third proxy, with no start keys, loads what Redis holds.
+	if n := len(providerStatusOf(t, startProxy(t, f.env), "openai").Keys); n != 3 {
+		t.Fatalf("Redis holds %d openai keys, want 3", n)
 	}
 }
