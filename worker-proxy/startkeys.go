@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/keypool/keypool/worker-proxy/adminapi"
 	"github.com/keypool/keypool/worker-proxy/pool"
 	"github.com/keypool/keypool/worker-proxy/provider"
 	"github.com/keypool/keypool/worker-proxy/server"
@@ -21,17 +22,12 @@ type startKeys struct {
 	secrets            []string
 }
 
-// keysVariable names the variable that holds a provider's start keys.
-func keysVariable(name string) string {
-	return strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_KEYS"
-}
-
 // readStartKeys returns the start keys of every provider in reg that has
 // some, in reg's order.
 func readStartKeys(getenv func(string) string, reg *provider.Registry) []startKeys {
 	var out []startKeys
 	for _, name := range reg.Names() {
-		v := keysVariable(name)
+		v := adminapi.StartKeysVariable(name)
 		secrets := strings.FieldsFunc(getenv(v), func(r rune) bool {
 			return r == ',' || r == ';' || r == ' ' || r == '\t' || r == '\n' || r == '\r'
 		})

@@ -34,12 +34,12 @@ func TestReadStartKeys(t *testing.T) {
 		t.Fatalf("got %+v, want %v", got, want)
 	}
 	for _, sk := range got {
-		if strings.Join(sk.secrets, "|") != strings.Join(want[sk.provider], "|") || sk.variable != keysVariable(sk.provider) {
+		if strings.Join(sk.secrets, "|") != strings.Join(want[sk.provider], "|") || sk.variable != adminapi.StartKeysVariable(sk.provider) {
 			t.Errorf("%s (%s): %q, want %q", sk.provider, sk.variable, sk.secrets, want[sk.provider])
 		}
 	}
-	if v := keysVariable("my-llm"); v != "MY_LLM_KEYS" {
-		t.Errorf("keysVariable(my-llm) = %s", v)
+	if v := adminapi.StartKeysVariable("my-llm"); v != "MY_LLM_KEYS" {
+		t.Errorf("StartKeysVariable(my-llm) = %s", v)
 	}
 }
 
@@ -122,7 +122,7 @@ func TestStartKeysTwoInstancesOnRedis(t *testing.T) {
 			}
 		}
 		slices.Sort(ids)
-		if len(ids) != 3 || ids[0] == ids[1] || ids[1] == ids[2] || !strings.HasPrefix(ids[0], "key_env_") {
+		if len(ids) != 3 || ids[0] == ids[1] || ids[1] == ids[2] || !adminapi.IsStartKey(ids[0]) {
 			t.Fatalf("proxy %d sees keys %v; want the 3 start keys once each", i, ids)
 		}
 	}

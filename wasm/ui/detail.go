@@ -232,7 +232,7 @@ func (d *Dashboard) renderDetail() app.UI {
 			}, on("detail-edit", id)),
 			app.Span().Class("spacer"),
 			app.If(d.detailAsk, func() app.UI {
-				return d.confirm(d.t("act.deleteConfirm"), "detail-del-yes-"+id, "detail-del-no-"+id, func(ctx app.Context, e app.Event) {
+				return d.confirm(d.deleteQuestion(k), "detail-del-yes-"+id, "detail-del-no-"+id, func(ctx app.Context, e app.Event) {
 					d.detailAsk, d.detailID = false, ""
 					d.doDelete(id, k.MaskedKey)(ctx, e)
 				}, func(ctx app.Context, e app.Event) {
@@ -309,4 +309,13 @@ func fmtInt[N ~int | ~int64](n N) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// deleteQuestion asks before k is deleted; for a key given at start it
+// says that the key comes back at the next start.
+func (d *Dashboard) deleteQuestion(k adminapi.KeyStatus) string {
+	if adminapi.IsStartKey(k.ID) {
+		return d.t("act.deleteStartKey", adminapi.StartKeysVariable(k.Provider))
+	}
+	return d.t("act.deleteConfirm")
 }

@@ -98,6 +98,7 @@ var messages = map[string][2]string{
 	"act.delete":            {"Delete", "删除"},
 	"act.test":              {"Test", "检测"},
 	"act.deleteConfirm":     {"Delete this key?", "确定删除此密钥？"},
+	"act.deleteStartKey":    {"Delete this key? It is given in %s and comes back at the next start.", "确定删除此密钥？它由 %s 给出，下次启动时会回来。"},
 	"act.deleted":           {"Key %s deleted.", "已删除密钥 %s。"},
 	"act.updated":           {"Key %s updated.", "已更新密钥 %s。"},
 	"act.testing":           {"Testing…", "检测中…"},

@@ -344,7 +344,7 @@ func (d *Dashboard) keyRow(k adminapi.KeyStatus) app.UI {
 		app.Td().Class("tags").DataSet("label", d.t("col.tags")).Body(app.Range(k.Tags).Slice(func(i int) app.UI { return app.Span().Class("tag").Text(k.Tags[i]) })),
 		app.Td().Class("actions").Body(
 			app.If(d.delAsk == id, func() app.UI {
-				return d.confirm(d.t("act.deleteConfirm"), "del-yes-"+id, "del-no-"+id, d.doDelete(id, k.MaskedKey), func(ctx app.Context, e app.Event) {
+				return d.confirm(d.deleteQuestion(k), "del-yes-"+id, "del-no-"+id, d.doDelete(id, k.MaskedKey), func(ctx app.Context, e app.Event) {
 					d.delAsk = ""
 					d.focus(ctx, "del-"+id)
 				})

@@ -28,6 +28,13 @@ const (
 
 func startServer(t *testing.T, origins ...string) *httptest.Server {
 	t.Helper()
+	ts, _ := startProxyServer(t, origins...)
+	return ts
+}
+
+// startProxyServer is startServer that also returns the proxy's Server.
+func startProxyServer(t *testing.T, origins ...string) (*httptest.Server, *server.Server) {
+	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "keypool.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +50,7 @@ func startServer(t *testing.T, origins ...string) *httptest.Server {
 	}
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
-	return ts
+	return ts, s
 }
 
 // probe mounts a Dashboard in go-app's test engine and keeps the Context
@@ -534,5 +541,47 @@ func TestFormMessages(t *testing.T) {
 	h.d.edit.Weight = "5000"
 	if _, err := h.d.UpdateRequest(); err == nil || err.Error() != "Weight must be between 0 and 1000." {
 		t.Errorf("weight 5000: %v", err)
+	}
+}
+
+// Deleting a key given at start (OPENAI_KEYS) asks with a warning that it
+// comes back at the next start, in the table and in the drawer; other keys
+// get the plain question.
+func TestDeleteAsksAboutStartKeys(t *testing.T) {
+	ts, srv := startProxyServer(t)
+	if _, err := srv.SeedKeys(t.Context(), "openai", []string{"sk-dashboard-start-key-0000001"}); err != nil {
+		t.Fatal(err)
+	}
+	c := adminclient.New(ts.URL, adminKey)
+	if _, err := c.AddKey(t.Context(), adminapi.AddKeyRequest{Provider: "openai", APIKey: "sk-dashboard-plain-key-0000001"}); err != nil {
+		t.Fatal(err)
+	}
+	h := mount(t, &Dashboard{})
+	h.connect(ts.URL, adminKey)
+	h.d.tab = TabKeys
+	h.do(h.d.refresh)
+	st, err := c.ProviderStatus(t.Context(), "openai")
+	if err != nil || len(st.Keys) != 2 {
+		t.Fatalf("keys: %v %+v", err, st)
+	}
+	for _, k := range st.Keys {
+		start := adminapi.IsStartKey(k.ID)
+		h.do(func(ctx app.Context) { h.d.delAsk = k.ID })
+		html := h.html()
+		if got := strings.Contains(html, "It is given in OPENAI_KEYS and comes back at the next start."); got != start {
+			t.Errorf("row %s (start key %v): warning shown %v", k.ID, start, got)
+		}
+		h.do(func(ctx app.Context) { h.d.delAsk = ""; h.d.detailID, h.d.detailAsk = k.ID, true })
+		if got := strings.Contains(h.html(), "comes back at the next start"); got != start {
+			t.Errorf("drawer %s (start key %v): warning shown %v", k.ID, start, got)
+		}
+		h.do(func(ctx app.Context) { h.d.detailID, h.d.detailAsk = "", false })
+	}
+	h.d.lang = LangZH
+	for _, k := range st.Keys {
+		if adminapi.IsStartKey(k.ID) {
+			h.do(func(ctx app.Context) { h.d.delAsk = k.ID })
+			h.contains("它由 OPENAI_KEYS 给出，下次启动时会回来。")
+		}
 	}
 }

@@ -29,7 +29,7 @@ const seedAttempts = 3
 //
 // Several instances may start at once with the same list on a shared
 // store: a seeded key's id comes from its secret's fingerprint
-// (key_env_…), so two instances that write it write the same key, not two
+// (adminapi.StartKeyIDPrefix…), so two instances that write it write the same key, not two
 // copies; one that finds it written meanwhile syncs and counts it
 // present. An invalid secret fails the call (an error matching
 // pool.ErrInvalid that names its position, never the secret) before
@@ -53,7 +53,9 @@ func (s *Server) SeedKeys(ctx context.Context, provider string, secrets []string
 
 // seededID is the id of a key added by SeedKeys: the same for a secret on
 // every instance.
-func seededID(secret string) string { return "key_env_" + store.Fingerprint(secret)[:16] }
+func seededID(secret string) string {
+	return adminapi.StartKeyIDPrefix + store.Fingerprint(secret)[:16]
+}
 
 func (s *Server) seedOnce(ctx context.Context, provider string, secrets []string) (Seeded, error) {
 	var res Seeded
