@@ -246,6 +246,11 @@ func BenchmarkEdgeVsNative(b *testing.B) {
 
 	b.ReportMetric(float64(nativeCold.Microseconds())/1000, "native-cold-ms")
 	b.ReportMetric(float64(denoCold.Microseconds())/1000, "deno-cold-ms")
+	// Machines differ threefold in start-up speed (first-touched memory
+	// above all): the ratios to the same run's baselines compare across
+	// runs where the milliseconds cannot.
+	b.ReportMetric(float64(denoCold)/float64(nativeCold), "cold-ratio-native")
+	b.ReportMetric(float64(denoCold)/float64(bareCold), "cold-ratio-bare")
 	b.ReportMetric(float64(nativeAdminCold.Microseconds())/1000, "native-cold-admin-ms")
 	b.ReportMetric(float64(denoAdminCold.Microseconds())/1000, "deno-cold-admin-ms")
 	b.ReportMetric(nPlain, "native-cpu-ms/req")
