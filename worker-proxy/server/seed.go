@@ -29,17 +29,12 @@ const seedAttempts = 3
 //
 // Several instances may start at once with the same list on a shared
 // store: a seeded key's id comes from its secret's fingerprint
-// (adminapi.StartKeyIDPrefix…), so two instances that write it write the same key, not two
-// copies; one that finds it written meanwhile syncs and counts it
-// present. An invalid secret fails the call (an error matching
+// (adminapi.StartKeyIDPrefix…), so two instances that write it write the
+// same key, not two copies; one that finds it written meanwhile syncs and
+// counts it present. An invalid secret fails the call (an error matching
 // pool.ErrInvalid that names its position, never the secret) before
 // anything is written.
 func (s *Server) SeedKeys(ctx context.Context, provider string, secrets []string) (Seeded, error) {
-	for i, secret := range secrets {
-		if _, err := s.newKey(provider, secret, nil, nil, nil, nil, nil, nil); err != nil {
-			return Seeded{}, fmt.Errorf("%w: key #%d of %d: %s", pool.ErrInvalid, i+1, len(secrets), errorText(err))
-		}
-	}
 	for attempt := 1; ; attempt++ {
 		res, err := s.seedOnce(ctx, provider, secrets)
 		if !errors.Is(err, store.ErrConflict) || attempt == seedAttempts {
@@ -61,7 +56,12 @@ func (s *Server) seedOnce(ctx context.Context, provider string, secrets []string
 	var res Seeded
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
-	_, keys := s.newBulkAdder(adminapi.BulkAddRequest{Provider: provider}).prepare(0, secrets)
+	results, keys := s.newBulkAdder(adminapi.BulkAddRequest{Provider: provider}).prepare(0, secrets)
+	for _, r := range results {
+		if r.Status == adminapi.BulkInvalid {
+			return res, fmt.Errorf("%w: key #%d of %d: %s", pool.ErrInvalid, r.Index+1, len(secrets), r.Error)
+		}
+	}
 	res.Present = len(secrets) - len(keys)
 	for i := range keys {
 		keys[i].ID = seededID(keys[i].Secret)
