@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -82,13 +83,34 @@ func load(tb testing.TB, t target, n, conc int, body string) time.Duration {
 // benchKey is the one key of the benchmarks' proxies.
 const benchKey = "sk-test-fake-bench-0001"
 
+// withEnv is a copy of env with k set to v.
+func withEnv(env map[string]string, k, v string) map[string]string {
+	m := maps.Clone(env)
+	m[k] = v
+	return m
+}
+
 // withStartKey is env with benchKey given at start (OPENAI_KEYS).
 func withStartKey(env map[string]string) map[string]string {
-	m := map[string]string{"OPENAI_KEYS": benchKey}
-	for k, v := range env {
-		m[k] = v
+	return withEnv(env, "OPENAI_KEYS", benchKey)
+}
+
+// buildNative builds the proxy's binary into a temp dir.
+func buildNative(b *testing.B) string {
+	bin := filepath.Join(b.TempDir(), "worker-proxy")
+	if out, err := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/keypool/keypool/worker-proxy").CombinedOutput(); err != nil {
+		b.Fatalf("native build: %v\n%s", err, out)
 	}
-	return m
+	return bin
+}
+
+// denoStarter returns a function that starts script under Deno with env.
+func denoStarter(b *testing.B, script string, env map[string]string) func() (target, time.Time) {
+	return func() (target, time.Time) {
+		began := time.Now()
+		p := startDenoScript(b, script, env)
+		return target{p.URL, p.cmd.Process.Pid}, began
+	}
 }
 
 // coldStart starts a proxy with start() and times process start → first
@@ -192,43 +214,28 @@ func relayCost(b *testing.B, t target) (plain, stream float64, rss int64) {
 // (process start → first relayed 200, the median of coldStartRuns starts
 // of the same build; the key given at start in OPENAI_KEYS, and, as
 // *-cold-admin-ms, added through the admin API first), proxy CPU per
-// relayed request
-// (plain JSON and SSE), resident memory after the load, and the wasm's
-// gzip size; and the same for a bare relay in plain JavaScript on Deno
-// (testdata/bare_relay.js), the floor of any proxy there. Run: go test -run '^$' -bench EdgeVsNative -benchtime 1x
-// ./worker-proxy/edge/
+// relayed request (plain JSON and SSE), resident memory after the load,
+// and the wasm's gzip size; and the same for a bare relay in plain
+// JavaScript on Deno (testdata/bare_relay.js), the floor of any proxy
+// there. Run: go test -run '^$' -bench EdgeVsNative -benchtime 1x ./worker-proxy/edge/
 func BenchmarkEdgeVsNative(b *testing.B) {
 	up, err := fakeupstream.Start(fakeupstream.Options{StreamChunks: 5})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer up.Close()
-	bin := filepath.Join(b.TempDir(), "worker-proxy")
-	if out, err := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/keypool/keypool/worker-proxy").CombinedOutput(); err != nil {
-		b.Fatalf("native build: %v\n%s", err, out)
-	}
+	bin := buildNative(b)
 	env := upstreamEnv(up)
 	env["LOG_LEVEL"] = "warn"
 	keyed := withStartKey(env)
-	startEdge := func(env map[string]string) func() (target, time.Time) {
-		return func() (target, time.Time) {
-			began := time.Now()
-			p := startDeno(b, env)
-			return target{p.URL, p.cmd.Process.Pid}, began
-		}
-	}
-	// Deno's own floor: a relay in plain JavaScript (testdata/bare_relay.js).
-	startBare := func() (target, time.Time) {
-		began := time.Now()
-		p := startDenoScript(b, filepath.Join("testdata", "bare_relay.js"), env)
-		return target{p.URL, p.cmd.Process.Pid}, began
-	}
+	edgeMain := filepath.Join(built(b), "main.js")
 
 	_, nativeAdminCold := coldStarts(b, coldStartRuns, nativeStarter(b, bin, env), true)
-	_, denoAdminCold := coldStarts(b, coldStartRuns, startEdge(env), true)
+	_, denoAdminCold := coldStarts(b, coldStartRuns, denoStarter(b, edgeMain, env), true)
 	native, nativeCold := coldStarts(b, coldStartRuns, nativeStarter(b, bin, keyed), false)
-	deno, denoCold := coldStarts(b, coldStartRuns, startEdge(keyed), false)
-	bare, bareCold := coldStarts(b, coldStartRuns, startBare, false)
+	deno, denoCold := coldStarts(b, coldStartRuns, denoStarter(b, edgeMain, keyed), false)
+	// Deno's own floor: a relay in plain JavaScript.
+	bare, bareCold := coldStarts(b, coldStartRuns, denoStarter(b, filepath.Join("testdata", "bare_relay.js"), env), false)
 	b.ResetTimer()
 	nPlain, nSSE, nRSS := relayCost(b, native)
 	dPlain, dSSE, dRSS := relayCost(b, deno)

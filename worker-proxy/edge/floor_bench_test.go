@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/keypool/keypool/worker-proxy/internal/fakeupstream"
 )
@@ -37,10 +36,7 @@ func BenchmarkEdgeFloor(b *testing.B) {
 			b.Fatalf("floor build %v: %v\n%s", goEnv, err, msg)
 		}
 	}
-	proxyBin, floorBin := filepath.Join(dir, "worker-proxy"), filepath.Join(dir, "floor")
-	if msg, err := exec.Command("go", "build", "-trimpath", "-o", proxyBin, "github.com/keypool/keypool/worker-proxy").CombinedOutput(); err != nil {
-		b.Fatalf("native build: %v\n%s", err, msg)
-	}
+	proxyBin, floorBin := buildNative(b), filepath.Join(dir, "floor")
 	build(floorBin)
 	// The floor's edge folder: the proxy's, built by the same tool, with
 	// the floor as its wasm.
@@ -48,27 +44,12 @@ func BenchmarkEdgeFloor(b *testing.B) {
 	if msg, err := exec.Command("go", "run", "./build", "-package", "./testdata/floor", "-out", floorDir).CombinedOutput(); err != nil {
 		b.Fatalf("floor edge build: %v\n%s", err, msg)
 	}
-	with := func(k, v string) map[string]string {
-		m := map[string]string{k: v}
-		for k, v := range env {
-			m[k] = v
-		}
-		return m
-	}
-	onDeno := func(script string, env map[string]string) func() (target, time.Time) {
-		return func() (target, time.Time) {
-			began := time.Now()
-			p := startDenoScript(b, script, env)
-			return target{p.URL, p.cmd.Process.Pid}, began
-		}
-	}
-
 	keyed := withStartKey(env)
 	native, _ := coldStart(b, nativeStarter(b, proxyBin, keyed), false)
 	nativeFloor, _ := coldStart(b, nativeStarter(b, floorBin, env), false)
-	edge, edgeCold := coldStarts(b, coldStartRuns, onDeno(filepath.Join(built(b), "main.js"), keyed), false)
-	floor, floorCold := coldStarts(b, coldStartRuns, onDeno(filepath.Join(floorDir, "main.js"), env), false)
-	noop, _ := coldStart(b, onDeno(filepath.Join(floorDir, "main.js"), with("FLOOR", "noop")), false)
+	edge, edgeCold := coldStarts(b, coldStartRuns, denoStarter(b, filepath.Join(built(b), "main.js"), keyed), false)
+	floor, floorCold := coldStarts(b, coldStartRuns, denoStarter(b, filepath.Join(floorDir, "main.js"), env), false)
+	noop, _ := coldStart(b, denoStarter(b, filepath.Join(floorDir, "main.js"), withEnv(env, "FLOOR", "noop")), false)
 	b.ResetTimer()
 	nPlain, nSSE, _ := relayCost(b, native)
 	nfPlain, nfSSE, _ := relayCost(b, nativeFloor)
